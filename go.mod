@@ -1,0 +1,3 @@
+module github.com/cpuwhy/cpuwhy
+
+go 1.26.8
