@@ -1,0 +1,55 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRoot is where the host's proc filesystem is mounted.
+const DefaultRoot = "/proc"
+
+// ErrGone matches errors about a process or thread that no longer exists
+// (it exited, or never did).
+var ErrGone = errors.New("no such process")
+
+// FS is a proc filesystem rooted at Root. The zero value reads /proc.
+type FS struct {
+	Root string
+}
+
+func (f FS) root() string {
+	if f.Root == "" {
+		return DefaultRoot
+	}
+	return f.Root
+}
+
+// Path joins elements below the root: Path("1", "status") is /proc/1/status.
+func (f FS) Path(elem ...string) string {
+	return filepath.Join(append([]string{f.root()}, elem...)...)
+}
+
+// PIDPath is Path for a file of one process.
+func (f FS) PIDPath(pid int, elem ...string) string {
+	return f.Path(append([]string{strconv.Itoa(pid)}, elem...)...)
+}
+
+// TaskPath is Path for a file of one thread.
+func (f FS) TaskPath(pid, tid int, elem ...string) string {
+	return f.Path(append([]string{strconv.Itoa(pid), "task", strconv.Itoa(tid)}, elem...)...)
+}
+
+// gone maps the errors the kernel gives for a vanished task onto ErrGone:
+// ENOENT when the directory is already gone, ESRCH when it is reaped
+// between open and read.
+func gone(err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("%w: %w", ErrGone, err)
+	}
+	return err
+}

@@ -1,0 +1,19 @@
+package sys
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SinceBoot returns CLOCK_BOOTTIME: the clock that /proc's start times
+// ("ticks after boot") are counted on.
+func SinceBoot() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		// CLOCK_BOOTTIME exists since Linux 2.6.39; fall back to the
+		// monotonic clock rather than fail a scan.
+		_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	}
+	return time.Duration(ts.Nano())
+}
