@@ -1,0 +1,15 @@
+// Package target turns what a user names — a host PID, a container and
+// optionally a PID inside it, a name pattern, or nothing — into the one
+// process cpuwhy examines. Every command that examines a process selects it
+// here, so they all accept the same arguments and fail the same way.
+//
+// With nothing named, the target is the process that used the most CPU
+// over a short window (Window, one second by default), cpuwhy itself
+// excluded. A container's busiest process is chosen the same way, among the
+// container's processes.
+//
+// Errors are meant to be shown to the user as they are, on one line: each
+// says what is wrong and what to do. Callers can tell them apart with
+// errors.Is against ErrNoProcess, ErrAmbiguous, ErrNoContainer,
+// ErrKernelThread, ErrGone and ErrPrivilege.
+package target

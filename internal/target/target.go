@@ -1,0 +1,437 @@
+package target
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/cpuwhy/cpuwhy/internal/container"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+)
+
+// Errors a selection can end in.
+var (
+	ErrNoProcess    = errors.New("no such process")
+	ErrAmbiguous    = errors.New("ambiguous target")
+	ErrNoContainer  = errors.New("no such container")
+	ErrKernelThread = errors.New("kernel thread")
+	ErrGone         = errors.New("process exited")
+	ErrPrivilege    = errors.New("insufficient privilege")
+	ErrUsage        = errors.New("invalid target")
+)
+
+// Spec is what the user named. At most one of PID, Container and Name is
+// set; NsPID only with Container. The zero Spec means "the busiest process".
+type Spec struct {
+	PID       int
+	Container string // name, or a prefix of the id
+	NsPID     int    // a PID as seen inside Container
+	Name      string // regular expression on the process name or command line
+}
+
+// IsZero reports whether nothing was named.
+func (s Spec) IsZero() bool { return s == Spec{} }
+
+// Validate checks the combination of fields.
+func (s Spec) Validate() error {
+	n := 0
+	for _, set := range []bool{s.PID != 0, s.Container != "", s.Name != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return fmt.Errorf("%w: give one of a PID, --container or --name", ErrUsage)
+	case s.NsPID != 0 && s.Container == "":
+		return fmt.Errorf("%w: --ns-pid needs --container", ErrUsage)
+	case s.PID < 0 || s.NsPID < 0:
+		return fmt.Errorf("%w: a PID is a positive number", ErrUsage)
+	}
+	if s.Name != "" {
+		if _, err := regexp.Compile(s.Name); err != nil {
+			return fmt.Errorf("%w: --name %q is not a regular expression: %w", ErrUsage, s.Name, err)
+		}
+	}
+	return nil
+}
+
+// Target is the selected process.
+type Target struct {
+	PID       int
+	NsPID     int
+	Name      string // comm
+	Cmdline   string
+	Container *container.Info
+}
+
+func (t Target) String() string {
+	s := fmt.Sprintf("%d (%s)", t.PID, t.Name)
+	if t.Container != nil {
+		name := t.Container.Name
+		if name == "" {
+			name = shortID(t.Container.ID)
+		}
+		s += fmt.Sprintf(" in %s container %s as PID %d", t.Container.Runtime, name, t.NsPID)
+	}
+	return s
+}
+
+// Containers names the container of a host PID; *container.Resolver is the
+// real one.
+type Containers interface {
+	Lookup(pid int) (*container.Info, error)
+}
+
+// Selector selects targets.
+type Selector struct {
+	Proc       proc.FS
+	Containers Containers
+	// Window is how long CPU is measured to find the busiest process;
+	// default one second.
+	Window time.Duration
+	// Self is cpuwhy's own PID, never selected; default os.Getpid().
+	Self int
+}
+
+func (s *Selector) window() time.Duration {
+	if s.Window <= 0 {
+		return time.Second
+	}
+	return s.Window
+}
+
+func (s *Selector) self() int {
+	if s.Self == 0 {
+		return os.Getpid()
+	}
+	return s.Self
+}
+
+// Select resolves spec to one process.
+func (s *Selector) Select(ctx context.Context, spec Spec) (Target, error) {
+	if err := spec.Validate(); err != nil {
+		return Target{}, err
+	}
+	switch {
+	case spec.PID != 0:
+		return s.byPID(spec.PID)
+	case spec.Container != "":
+		return s.byContainer(ctx, spec.Container, spec.NsPID)
+	case spec.Name != "":
+		return s.byName(spec.Name)
+	}
+	pid, err := s.busiest(ctx, nil)
+	if err != nil {
+		return Target{}, err
+	}
+	return s.byPID(pid)
+}
+
+// Match resolves spec to every process it names, for views that show a
+// set (cpuwhy top): a container's processes, every process a name matches.
+// A zero Spec matches nothing here (callers show all processes instead).
+func (s *Selector) Match(spec Spec) ([]Target, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case spec.PID != 0 || spec.NsPID != 0:
+		t, err := s.Select(context.Background(), spec)
+		if err != nil {
+			return nil, err
+		}
+		return []Target{t}, nil
+	case spec.Container != "":
+		_, members, err := s.findContainer(spec.Container)
+		return members, err
+	case spec.Name != "":
+		return s.matchName(spec.Name)
+	}
+	return nil, nil
+}
+
+func (s *Selector) byPID(pid int) (Target, error) {
+	sc := proc.NewScanner(s.Proc)
+	p, err := sc.ReadProcess(pid, false)
+	if errors.Is(err, proc.ErrGone) {
+		return Target{}, fmt.Errorf("%w: no process has PID %d (list them with `cpuwhy top`)", ErrNoProcess, pid)
+	}
+	if err != nil {
+		return Target{}, fmt.Errorf("reading PID %d: %w", pid, err)
+	}
+	if p.KernelThread() {
+		return Target{}, fmt.Errorf("%w: PID %d (%s) is a kernel thread, with no user space to examine; pick a user process", ErrKernelThread, pid, p.Comm)
+	}
+	t := s.describe(p.Stat)
+	return t, nil
+}
+
+func (s *Selector) describe(st proc.Stat) Target {
+	t := Target{PID: st.PID, NsPID: st.PID, Name: st.Comm}
+	if fs, err := procfs.NewFS(s.procRoot()); err == nil {
+		if p, err := fs.Proc(st.PID); err == nil {
+			if args, err := p.CmdLine(); err == nil {
+				t.Cmdline = strings.Join(args, " ")
+			}
+			if status, err := p.NewStatus(); err == nil && len(status.NSpids) > 0 {
+				t.NsPID = int(status.NSpids[len(status.NSpids)-1])
+			}
+		}
+	}
+	if s.Containers != nil {
+		t.Container, _ = s.Containers.Lookup(st.PID)
+	}
+	return t
+}
+
+func (s *Selector) procRoot() string {
+	if s.Proc.Root == "" {
+		return proc.DefaultRoot
+	}
+	return s.Proc.Root
+}
+
+// userProcesses lists every user-space process but cpuwhy.
+func (s *Selector) userProcesses() ([]proc.Process, error) {
+	snap, err := proc.NewScanner(s.Proc).Scan(proc.ScanOptions{})
+	if err != nil {
+		return nil, err
+	}
+	self := s.self()
+	return slices.DeleteFunc(snap.Processes, func(p proc.Process) bool { return p.PID == self }), nil
+}
+
+func (s *Selector) byName(pattern string) (Target, error) {
+	matches, err := s.matchName(pattern)
+	if err != nil {
+		return Target{}, err
+	}
+	if len(matches) > 1 {
+		return Target{}, fmt.Errorf("%w: --name %q matches %d processes: %s; give one PID instead", ErrAmbiguous, pattern, len(matches), listTargets(matches))
+	}
+	return matches[0], nil
+}
+
+// matchName matches the process name (comm) first and the full command line
+// only when no name matches, as pgrep and pgrep -f would: a command line
+// match alone would also catch the shell or sudo that started cpuwhy with
+// the pattern among its arguments.
+func (s *Selector) matchName(pattern string) ([]Target, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --name %q: %w", ErrUsage, pattern, err)
+	}
+	procs, err := s.userProcesses()
+	if err != nil {
+		return nil, err
+	}
+	var byComm []Target
+	for _, p := range procs {
+		if re.MatchString(p.Comm) {
+			byComm = append(byComm, s.describe(p.Stat))
+		}
+	}
+	if len(byComm) > 0 {
+		return byComm, nil
+	}
+	ancestors := s.ancestors(procs)
+	var byCmdline []Target
+	for _, p := range procs {
+		if ancestors[p.PID] {
+			continue
+		}
+		t := s.describe(p.Stat)
+		if re.MatchString(t.Cmdline) {
+			byCmdline = append(byCmdline, t)
+		}
+	}
+	if len(byCmdline) == 0 {
+		return nil, fmt.Errorf("%w: no process name or command line matches %q (list them with `cpuwhy top`)", ErrNoProcess, pattern)
+	}
+	return byCmdline, nil
+}
+
+func (s *Selector) ancestors(procs []proc.Process) map[int]bool {
+	parent := make(map[int]int, len(procs))
+	for _, p := range procs {
+		parent[p.PID] = p.PPID
+	}
+	out := map[int]bool{}
+	if st, err := proc.NewScanner(s.Proc).ReadProcess(s.self(), false); err == nil {
+		for pid := st.PPID; pid > 1 && !out[pid]; pid = parent[pid] {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+func (s *Selector) byContainer(ctx context.Context, query string, nsPID int) (Target, error) {
+	c, members, err := s.findContainer(query)
+	if err != nil {
+		return Target{}, err
+	}
+	label := containerLabel(c)
+	if nsPID != 0 {
+		for _, m := range members {
+			if m.NsPID == nsPID {
+				return m, nil
+			}
+		}
+		return Target{}, fmt.Errorf("%w: container %s has no PID %d inside it (it has %s)", ErrNoProcess, label, nsPID, listNsPIDs(members))
+	}
+	if len(members) == 1 {
+		return members[0], nil
+	}
+	pids := make([]int, len(members))
+	for i, m := range members {
+		pids[i] = m.PID
+	}
+	pid, err := s.busiest(ctx, pids)
+	if err != nil {
+		return Target{}, fmt.Errorf("container %s: %w", label, err)
+	}
+	for _, m := range members {
+		if m.PID == pid {
+			return m, nil
+		}
+	}
+	return Target{}, fmt.Errorf("%w: the processes of container %s exited while being measured", ErrGone, label)
+}
+
+// findContainer finds the one container whose name is query or whose id
+// starts with it, and its processes.
+func (s *Selector) findContainer(query string) (*container.Info, []Target, error) {
+	if s.Containers == nil {
+		return nil, nil, fmt.Errorf("%w: container lookup is not available", ErrNoContainer)
+	}
+	procs, err := s.userProcesses()
+	if err != nil {
+		return nil, nil, err
+	}
+	byID := map[string]*container.Info{}
+	members := map[string][]Target{}
+	for _, p := range procs {
+		c, err := s.Containers.Lookup(p.PID)
+		if err != nil || c == nil {
+			continue
+		}
+		byID[c.ID] = c
+		members[c.ID] = append(members[c.ID], s.describe(p.Stat))
+	}
+	var exact, prefix []*container.Info
+	for id, c := range byID {
+		switch {
+		case c.Name == query || id == query:
+			exact = append(exact, c)
+		case strings.HasPrefix(id, strings.ToLower(query)):
+			prefix = append(prefix, c)
+		}
+	}
+	found := exact
+	if len(found) == 0 {
+		found = prefix
+	}
+	switch {
+	case len(found) == 0:
+		return nil, nil, fmt.Errorf("%w: no running container is named %q or has an id starting with it (running: %s)", ErrNoContainer, query, listContainers(byID))
+	case len(found) > 1:
+		return nil, nil, fmt.Errorf("%w: %q matches %d containers: %s; give more of the id", ErrAmbiguous, query, len(found), listContainers(toMap(found)))
+	}
+	c := found[0]
+	return c, members[c.ID], nil
+}
+
+// busiest measures CPU over the window and returns the process that used
+// the most; among pids only, when given.
+func (s *Selector) busiest(ctx context.Context, pids []int) (int, error) {
+	sc := proc.NewScanner(s.Proc)
+	before, err := sc.Scan(proc.ScanOptions{PIDs: pids})
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(s.window()):
+	}
+	after, err := sc.Scan(proc.ScanOptions{PIDs: pids})
+	if err != nil {
+		return 0, err
+	}
+	self := s.self()
+	usage := slices.DeleteFunc(proc.Compare(before, after), func(u proc.ProcessUsage) bool { return u.PID == self })
+	if len(usage) == 0 {
+		return 0, fmt.Errorf("%w: no user process left to examine", ErrGone)
+	}
+	best := slices.MaxFunc(usage, func(a, b proc.ProcessUsage) int {
+		if c := cmp.Compare(a.CPU.Total, b.CPU.Total); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.PID, a.PID) // the older process on a tie
+	})
+	return best.PID, nil
+}
+
+func listTargets(ts []Target) string {
+	const max = 8
+	var parts []string
+	for i, t := range ts {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ts)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d (%s)", t.PID, t.Name))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func listNsPIDs(ts []Target) string {
+	var parts []string
+	for _, t := range ts {
+		parts = append(parts, fmt.Sprintf("%d (%s)", t.NsPID, t.Name))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func listContainers(m map[string]*container.Info) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, c := range m {
+		parts = append(parts, containerLabel(c))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+func toMap(cs []*container.Info) map[string]*container.Info {
+	m := map[string]*container.Info{}
+	for _, c := range cs {
+		m[c.ID] = c
+	}
+	return m
+}
+
+func containerLabel(c *container.Info) string {
+	if c.Name != "" {
+		return fmt.Sprintf("%s (%s %s)", c.Name, c.Runtime, shortID(c.ID))
+	}
+	return fmt.Sprintf("%s %s", c.Runtime, shortID(c.ID))
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,14 @@
+// Package top is cpuwhy's process and thread view: the `top -H` step of an
+// investigation, done from the host and aware of containers.
+//
+// A Sampler turns successive /proc snapshots into Frames: every process with
+// its CPU% of one core (user and system), state, thread count, RSS, its
+// container and its PID inside its own PID namespace, and, when threads are
+// asked for, each thread with its name, CPU%, state and the system call it
+// is blocked in. Frames render as text (WriteText) or JSON (WriteJSON); the
+// live terminal view lives in package tui.
+//
+// Cost: one stat read per process per refresh, plus one per thread of each
+// process that used CPU since the last refresh; what is constant for a
+// process's life (command line, namespace PID, container) is read once.
+package top

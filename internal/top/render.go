@@ -1,0 +1,128 @@
+package top
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteJSON writes the frame as one line of JSON, so that batch mode with
+// several iterations gives JSON Lines.
+func WriteJSON(w io.Writer, f *Frame) error {
+	if f.Processes == nil {
+		f.Processes = []Process{}
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	b = append(b, '\n')
+	_, err = w.Write(b)
+	return err
+}
+
+// TextOptions shape the text rendering.
+type TextOptions struct {
+	Limit int // processes shown; 0 for all
+	Width int // truncate command lines to fit; 0 for no limit
+}
+
+// WriteText writes the frame as a table in the manner of `top -b -H`: one
+// line per process and, indented below it, one per thread when the frame
+// has threads.
+func WriteText(w io.Writer, f *Frame, o TextOptions) error {
+	procs := f.Processes
+	if o.Limit > 0 && len(procs) > o.Limit {
+		procs = procs[:o.Limit]
+	}
+	fmt.Fprintf(w, "cpuwhy top - %s, interval %.1fs, %d processes, %.1f%% CPU in all (100%% = one core)\n",
+		f.Time.Format("15:04:05"), f.Interval, len(f.Processes), f.Total())
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PID\tNSPID\t%CPU\tUSR\tSYS\tS\tTHR\tRSS\t CONTAINER\t COMMAND\t")
+	for i := range procs {
+		p := &procs[i]
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%d\t%s\t %s\t %s\t\n",
+			p.PID, p.NsPID, p.CPU, p.User, p.System, p.State, p.NumThreads,
+			HumanBytes(p.RSSBytes), ContainerLabel(p), fit(Command(p), o.Width))
+		for _, t := range p.Threads {
+			where := t.Syscall
+			if where == "" {
+				where = t.Wchan
+			}
+			fmt.Fprintf(tw, "%d\t\t%.1f\t%.1f\t%.1f\t%s\t\t\t \t   %s\t\n",
+				t.TID, t.CPU, t.User, t.System, t.State, fit(threadLabel(t.Name, where), o.Width))
+		}
+	}
+	return tw.Flush()
+}
+
+func threadLabel(name, where string) string {
+	if where == "" {
+		return name
+	}
+	return name + " [" + where + "]"
+}
+
+// Command is the process's command line, or its name in brackets when it
+// has none (a zombie, or a process whose arguments were cleared).
+func Command(p *Process) string {
+	if p.Cmdline != "" {
+		return p.Cmdline
+	}
+	return "[" + p.Name + "]"
+}
+
+// ContainerLabel is "runtime:name" (or the short id when unnamed), "-" for
+// host processes.
+func ContainerLabel(p *Process) string {
+	c := p.Container
+	if c == nil {
+		return "-"
+	}
+	name := c.Name
+	if name == "" {
+		name = ShortID(c.ID)
+	}
+	if c.Pod != "" {
+		name = c.Namespace + "/" + c.Pod + "/" + name
+	}
+	return string(c.Runtime) + ":" + name
+}
+
+// ShortID is the first 12 characters of a container id, as docker prints.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// HumanBytes formats a size as top does: 4.1M, 812K, 1.2G.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	v := float64(n)
+	for _, suffix := range []string{"K", "M", "G", "T"} {
+		v /= unit
+		if v < unit || suffix == "T" {
+			if v < 10 {
+				return fmt.Sprintf("%.1f%s", v, suffix)
+			}
+			return fmt.Sprintf("%.0f%s", v, suffix)
+		}
+	}
+	return ""
+}
+
+func fit(s string, width int) string {
+	if width <= 0 || len(s) <= width {
+		return s
+	}
+	if width < 2 {
+		return s[:width]
+	}
+	return s[:width-1] + "…"
+}

@@ -1,0 +1,255 @@
+package top
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/cpuwhy/cpuwhy/internal/container"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/sysno"
+)
+
+// ContainerResolver names the container of a host PID; *container.Resolver
+// is the real one.
+type ContainerResolver interface {
+	Lookup(pid int) (*container.Info, error)
+}
+
+// Options configure a Sampler.
+type Options struct {
+	Proc       proc.FS
+	Containers ContainerResolver // nil: no container column
+}
+
+// Spec says what one refresh covers; it may change between refreshes (the
+// live view toggles threads).
+type Spec struct {
+	Threads bool  // read threads of every process in the scan
+	PIDs    []int // only these processes; nil means all
+}
+
+// Sampler produces Frames from successive snapshots.
+type Sampler struct {
+	opts    Options
+	scanner *proc.Scanner
+	procfs  procfs.FS
+	prev    *proc.Snapshot
+	meta    map[procKey]*meta
+	blocked map[threadKey]blockedIn
+	buf     []byte
+	page    int64
+}
+
+// procKey names one process across PID reuse.
+type procKey struct {
+	pid   int
+	start uint64
+}
+
+// meta is what stays constant for a process's life and so is read once.
+type meta struct {
+	cmdline   string
+	nsPID     int
+	container *container.Info
+	seen      bool // present in the latest scan
+}
+
+type threadKey struct {
+	tid   int
+	start uint64
+}
+
+// blockedIn caches where a sleeping thread sleeps, valid while the thread
+// has not run since: then it is still in the same call.
+type blockedIn struct {
+	utime, stime uint64
+	state        byte
+	syscall      string
+	wchan        string
+	seen         bool
+}
+
+// NewSampler returns a Sampler.
+func NewSampler(o Options) (*Sampler, error) {
+	root := o.Proc.Root
+	if root == "" {
+		root = proc.DefaultRoot
+	}
+	pfs, err := procfs.NewFS(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", root, err)
+	}
+	return &Sampler{
+		opts:    o,
+		scanner: proc.NewScanner(o.Proc),
+		procfs:  pfs,
+		meta:    map[procKey]*meta{},
+		blocked: map[threadKey]blockedIn{},
+		buf:     make([]byte, 512),
+		page:    int64(os.Getpagesize()),
+	}, nil
+}
+
+// Prime takes the first snapshot, the baseline of the first Frame.
+func (s *Sampler) Prime(spec Spec) error {
+	snap, err := s.scanner.Scan(proc.ScanOptions{Threads: spec.Threads, PIDs: spec.PIDs})
+	if err != nil {
+		return err
+	}
+	s.prev = snap
+	return nil
+}
+
+// Next takes a snapshot and returns the Frame since the previous one
+// (primed automatically, over no time, if there was none), unsorted.
+func (s *Sampler) Next(spec Spec) (*Frame, error) {
+	if s.prev == nil {
+		if err := s.Prime(spec); err != nil {
+			return nil, err
+		}
+	}
+	snap, err := s.scanner.Scan(proc.ScanOptions{Threads: spec.Threads, PIDs: spec.PIDs})
+	if err != nil {
+		return nil, err
+	}
+	usage := proc.Compare(s.prev, snap)
+	frame := &Frame{
+		Time:      snap.Taken,
+		Interval:  (snap.SinceBoot - s.prev.SinceBoot).Seconds(),
+		Processes: make([]Process, 0, len(usage)),
+	}
+	s.prev = snap
+	for _, m := range s.meta {
+		m.seen = false
+	}
+	for k, b := range s.blocked {
+		b.seen = false
+		s.blocked[k] = b
+	}
+	for i := range usage {
+		frame.Processes = append(frame.Processes, s.process(&usage[i]))
+	}
+	s.forgetGone()
+	return frame, nil
+}
+
+func (s *Sampler) forgetGone() {
+	for k, m := range s.meta {
+		if !m.seen {
+			delete(s.meta, k)
+		}
+	}
+	for k, b := range s.blocked {
+		if !b.seen {
+			delete(s.blocked, k)
+		}
+	}
+}
+
+func (s *Sampler) process(u *proc.ProcessUsage) Process {
+	m := s.metaOf(u.PID, u.StartTime)
+	p := Process{
+		PID:        u.PID,
+		NsPID:      m.nsPID,
+		PPID:       u.PPID,
+		Name:       u.Comm,
+		Cmdline:    m.cmdline,
+		State:      string(u.State),
+		CPU:        u.CPU.Total,
+		User:       u.CPU.User,
+		System:     u.CPU.System,
+		NumThreads: u.NumThreads,
+		RSSBytes:   u.RSSPages * s.page,
+		Container:  m.container,
+	}
+	if u.Threads != nil {
+		p.Threads = make([]Thread, 0, len(u.Threads))
+		for i := range u.Threads {
+			p.Threads = append(p.Threads, s.thread(u.PID, &u.Threads[i]))
+		}
+	}
+	return p
+}
+
+func (s *Sampler) metaOf(pid int, start uint64) *meta {
+	key := procKey{pid, start}
+	if m, ok := s.meta[key]; ok {
+		m.seen = true
+		return m
+	}
+	m := &meta{seen: true, nsPID: pid}
+	if p, err := s.procfs.Proc(pid); err == nil {
+		if args, err := p.CmdLine(); err == nil {
+			m.cmdline = strings.Join(args, " ")
+		}
+		if st, err := p.NewStatus(); err == nil && len(st.NSpids) > 0 {
+			m.nsPID = int(st.NSpids[len(st.NSpids)-1])
+		}
+	}
+	if s.opts.Containers != nil {
+		// A failed lookup leaves the container unknown rather than failing
+		// the view: the process may have exited, or the engine be slow.
+		m.container, _ = s.opts.Containers.Lookup(pid)
+	}
+	s.meta[key] = m
+	return m
+}
+
+func (s *Sampler) thread(pid int, t *proc.ThreadUsage) Thread {
+	th := Thread{
+		TID:    t.PID,
+		Name:   t.Comm,
+		CPU:    t.CPU.Total,
+		User:   t.CPU.User,
+		System: t.CPU.System,
+		State:  string(t.State),
+	}
+	if t.State != 'S' && t.State != 'D' {
+		return th
+	}
+	key := threadKey{t.PID, t.StartTime}
+	b, ok := s.blocked[key]
+	if !ok || b.utime != t.UTime || b.stime != t.STime || b.state != t.State {
+		b = blockedIn{utime: t.UTime, stime: t.STime, state: t.State}
+		b.syscall, b.wchan = s.whereBlocked(pid, t.PID)
+	}
+	b.seen = true
+	s.blocked[key] = b
+	th.Syscall, th.Wchan = b.syscall, b.wchan
+	return th
+}
+
+// whereBlocked reads the syscall a thread is in and its wait channel. Both
+// need ptrace access to the thread; without it they stay empty.
+func (s *Sampler) whereBlocked(pid, tid int) (syscall, wchan string) {
+	if n, err := sys.ReadProcFile(s.opts.Proc.TaskPath(pid, tid, "syscall"), s.buf); err == nil {
+		syscall = ParseSyscallFile(s.buf[:n])
+	}
+	if n, err := sys.ReadProcFile(s.opts.Proc.TaskPath(pid, tid, "wchan"), s.buf); err == nil {
+		if w := strings.TrimSpace(string(s.buf[:n])); w != "0" {
+			wchan = w
+		}
+	}
+	return syscall, wchan
+}
+
+// ParseSyscallFile names the syscall in /proc/TID/syscall text: "NR args...
+// sp pc" while in a call, "-1 sp pc" when blocked outside one, "running"
+// when on CPU.
+func ParseSyscallFile(data []byte) string {
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return ""
+	}
+	nr, err := strconv.Atoi(f[0])
+	if err != nil || nr < 0 {
+		return ""
+	}
+	return sysno.Native(nr)
+}
+
