@@ -184,3 +184,106 @@ func TestParseDockerContainer(t *testing.T) {
 		}
 	}
 }
+
+// Without an override the socket comes from dockerd's -H flag, read from a
+// fake /proc, and is looked up under HostRoot.
+func TestDockerAPIDetectedSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "cw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	opts := Options{ProcRoot: filepath.Join(dir, "proc"), HostRoot: filepath.Join(dir, "host")}
+	writeFile(t, filepath.Join(opts.ProcRoot, "77", "comm"), "dockerd\n")
+	writeFile(t, filepath.Join(opts.ProcRoot, "77", "cmdline"), "dockerd\x00-H\x00unix:///run/e.sock\x00")
+	if err := os.MkdirAll(filepath.Join(opts.HostRoot, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(opts.HostRoot, "run", "e.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(inspectHandler(t))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	got, err := NewResolver(opts).LookupCgroup([]byte("0::/docker/" + id("api") + "\n"))
+	if err != nil || got.Name != "c" {
+		t.Fatalf("got %+v, %v; want the name from the detected socket", got, err)
+	}
+}
+
+func FuzzParseDockerContainer(f *testing.F) {
+	for _, s := range []string{
+		`{"Name":"/web","Config":{"Image":"nginx","Labels":{"io.kubernetes.pod.name":"p"}}}`,
+		`{"Name":null,"Config":{"Labels":null}}`, `[]`, `{"Config":"x"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	addFiles(f, "testdata/hosts/*/host/srv/docker/containers/*/config.v2.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		info, err := parseDockerContainer(data)
+		if err == nil {
+			checkInfoFields(t, info)
+		}
+	})
+}
+
+func FuzzParseDaemonConfig(f *testing.F) {
+	f.Add([]byte(`{"data-root":"/srv","graph":"/g","hosts":["fd://","unix:///x"]}`))
+	f.Add([]byte(`{"hosts":null}`))
+	addFiles(f, "testdata/hosts/*/host/etc/docker/*.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if c, err := parseDaemonConfig(data); err == nil {
+			_ = socketFromHosts(c.Hosts)
+		}
+	})
+}
+
+func FuzzParseDockerdCmdline(f *testing.F) {
+	f.Add([]byte("dockerd\x00-H\x00fd://\x00--data-root=/x\x00-g\x00"))
+	f.Add([]byte("-\x00-\x00--\x00"))
+	addFiles(f, "testdata/hosts/*/proc/*/cmdline")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		start := time.Now()
+		flags := parseDockerdCmdline(data)
+		if time.Since(start) > time.Second {
+			t.Fatalf("slow on %d bytes", len(data))
+		}
+		if len(flags.Hosts) > len(data) {
+			t.Fatalf("%d hosts from %d bytes", len(flags.Hosts), len(data))
+		}
+	})
+}
+
+// addFiles seeds a fuzz corpus with testdata files matching pattern.
+func addFiles(f *testing.F, pattern string) {
+	f.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seed files match %s: %v", pattern, err)
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// checkInfoFields asserts what every parser promises about the strings it
+// returns: capped and printable.
+func checkInfoFields(t *testing.T, i Info) {
+	t.Helper()
+	for _, s := range []string{i.Name, i.Pod, i.Namespace, i.Image} {
+		if len(s) > maxField {
+			t.Fatalf("field of %d bytes", len(s))
+		}
+		if clean(s) != s {
+			t.Fatalf("unclean field %q", s)
+		}
+	}
+}
