@@ -1,0 +1,131 @@
+package container
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// cgroupResult is what a golden file next to each testdata/cgroup/*.txt holds.
+type cgroupResult struct {
+	Info *Info `json:"info"`
+	// RuntimeGuessed marks the /kubepods/.../<id> form whose runtime the
+	// Resolver settles by asking the engines.
+	RuntimeGuessed bool   `json:"runtime_guessed,omitempty"`
+	Error          string `json:"error,omitempty"`
+}
+
+func TestParseCgroupGolden(t *testing.T) {
+	samples, err := filepath.Glob("testdata/cgroup/*.txt")
+	if err != nil || len(samples) == 0 {
+		t.Fatalf("no samples: %v", err)
+	}
+	for _, sample := range samples {
+		name := strings.TrimSuffix(filepath.Base(sample), ".txt")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(sample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res cgroupResult
+			res.Info, res.RuntimeGuessed, err = parseCgroup(data)
+			if err != nil {
+				res.Error = err.Error()
+			}
+			// ParseCgroup must agree with the function it wraps.
+			pub, pubErr := ParseCgroup(data)
+			if (pubErr != nil) != (err != nil) || (pub == nil) != (res.Info == nil) || pub != nil && *pub != *res.Info {
+				t.Errorf("ParseCgroup = %+v, %v; parseCgroup = %+v, %v", pub, pubErr, res.Info, err)
+			}
+			got, err := json.MarshalIndent(res, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			golden := strings.TrimSuffix(sample, ".txt") + ".json"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestParseCgroupTooLarge(t *testing.T) {
+	data := bytes.Repeat([]byte("0::/\n"), maxCgroupFile/5+1)
+	if _, err := ParseCgroup(data); err == nil {
+		t.Fatal("no error for oversized input")
+	}
+}
+
+func TestUnescapeUnit(t *testing.T) {
+	for in, want := range map[string]string{
+		`plain`:            "plain",
+		`build\x2dbox`:     "build-box",
+		`a\x2Db`:           "a-b",
+		`trailing\x2`:      `trailing\x2`,
+		`bad\xzz`:          `bad\xzz`,
+		`\x5c\x78\x32\x64`: `\x2d`, // escapes are undone once, not recursively
+	} {
+		if got := unescapeUnit(in); got != want {
+			t.Errorf("unescapeUnit(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestClean(t *testing.T) {
+	if got := clean("ev\x1b[31mil"); got != "ev?[31mil" {
+		t.Errorf("clean kept a control character: %q", got)
+	}
+	if got := clean("\xff"); got != "?" {
+		t.Errorf("clean kept invalid UTF-8: %q", got)
+	}
+	if got := clean(strings.Repeat("é", maxField)); len(got) > maxField || !strings.HasPrefix(got, "éé") {
+		t.Errorf("clean did not cut on a rune boundary: %d bytes", len(got))
+	}
+}
+
+func FuzzParseCgroup(f *testing.F) {
+	samples, _ := filepath.Glob("testdata/cgroup/*.txt")
+	for _, s := range samples {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		start := time.Now()
+		info, err := ParseCgroup(data)
+		if elapsed := time.Since(start); elapsed > time.Second {
+			t.Fatalf("took %v on %d bytes", elapsed, len(data))
+		}
+		if err != nil && info != nil {
+			t.Fatalf("info %+v with error %v", info, err)
+		}
+		if info != nil {
+			if info.Runtime == None || info.ID == "" {
+				t.Fatalf("container without runtime or id: %+v", info)
+			}
+			if len(info.Name) > maxField || len(info.ID) > maxField {
+				t.Fatalf("field over cap: %+v", info)
+			}
+		}
+	})
+}

@@ -1,0 +1,43 @@
+package container
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Read caps. Genuine files are far smaller; the caps exist because engine
+// state files can be written by container creators and must not make a
+// diagnostic tool allocate without bound.
+const (
+	maxJSONFile    = 4 << 20 // config.v2.json, OCI config.json, containers.json, API replies
+	maxCmdlineFile = 1 << 20 // dockerd's /proc/PID/cmdline
+	maxCommFile    = 64      // /proc/PID/comm is at most 16 bytes
+)
+
+// under joins an absolute path as seen from some root onto that root. It is
+// the one place engine paths meet the configured roots, so tests can point
+// every lookup at a testdata tree.
+func under(root, path string) string {
+	return filepath.Join(root, filepath.Clean("/"+path))
+}
+
+// readCapped reads the whole of name, failing with ErrTooLarge when it is
+// larger than max rather than reading a prefix: a truncated JSON or cgroup
+// file would parse into something misleading.
+func readCapped(name string, max int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("reading %s: over %d bytes: %w", name, max, ErrTooLarge)
+	}
+	return data, nil
+}
