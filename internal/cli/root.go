@@ -86,11 +86,12 @@ func Main(args []string, s Streams) int {
 	if errors.Is(err, context.Canceled) {
 		return 130 // interrupted, as a shell reports SIGINT
 	}
-	fmt.Fprintf(s.Err, "cpuwhy: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, target.ErrUsage) || isCobraUsage(err) {
+		fmt.Fprintf(s.Err, "cpuwhy: %v (see cpuwhy --help)\n", err)
 		return 2
 	}
+	fmt.Fprintf(s.Err, "cpuwhy: %v\n", err)
 	return 1
 }
 

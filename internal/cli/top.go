@@ -29,6 +29,7 @@ type topOptions struct {
 	json       bool
 	sort       string
 	limit      int
+	width      int
 
 	// isTerminal says whether the output is an interactive terminal; tests
 	// replace it.
@@ -80,6 +81,7 @@ with --batch, -n or --json, it prints -n reports (default 1) -d apart.`,
 	f.BoolVar(&o.json, "json", false, "print each report as one line of JSON")
 	f.StringVarP(&o.sort, "sort", "s", string(top.SortCPU), "sort by cpu, mem, pid, threads or name")
 	f.IntVar(&o.limit, "limit", 0, "processes to print per report in text mode (0: all)")
+	f.IntVarP(&o.width, "width", "w", 120, "command column width in text mode (0: no limit)")
 	_ = cmd.RegisterFlagCompletionFunc("sort", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		keys := make([]string, len(top.SortKeys))
 		for i, k := range top.SortKeys {
@@ -172,7 +174,7 @@ func runTop(ctx context.Context, o *topOptions) error {
 		}
 		frame.Filter(v.keep)
 		if v.single != nil && len(frame.Processes) == 0 {
-			return fmt.Errorf("%w: process %s exited while cpuwhy was observing it", target.ErrGone, v.single)
+			return target.Exited(*v.single)
 		}
 		frame.Sort(sortKey)
 		if o.json {
@@ -181,7 +183,7 @@ func runTop(ctx context.Context, o *topOptions) error {
 			if i > 0 {
 				fmt.Fprintln(o.streams.Out)
 			}
-			err = top.WriteText(o.streams.Out, frame, top.TextOptions{Limit: o.limit})
+			err = top.WriteText(o.streams.Out, frame, top.TextOptions{Limit: o.limit, Width: o.width})
 		}
 		if err != nil {
 			return fmt.Errorf("writing report: %w", err)

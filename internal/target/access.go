@@ -20,7 +20,7 @@ type PrivilegeError struct {
 
 func (e *PrivilegeError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: cannot trace PID %d (%s): ", ErrPrivilege, e.PID, e.Name)
+	fmt.Fprintf(&b, "cannot trace PID %d (%s): ", e.PID, e.Name)
 	if len(e.Missing) > 0 {
 		fmt.Fprintf(&b, "missing %s (run as root, or grant it: setcap cap_sys_ptrace,cap_perfmon,cap_bpf+ep cpuwhy)", strings.Join(e.Missing, ", "))
 	} else {
@@ -53,7 +53,7 @@ func (s *Selector) CheckTrace(pid int) error {
 		}
 		return e
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH):
-		return fmt.Errorf("%w: PID %d exited", ErrGone, pid)
+		return fail(ErrGone, "PID %d exited", pid)
 	}
 	return fmt.Errorf("checking access to PID %d: %w", pid, err)
 }

@@ -28,6 +28,20 @@ var (
 	ErrUsage        = errors.New("invalid target")
 )
 
+// selError is a selection error: its text is the whole message for the
+// user, and it matches its kind (one of the Err values) with errors.Is.
+type selError struct {
+	kind error
+	msg  string
+}
+
+func (e *selError) Error() string { return e.msg }
+func (e *selError) Unwrap() error { return e.kind }
+
+func fail(kind error, format string, args ...any) error {
+	return &selError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
 // Spec is what the user named. At most one of PID, Container and Name is
 // set; NsPID only with Container. The zero Spec means "the busiest process".
 type Spec struct {
@@ -50,15 +64,15 @@ func (s Spec) Validate() error {
 	}
 	switch {
 	case n > 1:
-		return fmt.Errorf("%w: give one of a PID, --container or --name", ErrUsage)
+		return fail(ErrUsage, "give one of a PID, --container or --name")
 	case s.NsPID != 0 && s.Container == "":
-		return fmt.Errorf("%w: --ns-pid needs --container", ErrUsage)
+		return fail(ErrUsage, "--ns-pid needs --container")
 	case s.PID < 0 || s.NsPID < 0:
-		return fmt.Errorf("%w: a PID is a positive number", ErrUsage)
+		return fail(ErrUsage, "a PID is a positive number")
 	}
 	if s.Name != "" {
 		if _, err := regexp.Compile(s.Name); err != nil {
-			return fmt.Errorf("%w: --name %q is not a regular expression: %w", ErrUsage, s.Name, err)
+			return fail(ErrUsage, "--name %q is not a regular expression: %v", s.Name, err)
 		}
 	}
 	return nil
@@ -163,13 +177,13 @@ func (s *Selector) byPID(pid int) (Target, error) {
 	sc := proc.NewScanner(s.Proc)
 	p, err := sc.ReadProcess(pid, false)
 	if errors.Is(err, proc.ErrGone) {
-		return Target{}, fmt.Errorf("%w: no process has PID %d (list them with `cpuwhy top`)", ErrNoProcess, pid)
+		return Target{}, fail(ErrNoProcess, "no process has PID %d (list them with `cpuwhy top`)", pid)
 	}
 	if err != nil {
 		return Target{}, fmt.Errorf("reading PID %d: %w", pid, err)
 	}
 	if p.KernelThread() {
-		return Target{}, fmt.Errorf("%w: PID %d (%s) is a kernel thread, with no user space to examine; pick a user process", ErrKernelThread, pid, p.Comm)
+		return Target{}, fail(ErrKernelThread, "PID %d (%s) is a kernel thread, with no user space to examine; pick a user process", pid, p.Comm)
 	}
 	t := s.describe(p.Stat)
 	return t, nil
@@ -216,7 +230,7 @@ func (s *Selector) byName(pattern string) (Target, error) {
 		return Target{}, err
 	}
 	if len(matches) > 1 {
-		return Target{}, fmt.Errorf("%w: --name %q matches %d processes: %s; give one PID instead", ErrAmbiguous, pattern, len(matches), listTargets(matches))
+		return Target{}, fail(ErrAmbiguous, "--name %q matches %d processes: %s; give one PID instead", pattern, len(matches), listTargets(matches))
 	}
 	return matches[0], nil
 }
@@ -228,7 +242,7 @@ func (s *Selector) byName(pattern string) (Target, error) {
 func (s *Selector) matchName(pattern string) ([]Target, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --name %q: %w", ErrUsage, pattern, err)
+		return nil, fail(ErrUsage, "--name %q: %v", pattern, err)
 	}
 	procs, err := s.userProcesses()
 	if err != nil {
@@ -255,7 +269,7 @@ func (s *Selector) matchName(pattern string) ([]Target, error) {
 		}
 	}
 	if len(byCmdline) == 0 {
-		return nil, fmt.Errorf("%w: no process name or command line matches %q (list them with `cpuwhy top`)", ErrNoProcess, pattern)
+		return nil, fail(ErrNoProcess, "no process name or command line matches %q (list them with `cpuwhy top`)", pattern)
 	}
 	return byCmdline, nil
 }
@@ -286,7 +300,7 @@ func (s *Selector) byContainer(ctx context.Context, query string, nsPID int) (Ta
 				return m, nil
 			}
 		}
-		return Target{}, fmt.Errorf("%w: container %s has no PID %d inside it (it has %s)", ErrNoProcess, label, nsPID, listNsPIDs(members))
+		return Target{}, fail(ErrNoProcess, "container %s has no PID %d inside it (it has %s)", label, nsPID, listNsPIDs(members))
 	}
 	if len(members) == 1 {
 		return members[0], nil
@@ -304,14 +318,14 @@ func (s *Selector) byContainer(ctx context.Context, query string, nsPID int) (Ta
 			return m, nil
 		}
 	}
-	return Target{}, fmt.Errorf("%w: the processes of container %s exited while being measured", ErrGone, label)
+	return Target{}, fail(ErrGone, "the processes of container %s exited while being measured", label)
 }
 
 // findContainer finds the one container whose name is query or whose id
 // starts with it, and its processes.
 func (s *Selector) findContainer(query string) (*container.Info, []Target, error) {
 	if s.Containers == nil {
-		return nil, nil, fmt.Errorf("%w: container lookup is not available", ErrNoContainer)
+		return nil, nil, fail(ErrNoContainer, "container lookup is not available")
 	}
 	procs, err := s.userProcesses()
 	if err != nil {
@@ -342,9 +356,9 @@ func (s *Selector) findContainer(query string) (*container.Info, []Target, error
 	}
 	switch {
 	case len(found) == 0:
-		return nil, nil, fmt.Errorf("%w: no running container is named %q or has an id starting with it (running: %s)", ErrNoContainer, query, listContainers(byID))
+		return nil, nil, fail(ErrNoContainer, "no running container is named %q or has an id starting with it (running: %s)", query, listContainers(byID))
 	case len(found) > 1:
-		return nil, nil, fmt.Errorf("%w: %q matches %d containers: %s; give more of the id", ErrAmbiguous, query, len(found), listContainers(toMap(found)))
+		return nil, nil, fail(ErrAmbiguous, "%q matches %d containers: %s; give more of the id", query, len(found), listContainers(toMap(found)))
 	}
 	c := found[0]
 	return c, members[c.ID], nil
@@ -370,7 +384,7 @@ func (s *Selector) busiest(ctx context.Context, pids []int) (int, error) {
 	self := s.self()
 	usage := slices.DeleteFunc(proc.Compare(before, after), func(u proc.ProcessUsage) bool { return u.PID == self })
 	if len(usage) == 0 {
-		return 0, fmt.Errorf("%w: no user process left to examine", ErrGone)
+		return 0, fail(ErrGone, "no user process left to examine")
 	}
 	best := slices.MaxFunc(usage, func(a, b proc.ProcessUsage) int {
 		if c := cmp.Compare(a.CPU.Total, b.CPU.Total); c != 0 {
@@ -434,4 +448,9 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// Exited is the error for a target that exited while cpuwhy observed it.
+func Exited(t Target) error {
+	return fail(ErrGone, "process %s exited while cpuwhy was observing it", t)
 }

@@ -1,10 +1,10 @@
 package top
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
 )
 
 // WriteJSON writes the frame as one line of JSON, so that batch mode with
@@ -25,37 +25,46 @@ func WriteJSON(w io.Writer, f *Frame) error {
 // TextOptions shape the text rendering.
 type TextOptions struct {
 	Limit int // processes shown; 0 for all
-	Width int // truncate command lines to fit; 0 for no limit
+	Width int // command column width; 0 for no limit
 }
 
 // WriteText writes the frame as a table in the manner of `top -b -H`: one
 // line per process and, indented below it, one per thread when the frame
-// has threads.
+// has threads. Numbers are right-aligned, names left-aligned, and the
+// command comes last so that it can run long.
 func WriteText(w io.Writer, f *Frame, o TextOptions) error {
 	procs := f.Processes
 	if o.Limit > 0 && len(procs) > o.Limit {
 		procs = procs[:o.Limit]
 	}
-	fmt.Fprintf(w, "cpuwhy top - %s, interval %.1fs, %d processes, %.1f%% CPU in all (100%% = one core)\n",
+	cw := len("CONTAINER")
+	for i := range procs {
+		cw = max(cw, min(len(ContainerLabel(&procs[i])), maxContainerWidth))
+	}
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "cpuwhy top - %s, interval %.1fs, %d processes, %.1f%% CPU in all (100%% = one core)\n",
 		f.Time.Format("15:04:05"), f.Interval, len(f.Processes), f.Total())
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PID\tNSPID\t%CPU\tUSR\tSYS\tS\tTHR\tRSS\t CONTAINER\t COMMAND\t")
+	fmt.Fprintf(bw, "%8s %7s %6s %6s %6s %s %5s %6s  %-*s  %s\n",
+		"PID", "NSPID", "%CPU", "%USR", "%SYS", "S", "THR", "RSS", cw, "CONTAINER", "COMMAND")
 	for i := range procs {
 		p := &procs[i]
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%d\t%s\t %s\t %s\t\n",
+		fmt.Fprintf(bw, "%8d %7d %6.1f %6.1f %6.1f %-1s %5d %6s  %-*s  %s\n",
 			p.PID, p.NsPID, p.CPU, p.User, p.System, p.State, p.NumThreads,
-			HumanBytes(p.RSSBytes), ContainerLabel(p), fit(Command(p), o.Width))
+			HumanBytes(p.RSSBytes), cw, fit(ContainerLabel(p), cw), fit(Command(p), o.Width))
 		for _, t := range p.Threads {
 			where := t.Syscall
 			if where == "" {
 				where = t.Wchan
 			}
-			fmt.Fprintf(tw, "%d\t\t%.1f\t%.1f\t%.1f\t%s\t\t\t \t   %s\t\n",
-				t.TID, t.CPU, t.User, t.System, t.State, fit(threadLabel(t.Name, where), o.Width))
+			fmt.Fprintf(bw, "%8d %7s %6.1f %6.1f %6.1f %-1s %5s %6s  %-*s    %s\n",
+				t.TID, "", t.CPU, t.User, t.System, t.State, "", "", cw, "", fit(threadLabel(t.Name, where), o.Width))
 		}
 	}
-	return tw.Flush()
+	return bw.Flush()
 }
+
+// maxContainerWidth keeps a long pod path from pushing commands off screen.
+const maxContainerWidth = 40
 
 func threadLabel(name, where string) string {
 	if where == "" {
