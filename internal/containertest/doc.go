@@ -1,0 +1,32 @@
+// Package containertest runs a program inside a real container made by
+// hand, without a container engine, so that cpuwhy's container code is
+// tested against what the kernel really shows for a containerized
+// process.
+//
+// The container has its own PID, mount, UTS and IPC namespaces (and,
+// optionally, a network namespace with only loopback up). The program is
+// PID 1 inside it and runs from a directory the host does not have (by
+// default /opt/<name>/<name>, as /opt/vpnserver/vpnserver in seed 000),
+// so /proc/PID/exe names a path that cannot be opened on the host. It
+// sits in a cgroup /docker/<64-hex id> in every mounted cgroup hierarchy,
+// as docker's cgroupfs driver places containers, and a docker-like
+// config.v2.json in a private data root gives it a name and an image.
+//
+// How: Start re-executes the test binary with namespace clone flags; Main,
+// called from TestMain, recognises the re-executed copy, waits until
+// Start has moved it into the cgroups, pivots into the root directory and
+// execs the program. Init failures come back to Start over a close-on-exec
+// pipe, so Start either returns a running container or fails the test
+// with the reason.
+//
+// Limits: it needs root (or the equivalent capabilities) and a writable
+// cgroup filesystem; without them the test is skipped through privtest,
+// or failed when CPUWHY_REQUIRE_PRIVILEGED=1. Only the program, the files
+// given and the shared libraries ldd reports are in the root: there is no
+// shell, no /dev and no /etc. If the test binary is killed outright
+// (SIGKILL), the program dies with it (parent-death signal) but its
+// cgroup directories and temporary directory stay behind.
+//
+// This package makes raw mount, pivot_root and cgroup calls itself; it is
+// test-only code, and the one place outside the syscall door that does.
+package containertest
