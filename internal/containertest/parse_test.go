@@ -40,7 +40,7 @@ func TestParseCgroupMounts(t *testing.T) {
 func TestParseCgroupMountsMalformed(t *testing.T) {
 	for _, in := range []string{
 		"31 23 0:28 / /sys/fs/cgroup rw,relatime tmpfs tmpfs rw\n", // no separator
-		"32 31 0:29 / /x rw - cgroup\n",                             // nothing after fstype
+		"32 31 0:29 / /x rw - cgroup\n",                            // nothing after fstype
 	} {
 		if _, err := parseCgroupMounts([]byte(in)); err == nil {
 			t.Errorf("parseCgroupMounts(%q) succeeded, want an error", in)
