@@ -120,7 +120,8 @@ func Start(tb testing.TB, cfg Config) *Container {
 	// From here on every early return leaves cleanup to Stop.
 	tb.Cleanup(c.Stop)
 
-	if err := populateRoot(c.RootDir, cfg.Dir, cfg.Program, cfg.Files); err != nil {
+	hostname := c.ID[:12]
+	if err := populateRoot(c.RootDir, cfg.Dir, cfg.Program, cfg.Files, hostname); err != nil {
 		tb.Fatalf("building the container root: %v", err)
 	}
 
@@ -132,7 +133,6 @@ func Start(tb testing.TB, cfg Config) *Container {
 		tb.Fatal(err)
 	}
 
-	hostname := c.ID[:12]
 	spec, err := json.Marshal(initSpec{
 		Root:     c.RootDir,
 		Path:     c.Path,

@@ -135,6 +135,12 @@ func checkContainer(t *testing.T, c *containertest.Container, wantExe, wantThrea
 		t.Errorf("threads %q, want one named %s", threadNames(t, pid), wantThread)
 	}
 
+	for _, f := range []string{".dockerenv", "etc/hostname"} {
+		if _, err := os.Stat(procPath(pid, "root", f)); err != nil {
+			t.Errorf("container lacks docker's /%s: %v", f, err)
+		}
+	}
+
 	var hostname string
 	inNamespace(t, pid, "uts", unix.CLONE_NEWUTS, func() error {
 		var u unix.Utsname

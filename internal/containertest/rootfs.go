@@ -15,14 +15,22 @@ import (
 
 // populateRoot fills root with what the program needs to run: the program
 // and its files in dir, the shared libraries and loader they need at the
-// paths where the host has them, and empty /proc and /tmp.
-func populateRoot(root, dir, program string, files map[string]string) error {
+// paths where the host has them, and empty /proc and /tmp. It also writes
+// the marks docker leaves in every container, /.dockerenv and
+// /etc/hostname, since tools look for them to tell a container.
+func populateRoot(root, dir, program string, files map[string]string, hostname string) error {
 	for _, d := range []string{"proc", "tmp", "dev", "etc"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err
 		}
 	}
 	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, ".dockerenv"), nil, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	inside := filepath.Join(root, dir)
