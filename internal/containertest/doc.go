@@ -22,8 +22,8 @@
 // Limits: it needs root (or the equivalent capabilities) and a writable
 // cgroup filesystem; without them the test is skipped through privtest,
 // or failed when CPUWHY_REQUIRE_PRIVILEGED=1. Only the program, the files
-// given and the shared libraries ldd reports are in the root: there is no
-// shell, no /dev and no /etc. If the test binary is killed outright
+// given, the shared libraries ldd reports and docker's marks (/.dockerenv,
+// /etc/hostname) are in the root: there is no shell and /dev is empty. If the test binary is killed outright
 // (SIGKILL), the program dies with it (parent-death signal) but its
 // cgroup directories and temporary directory stay behind.
 //

@@ -116,17 +116,13 @@ func buildCached(name string, r recipe) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	base, err := os.UserCacheDir()
+	parent, err := cacheDir()
 	if err != nil {
-		base = os.TempDir()
+		return "", err
 	}
-	parent := filepath.Join(base, "cpuwhy", "scenario")
 	final := filepath.Join(parent, name+"-"+key)
 	if _, err := os.Stat(filepath.Join(final, r.main)); err == nil {
 		return final, nil
-	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", err
 	}
 	tmp, err := os.MkdirTemp(parent, name+".tmp-")
 	if err != nil {
@@ -147,6 +143,23 @@ func buildCached(name string, r recipe) (string, error) {
 		return "", err
 	}
 	return final, nil
+}
+
+// cacheDir returns the scenario cache, in the user's cache directory or,
+// for users without a usable home (nobody), in the temporary directory.
+func cacheDir() (string, error) {
+	var errs []error
+	for _, base := range []func() (string, error){os.UserCacheDir, func() (string, error) { return os.TempDir(), nil }} {
+		dir, err := base()
+		if err == nil {
+			dir = filepath.Join(dir, "cpuwhy", "scenario")
+			if err = os.MkdirAll(dir, 0o755); err == nil {
+				return dir, nil
+			}
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("no cache directory for scenarios: %w", errors.Join(errs...))
 }
 
 func compile(name string, r recipe, dir string) error {
