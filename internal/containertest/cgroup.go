@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // cgroupMount is one mounted cgroup hierarchy.
@@ -99,66 +100,74 @@ func unescapeMountinfo(s string) string {
 // cgroupParent is where docker's cgroupfs driver puts containers.
 const cgroupParent = "docker"
 
-// createdParents are the <mount>/docker directories this process made;
-// they are removed when the last container using them stops.
-var (
-	parentsMu sync.Mutex
-	parents   = map[string]*parentState{}
-)
+// The <mount>/docker parents are shared by every container, including
+// those of other test processes running at the same time (go test runs
+// packages in parallel, and a test may start a child test binary). A
+// lock file serialises creating and removing them, and a marker per
+// parent records that containertest made it: only those are removed, and
+// only once empty.
+func withParentLock(f func() error) error {
+	dir := filepath.Join(os.TempDir(), "cpuwhy-containertest")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // releases the lock
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
+	return f()
+}
 
-type parentState struct {
-	created bool // made by this process, so ours to remove
-	users   int
+func parentMarker(parent string) string {
+	return filepath.Join(os.TempDir(), "cpuwhy-containertest", "made"+strings.ReplaceAll(parent, "/", "_"))
 }
 
 // makeCgroups creates <mount>/docker/<id> in every hierarchy and returns
 // the directories made.
 func makeCgroups(mounts []cgroupMount, id string) ([]string, error) {
 	var dirs []string
-	for _, m := range mounts {
-		dir, err := makeCgroup(m, id)
-		if err != nil {
-			removeCgroups(dirs)
-			return nil, err
+	err := withParentLock(func() error {
+		for _, m := range mounts {
+			dir, err := makeCgroup(m, id)
+			if err != nil {
+				return err
+			}
+			dirs = append(dirs, dir)
 		}
-		dirs = append(dirs, dir)
+		return nil
+	})
+	if err != nil {
+		removeCgroups(dirs)
+		return nil, err
 	}
 	return dirs, nil
 }
 
+// makeCgroup runs under the parent lock.
 func makeCgroup(m cgroupMount, id string) (string, error) {
 	parent := filepath.Join(m.Dir, cgroupParent)
 	dir := filepath.Join(parent, id)
-	parentsMu.Lock()
-	defer parentsMu.Unlock()
-	st := parents[parent]
-	if st == nil {
-		st = &parentState{}
-		parents[parent] = st
+	err := os.Mkdir(parent, 0o755)
+	if err == nil {
+		if err := os.WriteFile(parentMarker(parent), nil, 0o600); err != nil {
+			os.Remove(parent)
+			return "", err
+		}
+	} else if !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("creating cgroup %s: %w", parent, err)
 	}
-	// Another test process may remove an empty parent between our
-	// Mkdir calls; try again then.
-	for attempt := 0; ; attempt++ {
-		err := os.Mkdir(parent, 0o755)
-		if err == nil {
-			st.created = true
-		} else if !errors.Is(err, os.ErrExist) {
-			return "", fmt.Errorf("creating cgroup %s: %w", parent, err)
-		}
-		if m.Version == 1 {
-			if err := inheritCpuset(parent); err != nil {
-				return "", err
-			}
-		}
-		err = os.Mkdir(dir, 0o755)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, os.ErrNotExist) || attempt == 3 {
-			return "", fmt.Errorf("creating cgroup %s: %w", dir, err)
+	if m.Version == 1 {
+		if err := inheritCpuset(parent); err != nil {
+			return "", err
 		}
 	}
-	st.users++
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating cgroup %s: %w", dir, err)
+	}
 	if m.Version == 1 {
 		if err := inheritCpuset(dir); err != nil {
 			os.Remove(dir)
@@ -206,8 +215,8 @@ func joinCgroups(dirs []string, pid int) error {
 }
 
 // removeCgroups removes the directories, retrying while the kernel still
-// counts a dead task in them, and then any docker parent this process
-// made that no container uses any more.
+// counts a dead task in them, and then any docker parent containertest
+// made that is now empty.
 func removeCgroups(dirs []string) error {
 	var errs []error
 	for _, dir := range dirs {
@@ -223,18 +232,25 @@ func removeCgroups(dirs []string) error {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		parentsMu.Lock()
-		parent := filepath.Dir(dir)
-		if st := parents[parent]; st != nil {
-			st.users--
-			if st.users <= 0 && st.created {
-				// Busy means another process's container is in it.
-				if os.Remove(parent) == nil {
-					delete(parents, parent)
-				}
+	}
+	err := withParentLock(func() error {
+		for _, dir := range dirs {
+			parent := filepath.Dir(dir)
+			if _, err := os.Stat(parentMarker(parent)); err != nil {
+				continue // not ours, or already removed
+			}
+			// Busy: another container is still in it; its Stop will
+			// remove it.
+			if os.Remove(parent) == nil || !exists(parent) {
+				os.Remove(parentMarker(parent))
 			}
 		}
-		parentsMu.Unlock()
-	}
-	return errors.Join(errs...)
+		return nil
+	})
+	return errors.Join(append(errs, err)...)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

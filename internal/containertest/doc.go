@@ -27,6 +27,12 @@
 // (SIGKILL), the program dies with it (parent-death signal) but its
 // cgroup directories and temporary directory stay behind.
 //
+// The shared <mount>/docker parents are created and removed under a lock
+// file in $TMPDIR/cpuwhy-containertest, which also records which parents
+// containertest made: only those are removed, once empty, so concurrent
+// test processes neither leak them nor pull them from under each other.
+// The lock file itself stays.
+//
 // This package makes raw mount, pivot_root and cgroup calls itself; it is
 // test-only code, and the one place outside the syscall door that does.
 package containertest

@@ -202,9 +202,19 @@ func TestBusypollCountFile(t *testing.T) {
 	p := scenario.Build(t, "busypoll")
 	file := filepath.Join(t.TempDir(), "count")
 	cmd := start(t, p, []string{"SCENARIO_COUNT_FILE=" + file})
+	// The poller may not have run yet, and on a busy machine it may wait
+	// a while for a CPU: wait for a positive count, then for it to grow.
+	deadline := time.Now().Add(10 * time.Second)
 	first := readCount(t, cmd.Process.Pid, file)
-	time.Sleep(50 * time.Millisecond)
+	for first == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		first = readCount(t, cmd.Process.Pid, file)
+	}
 	second := readCount(t, cmd.Process.Pid, file)
+	for second <= first && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		second = readCount(t, cmd.Process.Pid, file)
+	}
 	if first == 0 || second <= first {
 		t.Errorf("counts %d then %d, want a positive, growing count", first, second)
 	}
