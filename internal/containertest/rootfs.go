@@ -1,0 +1,172 @@
+package containertest
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// populateRoot fills root with what the program needs to run: the program
+// and its files in dir, the shared libraries and loader they need at the
+// paths where the host has them, and empty /proc and /tmp. It also writes
+// the marks docker leaves in every container, /.dockerenv and
+// /etc/hostname, since tools look for them to tell a container.
+func populateRoot(root, dir, program string, files map[string]string, hostname string) error {
+	for _, d := range []string{"proc", "tmp", "dev", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, ".dockerenv"), nil, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	inside := filepath.Join(root, dir)
+	if err := os.MkdirAll(inside, 0o755); err != nil {
+		return err
+	}
+	objects := []string{program}
+	if err := copyFile(program, filepath.Join(inside, filepath.Base(program))); err != nil {
+		return err
+	}
+	for base, src := range files {
+		if base != filepath.Base(base) {
+			return fmt.Errorf("file name %q is not a base name", base)
+		}
+		if err := copyFile(src, filepath.Join(inside, base)); err != nil {
+			return err
+		}
+		if isELF(src) {
+			objects = append(objects, src)
+		}
+	}
+	libs := map[string]bool{}
+	for _, obj := range objects {
+		deps, err := sharedLibraries(obj, files)
+		if err != nil {
+			return err
+		}
+		for _, lib := range deps {
+			libs[lib] = true
+		}
+	}
+	for lib := range libs {
+		if err := copyFile(lib, filepath.Join(root, lib)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isELF(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// sharedLibraries returns the host paths of the shared libraries and the
+// loader that obj needs, leaving out those provided among files (they sit
+// beside the program, found through rpath $ORIGIN). ldd follows the
+// loader's own search, so rpath, runpath and ld.so.cache are honoured
+// without reimplementing them.
+func sharedLibraries(obj string, files map[string]string) ([]string, error) {
+	f, err := elf.Open(obj)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", obj, err)
+	}
+	dynamic := f.Section(".interp") != nil || f.Type == elf.ET_DYN
+	f.Close()
+	if !dynamic {
+		return nil, nil // static: nothing to copy
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("ldd", obj)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if strings.Contains(string(out)+stderr.String(), "not a dynamic executable") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("ldd %s: %w: %s", obj, err, stderr.Bytes())
+	}
+	libs, err := parseLdd(out, files)
+	if err != nil {
+		return nil, fmt.Errorf("ldd %s: %w", obj, err)
+	}
+	return libs, nil
+}
+
+// parseLdd reads ldd's output: "name => /path (0x...)" for a library,
+// "/path (0x...)" for the loader, and "name (0x...)" for the vDSO, which
+// has no file. Libraries whose base name is among provided are skipped.
+func parseLdd(out []byte, provided map[string]string) ([]string, error) {
+	var libs []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line == "statically linked" {
+			continue
+		}
+		name, path, arrow := strings.Cut(line, " => ")
+		if !arrow {
+			path = name
+		}
+		path, _, _ = strings.Cut(path, " (")
+		path = strings.TrimSpace(path)
+		if _, ok := provided[filepath.Base(strings.TrimSpace(name))]; ok {
+			continue
+		}
+		if path == "not found" {
+			return nil, fmt.Errorf("library %s not found", name)
+		}
+		if !strings.HasPrefix(path, "/") {
+			continue // the vDSO
+		}
+		libs = append(libs, path)
+	}
+	return libs, sc.Err()
+}
+
+// copyFile copies src (following symbolic links) to dst, keeping the mode
+// bits, creating dst's directory.
+func copyFile(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", src)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, out.Close()) }()
+	if _, err := io.Copy(out, in); err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	return nil
+}

@@ -1,0 +1,24 @@
+// Package scenario builds small C programs that reproduce the CPU
+// problems cpuwhy diagnoses, for tests and for reproducing issues.
+//
+// Each scenario is a readable C source under testdata/, embedded in the
+// package and compiled with gcc the first time a test asks for it. The
+// comments in each source say why it is shaped as it is.
+//
+//   - busypoll: the field report's SoftEther bug. A stripped binary
+//     vpnserver whose thread NatThreadMain spins on a non-blocking UDP
+//     socket through RecvFrom in libnat.so. SIGUSR1 writes the number of
+//     recvfrom calls made so far to $SCENARIO_COUNT_FILE.
+//   - compute: a thread named cruncher in a syscall-free loop in
+//     crunch_numbers.
+//   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
+//   - threads: N sleeping threads (argv[1], default 1000).
+//
+// Every program prints the line "ready" on stdout once it is set up.
+//
+// Builds are cached by content (sources, build commands and gcc version)
+// under the user's cache directory, so a test binary builds each scenario
+// at most once and parallel tests and packages share the result; a
+// finished build is renamed into place, so a reader never sees half of
+// one. A failed build fails the test with gcc's output.
+package scenario

@@ -1,0 +1,214 @@
+package scenario
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+//go:embed testdata
+var sources embed.FS
+
+// Program is a built scenario.
+type Program struct {
+	Name  string            // scenario name
+	Path  string            // host path of the built main binary
+	Files map[string]string // other files that must sit beside the binary (basename -> host path)
+}
+
+// recipe says how to build one scenario from testdata/<name>/. Commands
+// run in a directory holding a copy of the sources, so outputs land
+// beside each other, which busypoll's rpath $ORIGIN relies on.
+type recipe struct {
+	main  string     // the binary to run
+	files []string   // other outputs that must sit beside it
+	cmds  [][]string // gcc command lines, run in order
+}
+
+var recipes = map[string]recipe{
+	"busypoll": {
+		main:  "vpnserver",
+		files: []string{"libnat.so"},
+		cmds: [][]string{
+			{"gcc", "-O2", "-fomit-frame-pointer", "-Wall", "-fPIC", "-shared",
+				"-o", "libnat.so", "libnat.c"},
+			// -s: a release build without .symtab, as in the report,
+			// where gdb could show no more than the dynamic symbols.
+			{"gcc", "-O2", "-fomit-frame-pointer", "-Wall", "-s", "-pthread",
+				"-o", "vpnserver", "vpnserver.c", "-L.", "-lnat", "-Wl,-rpath,$ORIGIN"},
+		},
+	},
+	"compute": {
+		main: "compute",
+		cmds: [][]string{{"gcc", "-O2", "-g", "-Wall", "-pthread", "-o", "compute", "compute.c"}},
+	},
+	"idle": {
+		main: "idle",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "idle", "idle.c"}},
+	},
+	"threads": {
+		main: "threads",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},
+	},
+}
+
+// Names returns the scenario names, sorted.
+func Names() []string {
+	names := make([]string, 0, len(recipes))
+	for name := range recipes {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+type build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+var (
+	buildsMu sync.Mutex
+	builds   = map[string]*build{}
+)
+
+// Build returns the named scenario, compiling it on first use. It fails
+// the test if the scenario is unknown or does not build.
+func Build(tb testing.TB, name string) Program {
+	tb.Helper()
+	r, ok := recipes[name]
+	if !ok {
+		tb.Fatalf("unknown scenario %q (have %s)", name, strings.Join(Names(), ", "))
+	}
+	buildsMu.Lock()
+	b := builds[name]
+	if b == nil {
+		b = &build{}
+		builds[name] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() { b.dir, b.err = buildCached(name, r) })
+	if b.err != nil {
+		tb.Fatalf("building scenario %s: %v", name, b.err)
+	}
+	p := Program{Name: name, Path: filepath.Join(b.dir, r.main), Files: map[string]string{}}
+	for _, f := range r.files {
+		p.Files[f] = filepath.Join(b.dir, f)
+	}
+	return p
+}
+
+// buildCached returns the directory holding the built scenario, building
+// it unless an identical build is already cached.
+func buildCached(name string, r recipe) (string, error) {
+	key, err := cacheKey(name, r)
+	if err != nil {
+		return "", err
+	}
+	parent, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	final := filepath.Join(parent, name+"-"+key)
+	if _, err := os.Stat(filepath.Join(final, r.main)); err == nil {
+		return final, nil
+	}
+	tmp, err := os.MkdirTemp(parent, name+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	if err := compile(name, r, tmp); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		// Another process finished the same build first: use it.
+		if _, statErr := os.Stat(filepath.Join(final, r.main)); statErr == nil {
+			return final, nil
+		}
+		return "", err
+	}
+	return final, nil
+}
+
+// cacheDir returns the scenario cache, in the user's cache directory or,
+// for users without a usable home (nobody), in the temporary directory.
+func cacheDir() (string, error) {
+	var errs []error
+	for _, base := range []func() (string, error){os.UserCacheDir, func() (string, error) { return os.TempDir(), nil }} {
+		dir, err := base()
+		if err == nil {
+			dir = filepath.Join(dir, "cpuwhy", "scenario")
+			if err = os.MkdirAll(dir, 0o755); err == nil {
+				return dir, nil
+			}
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("no cache directory for scenarios: %w", errors.Join(errs...))
+}
+
+func compile(name string, r recipe, dir string) error {
+	srcs, err := fs.Sub(sources, "testdata/"+name)
+	if err != nil {
+		return err
+	}
+	if err := os.CopyFS(dir, srcs); err != nil {
+		return fmt.Errorf("copying sources: %w", err)
+	}
+	for _, args := range r.cmds {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+// cacheKey hashes everything a build depends on: the sources, the
+// commands and the compiler.
+func cacheKey(name string, r recipe) (string, error) {
+	h := sha256.New()
+	gccVersion, err := exec.Command("gcc", "--version").Output()
+	if err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return "", fmt.Errorf("gcc --version: %w\n%s", err, exitErr.Stderr)
+		}
+		return "", fmt.Errorf("gcc is needed to build scenarios: %w", err)
+	}
+	h.Write(gccVersion)
+	fmt.Fprintf(h, "%q %q %q\n", r.main, r.files, r.cmds)
+	err = fs.WalkDir(sources, "testdata/"+name, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := sources.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %d\n", path, len(data))
+		h.Write(data)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}

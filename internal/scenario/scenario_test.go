@@ -1,0 +1,250 @@
+package scenario_test
+
+import (
+	"bufio"
+	"debug/elf"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
+)
+
+// start runs p and waits for its "ready" line. The process is killed
+// and reaped when the test ends.
+func start(t *testing.T, p scenario.Program, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(p.Path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", p.Name, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err == nil && line != "ready\n" {
+			err = errors.New("first line is " + strconv.Quote(line))
+		}
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("%s did not become ready: %v", p.Name, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not print ready within 10s", p.Name)
+	}
+	return cmd
+}
+
+// threadNames returns the comm of every thread of pid.
+func threadNames(t *testing.T, pid int) []string {
+	t.Helper()
+	tasks, err := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "comm"))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("listing threads of %d: %v", pid, err)
+	}
+	var names []string
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, strings.TrimSuffix(string(b), "\n"))
+	}
+	return names
+}
+
+func TestNames(t *testing.T) {
+	want := []string{"busypoll", "compute", "idle", "threads"}
+	if got := scenario.Names(); !slices.Equal(got, want) {
+		t.Errorf("Names() = %q, want %q", got, want)
+	}
+}
+
+func TestScenariosRun(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		thread string // a thread that must exist
+		tasks  int    // number of threads, 0 to not check
+	}{
+		{name: "busypoll", thread: "NatThreadMain", tasks: 2},
+		{name: "compute", thread: "cruncher", tasks: 2},
+		{name: "idle", thread: "acceptor", tasks: 2},
+		{name: "threads", args: []string{"50"}, tasks: 51},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := scenario.Build(t, tt.name)
+			cmd := start(t, p, nil, tt.args...)
+			names := threadNames(t, cmd.Process.Pid)
+			if tt.thread != "" && !slices.Contains(names, tt.thread) {
+				t.Errorf("threads are %q, want one named %q", names, tt.thread)
+			}
+			if tt.tasks != 0 && len(names) != tt.tasks {
+				t.Errorf("%d threads, want %d", len(names), tt.tasks)
+			}
+		})
+	}
+}
+
+func TestBusypollBinaries(t *testing.T) {
+	p := scenario.Build(t, "busypoll")
+	if base := filepath.Base(p.Path); base != "vpnserver" {
+		t.Errorf("main binary is %s, want vpnserver", base)
+	}
+	lib, ok := p.Files["libnat.so"]
+	if !ok {
+		t.Fatalf("Files = %v, want libnat.so", p.Files)
+	}
+	if filepath.Dir(lib) != filepath.Dir(p.Path) {
+		t.Errorf("libnat.so at %s is not beside %s", lib, p.Path)
+	}
+
+	main, err := elf.Open(p.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer main.Close()
+	if s := main.Section(".symtab"); s != nil {
+		t.Error("vpnserver has a .symtab; it must be stripped")
+	}
+	libs, err := main.ImportedLibraries()
+	if err != nil || !slices.Contains(libs, "libnat.so") {
+		t.Errorf("vpnserver needs %q (%v), want libnat.so among them", libs, err)
+	}
+
+	so, err := elf.Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Close()
+	syms, err := so.DynamicSymbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range syms {
+		if s.Name == "RecvFrom" && elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Section != elf.SHN_UNDEF {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("libnat.so does not define RecvFrom in .dynsym")
+	}
+}
+
+func TestComputeSymbol(t *testing.T) {
+	p := scenario.Build(t, "compute")
+	f, err := elf.Open(p.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(syms, func(s elf.Symbol) bool { return s.Name == "crunch_numbers" }) {
+		t.Error("compute has no symbol crunch_numbers")
+	}
+}
+
+// readCount sends SIGUSR1 and waits for the count file to be (re)written.
+func readCount(t *testing.T, pid int, file string) uint64 {
+	t.Helper()
+	os.Remove(file)
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(file)
+		if err == nil {
+			s, ok := strings.CutPrefix(string(b), "calls=")
+			if !ok || !strings.HasSuffix(s, "\n") {
+				t.Fatalf("count file holds %q, want calls=N", b)
+			}
+			n, err := strconv.ParseUint(strings.TrimSuffix(s, "\n"), 10, 64)
+			if err != nil {
+				t.Fatalf("count file holds %q: %v", b, err)
+			}
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no count file %s 5s after SIGUSR1: %v", file, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestBusypollCountFile(t *testing.T) {
+	p := scenario.Build(t, "busypoll")
+	file := filepath.Join(t.TempDir(), "count")
+	cmd := start(t, p, []string{"SCENARIO_COUNT_FILE=" + file})
+	// The poller may not have run yet, and on a busy machine it may wait
+	// a while for a CPU: wait for a positive count, then for it to grow.
+	deadline := time.Now().Add(10 * time.Second)
+	first := readCount(t, cmd.Process.Pid, file)
+	for first == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		first = readCount(t, cmd.Process.Pid, file)
+	}
+	second := readCount(t, cmd.Process.Pid, file)
+	for second <= first && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		second = readCount(t, cmd.Process.Pid, file)
+	}
+	if first == 0 || second <= first {
+		t.Errorf("counts %d then %d, want a positive, growing count", first, second)
+	}
+	if _, err := os.Stat(file + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary count file left behind: %v", err)
+	}
+}
+
+func TestBuildUnknown(t *testing.T) {
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		scenario.Build(ft, "no-such-scenario")
+	}()
+	<-done
+	if !ft.failed {
+		t.Error("Build of an unknown scenario did not fail the test")
+	}
+}
+
+// fatalRecorder records Fatal instead of ending the test; Build calls it
+// from its own goroutine, where runtime.Goexit ends only that goroutine.
+type fatalRecorder struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fatalRecorder) Helper() {}
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.failed = true
+	runtime.Goexit()
+}
