@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/containertest"
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
+)
+
+// startBusyPoll runs the seed's scenario in a hand-made docker-like
+// container, as in the field report: /opt/vpnserver/vpnserver, port 1701.
+func startBusyPoll(t *testing.T) *containertest.Container {
+	t.Helper()
+	prog := scenario.Build(t, "busypoll")
+	c := containertest.Start(t, containertest.Config{
+		Program: prog.Path,
+		Files:   prog.Files,
+		Args:    []string{"1701"},
+		Network: true,
+		Name:    "vpn-" + strconv.Itoa(os.Getpid()),
+	})
+	c.WaitReady(t, 10*time.Second)
+	return c
+}
+
+func TestTopContainerJSON(t *testing.T) {
+	c := startBusyPoll(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"by container name", []string{"--container", c.Name}},
+		{"by id prefix", []string{"--container", c.ID[:8]}},
+		{"by ns pid", []string{"--container", c.Name, "--ns-pid", "1"}},
+		{"by host pid", []string{strconv.Itoa(c.HostPID)}},
+		{"whole host with threads", []string{"--threads"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"top", "--json", "-d", "1", "--docker-data-root", c.DataRoot,
+				"--docker-socket", "/nonexistent/docker.sock"}, tt.args...)
+			code, out, errOut := run(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			fs := frames(t, out)
+			if len(fs) != 1 {
+				t.Fatalf("got %d frames, want 1", len(fs))
+			}
+			p := findProcess(fs[0], c.HostPID)
+			if p == nil {
+				t.Fatalf("container process %d not listed in %s", c.HostPID, out)
+			}
+			if p.NsPID != 1 {
+				t.Errorf("ns_pid = %d, want 1", p.NsPID)
+			}
+			if p.Container == nil || p.Container.ID != c.ID || p.Container.Name != c.Name || p.Container.Runtime != "docker" {
+				t.Errorf("container = %+v, want docker %s %s", p.Container, c.ID, c.Name)
+			}
+			th := findThread(p, "NatThreadMain")
+			if th == nil {
+				t.Fatalf("no NatThreadMain thread in %+v", p.Threads)
+			}
+			if th.CPU < 90 {
+				t.Errorf("NatThreadMain at %.1f%% of a core, want >= 90", th.CPU)
+			}
+			if th.State != "R" && th.State != "S" {
+				t.Errorf("NatThreadMain state %q", th.State)
+			}
+		})
+	}
+}
+
+// schedRuntime is a thread's precise on-CPU time from schedstat: an
+// accounting independent of the utime/stime ticks cpuwhy reads.
+func schedRuntime(t *testing.T, pid, tid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ns)
+}
+
+func TestTopAgreesWithSchedstat(t *testing.T) {
+	c := startBusyPoll(t)
+	// Three reports of one second: each thread's CPU% is compared with
+	// schedstat's runtime over the same span, read before the first and
+	// after the last report.
+	var tid int
+	{
+		code, out, errOut := run(t, "top", "--json", "-d", "0.2", strconv.Itoa(c.HostPID))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		th := findThread(findProcess(frames(t, out)[0], c.HostPID), "NatThreadMain")
+		if th == nil {
+			t.Fatal("no NatThreadMain")
+		}
+		tid = th.TID
+	}
+	before, start := schedRuntime(t, c.HostPID, tid), time.Now()
+	code, out, errOut := run(t, "top", "--json", "-n", "3", "-d", "1", strconv.Itoa(c.HostPID))
+	after, elapsed := schedRuntime(t, c.HostPID, tid), time.Since(start)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var sum, span float64
+	for _, f := range frames(t, out) {
+		th := findThread(findProcess(f, c.HostPID), "NatThreadMain")
+		sum += th.CPU * f.Interval
+		span += f.Interval
+	}
+	got := sum / span
+	want := 100 * (after - before).Seconds() / elapsed.Seconds()
+	t.Logf("cpuwhy %.1f%%, schedstat %.1f%% over %.2fs", got, want, elapsed.Seconds())
+	if math.Abs(got-want) > 3 {
+		t.Errorf("cpuwhy says %.1f%%, schedstat %.1f%%: more than 3 points apart", got, want)
+	}
+}
