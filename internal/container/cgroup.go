@@ -78,7 +78,7 @@ func matchPath(path string) (*Info, bool) {
 			return &Info{Runtime: LXC, ID: clean(next), Name: clean(next)}, false
 		case c == "lxc.payload" && next != "":
 			return &Info{Runtime: LXC, ID: clean(next), Name: clean(next)}, false
-		case strings.HasPrefix(c, "lxc.payload."):
+		case strings.HasPrefix(c, "lxc.payload.") && len(c) > len("lxc.payload."):
 			name := clean(strings.TrimPrefix(c, "lxc.payload."))
 			return &Info{Runtime: LXC, ID: name, Name: name}, false
 		case c == "lxc.monitor" || strings.HasPrefix(c, "lxc.monitor."):

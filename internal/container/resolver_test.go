@@ -158,3 +158,18 @@ func TestCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d entries, cap %d", n, maxCacheEntries)
 	}
 }
+
+// The hot path of `cpuwhy top`: a process of an already-named container.
+func BenchmarkLookupCgroupCached(b *testing.B) {
+	r := NewResolver(scenario("daemonjson"))
+	cgroup := []byte("12:hugetlb:/\n10:memory:/system.slice/docker-" + id("D1") + ".scope\n1:name=systemd:/system.slice/docker-" + id("D1") + ".scope\n0::/\n")
+	if info, err := r.LookupCgroup(cgroup); err != nil || info.Name != "web" {
+		b.Fatalf("%+v, %v", info, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.LookupCgroup(cgroup); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
