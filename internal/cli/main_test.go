@@ -11,10 +11,17 @@ import (
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/containertest"
+	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/top"
 )
 
-func TestMain(m *testing.M) { containertest.Main(m) }
+func TestMain(m *testing.M) {
+	containertest.Main(m, func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	})
+}
 
 var (
 	binOnce sync.Once
@@ -30,6 +37,10 @@ func cpuwhyBinary(t *testing.T) string {
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "cpuwhy-cli-test-")
 		if binErr != nil {
+			return
+		}
+		// Others may run it: a test runs it as nobody.
+		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
 			return
 		}
 		binPath = filepath.Join(binDir, "cpuwhy")
@@ -85,3 +96,5 @@ func findThread(p *top.Process, name string) *top.Thread {
 	}
 	return nil
 }
+
+func targetSpecName(re string) target.Spec { return target.Spec{Name: re} }

@@ -38,7 +38,11 @@ func (g *globalOptions) resolver() *container.Resolver {
 }
 
 func (g *globalOptions) selector(r *container.Resolver) *target.Selector {
-	return &target.Selector{Proc: g.procFS(), Containers: r}
+	sel := &target.Selector{Proc: g.procFS()}
+	if r != nil { // a nil *Resolver in the interface would not compare nil
+		sel.Containers = r
+	}
+	return sel
 }
 
 // usageError marks an error in what the user typed (exit status 2).

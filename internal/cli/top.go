@@ -173,7 +173,7 @@ func runTop(ctx context.Context, o *topOptions) error {
 			return err
 		}
 		frame.Filter(v.keep)
-		if v.single != nil && len(frame.Processes) == 0 {
+		if v.single != nil && (len(frame.Processes) == 0 || exited(&frame.Processes[0])) {
 			return target.Exited(*v.single)
 		}
 		frame.Sort(sortKey)
@@ -254,3 +254,7 @@ func noteAccess(o *topOptions, sel *target.Selector, t target.Target) {
 		fmt.Fprintf(o.streams.Err, "cpuwhy: note: %v; the syscall each thread is blocked in is not shown\n", err)
 	}
 }
+
+// exited reports whether a process has ended but is not yet reaped by its
+// parent: a zombie has no threads left to examine.
+func exited(p *top.Process) bool { return p.State == "Z" || p.State == "X" }

@@ -38,14 +38,21 @@ type initSpec struct {
 //
 // In the test binary re-executed by Start it becomes the container's init
 // step and never returns; otherwise it runs the tests and exits.
-func Main(m *testing.M) {
+//
+// The cleanups run after the tests, for what a package shares across them
+// (a binary built once, say).
+func Main(m *testing.M, cleanups ...func()) {
 	if spec, ok := os.LookupEnv(envInit); ok {
 		err := initContainer(spec)
 		// Only reached on failure: tell Start why.
 		fmt.Fprintf(os.NewFile(errorFD, "error pipe"), "%v", err)
 		os.Exit(127)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
+	os.Exit(code)
 }
 
 // initContainer runs in the new namespaces and execs the program, so it
