@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // WriteJSON writes the frame as one line of JSON, so that batch mode with
@@ -126,12 +127,14 @@ func HumanBytes(n int64) string {
 	return ""
 }
 
+// fit shortens s to width characters, marking the cut with an ellipsis.
 func fit(s string, width int) string {
-	if width <= 0 || len(s) <= width {
+	if width <= 0 || utf8.RuneCountInString(s) <= width {
 		return s
 	}
+	r := []rune(s)
 	if width < 2 {
-		return s[:width]
+		return string(r[:width])
 	}
-	return s[:width-1] + "…"
+	return string(r[:width-1]) + "…"
 }

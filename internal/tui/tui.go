@@ -242,7 +242,7 @@ func (m *model) visible() int {
 }
 
 func (m *model) processTable(b *strings.Builder, rows []top.Process, width int) {
-	b.WriteString(clip(fmt.Sprintf("%8s %6s %6s %5s %5s %1s %5s %6s %-24s %s", "PID", "NSPID", "%CPU", "USR", "SYS", "S", "THR", "RSS", "CONTAINER", "COMMAND"), width) + "\n")
+	b.WriteString("  " + clip(fmt.Sprintf("%8s %6s %6s %5s %5s %1s %5s %6s %-24s %s", "PID", "NSPID", "%CPU", "USR", "SYS", "S", "THR", "RSS", "CONTAINER", "COMMAND"), width) + "\n")
 	start := 0
 	if m.cursor >= m.visible() {
 		start = m.cursor - m.visible() + 1
@@ -257,7 +257,7 @@ func (m *model) processTable(b *strings.Builder, rows []top.Process, width int) 
 }
 
 func (m *model) threadTable(b *strings.Builder, rows []top.Process, width int) {
-	b.WriteString(clip(fmt.Sprintf("%8s %6s %5s %5s %1s %-16s %s", "TID", "%CPU", "USR", "SYS", "S", "NAME", "BLOCKED IN"), width) + "\n")
+	b.WriteString("  " + clip(fmt.Sprintf("%8s %6s %5s %5s %1s %-16s %s", "TID", "%CPU", "USR", "SYS", "S", "NAME", "BLOCKED IN"), width) + "\n")
 	if len(rows) == 0 {
 		if m.frame != nil {
 			b.WriteString("  the process has exited; esc to go back\n")

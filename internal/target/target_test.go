@@ -1,0 +1,132 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
+)
+
+func TestSpecValidate(t *testing.T) {
+	tests := []struct {
+		spec Spec
+		ok   bool
+	}{
+		{Spec{}, true},
+		{Spec{PID: 1}, true},
+		{Spec{Container: "vpn"}, true},
+		{Spec{Container: "vpn", NsPID: 1}, true},
+		{Spec{Name: "vpn.*"}, true},
+		{Spec{PID: 1, Name: "x"}, false},
+		{Spec{Container: "vpn", Name: "x"}, false},
+		{Spec{NsPID: 1}, false},
+		{Spec{PID: -3}, false},
+		{Spec{Name: "("}, false},
+	}
+	for _, tt := range tests {
+		err := tt.spec.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("%+v: Validate() = %v, want ok=%v", tt.spec, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrUsage) {
+			t.Errorf("%+v: error %v is not ErrUsage", tt.spec, err)
+		}
+	}
+}
+
+// start runs a scenario on the host until the test ends.
+func start(t *testing.T, name string) int {
+	t.Helper()
+	prog := scenario.Build(t, name)
+	cmd := exec.Command(prog.Path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	buf := make([]byte, 16)
+	if _, err := out.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+func TestSelect(t *testing.T) {
+	compute := start(t, "compute")
+	idle := start(t, "idle")
+	sel := &Selector{Proc: proc.FS{}, Window: 500 * time.Millisecond}
+	tests := []struct {
+		name    string
+		spec    Spec
+		wantPID int
+		wantErr error
+	}{
+		{"busiest process when nothing is named", Spec{}, compute, nil},
+		{"by pid", Spec{PID: idle}, idle, nil},
+		{"by name", Spec{Name: "^compute$"}, compute, nil},
+		{"kernel thread", Spec{PID: 2}, 0, ErrKernelThread},
+		{"no match", Spec{Name: "^no-such-process-name$"}, 0, ErrNoProcess},
+		{"no container", Spec{Container: "nope"}, 0, ErrNoContainer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := sel.Select(context.Background(), tt.spec)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Select(%+v) error = %v, want %v", tt.spec, err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error spans lines: %q", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Select(%+v): %v", tt.spec, err)
+			}
+			if got.PID != tt.wantPID {
+				t.Errorf("Select(%+v) = %d (%s), want %d", tt.spec, got.PID, got.Name, tt.wantPID)
+			}
+		})
+	}
+}
+
+func TestSelectCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sel := &Selector{Window: time.Hour}
+	if _, err := sel.Select(ctx, Spec{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Select with a canceled context = %v, want context.Canceled", err)
+	}
+}
+
+func TestCheckTraceSelf(t *testing.T) {
+	// A process may trace its own children (same uid, and root besides).
+	sel := &Selector{}
+	if err := sel.CheckTrace(start(t, "idle")); err != nil {
+		t.Errorf("CheckTrace of our own child: %v", err)
+	}
+	if err := sel.CheckTrace(1 << 30); !errors.Is(err, ErrGone) {
+		t.Errorf("CheckTrace of a missing PID = %v, want ErrGone", err)
+	}
+}
+
+func TestPrivilegeErrorText(t *testing.T) {
+	e := &PrivilegeError{PID: 4677, Name: "vpnserver", Missing: []string{"CAP_SYS_PTRACE"}}
+	msg := e.Error()
+	for _, want := range []string{"PID 4677 (vpnserver)", "missing CAP_SYS_PTRACE", "still works"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("%q lacks %q", msg, want)
+		}
+	}
+	if !errors.Is(e, ErrPrivilege) {
+		t.Error("PrivilegeError is not ErrPrivilege")
+	}
+}
