@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"debug/elf"
 	"context"
 	"os"
 	"os/exec"
@@ -192,4 +193,17 @@ func TestPrivilegeNote(t *testing.T) {
 		t.Errorf("the thread view should still work without privilege:\n%s", out)
 	}
 	assertOneLine(t, errOut, "cannot trace PID "+strconv.Itoa(cmd.Process.Pid), "missing CAP_SYS_PTRACE", "still works")
+}
+
+func TestBinaryIsStatic(t *testing.T) {
+	f, err := elf.Open(cpuwhyBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("cpuwhy has a program interpreter: it is dynamically linked, and would not run in a minimal container or on an older host")
+		}
+	}
 }

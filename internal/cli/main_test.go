@@ -44,7 +44,9 @@ func cpuwhyBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "cpuwhy")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/cpuwhy/cpuwhy/cmd/cpuwhy").CombinedOutput()
+		build := exec.Command("go", "build", "-o", binPath, "github.com/cpuwhy/cpuwhy/cmd/cpuwhy")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README builds it
+		out, err := build.CombinedOutput()
 		if err != nil {
 			binErr = err
 			binPath = string(out)
