@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"debug/elf"
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"strconv"
