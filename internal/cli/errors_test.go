@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -206,4 +207,29 @@ func TestBinaryIsStatic(t *testing.T) {
 			t.Fatal("cpuwhy has a program interpreter: it is dynamically linked, and would not run in a minimal container or on an older host")
 		}
 	}
+}
+
+func TestHiddenProcessNeedsPrivilege(t *testing.T) {
+	if os.Geteuid() != 0 {
+		privtest.Require(t, "needs root to mount a proc filesystem with hidepid")
+	}
+	// A proc mount of our own that hides other users' processes, as
+	// hardened hosts mount /proc, read through cpuwhy's --proc.
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil { // nobody walks through it
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("proc", dir, "proc", 0, "hidepid=invisible"); err != nil {
+		privtest.Require(t, "mounting proc with hidepid=invisible: "+err.Error())
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	cmd := startProgram(t, "compute")
+	code, _, errOut := runBinary(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "--proc", dir, "top", strconv.Itoa(cmd.Process.Pid))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %q", code, errOut)
+	}
+	assertOneLine(t, errOut, "cannot see PID "+strconv.Itoa(cmd.Process.Pid), "hidepid=invisible", "missing CAP_SYS_PTRACE", "still works")
 }

@@ -3,7 +3,10 @@ package target
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+
+	"github.com/prometheus/procfs"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
@@ -16,10 +19,18 @@ type PrivilegeError struct {
 	PID     int
 	Name    string
 	Missing []string // capability names; empty when held but refused anyway
+	// HidePID is set when the PID could not even be seen: the proc mount
+	// hides other users' processes (its hidepid= value).
+	HidePID string
 }
 
 func (e *PrivilegeError) Error() string {
 	var b strings.Builder
+	if e.HidePID != "" {
+		fmt.Fprintf(&b, "cannot see PID %d: /proc is mounted with hidepid=%s, which hides other users' processes; missing %s (run as root, or grant it: setcap cap_sys_ptrace,cap_perfmon,cap_bpf+ep cpuwhy); still works: your own processes (cpuwhy top)",
+			e.PID, e.HidePID, strings.Join(e.Missing, ", "))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "cannot trace PID %d (%s): ", e.PID, e.Name)
 	if len(e.Missing) > 0 {
 		fmt.Fprintf(&b, "missing %s (run as root, or grant it: setcap cap_sys_ptrace,cap_perfmon,cap_bpf+ep cpuwhy)", strings.Join(e.Missing, ", "))
@@ -56,4 +67,42 @@ func (s *Selector) CheckTrace(pid int) error {
 		return fail(ErrGone, "PID %d exited", pid)
 	}
 	return fmt.Errorf("checking access to PID %d: %w", pid, err)
+}
+
+// hiddenError explains a PID that /proc does not show, when the reason may
+// be the mount's hidepid option rather than the process's absence: the
+// kernel answers ENOENT alike for both. It returns nil when hidepid is off
+// or cpuwhy holds CAP_SYS_PTRACE, which sees through it.
+func (s *Selector) hiddenError(pid int) error {
+	hide := s.hidePID()
+	if hide == "" {
+		return nil
+	}
+	caps, err := sys.EffectiveCaps()
+	if err != nil || caps.Has(sys.CapSysPtrace) {
+		return nil
+	}
+	return &PrivilegeError{PID: pid, Missing: caps.Missing(sys.CapSysPtrace), HidePID: hide}
+}
+
+// hidePID returns the hidepid= option of the proc mount cpuwhy reads, or ""
+// when it shows every process.
+func (s *Selector) hidePID() string {
+	mounts, err := procfs.GetMounts()
+	if err != nil {
+		return ""
+	}
+	root := filepath.Clean(s.procRoot())
+	for _, m := range mounts {
+		if m.FSType != "proc" || m.MountPoint != root {
+			continue
+		}
+		switch v := m.SuperOptions["hidepid"]; v {
+		case "", "0", "off":
+			return ""
+		default:
+			return v
+		}
+	}
+	return ""
 }

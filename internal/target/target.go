@@ -177,6 +177,9 @@ func (s *Selector) byPID(pid int) (Target, error) {
 	sc := proc.NewScanner(s.Proc)
 	p, err := sc.ReadProcess(pid, false)
 	if errors.Is(err, proc.ErrGone) {
+		if err := s.hiddenError(pid); err != nil {
+			return Target{}, err
+		}
 		return Target{}, fail(ErrNoProcess, "no process has PID %d (list them with `cpuwhy top`)", pid)
 	}
 	if err != nil {
