@@ -115,10 +115,14 @@ func parseInterval(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// stdoutIsTerminal says whether the live view can run: it needs a terminal
+// to draw on, keys to read, and a TERM that says what the terminal is.
 func stdoutIsTerminal(s Streams) bool {
-	f, ok := s.Out.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return false
+	for _, stream := range []any{s.Out, s.In} {
+		f, ok := stream.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return false
+		}
 	}
 	t := os.Getenv("TERM")
 	return t != "" && t != "dumb"
