@@ -264,7 +264,13 @@ func (e *engine) logTail() string {
 	if err != nil {
 		return fmt.Sprintf("(reading the log: %v)", err)
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		// containerd's gRPC connection chatter buries the reason.
+		if !strings.Contains(l, "module=grpc") {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > 40 {
 		lines = lines[len(lines)-40:]
 	}
