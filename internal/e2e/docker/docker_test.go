@@ -40,6 +40,7 @@ type frame struct {
 			Runtime string `json:"runtime"`
 			ID      string `json:"id"`
 			Name    string `json:"name"`
+			Image   string `json:"image"`
 		} `json:"container"`
 		Threads []struct {
 			TID  int     `json:"tid"`
@@ -53,9 +54,9 @@ type frame struct {
 // real dockerd and checks that cpuwhy top names the container, by each of
 // the ways it can learn Docker's names, and finds the spinning thread.
 func TestTopDockerContainer(t *testing.T) {
+	e := startEngine(t) // first: it skips when there is no dockerd
 	prog := scenario.Build(t, "busypoll")
 	cpuwhy := buildCpuwhy(t)
-	e := startEngine(t)
 
 	tarball := filepath.Join(e.Dir, "rootfs.tar")
 	f, err := os.Create(tarball)
@@ -144,6 +145,9 @@ func checkFrame(t *testing.T, fr frame, id, name string, hostPID int) {
 			}
 			if p.Container.Name != name {
 				t.Errorf("container.name = %q, want %q", p.Container.Name, name)
+			}
+			if p.Container.Image != image {
+				t.Errorf("container.image = %q, want %q", p.Container.Image, image)
 			}
 		}
 		spinning := false
