@@ -149,8 +149,27 @@ func makeCgroups(mounts []cgroupMount, id string) ([]string, error) {
 
 // makeCgroup runs under the parent lock.
 func makeCgroup(m cgroupMount, id string) (string, error) {
-	parent := filepath.Join(m.Dir, cgroupParent)
+	parent, err := makeParent(m)
+	if err != nil {
+		return "", err
+	}
 	dir := filepath.Join(parent, id)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating cgroup %s: %w", dir, err)
+	}
+	if m.Version == 1 {
+		if err := inheritCpuset(dir); err != nil {
+			os.Remove(dir)
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// makeParent creates <mount>/docker unless it exists, recording that
+// containertest made it, and returns it. It runs under the parent lock.
+func makeParent(m cgroupMount) (string, error) {
+	parent := filepath.Join(m.Dir, cgroupParent)
 	err := os.Mkdir(parent, 0o755)
 	if err == nil {
 		if err := os.WriteFile(parentMarker(parent), nil, 0o600); err != nil {
@@ -165,16 +184,61 @@ func makeCgroup(m cgroupMount, id string) (string, error) {
 			return "", err
 		}
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return "", fmt.Errorf("creating cgroup %s: %w", dir, err)
+	return parent, nil
+}
+
+// removeParent removes a parent containertest made, if it is empty. It
+// runs under the parent lock.
+func removeParent(parent string) {
+	if _, err := os.Stat(parentMarker(parent)); err != nil {
+		return // not ours, or already removed
 	}
-	if m.Version == 1 {
-		if err := inheritCpuset(dir); err != nil {
-			os.Remove(dir)
-			return "", err
+	// Busy: a container is still in it; whoever stops it removes it.
+	if os.Remove(parent) == nil || !exists(parent) {
+		os.Remove(parentMarker(parent))
+	}
+}
+
+// ShareCgroupParents is for tests that run a real dockerd with the
+// cgroupfs driver. That dockerd puts its containers in the same
+// <mount>/docker parents as Start does, creating them when missing and
+// never removing them. ShareCgroupParents creates the missing parents
+// now, under the parent lock and recorded as containertest's, as Start
+// does; release removes those that are empty by then. So whichever test
+// finishes last, the dockerd one or a Start container in another test
+// process, removes them, and none is removed from under the other.
+func ShareCgroupParents() (release func() error, err error) {
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := parseCgroupMounts(mountinfo)
+	if err != nil {
+		return nil, fmt.Errorf("finding cgroup mounts: %w", err)
+	}
+	var parents []string
+	release = func() error {
+		return withParentLock(func() error {
+			for _, p := range parents {
+				removeParent(p)
+			}
+			return nil
+		})
+	}
+	err = withParentLock(func() error {
+		for _, m := range mounts {
+			parent, err := makeParent(m)
+			if err != nil {
+				return err
+			}
+			parents = append(parents, parent)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(err, release())
 	}
-	return dir, nil
+	return release, nil
 }
 
 // inheritCpuset copies cpuset.cpus and cpuset.mems from the parent when
@@ -235,15 +299,7 @@ func removeCgroups(dirs []string) error {
 	}
 	err := withParentLock(func() error {
 		for _, dir := range dirs {
-			parent := filepath.Dir(dir)
-			if _, err := os.Stat(parentMarker(parent)); err != nil {
-				continue // not ours, or already removed
-			}
-			// Busy: another container is still in it; its Stop will
-			// remove it.
-			if os.Remove(parent) == nil || !exists(parent) {
-				os.Remove(parentMarker(parent))
-			}
+			removeParent(filepath.Dir(dir))
 		}
 		return nil
 	})

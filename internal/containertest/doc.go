@@ -31,7 +31,9 @@
 // file in $TMPDIR/cpuwhy-containertest, which also records which parents
 // containertest made: only those are removed, once empty, so concurrent
 // test processes neither leak them nor pull them from under each other.
-// The lock file itself stays.
+// The lock file itself stays. Tests that run a real dockerd with the
+// cgroupfs driver, which uses the same parents, share them through
+// ShareCgroupParents.
 //
 // This package makes raw mount, pivot_root and cgroup calls itself; it is
 // test-only code, and the one place outside the syscall door that does.

@@ -54,7 +54,7 @@ func populateRoot(root, dir, program string, files map[string]string, hostname s
 	}
 	libs := map[string]bool{}
 	for _, obj := range objects {
-		deps, err := sharedLibraries(obj, files)
+		deps, err := SharedLibraries(obj, files)
 		if err != nil {
 			return err
 		}
@@ -79,12 +79,14 @@ func isELF(path string) bool {
 	return true
 }
 
-// sharedLibraries returns the host paths of the shared libraries and the
-// loader that obj needs, leaving out those provided among files (they sit
-// beside the program, found through rpath $ORIGIN). ldd follows the
-// loader's own search, so rpath, runpath and ld.so.cache are honoured
-// without reimplementing them.
-func sharedLibraries(obj string, files map[string]string) ([]string, error) {
+// SharedLibraries returns the host paths of the shared libraries and the
+// loader that obj needs, leaving out those whose base name is a key of
+// provided (they sit beside the program, found through rpath $ORIGIN). A
+// static obj needs none. ldd follows the loader's own search, so rpath,
+// runpath and ld.so.cache are honoured without reimplementing them; it is
+// exported for tests that build a container image instead of a root
+// directory.
+func SharedLibraries(obj string, files map[string]string) ([]string, error) {
 	f, err := elf.Open(obj)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", obj, err)
