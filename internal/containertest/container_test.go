@@ -20,7 +20,16 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
 
-func TestMain(m *testing.M) { containertest.Main(m) }
+// testNetNS is the test process's network namespace, read before any test
+// runs: later, /proc/self/ns/net may show a container's, because
+// inNamespace's setns can land on the main thread, which Go parks rather
+// than destroys when its locked goroutine exits.
+var testNetNS string
+
+func TestMain(m *testing.M) {
+	testNetNS, _ = os.Readlink("/proc/self/ns/net")
+	containertest.Main(m)
+}
 
 func procPath(pid int, elem ...string) string {
 	return filepath.Join(append([]string{"/proc", strconv.Itoa(pid)}, elem...)...)
@@ -182,7 +191,7 @@ func TestBusypollContainer(t *testing.T) {
 	c.WaitReady(t, 10*time.Second)
 	checkContainer(t, c, "/opt/vpnserver/vpnserver", "NatThreadMain")
 
-	self, _ := os.Readlink("/proc/self/ns/net")
+	self := testNetNS
 	theirs, err := os.Readlink(procPath(c.HostPID, "ns", "net"))
 	if err != nil || theirs == self {
 		t.Errorf("container net ns %q (%v), test's %q; want different", theirs, err, self)
@@ -248,7 +257,7 @@ func TestIdleContainer(t *testing.T) {
 	if c.Name != "idle-server" {
 		t.Errorf("Name = %q, want idle-server", c.Name)
 	}
-	self, _ := os.Readlink("/proc/self/ns/net")
+	self := testNetNS
 	theirs, _ := os.Readlink(procPath(c.HostPID, "ns", "net"))
 	if theirs != self {
 		t.Errorf("container without Network is in net ns %s, test in %s", theirs, self)
