@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,7 +46,10 @@ func TestTopContainerJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"top", "--json", "-d", "1", "--docker-data-root", c.DataRoot,
 				"--docker-socket", "/nonexistent/docker.sock"}, tt.args...)
+			tid := natThread(t, c.HostPID)
+			before, start := schedRuntime(t, c.HostPID, tid), time.Now()
 			code, out, errOut := run(t, args...)
+			truth := 100 * (schedRuntime(t, c.HostPID, tid) - before).Seconds() / time.Since(start).Seconds()
 			if code != 0 {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
@@ -67,8 +71,15 @@ func TestTopContainerJSON(t *testing.T) {
 			if th == nil {
 				t.Fatalf("no NatThreadMain thread in %+v", p.Threads)
 			}
-			if th.CPU < 90 {
-				t.Errorf("NatThreadMain at %.1f%% of a core, want >= 90", th.CPU)
+			// The thread spins, so it gets a whole core unless the machine
+			// is busy with something else; schedstat tells which.
+			switch {
+			case math.Abs(th.CPU-truth) > 3:
+				t.Errorf("NatThreadMain at %.1f%% of a core, schedstat says %.1f%%", th.CPU, truth)
+			case th.CPU < 90 && truth >= 93:
+				t.Errorf("NatThreadMain at %.1f%% of a core, want >= 90 (schedstat %.1f%%)", th.CPU, truth)
+			case th.CPU < 90:
+				t.Logf("NatThreadMain got only %.1f%% of a core (schedstat %.1f%%): the machine is busy", th.CPU, truth)
 			}
 			if th.State != "R" && th.State != "S" {
 				t.Errorf("NatThreadMain state %q", th.State)
@@ -97,18 +108,7 @@ func TestTopAgreesWithSchedstat(t *testing.T) {
 	// Three reports of one second: each thread's CPU% is compared with
 	// schedstat's runtime over the same span, read before the first and
 	// after the last report.
-	var tid int
-	{
-		code, out, errOut := run(t, "top", "--json", "-d", "0.2", strconv.Itoa(c.HostPID))
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, errOut)
-		}
-		th := findThread(findProcess(frames(t, out)[0], c.HostPID), "NatThreadMain")
-		if th == nil {
-			t.Fatal("no NatThreadMain")
-		}
-		tid = th.TID
-	}
+	tid := natThread(t, c.HostPID)
 	before, start := schedRuntime(t, c.HostPID, tid), time.Now()
 	code, out, errOut := run(t, "top", "--json", "-n", "3", "-d", "1", strconv.Itoa(c.HostPID))
 	after, elapsed := schedRuntime(t, c.HostPID, tid), time.Since(start)
@@ -127,4 +127,22 @@ func TestTopAgreesWithSchedstat(t *testing.T) {
 	if math.Abs(got-want) > 3 {
 		t.Errorf("cpuwhy says %.1f%%, schedstat %.1f%%: more than 3 points apart", got, want)
 	}
+}
+
+// natThread finds the TID of the NatThreadMain thread from /proc directly,
+// so that tests of cpuwhy's figures do not depend on cpuwhy to find it.
+func natThread(t *testing.T, pid int) int {
+	t.Helper()
+	comms, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range comms {
+		if b, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(b)) == "NatThreadMain" {
+			tid, _ := strconv.Atoi(filepath.Base(filepath.Dir(c)))
+			return tid
+		}
+	}
+	t.Fatalf("process %d has no NatThreadMain thread", pid)
+	return 0
 }
