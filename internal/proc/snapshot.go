@@ -21,7 +21,7 @@ type Process struct {
 type Snapshot struct {
 	Taken     time.Time     // the scan's start, wall clock with monotonic reading
 	SinceBoot time.Duration // the scan's start on the clock of Stat.StartTime
-	Processes []Process // sorted by PID
+	Processes []Process     // sorted by PID
 }
 
 // Find returns the process with the given PID, or nil.

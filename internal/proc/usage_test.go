@@ -26,7 +26,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:    "new process started inside the window is measured from its start",
-			prev:    snap(100*sec),
+			prev:    snap(100 * sec),
 			cur:     snap(101*sec, Process{Stat: Stat{PID: 11, StartTime: 100*TicksPerSecond + 50, UTime: 50}}),
 			wantCPU: map[int]CPU{11: {Total: 50, User: 50}},
 		},

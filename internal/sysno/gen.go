@@ -25,11 +25,11 @@ import (
 // arm64Defines is what arch/arm64/include/uapi/asm/unistd.h defines before
 // it includes asm-generic/unistd.h, plus the 64-bit word size.
 var arm64Defines = map[string]bool{
-	"__ARCH_WANT_RENAMEAT":      true,
-	"__ARCH_WANT_NEW_STAT":      true,
+	"__ARCH_WANT_RENAMEAT":       true,
+	"__ARCH_WANT_NEW_STAT":       true,
 	"__ARCH_WANT_SET_GET_RLIMIT": true,
-	"__ARCH_WANT_SYS_CLONE3":    true,
-	"__ARCH_WANT_MEMFD_SECRET":  true,
+	"__ARCH_WANT_SYS_CLONE3":     true,
+	"__ARCH_WANT_MEMFD_SECRET":   true,
 }
 
 var defineRE = regexp.MustCompile(`^#define\s+(__NR(?:3264)?_\w+)\s+(\w+)`)

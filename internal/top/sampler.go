@@ -252,4 +252,3 @@ func ParseSyscallFile(data []byte) string {
 	}
 	return sysno.Native(nr)
 }
-
