@@ -241,6 +241,9 @@ func topIteration(ctx context.Context, o options, extra ...string) (time.Duratio
 func childCPU(ctx context.Context, name string, args ...string) (time.Duration, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err() // killed by an interrupt, not failed
+		}
 		return 0, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, truncate(out))
 	}
 	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
