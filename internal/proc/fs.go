@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,9 +40,42 @@ func (f FS) PIDPath(pid int, elem ...string) string {
 	return f.Path(append([]string{strconv.Itoa(pid)}, elem...)...)
 }
 
-// TaskPath is Path for a file of one thread.
+// TaskPath is Path for a file of one thread. `cpuwhy top` calls it twice
+// per sleeping thread it has not seen before, so it builds the common case
+// (a clean root and plain file names) in one allocation instead of going
+// through Path's slices and Clean, which cost 5% of a cold refresh at ten
+// thousand threads.
 func (f FS) TaskPath(pid, tid int, elem ...string) string {
-	return f.Path(append([]string{strconv.Itoa(pid), "task", strconv.Itoa(tid)}, elem...)...)
+	root := f.root()
+	if root != filepath.Clean(root) || !plainNames(elem) {
+		return f.Path(append([]string{strconv.Itoa(pid), "task", strconv.Itoa(tid)}, elem...)...)
+	}
+	var b strings.Builder
+	b.Grow(len(root) + 64)
+	b.WriteString(root)
+	if root != "/" {
+		b.WriteByte('/')
+	}
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], int64(pid), 10))
+	b.WriteString("/task/")
+	b.Write(strconv.AppendInt(num[:0], int64(tid), 10))
+	for _, e := range elem {
+		b.WriteByte('/')
+		b.WriteString(e)
+	}
+	return b.String()
+}
+
+// plainNames reports whether every element is one path component that
+// filepath.Join would keep as it is.
+func plainNames(elem []string) bool {
+	for _, e := range elem {
+		if e == "" || e == "." || e == ".." || strings.IndexByte(e, '/') >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // gone maps the errors the kernel gives for a vanished task onto ErrGone:

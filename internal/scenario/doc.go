@@ -12,7 +12,9 @@
 //   - compute: a thread named cruncher in a syscall-free loop in
 //     crunch_numbers.
 //   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
-//   - threads: N sleeping threads (argv[1], default 1000).
+//   - threads: N threads (argv[1], default 1000), all sleeping but the
+//     first BUSY (argv[2], default 0), which each use about a tenth of a
+//     core in short bursts.
 //
 // Every program prints the line "ready" on stdout once it is set up.
 //
@@ -20,5 +22,6 @@
 // under the user's cache directory, so a test binary builds each scenario
 // at most once and parallel tests and packages share the result; a
 // finished build is renamed into place, so a reader never sees half of
-// one. A failed build fails the test with gcc's output.
+// one. A failed build fails the test with gcc's output (Build) or returns
+// it (Compile, for programs that are not tests).
 package scenario

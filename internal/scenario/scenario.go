@@ -83,13 +83,26 @@ var (
 	builds   = map[string]*build{}
 )
 
+// ErrUnknown is returned by Compile for a name that is not a scenario.
+var ErrUnknown = errors.New("unknown scenario")
+
 // Build returns the named scenario, compiling it on first use. It fails
 // the test if the scenario is unknown or does not build.
 func Build(tb testing.TB, name string) Program {
 	tb.Helper()
+	p, err := Compile(name)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	return p
+}
+
+// Compile is Build for programs that are not tests, such as the
+// benchmarks under bench/: it returns the error instead of failing a test.
+func Compile(name string) (Program, error) {
 	r, ok := recipes[name]
 	if !ok {
-		tb.Fatalf("unknown scenario %q (have %s)", name, strings.Join(Names(), ", "))
+		return Program{}, fmt.Errorf("%w %q (have %s)", ErrUnknown, name, strings.Join(Names(), ", "))
 	}
 	buildsMu.Lock()
 	b := builds[name]
@@ -100,13 +113,13 @@ func Build(tb testing.TB, name string) Program {
 	buildsMu.Unlock()
 	b.once.Do(func() { b.dir, b.err = buildCached(name, r) })
 	if b.err != nil {
-		tb.Fatalf("building scenario %s: %v", name, b.err)
+		return Program{}, fmt.Errorf("building scenario %s: %w", name, b.err)
 	}
 	p := Program{Name: name, Path: filepath.Join(b.dir, r.main), Files: map[string]string{}}
 	for _, f := range r.files {
 		p.Files[f] = filepath.Join(b.dir, f)
 	}
-	return p
+	return p, nil
 }
 
 // buildCached returns the directory holding the built scenario, building

@@ -91,9 +91,10 @@ func TestScenariosRun(t *testing.T) {
 		{name: "compute", thread: "cruncher", tasks: 2},
 		{name: "idle", thread: "acceptor", tasks: 2},
 		{name: "threads", args: []string{"50"}, tasks: 51},
+		{name: "threads", args: []string{"50", "2"}, thread: "busy", tasks: 51},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(strings.Join(append([]string{tt.name}, tt.args...), " "), func(t *testing.T) {
 			t.Parallel()
 			p := scenario.Build(t, tt.name)
 			cmd := start(t, p, nil, tt.args...)
@@ -220,6 +221,34 @@ func TestBusypollCountFile(t *testing.T) {
 	}
 	if _, err := os.Stat(file + ".tmp"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temporary count file left behind: %v", err)
+	}
+}
+
+// TestThreadsBusy checks that busy threads really use CPU, which is what
+// keeps a tool from skipping the process's threads as idle.
+func TestThreadsBusy(t *testing.T) {
+	cmd := start(t, scenario.Build(t, "threads"), nil, "20", "2")
+	stat := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "stat")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if f[11] != "0" || f[12] != "0" { // utime, stime
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("threads with 2 busy threads used no CPU in 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestCompileUnknown(t *testing.T) {
+	if _, err := scenario.Compile("no-such-scenario"); !errors.Is(err, scenario.ErrUnknown) {
+		t.Errorf("Compile(no-such-scenario) = %v, want ErrUnknown", err)
 	}
 }
 
