@@ -111,9 +111,11 @@ func measureLevel(ctx context.Context, o options, prog scenario.Program, extra i
 			if err := sleep(ctx, o.interval); err != nil {
 				return res, err
 			}
-			if _, err := r.sampler.Next(r.spec); err != nil {
+			f, err := r.sampler.Next(r.spec)
+			if err != nil {
 				return res, err
 			}
+			r.sampler.ResolveBlocked(f.Processes)
 		}
 		runners = append(runners, r)
 		res.modes = append(res.modes, r.res)
@@ -171,6 +173,11 @@ func (r *runner) refresh(ctx context.Context, interval time.Duration) error {
 	a0 := readAllocs()
 	p0, t0 := sys.ProcessCPU(), sys.ThreadCPU()
 	frame, err := s.Next(r.spec)
+	if err == nil {
+		// As `cpuwhy top --json` does, the costliest form: every sleeping
+		// thread's syscall is resolved, not just the rows on a screen.
+		s.ResolveBlocked(frame.Processes)
+	}
 	t1 := sys.ThreadCPU()
 	a1 := readAllocs()
 	if err != nil {

@@ -182,8 +182,14 @@ func runTop(ctx context.Context, o *topOptions) error {
 		}
 		frame.Sort(sortKey)
 		if o.json {
+			sampler.ResolveBlocked(frame.Processes)
 			err = top.WriteJSON(o.streams.Out, frame)
 		} else {
+			shown := frame.Processes
+			if o.limit > 0 && len(shown) > o.limit {
+				shown = shown[:o.limit]
+			}
+			sampler.ResolveBlocked(shown)
 			if i > 0 {
 				fmt.Fprintln(o.streams.Out)
 			}

@@ -146,3 +146,28 @@ func natThread(t *testing.T, pid int) int {
 	t.Fatalf("process %d has no NatThreadMain thread", pid)
 	return 0
 }
+
+func TestTopShowsWhereThreadsSleep(t *testing.T) {
+	idle := startProgram(t, "idle")
+	pid := idle.Process.Pid
+	for _, args := range [][]string{
+		{"top", "--json", "-d", "0.2", strconv.Itoa(pid)},
+		{"top", "--json", "-d", "0.2", "--threads"}, // host-wide: every thread resolved too
+	} {
+		code, out, errOut := run(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		p := findProcess(frames(t, out)[0], pid)
+		if p == nil {
+			t.Fatalf("%v: idle scenario %d not listed", args, pid)
+		}
+		acceptor := findThread(p, "acceptor")
+		if acceptor == nil || acceptor.State != "S" || !strings.HasPrefix(acceptor.Syscall, "accept") {
+			t.Errorf("%v: acceptor thread = %+v, want sleeping in accept", args, acceptor)
+		}
+		if acceptor != nil && acceptor.CPU != 0 {
+			t.Errorf("%v: idle acceptor at %.1f%% CPU", args, acceptor.CPU)
+		}
+	}
+}

@@ -11,4 +11,7 @@
 // Cost: one stat read per process per refresh, plus one per thread of each
 // process that used CPU since the last refresh; what is constant for a
 // process's life (command line, namespace PID, container) is read once.
+// Where sleeping threads are blocked costs a read per thread the first
+// time, so it is filled in only on request (Sampler.ResolveBlocked), for
+// the rows a caller shows, and remembered while a thread sleeps on.
 package top

@@ -46,7 +46,8 @@ type Thread struct {
 	// Syscall is the system call a sleeping thread is blocked in, when the
 	// kernel lets cpuwhy see it (it needs ptrace access to the target).
 	Syscall string `json:"syscall,omitempty"`
-	// Wchan is the kernel function a sleeping thread waits in.
+	// Wchan is the kernel function a thread sleeping outside a system
+	// call waits in.
 	Wchan string `json:"wchan,omitempty"`
 }
 

@@ -41,8 +41,11 @@ type Sampler struct {
 	prev    *proc.Snapshot
 	meta    map[procKey]*meta
 	blocked map[threadKey]blockedIn
-	buf     []byte
-	page    int64
+	// sleepers are the sleeping threads of the latest frame, by TID: what
+	// ResolveBlocked needs to read and cache where they sleep.
+	sleepers map[int]sleeper
+	buf      []byte
+	page     int64
 }
 
 // procKey names one process across PID reuse.
@@ -64,6 +67,12 @@ type threadKey struct {
 	start uint64
 }
 
+type sleeper struct {
+	pid  int
+	key  threadKey
+	when blockedIn // the thread's times and state in the latest frame
+}
+
 // blockedIn caches where a sleeping thread sleeps, valid while the thread
 // has not run since: then it is still in the same call.
 type blockedIn struct {
@@ -72,6 +81,11 @@ type blockedIn struct {
 	syscall      string
 	wchan        string
 	seen         bool
+}
+
+// sameRun reports whether b and o describe the same stretch of sleep.
+func (b blockedIn) sameRun(o blockedIn) bool {
+	return b.utime == o.utime && b.stime == o.stime && b.state == o.state
 }
 
 // NewSampler returns a Sampler.
@@ -85,13 +99,14 @@ func NewSampler(o Options) (*Sampler, error) {
 		return nil, fmt.Errorf("opening %s: %w", root, err)
 	}
 	return &Sampler{
-		opts:    o,
-		scanner: proc.NewScanner(o.Proc),
-		procfs:  pfs,
-		meta:    map[procKey]*meta{},
-		blocked: map[threadKey]blockedIn{},
-		buf:     make([]byte, 512),
-		page:    int64(os.Getpagesize()),
+		opts:     o,
+		scanner:  proc.NewScanner(o.Proc),
+		procfs:   pfs,
+		meta:     map[procKey]*meta{},
+		blocked:  map[threadKey]blockedIn{},
+		sleepers: map[int]sleeper{},
+		buf:      make([]byte, 512),
+		page:     int64(os.Getpagesize()),
 	}, nil
 }
 
@@ -131,6 +146,7 @@ func (s *Sampler) Next(spec Spec) (*Frame, error) {
 		b.seen = false
 		s.blocked[k] = b
 	}
+	clear(s.sleepers)
 	for i := range usage {
 		frame.Processes = append(frame.Processes, s.process(&usage[i]))
 	}
@@ -213,22 +229,52 @@ func (s *Sampler) thread(pid int, t *proc.ThreadUsage) Thread {
 		return th
 	}
 	key := threadKey{t.PID, t.StartTime}
-	b, ok := s.blocked[key]
-	if !ok || b.utime != t.UTime || b.stime != t.STime || b.state != t.State {
-		b = blockedIn{utime: t.UTime, stime: t.STime, state: t.State}
-		b.syscall, b.wchan = s.whereBlocked(pid, t.PID)
+	now := blockedIn{utime: t.UTime, stime: t.STime, state: t.State}
+	s.sleepers[t.PID] = sleeper{pid: pid, key: key, when: now}
+	if b, ok := s.blocked[key]; ok && b.sameRun(now) {
+		b.seen = true
+		s.blocked[key] = b
+		th.Syscall, th.Wchan = b.syscall, b.wchan
 	}
-	b.seen = true
-	s.blocked[key] = b
-	th.Syscall, th.Wchan = b.syscall, b.wchan
 	return th
 }
 
-// whereBlocked reads the syscall a thread is in and its wait channel. Both
-// need ptrace access to the thread; without it they stay empty.
+// ResolveBlocked fills in, for the sleeping threads of procs, the system
+// call or kernel function each is blocked in. It is apart from Next because
+// the first look at a thread costs file reads, and at ten thousand threads
+// those dominate a refresh: callers resolve the rows they show. What a
+// thread that has not run since is blocked in is remembered, so a steady
+// view pays only for threads that woke up.
+func (s *Sampler) ResolveBlocked(procs []Process) {
+	for i := range procs {
+		for j := range procs[i].Threads {
+			th := &procs[i].Threads[j]
+			sl, ok := s.sleepers[th.TID]
+			if !ok {
+				continue
+			}
+			if b, ok := s.blocked[sl.key]; ok && b.sameRun(sl.when) {
+				continue // filled by Next
+			}
+			b := sl.when
+			b.syscall, b.wchan = s.whereBlocked(sl.pid, th.TID)
+			b.seen = true
+			s.blocked[sl.key] = b
+			th.Syscall, th.Wchan = b.syscall, b.wchan
+		}
+	}
+}
+
+// whereBlocked reads the syscall a thread is in or, when it sleeps outside
+// one, its wait channel: the kernel's wchan lookup searches the symbol
+// table and adds nothing a user needs when the syscall is known. Both need
+// ptrace access to the thread; without it they stay empty.
 func (s *Sampler) whereBlocked(pid, tid int) (syscall, wchan string) {
 	if n, err := sys.ReadProcFile(s.opts.Proc.TaskPath(pid, tid, "syscall"), s.buf); err == nil {
 		syscall = ParseSyscallFile(s.buf[:n])
+	}
+	if syscall != "" {
+		return syscall, ""
 	}
 	if n, err := sys.ReadProcFile(s.opts.Proc.TaskPath(pid, tid, "wchan"), s.buf); err == nil {
 		if w := strings.TrimSpace(string(s.buf[:n])); w != "0" {

@@ -95,6 +95,10 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.gen == m.gen {
 			m.frame = msg.frame
 			m.status = ""
+			if m.drill != 0 {
+				// Only the thread view shows where threads sleep.
+				m.opts.Sampler.ResolveBlocked(m.frame.Processes)
+			}
 		}
 		return m, m.tick()
 	case tea.KeyMsg:
