@@ -33,41 +33,45 @@ func populateRoot(root, dir, program string, files map[string]string, hostname s
 	if err := os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
-	inside := filepath.Join(root, dir)
-	if err := os.MkdirAll(inside, 0o755); err != nil {
+	contents, err := RootContents(dir, program, files)
+	if err != nil {
 		return err
 	}
-	objects := []string{program}
-	if err := copyFile(program, filepath.Join(inside, filepath.Base(program))); err != nil {
-		return err
-	}
-	for base, src := range files {
-		if base != filepath.Base(base) {
-			return fmt.Errorf("file name %q is not a base name", base)
-		}
-		if err := copyFile(src, filepath.Join(inside, base)); err != nil {
-			return err
-		}
-		if isELF(src) {
-			objects = append(objects, src)
-		}
-	}
-	libs := map[string]bool{}
-	for _, obj := range objects {
-		deps, err := SharedLibraries(obj, files)
-		if err != nil {
-			return err
-		}
-		for _, lib := range deps {
-			libs[lib] = true
-		}
-	}
-	for lib := range libs {
-		if err := copyFile(lib, filepath.Join(root, lib)); err != nil {
+	for inRoot, src := range contents {
+		if err := copyFile(src, filepath.Join(root, inRoot)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// RootContents lists what a container root needs for program to run, as
+// paths in the root mapped to host paths: the program and its files in dir,
+// and the shared libraries and loader they need, at the paths where the
+// host has them. It is exported for tests that build a container image
+// instead of a root directory.
+func RootContents(dir, program string, files map[string]string) (map[string]string, error) {
+	contents := map[string]string{filepath.Join(dir, filepath.Base(program)): program}
+	objects := []string{program}
+	for base, src := range files {
+		if base != filepath.Base(base) {
+			return nil, fmt.Errorf("file name %q is not a base name", base)
+		}
+		contents[filepath.Join(dir, base)] = src
+		if isELF(src) {
+			objects = append(objects, src)
+		}
+	}
+	for _, obj := range objects {
+		libs, err := SharedLibraries(obj, files)
+		if err != nil {
+			return nil, err
+		}
+		for _, lib := range libs {
+			contents[lib] = lib
+		}
+	}
+	return contents, nil
 }
 
 func isELF(path string) bool {

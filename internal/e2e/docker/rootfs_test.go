@@ -2,14 +2,12 @@ package docker
 
 import (
 	"archive/tar"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -23,22 +21,9 @@ import (
 // no shell: the image runs the program and nothing else.
 func writeRootfs(w io.Writer, prog scenario.Program, dir string) error {
 	// name in the image -> host path
-	files := map[string]string{path.Join(dir, filepath.Base(prog.Path)): prog.Path}
-	objects := []string{prog.Path}
-	for base, src := range prog.Files {
-		files[path.Join(dir, base)] = src
-		if isELF(src) {
-			objects = append(objects, src)
-		}
-	}
-	for _, obj := range objects {
-		libs, err := containertest.SharedLibraries(obj, prog.Files)
-		if err != nil {
-			return err
-		}
-		for _, lib := range libs {
-			files[lib] = lib
-		}
+	files, err := containertest.RootContents(dir, prog.Path, prog.Files)
+	if err != nil {
+		return err
 	}
 
 	tw := tar.NewWriter(w)
@@ -101,13 +86,4 @@ func addFile(tw *tar.Writer, name, src string) (err error) {
 		return fmt.Errorf("adding %s: %w", src, err)
 	}
 	return nil
-}
-
-func isELF(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
 }
