@@ -41,24 +41,10 @@ func runBinary(t *testing.T, cred *syscall.Credential, args ...string) (int, str
 	return code, out.String(), errOut.String()
 }
 
-// startProgram starts a scenario on the host and stops it at cleanup.
+// startProgram starts a scenario on the host until the test ends.
 func startProgram(t *testing.T, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	prog := scenario.Build(t, name)
-	cmd := exec.Command(prog.Path, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	buf := make([]byte, 64)
-	if n, err := out.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "ready") {
-		t.Fatalf("%s did not get ready: %q %v", name, buf[:n], err)
-	}
-	return cmd
+	return scenario.Build(t, name).Start(t, nil, args...)
 }
 
 func TestBatchWithoutTerminal(t *testing.T) {

@@ -1,11 +1,9 @@
 package scenario_test
 
 import (
-	"bufio"
 	"debug/elf"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -17,43 +15,6 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
-
-// start runs p and waits for its "ready" line. The process is killed
-// and reaped when the test ends.
-func start(t *testing.T, p scenario.Program, env []string, args ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(p.Path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", p.Name, err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	ready := make(chan error, 1)
-	go func() {
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		if err == nil && line != "ready\n" {
-			err = errors.New("first line is " + strconv.Quote(line))
-		}
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatalf("%s did not become ready: %v", p.Name, err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s did not print ready within 10s", p.Name)
-	}
-	return cmd
-}
 
 // threadNames returns the comm of every thread of pid.
 func threadNames(t *testing.T, pid int) []string {
@@ -97,7 +58,7 @@ func TestScenariosRun(t *testing.T) {
 		t.Run(strings.Join(append([]string{tt.name}, tt.args...), " "), func(t *testing.T) {
 			t.Parallel()
 			p := scenario.Build(t, tt.name)
-			cmd := start(t, p, nil, tt.args...)
+			cmd := p.Start(t, nil, tt.args...)
 			names := threadNames(t, cmd.Process.Pid)
 			if tt.thread != "" && !slices.Contains(names, tt.thread) {
 				t.Errorf("threads are %q, want one named %q", names, tt.thread)
@@ -202,7 +163,7 @@ func readCount(t *testing.T, pid int, file string) uint64 {
 func TestBusypollCountFile(t *testing.T) {
 	p := scenario.Build(t, "busypoll")
 	file := filepath.Join(t.TempDir(), "count")
-	cmd := start(t, p, []string{"SCENARIO_COUNT_FILE=" + file})
+	cmd := p.Start(t, []string{"SCENARIO_COUNT_FILE=" + file})
 	// The poller may not have run yet, and on a busy machine it may wait
 	// a while for a CPU: wait for a positive count, then for it to grow.
 	deadline := time.Now().Add(10 * time.Second)
@@ -227,7 +188,7 @@ func TestBusypollCountFile(t *testing.T) {
 // TestThreadsBusy checks that busy threads really use CPU, which is what
 // keeps a tool from skipping the process's threads as idle.
 func TestThreadsBusy(t *testing.T) {
-	cmd := start(t, scenario.Build(t, "threads"), nil, "20", "2")
+	cmd := scenario.Build(t, "threads").Start(t, nil, "20", "2")
 	stat := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "stat")
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -3,7 +3,6 @@ package target
 import (
 	"context"
 	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -42,21 +41,7 @@ func TestSpecValidate(t *testing.T) {
 // start runs a scenario on the host until the test ends.
 func start(t *testing.T, name string) int {
 	t.Helper()
-	prog := scenario.Build(t, name)
-	cmd := exec.Command(prog.Path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	buf := make([]byte, 16)
-	if _, err := out.Read(buf); err != nil {
-		t.Fatal(err)
-	}
-	return cmd.Process.Pid
+	return scenario.Build(t, name).Start(t, nil).Process.Pid
 }
 
 func TestSelect(t *testing.T) {
