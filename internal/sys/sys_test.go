@@ -1,0 +1,83 @@
+package sys
+
+import (
+	"encoding/binary"
+	"os"
+	"slices"
+	"testing"
+)
+
+func TestDirNumbers(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"1", "42", "0", "007", "self", "12a", "4194304"} {
+		if err := os.Mkdir(dir+"/"+name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// A scratch buffer too small for one getdents call: the listing must
+	// still be complete.
+	got, err := d.Numbers(nil, make([]byte, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []int{1, 42, 4194304}; !slices.Equal(got, want) {
+		t.Errorf("Numbers = %v, want %v", got, want)
+	}
+	// Listing again rewinds.
+	again, _ := d.Numbers(nil, make([]byte, 4096))
+	if len(again) != len(got) {
+		t.Errorf("second listing has %d entries, first %d", len(again), len(got))
+	}
+}
+
+func TestReadProcFile(t *testing.T) {
+	buf := make([]byte, 4096)
+	n, err := ReadProcFile("/proc/self/stat", buf)
+	if err != nil || n == 0 || buf[n-1] != '\n' {
+		t.Fatalf("ReadProcFile(/proc/self/stat) = %q, %v", buf[:n], err)
+	}
+	if _, err := ReadProcFile("/proc/no-such-file", buf); err == nil {
+		t.Error("reading a missing file succeeded")
+	}
+}
+
+func TestEffectiveCaps(t *testing.T) {
+	caps, err := EffectiveCaps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 && !caps.Has(CapSysPtrace) {
+		t.Log("running as root without CAP_SYS_PTRACE")
+	}
+	if got := CapSet(0).Missing(CapSysPtrace, CapBPF); !slices.Equal(got, []string{"CAP_SYS_PTRACE", "CAP_BPF"}) {
+		t.Errorf("Missing = %v", got)
+	}
+}
+
+// dirent builds one linux_dirent64 record.
+func dirent(name string) []byte {
+	reclen := (19 + len(name) + 1 + 7) &^ 7
+	b := make([]byte, reclen)
+	binary.LittleEndian.PutUint16(b[16:], uint16(reclen))
+	copy(b[19:], name)
+	return b
+}
+
+func FuzzAppendDirentNumbers(f *testing.F) {
+	f.Add(append(dirent("1"), dirent("self")...))
+	f.Add(dirent("4194304"))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 0})
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		for _, v := range appendDirentNumbers(nil, buf) {
+			if v <= 0 {
+				t.Fatalf("non-positive number %d", v)
+			}
+		}
+	})
+}
