@@ -27,3 +27,27 @@ func TestName(t *testing.T) {
 		}
 	}
 }
+
+func TestTakesFD(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		for name, want := range map[string]bool{"recvfrom": true, "epoll_pwait": true, "read": true, "futex": false, "sched_yield": false} {
+			nr := Number(arch, name)
+			if nr < 0 {
+				t.Fatalf("%s has no %s", arch, name)
+			}
+			if got := TakesFD(arch, nr); got != want {
+				t.Errorf("TakesFD(%s, %s=%d) = %v, want %v", arch, name, nr, got, want)
+			}
+		}
+		if Max(arch) < 400 {
+			t.Errorf("Max(%s) = %d", arch, Max(arch))
+		}
+	}
+	// Every name in the hand-kept list exists on at least one architecture:
+	// a typo would silently lose the fd split.
+	for name := range fdFirst {
+		if Number("amd64", name) < 0 && Number("arm64", name) < 0 {
+			t.Errorf("fd-taking syscall %q is not a syscall on amd64 or arm64", name)
+		}
+	}
+}

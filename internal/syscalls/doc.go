@@ -1,0 +1,18 @@
+// Package syscalls profiles the system calls of one process: per thread,
+// per syscall, per result (success or each errno) and per file descriptor,
+// with counts and, for a sample of calls, their duration. It is the
+// `strace -c` step of an investigation without strace's cost.
+//
+// A Tracer gathers a Profile; two exist. Package ebpf aggregates in the
+// kernel, in bounded BPF maps, with no per-call traffic to user space: the
+// default. Package ptrace stops the target at every call, which slows it
+// down, and is the fallback where BPF is missing. Both fill the same
+// Profile, so the report (Summarize) cannot tell them apart, and tests run
+// the same assertions against both.
+//
+// Limits: the aggregation is bounded (Options.MaxKeys); calls that find the
+// table full are counted in Profile.Dropped and reported, never silently
+// lost. Durations come from a sample of calls (Options.TimeEvery) because
+// timing needs a probe on syscall entry too, which doubles the cost paid on
+// every syscall of the host.
+package syscalls

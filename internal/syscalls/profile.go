@@ -1,0 +1,143 @@
+package syscalls
+
+import (
+	"context"
+	"errors"
+	"math/bits"
+	"time"
+)
+
+// Mechanism names how a profile was gathered.
+type Mechanism string
+
+// The mechanisms, as accepted by --mechanism.
+const (
+	EBPF   Mechanism = "ebpf"
+	Ptrace Mechanism = "ptrace"
+)
+
+// NoFD is Key.FD for a syscall that takes no file descriptor first.
+const NoFD = -1
+
+// Key is the unit of aggregation: one thread, one syscall, one result and,
+// for syscalls whose first argument is a file descriptor, one fd.
+type Key struct {
+	TID   int
+	Nr    int // syscall number on the target's architecture
+	Errno int // 0 for success, else the positive errno
+	FD    int // NoFD unless the syscall takes an fd first
+}
+
+// HistBuckets is the number of log2 buckets of a latency histogram:
+// bucket i counts calls of [2^i, 2^(i+1)) nanoseconds, the last one
+// everything longer (2^39 ns is about 9 minutes).
+const HistBuckets = 40
+
+// Stat is what is known of the calls of one Key.
+type Stat struct {
+	Count   uint64 // every call
+	Timed   uint64 // calls whose duration was measured
+	TotalNs uint64 // sum of the measured durations
+	Hist    [HistBuckets]uint64
+}
+
+// Add merges o into s.
+func (s *Stat) Add(o *Stat) {
+	s.Count += o.Count
+	s.Timed += o.Timed
+	s.TotalNs += o.TotalNs
+	for i := range s.Hist {
+		s.Hist[i] += o.Hist[i]
+	}
+}
+
+// Observe records one timed call of d nanoseconds.
+func (s *Stat) Observe(d uint64) {
+	s.Timed++
+	s.TotalNs += d
+	s.Hist[Bucket(d)]++
+}
+
+// Bucket is the histogram bucket of a duration in nanoseconds; the BPF
+// program computes the same.
+func Bucket(ns uint64) int {
+	if ns == 0 {
+		return 0
+	}
+	b := bits.Len64(ns) - 1
+	if b >= HistBuckets {
+		return HistBuckets - 1
+	}
+	return b
+}
+
+// StackID names a user stack recorded at syscall entry.
+type StackID int64
+
+// Profile is the result of tracing one process for a window.
+type Profile struct {
+	PID       int
+	Mechanism Mechanism
+	Start     time.Time
+	Duration  time.Duration
+	Stats     map[Key]*Stat
+	// Threads names every thread seen, by TID (comm).
+	Threads map[int]string
+	// Dropped counts calls not aggregated because a table was full.
+	Dropped uint64
+	// Ended says why the window ended early (the target exited); empty
+	// when it ran its course.
+	Ended string
+	// Slowdown is the target's measured slowdown under this mechanism
+	// (ptrace: the ratio of its syscall rate traced to untraced), 0 when not
+	// measured.
+	Slowdown float64
+	// Stacks holds, when asked for, the user stacks seen at syscall entry
+	// for the hottest (thread, syscall) pairs: program counters, innermost
+	// first.
+	Stacks map[StackKey][]StackSample
+	// Notes are things the report must say (partial stacks, sampling).
+	Notes []string
+}
+
+// StackKey names the calls a set of stacks was recorded for.
+type StackKey struct {
+	TID int
+	Nr  int
+}
+
+// StackSample is one distinct stack and how often it was seen.
+type StackSample struct {
+	PCs   []uint64
+	Count uint64
+}
+
+// Options shape a trace.
+type Options struct {
+	// Duration of the window; the trace also ends with ctx or the target.
+	Duration time.Duration
+	// TimeEvery measures the duration of one call in N per thread (1: every
+	// call; 0: none).
+	TimeEvery int
+	// MaxKeys bounds the aggregation table.
+	MaxKeys int
+	// Stacks records user stacks at syscall entry for the hottest pairs.
+	Stacks bool
+}
+
+// Defaults for Options.
+const (
+	DefaultDuration  = 3 * time.Second
+	DefaultTimeEvery = 16
+	DefaultMaxKeys   = 16384
+)
+
+// Tracer gathers a Profile of one process (every thread, including those
+// started during the window).
+type Tracer interface {
+	Trace(ctx context.Context, pid int, opts Options) (*Profile, error)
+}
+
+// ErrNotSupported is returned by a Tracer whose mechanism this kernel or
+// these privileges cannot use; the caller falls back to another.
+var ErrNotSupported = errors.New("not supported")
