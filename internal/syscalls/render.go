@@ -1,0 +1,191 @@
+package syscalls
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// WriteJSON writes the report as one JSON object.
+func WriteJSON(w io.Writer, r *Report) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding report: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// TextOptions shape the text report.
+type TextOptions struct {
+	Threads int // threads shown; 0 for all
+}
+
+// WriteText writes the report in the manner of `strace -c`, once for the
+// process and once per thread, with the errno split and the fds.
+func WriteText(w io.Writer, r *Report, o TextOptions) error {
+	bw := bufio.NewWriter(w)
+	title := fmt.Sprintf("PID %d", r.PID)
+	if r.Name != "" {
+		title += " (" + r.Name + ")"
+	}
+	timing := "no calls timed"
+	if r.TimeEvery == 1 {
+		timing = "every call timed"
+	} else if r.TimeEvery > 1 {
+		timing = fmt.Sprintf("1 call in %d timed", r.TimeEvery)
+	}
+	fmt.Fprintf(bw, "cpuwhy syscalls: %s, %.1fs, %s, %s: %s calls, %s/s\n",
+		title, r.Duration, r.Mechanism, timing, count(r.Calls), rate(float64(r.Calls)/max(r.Duration, 1e-9)))
+	if r.Ended != "" {
+		fmt.Fprintf(bw, "note: partial window: %s\n", r.Ended)
+	}
+	if r.Dropped > 0 {
+		fmt.Fprintf(bw, "note: %s calls not counted: the aggregation table was full (raise --max-keys)\n", count(r.Dropped))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(bw, "note: %s\n", n)
+	}
+	fmt.Fprintln(bw)
+	fmt.Fprintln(bw, "process")
+	table(bw, r.Syscalls)
+	threads := r.Threads
+	if o.Threads > 0 && len(threads) > o.Threads {
+		threads = threads[:o.Threads]
+	}
+	for _, t := range threads {
+		fmt.Fprintf(bw, "\nthread %d (%s): %s calls, %s/s", t.TID, t.Name, count(t.Calls), rate(float64(t.Calls)/max(r.Duration, 1e-9)))
+		if t.TotalNs > 0 {
+			fmt.Fprintf(bw, ", %s in syscalls", duration(t.TotalNs))
+		}
+		fmt.Fprintln(bw)
+		table(bw, t.Syscalls)
+	}
+	if n := len(r.Threads) - len(threads); n > 0 {
+		fmt.Fprintf(bw, "\n(%d more threads; --json lists them all)\n", n)
+	}
+	if len(r.Stacks) > 0 {
+		fmt.Fprintln(bw, "\ncall sites (user stack at syscall entry, innermost first)")
+		for i, cs := range r.Stacks {
+			if i == 5 {
+				break
+			}
+			fmt.Fprintf(bw, "  %s calls of %s by %d (%s):\n", count(cs.Count), cs.Name, cs.TID, cs.Thread)
+			frames := cs.Frames
+			if len(frames) == 0 {
+				for _, pc := range cs.PCs {
+					frames = append(frames, fmt.Sprintf("0x%x", pc))
+				}
+			}
+			for _, f := range frames {
+				fmt.Fprintf(bw, "      %s\n", f)
+			}
+		}
+	}
+	return bw.Flush()
+}
+
+func table(w io.Writer, list []Syscall) {
+	fmt.Fprintf(w, "  %6s %9s %9s %9s %9s %9s %9s  %-16s %s\n", "%time", "total", "mean", "p50", "p99", "calls", "rate/s", "syscall", "results and fds")
+	for _, s := range list {
+		fmt.Fprintf(w, "  %6.1f %9s %9s %9s %9s %9s %9s  %-16s %s\n",
+			s.Share, durOrDash(s.TotalNs), durOrDash(s.MeanNs), durOrDash(s.P50Ns), durOrDash(s.P99Ns),
+			count(s.Count), rate(s.Rate), s.Name, results(s))
+	}
+}
+
+// results is "EAGAIN 100%" or "ok 60%, EINTR 40%", then the fds.
+func results(s Syscall) string {
+	type part struct {
+		name string
+		n    uint64
+	}
+	var parts []part
+	if s.OK > 0 {
+		parts = append(parts, part{"ok", s.OK})
+	}
+	for name, n := range s.Errors {
+		parts = append(parts, part{name, n})
+	}
+	slices.SortFunc(parts, func(a, b part) int {
+		if a.n != b.n {
+			if a.n > b.n {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var out []string
+	for _, p := range parts {
+		out = append(out, fmt.Sprintf("%s %s", p.name, percent(p.n, s.Count)))
+	}
+	text := strings.Join(out, ", ")
+	for _, f := range s.FDs {
+		desc := f.Desc
+		if desc == "" {
+			desc = "?"
+		}
+		text += fmt.Sprintf("; fd %d %s %s", f.FD, desc, percent(f.Count, s.Count))
+	}
+	return text
+}
+
+func percent(n, total uint64) string {
+	if total == 0 {
+		return "0%"
+	}
+	p := 100 * float64(n) / float64(total)
+	if p < 0.05 {
+		return "<0.1%"
+	}
+	if p >= 99.95 || p == float64(int(p)) {
+		return fmt.Sprintf("%.0f%%", p)
+	}
+	return fmt.Sprintf("%.1f%%", p)
+}
+
+// count formats a count compactly: 912, 12.3K, 3.01M.
+func count(n uint64) string {
+	switch {
+	case n >= 10_000_000:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 10_000:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d", n)
+}
+
+func rate(r float64) string {
+	if r < 10 {
+		return fmt.Sprintf("%.1f", r)
+	}
+	return count(uint64(r + 0.5))
+}
+
+func durOrDash(ns uint64) string {
+	if ns == 0 {
+		return "-"
+	}
+	return duration(ns)
+}
+
+// duration formats nanoseconds with three significant digits.
+func duration(ns uint64) string {
+	d := time.Duration(ns)
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", ns)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.3gµs", float64(ns)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.3gms", float64(ns)/1e6)
+	}
+	return fmt.Sprintf("%.3gs", d.Seconds())
+}
