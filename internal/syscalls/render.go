@@ -33,6 +33,13 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if r.Name != "" {
 		title += " (" + r.Name + ")"
 	}
+	if c := r.Container; c != nil {
+		name := c.Name
+		if name == "" && len(c.ID) >= 12 {
+			name = c.ID[:12]
+		}
+		title += fmt.Sprintf(" in %s container %s as PID %d", c.Runtime, name, r.NsPID)
+	}
 	timing := "no calls timed"
 	if r.TimeEvery == 1 {
 		timing = "every call timed"

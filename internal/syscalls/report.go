@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
 )
 
@@ -16,10 +17,12 @@ import (
 // hottest first. Its JSON form is read by other tooling: fields may be
 // added, never renamed.
 type Report struct {
-	PID       int       `json:"pid"`
-	Name      string    `json:"name,omitempty"`
-	Duration  float64   `json:"duration_s"`
-	Mechanism Mechanism `json:"mechanism"`
+	PID       int             `json:"pid"`
+	NsPID     int             `json:"ns_pid,omitempty"`
+	Name      string          `json:"name,omitempty"`
+	Container *container.Info `json:"container,omitempty"`
+	Duration  float64         `json:"duration_s"`
+	Mechanism Mechanism       `json:"mechanism"`
 	// TimeEvery is the sampling of durations: one call in TimeEvery was
 	// timed (0: none).
 	TimeEvery int        `json:"time_every"`
