@@ -23,11 +23,13 @@ type Describer struct {
 	// socketProtocol names a socket's protocol from its fd link, to pick
 	// the one table to read; sys.SocketProtocol unless a test swaps it.
 	socketProtocol func(path string) (string, error)
+	// open opens a table; os.Open unless a test counts the reads.
+	open func(path string) (*os.File, error)
 }
 
 // NewDescriber returns a Describer reading fs.
 func NewDescriber(fs proc.FS) *Describer {
-	return &Describer{fs: fs, socketProtocol: sys.SocketProtocol}
+	return &Describer{fs: fs, socketProtocol: sys.SocketProtocol, open: os.Open}
 }
 
 // table is one /proc/PID/net socket table.
@@ -194,7 +196,7 @@ func unfoundSocket(inode uint64, protocol string) string {
 // streams, so memory does not grow with the table.
 func (d *Describer) readTable(pid int, t table, wanted map[uint64][]int, found map[uint64]Socket) error {
 	path := d.fs.PIDPath(pid, "net", t.name)
-	f, err := os.Open(path)
+	f, err := d.open(path)
 	if err != nil {
 		return err
 	}
