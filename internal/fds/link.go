@@ -3,6 +3,7 @@ package fds
 import (
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -123,7 +124,9 @@ const maxText = 4096
 // clean makes text from the target safe to print on one line of a
 // terminal: a container chooses its file names and socket paths, and
 // could otherwise move the cursor or forge report lines. Control
-// characters and invalid UTF-8 become '?', and the text is cut at
+// characters, invalid UTF-8 and other runes a terminal does not simply
+// print (bidi overrides, zero-width and private-use characters, which can
+// disguise one name as another) become '?', and the text is cut at
 // maxText bytes on a rune boundary.
 func clean(s string) string {
 	ok := len(s) <= maxText
@@ -137,7 +140,7 @@ func clean(s string) string {
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if r == utf8.RuneError || r < 0x20 || r >= 0x7f && r < 0xa0 {
+		if r == utf8.RuneError || r != ' ' && !unicode.IsPrint(r) {
 			r = '?'
 		}
 		if b.Len()+utf8.RuneLen(r) > maxText {
