@@ -142,3 +142,32 @@ func TestDescribeFixtureGone(t *testing.T) {
 		t.Errorf("DescribeAll of a gone process = %v", got)
 	}
 }
+
+// TestDescribeLongLines checks that the streaming reader skips a line
+// longer than its buffer and still finds the socket after it.
+func TestDescribeLongLines(t *testing.T) {
+	root := t.TempDir()
+	for _, dir := range []string{"7/fd", "7/net"} {
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("socket:[6001]", filepath.Join(root, "7/fd/3")); err != nil {
+		t.Fatal(err)
+	}
+	udp, err := os.ReadFile("testdata/tables/udp-hand.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, rest, _ := strings.Cut(string(udp), "\n")
+	long := strings.Repeat("0", 200<<10)
+	table := header + "\n" + long + "\n" + strings.Repeat("x", maxLineLen+1) + "\n" + rest
+	if err := os.WriteFile(filepath.Join(root, "7/net/udp"), []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDescriber(proc.FS{Root: root})
+	got, err := d.Describe(7, 3)
+	if want := "udp 10.0.0.1:1701 -> 10.0.0.2:500"; err != nil || got != want {
+		t.Errorf("Describe = %q, %v; want %q", got, err, want)
+	}
+}
