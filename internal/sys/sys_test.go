@@ -2,9 +2,12 @@ package sys
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestDirNumbers(t *testing.T) {
@@ -80,4 +83,28 @@ func FuzzAppendDirentNumbers(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSocketProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		domain, typ int
+		want        string
+	}{
+		{unix.AF_INET, unix.SOCK_DGRAM, "UDP"},
+		{unix.AF_INET6, unix.SOCK_STREAM, "TCPv6"},
+		{unix.AF_UNIX, unix.SOCK_DGRAM, "UNIX"},
+	} {
+		fd, err := unix.Socket(tc.domain, tc.typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := SocketProtocol(fmt.Sprintf("/proc/self/fd/%d", fd))
+		unix.Close(fd)
+		if err != nil || got != tc.want {
+			t.Errorf("SocketProtocol(socket(%d, %d)) = %q, %v; want %q", tc.domain, tc.typ, got, err, tc.want)
+		}
+	}
+	if _, err := SocketProtocol("/proc/self/fd/0/nonexistent"); err == nil {
+		t.Error("no error for a path that is no socket")
+	}
 }
