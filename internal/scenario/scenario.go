@@ -59,6 +59,10 @@ var recipes = map[string]recipe{
 		main: "idle",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "idle", "idle.c"}},
 	},
+	"refused": {
+		main: "refused",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "refused", "refused.c"}},
+	},
 	"threads": {
 		main: "threads",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},

@@ -35,7 +35,7 @@ func threadNames(t *testing.T, pid int) []string {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"busypoll", "compute", "idle", "threads"}
+	want := []string{"busypoll", "compute", "idle", "refused", "threads"}
 	if got := scenario.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)
 	}
@@ -237,4 +237,35 @@ func (f *fatalRecorder) Helper() {}
 func (f *fatalRecorder) Fatalf(format string, args ...any) {
 	f.failed = true
 	runtime.Goexit()
+}
+
+func TestRefusedErrorLoop(t *testing.T) {
+	countFile := filepath.Join(t.TempDir(), "count")
+	cmd := scenario.Build(t, "refused").Start(t, []string{"SCENARIO_COUNT_FILE=" + countFile})
+	time.Sleep(200 * time.Millisecond)
+	counts := map[string]uint64{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(counts) == 0 && time.Now().Before(deadline) {
+		if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		data, err := os.ReadFile(countFile)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(data)) {
+			k, v, _ := strings.Cut(field, "=")
+			n, _ := strconv.ParseUint(v, 10, 64)
+			counts[k] = n
+		}
+	}
+	// Each send draws an ICMP unreachable, so the error loop shows as
+	// ECONNREFUSED on both calls; nothing else may fail.
+	if counts["recv_refused"] == 0 || counts["send_refused"]+counts["send"] == 0 || counts["recv_other"] != 0 {
+		t.Errorf("counts %v: want ECONNREFUSED from recv, sends, and no other errors", counts)
+	}
+	if names := threadNames(t, cmd.Process.Pid); !slices.Contains(names, "UdpClient") {
+		t.Errorf("threads %q lack UdpClient", names)
+	}
 }
