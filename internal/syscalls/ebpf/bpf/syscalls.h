@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The few kernel types syscalls.bpf.c reads, declared by hand instead of
+ * a generated vmlinux.h (several megabytes, and tied to one kernel). The
+ * structs are marked preserve_access_index, so the loader relocates every
+ * field access against the running kernel's BTF (CO-RE): only the names
+ * and the C types of the fields must match the kernel, not the layout.
+ */
+#ifndef CPUWHY_SYSCALLS_H
+#define CPUWHY_SYSCALLS_H
+
+#if defined(__TARGET_ARCH_x86)
+/* arch/x86/include/asm/ptrace.h */
+struct pt_regs {
+	unsigned long di;
+	unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+
+#define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
+/* On x86_64 the argument registers survive the call: di still holds the
+ * first argument at sys_exit. */
+#define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), di)
+
+#elif defined(__TARGET_ARCH_arm64)
+/* arch/arm64/include/asm/ptrace.h */
+struct pt_regs {
+	__u64 orig_x0;
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+
+#define SYSCALL_NR(regs) BPF_CORE_READ((regs), syscallno)
+/* x0 holds the return value at sys_exit; the first argument is kept in
+ * orig_x0. */
+#define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), orig_x0)
+
+#else
+#error "syscalls.bpf.c supports __TARGET_ARCH_x86 and __TARGET_ARCH_arm64"
+#endif
+
+#endif
