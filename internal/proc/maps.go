@@ -96,3 +96,13 @@ func afterFields(line []byte, n int) []byte {
 	}
 	return bytes.TrimLeft(line, " \t")
 }
+
+// OpenMem opens the memory of process pid for reading (ReadAt at a
+// virtual address), which needs the right to ptrace it.
+func (f FS) OpenMem(pid int) (*os.File, error) {
+	file, err := os.Open(f.PIDPath(pid, "mem"))
+	if err != nil {
+		return nil, fmt.Errorf("opening memory of %d: %w", pid, gone(err))
+	}
+	return file, nil
+}

@@ -41,4 +41,4 @@
 // after changing the C source; CI regenerates and checks nothing changed.
 package ebpf
 
-//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 -type key -type stat -type stack_key syscalls bpf/syscalls.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 -type key -type stat -type stack_key -type stack_value syscalls bpf/syscalls.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

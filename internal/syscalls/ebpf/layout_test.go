@@ -19,7 +19,7 @@ func TestLayout(t *testing.T) {
 		key, value any
 	}{
 		{syscallsMapStats, syscallsKey{}, syscallsStat{}},
-		{syscallsMapStackCounts, syscallsStackKey{}, uint64(0)},
+		{syscallsMapStackCounts, syscallsStackKey{}, syscallsStackValue{}},
 	} {
 		m := spec.Maps[c.m]
 		if got, want := m.KeySize, binary.Size(c.key); int(got) != want {

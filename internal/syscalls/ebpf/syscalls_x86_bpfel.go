@@ -28,6 +28,12 @@ type syscallsStackKey struct {
 	StackId int64
 }
 
+type syscallsStackValue struct {
+	_     structs.HostLayout
+	Count uint64
+	Scan  [16]uint64
+}
+
 type syscallsStat struct {
 	_       structs.HostLayout
 	Count   uint64

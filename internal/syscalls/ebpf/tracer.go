@@ -48,6 +48,12 @@ const NoteFramePointers = "user stacks are walked by frame pointers: code built 
 	"(release builds with -fomit-frame-pointer, Debian's libc) shows only its innermost frame " +
 	"or wrong frames past it"
 
+// NoteLeafCaller is the Profile note of a trace whose stacks had their
+// second frame found by leafCaller.
+const NoteLeafCaller = "where the frame-pointer walk stopped at the innermost frame, the second " +
+	"frame is the first return address found at the top of the stack (or in the link register): " +
+	"the caller of a syscall wrapper, usually, but a guess"
+
 // Tracer is the syscalls.Tracer that aggregates in the kernel with BPF.
 type Tracer struct {
 	proc proc.FS // where thread names are read
@@ -113,7 +119,7 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	} else {
 		readThreadNames(scanner, pid, names)
 	}
-	if err := collect(objs, opts, p); err != nil {
+	if err := t.collect(objs, opts, p); err != nil {
 		return nil, fmt.Errorf("reading the profile of %d: %w", pid, err)
 	}
 	for key := range p.Stats {
@@ -304,7 +310,7 @@ func readThreadNames(scanner *proc.Scanner, pid int, names map[int]string) {
 }
 
 // collect reads the maps, once the programs are detached, into p.
-func collect(objs *syscallsObjects, opts syscalls.Options, p *syscalls.Profile) error {
+func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscalls.Profile) error {
 	var drops [dropCounters]uint64
 	for i := range drops {
 		var perCPU []uint64
@@ -343,7 +349,7 @@ func collect(objs *syscallsObjects, opts syscalls.Options, p *syscalls.Profile) 
 	}
 
 	if opts.Stacks {
-		if err := collectStacks(objs, p); err != nil {
+		if err := collectStacks(objs, t.proc, p); err != nil {
 			return err
 		}
 		p.Notes = append(p.Notes, NoteFramePointers)
@@ -356,20 +362,21 @@ func collect(objs *syscallsObjects, opts syscalls.Options, p *syscalls.Profile) 
 
 // collectStacks fills p.Stacks with the most seen stacks of the most
 // sampled (thread, syscall) pairs.
-func collectStacks(objs *syscallsObjects, p *syscalls.Profile) error {
+func collectStacks(objs *syscallsObjects, fs proc.FS, p *syscalls.Profile) error {
 	type seen struct {
 		id    uint32
 		count uint64
+		scan  [16]uint64
 	}
 	pairs := map[syscalls.StackKey][]seen{}
 	totals := map[syscalls.StackKey]uint64{}
 	var key syscallsStackKey
-	var count uint64
+	var value syscallsStackValue
 	it := objs.StackCounts.Iterate()
-	for it.Next(&key, &count) {
+	for it.Next(&key, &value) {
 		pk := syscalls.StackKey{TID: int(key.Tid), Nr: int(key.Nr)}
-		pairs[pk] = append(pairs[pk], seen{uint32(key.StackId), count})
-		totals[pk] += count
+		pairs[pk] = append(pairs[pk], seen{uint32(key.StackId), value.Count, value.Scan})
+		totals[pk] += value.Count
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("stack counts: %w", err)
@@ -384,6 +391,18 @@ func collectStacks(objs *syscallsObjects, p *syscalls.Profile) error {
 	if len(order) > StackPairs {
 		order = order[:StackPairs]
 	}
+
+	// The callers of frameless functions are checked against the
+	// target's code, which needs it alive: after it exits, stacks keep
+	// what the frame-pointer walk found.
+	maps, err := fs.Maps(p.PID)
+	mem, merr := fs.OpenMem(p.PID)
+	canRecover := err == nil && merr == nil
+	if merr == nil {
+		defer mem.Close()
+	}
+	recovered := 0
+
 	p.Stacks = map[syscalls.StackKey][]syscalls.StackSample{}
 	for _, pk := range order {
 		list := pairs[pk]
@@ -399,8 +418,22 @@ func collectStacks(objs *syscallsObjects, p *syscalls.Profile) error {
 			for n < len(pcs) && pcs[n] != 0 {
 				n++
 			}
-			p.Stacks[pk] = append(p.Stacks[pk], syscalls.StackSample{PCs: slices.Clone(pcs[:n]), Count: s.count})
+			stack := slices.Clone(pcs[:n])
+			// Only a walk that found nothing past the innermost frame
+			// gets a caller: where it found more, a frameless
+			// function's caller is missing but the heuristic could
+			// as well add a stale frame to a right stack.
+			if canRecover && n == 1 {
+				if caller, ok := leafCaller(runtime.GOARCH, s.scan[:], maps, mem); ok && caller != stack[0] {
+					stack = append(stack, caller)
+					recovered++
+				}
+			}
+			p.Stacks[pk] = append(p.Stacks[pk], syscalls.StackSample{PCs: stack, Count: s.count})
 		}
+	}
+	if recovered > 0 {
+		p.Notes = append(p.Notes, NoteLeafCaller)
 	}
 	return nil
 }

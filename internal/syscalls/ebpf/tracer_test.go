@@ -18,6 +18,7 @@ import (
 	cebpf "github.com/cilium/ebpf"
 
 	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
@@ -96,14 +97,20 @@ func (b *busypoll) count(t *testing.T) uint64 {
 	}
 }
 
-// rate measures the scenario's recvfrom calls per second over d.
+// rate measures the scenario's recvfrom calls per second: the best of
+// three windows of d, because on a small shared machine any one window
+// may lose the CPU to something else.
 func (b *busypoll) rate(t *testing.T, d time.Duration) float64 {
 	t.Helper()
-	start := time.Now()
-	before := b.count(t)
-	time.Sleep(d)
-	after := b.count(t)
-	return float64(after-before) / time.Since(start).Seconds()
+	best := 0.0
+	for range 3 {
+		start := time.Now()
+		before := b.count(t)
+		time.Sleep(d)
+		after := b.count(t)
+		best = max(best, float64(after-before)/time.Since(start).Seconds())
+	}
+	return best
 }
 
 // socketFD returns the scenario's one socket descriptor.
@@ -354,6 +361,23 @@ func TestStacks(t *testing.T) {
 	if deepest < 2 {
 		t.Errorf("no stack of 2 frames or more for NatThreadMain's recvfrom: %v", samples)
 	}
+	// The scenario is built without frame pointers, as libc is: the
+	// second frame is the caller the tracer recovers, RecvFrom.
+	maps, err := proc.FS{}.Maps(b.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inLibnat := false
+	for _, s := range samples {
+		for _, m := range maps {
+			if len(s.PCs) > 1 && m.Exec() && strings.HasSuffix(m.Path, "/libnat.so") && s.PCs[1] >= m.Start && s.PCs[1] < m.End {
+				inLibnat = true
+			}
+		}
+	}
+	if !inLibnat {
+		t.Errorf("no stack of NatThreadMain's recvfrom has libnat.so (RecvFrom) as its second frame: %v", samples)
+	}
 	if !hasNote(p, "frame pointers") {
 		t.Errorf("no note on frame pointers in %q", p.Notes)
 	}
@@ -364,7 +388,7 @@ func TestStacks(t *testing.T) {
 // untraced rate.
 func TestTracerKilled(t *testing.T) {
 	b := startBusypoll(t)
-	untraced := b.rate(t, time.Second)
+	untraced := b.rate(t, 300*time.Millisecond)
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), envTraceChild+"="+strconv.Itoa(b.pid()))
@@ -393,7 +417,7 @@ func TestTracerKilled(t *testing.T) {
 		}
 		ids = append(ids, cebpf.ProgramID(id))
 	}
-	traced := b.rate(t, time.Second)
+	traced := b.rate(t, 300*time.Millisecond)
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +442,7 @@ func TestTracerKilled(t *testing.T) {
 	if err := syscall.Kill(b.pid(), 0); err != nil {
 		t.Fatalf("busypoll died with its tracer: %v", err)
 	}
-	after := b.rate(t, time.Second)
+	after := b.rate(t, 300*time.Millisecond)
 	t.Logf("recvfrom/s: untraced %.0f, traced (stacks, 1 in 16 timed) %.0f, after the tracer was killed %.0f", untraced, traced, after)
 	if after < 0.9*untraced {
 		t.Errorf("after the tracer was killed busypoll runs at %.0f calls/s, untraced it ran at %.0f", after, untraced)

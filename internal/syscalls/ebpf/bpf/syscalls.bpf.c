@@ -75,6 +75,20 @@ struct stack_key {
 };
 
 /*
+ * Frame pointers miss the caller of the innermost function when that
+ * function keeps no frame, as syscall wrappers do, and everything when the
+ * code has none. The first sample of a stack keeps the words at the top of
+ * its user stack (x86_64) or its link register (arm64); the user side
+ * takes the first that is a return address into code as the caller.
+ */
+#define SCAN_WORDS 16
+
+struct stack_value {
+	__u64 count;
+	__u64 scan[SCAN_WORDS];
+};
+
+/*
  * Not preallocated: a preallocated per-CPU hash reserves max_entries
  * values on every CPU at load (16384 keys of 344 bytes on 64 CPUs is
  * 360 MB), where a real process uses a few hundred keys. Allocating on a
@@ -121,7 +135,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct stack_key);
-	__type(value, __u64);
+	__type(value, struct stack_value);
 } stack_counts SEC(".maps");
 
 static __always_inline void drop(__u32 what, __u64 n)
@@ -172,20 +186,25 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			.tid = tid,
 			.nr = (__u32)ctx->args[1],
 		};
-		__u64 one = 1, *n;
+		struct stack_value *v;
 
 		sk.stack_id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
 		if (sk.stack_id < 0) {
 			drop(DROP_STACK_WALK, 1);
-		} else if ((n = bpf_map_lookup_elem(&stack_counts, &sk))) {
-			__sync_fetch_and_add(n, 1);
-		} else if (bpf_map_update_elem(&stack_counts, &sk, &one, BPF_NOEXIST)) {
-			/* Lost a race for a new key, or the table is full. */
-			n = bpf_map_lookup_elem(&stack_counts, &sk);
-			if (n)
-				__sync_fetch_and_add(n, 1);
-			else
-				drop(DROP_STACK_KEYS, 1);
+		} else if ((v = bpf_map_lookup_elem(&stack_counts, &sk))) {
+			__sync_fetch_and_add(&v->count, 1);
+		} else {
+			struct stack_value first = {.count = 1};
+
+			caller_candidates((struct pt_regs *)ctx->args[0], first.scan, sizeof(first.scan));
+			if (bpf_map_update_elem(&stack_counts, &sk, &first, BPF_NOEXIST)) {
+				/* Lost a race for a new key, or the table is full. */
+				v = bpf_map_lookup_elem(&stack_counts, &sk);
+				if (v)
+					__sync_fetch_and_add(&v->count, 1);
+				else
+					drop(DROP_STACK_KEYS, 1);
+			}
 		}
 	}
 

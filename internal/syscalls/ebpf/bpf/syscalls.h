@@ -14,6 +14,7 @@
 struct pt_regs {
 	unsigned long di;
 	unsigned long orig_ax;
+	unsigned long sp;
 } __attribute__((preserve_access_index));
 
 #define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
@@ -21,9 +22,17 @@ struct pt_regs {
  * first argument at sys_exit. */
 #define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), di)
 
+/* The return address of a function that made the call without a frame of
+ * its own is among the first words of the user stack: copy them. */
+static __always_inline void caller_candidates(struct pt_regs *regs, __u64 *words, __u32 size)
+{
+	bpf_probe_read_user(words, size, (void *)BPF_CORE_READ(regs, sp));
+}
+
 #elif defined(__TARGET_ARCH_arm64)
 /* arch/arm64/include/asm/ptrace.h */
 struct pt_regs {
+	__u64 regs[31];
 	__u64 orig_x0;
 	__s32 syscallno;
 } __attribute__((preserve_access_index));
@@ -32,6 +41,13 @@ struct pt_regs {
 /* x0 holds the return value at sys_exit; the first argument is kept in
  * orig_x0. */
 #define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), orig_x0)
+
+/* The link register holds the return address of a function that made the
+ * call without saving it in a frame record. */
+static __always_inline void caller_candidates(struct pt_regs *regs, __u64 *words, __u32 size)
+{
+	words[0] = BPF_CORE_READ(regs, regs[30]);
+}
 
 #else
 #error "syscalls.bpf.c supports __TARGET_ARCH_x86 and __TARGET_ARCH_arm64"
