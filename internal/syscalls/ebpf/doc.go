@@ -1,6 +1,7 @@
 // Package ebpf is the syscalls.Tracer that aggregates in the kernel.
 //
-// Two raw tracepoint programs (bpf/syscalls.bpf.c) run on every system
+// Two BTF-typed raw tracepoint programs (tp_btf, bpf/syscalls.bpf.c: plain
+// loads of the registers instead of probe reads) run on every system
 // call of the host while a trace lasts, and return at once for any process
 // but the target. sys_exit counts each call of the target in a per-CPU
 // hash keyed by thread, syscall, result and (for syscalls that take one
@@ -33,7 +34,7 @@
 // Errors: New never fails; Trace returns an error matching
 // syscalls.ErrNotSupported, with the reason, when this kernel or these
 // privileges cannot load or attach the programs (no CAP_BPF and
-// CAP_PERFMON or CAP_SYS_ADMIN, a kernel without BPF or raw tracepoints),
+// CAP_PERFMON or CAP_SYS_ADMIN, a kernel before 5.5 or without BTF),
 // so the caller can fall back to ptrace.
 //
 // The programs are compiled by bpf2go with Debian 12's clang-14 for amd64

@@ -223,7 +223,7 @@ func notSupported(what string, err error) error {
 			}
 		}
 	case errors.Is(err, ebpf.ErrNotSupported):
-		reason = "the kernel lacks a BPF feature (raw tracepoints, BTF, or a map type)"
+		reason = "the kernel lacks a BPF feature (BTF-typed tracepoints, kernel BTF, or a map type)"
 	case errors.As(err, &verr):
 		reason = "the kernel's verifier rejected the programs"
 	default:
@@ -241,15 +241,15 @@ type attachment struct{ enter, exit link.Link }
 func attach(objs *syscallsObjects, opts syscalls.Options) (*attachment, error) {
 	var a attachment
 	var err error
-	a.exit, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_exit", Program: objs.SysExit})
+	a.exit, err = link.AttachTracing(link.TracingOptions{Program: objs.SysExit})
 	if err != nil {
-		return nil, notSupported("attaching to raw tracepoint sys_exit", err)
+		return nil, notSupported("attaching to tracepoint sys_exit", err)
 	}
 	if opts.TimeEvery > 0 || opts.Stacks {
-		a.enter, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: objs.SysEnter})
+		a.enter, err = link.AttachTracing(link.TracingOptions{Program: objs.SysEnter})
 		if err != nil {
 			a.exit.Close()
-			return nil, notSupported("attaching to raw tracepoint sys_enter", err)
+			return nil, notSupported("attaching to tracepoint sys_enter", err)
 		}
 	}
 	return &a, nil

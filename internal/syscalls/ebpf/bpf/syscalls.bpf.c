@@ -7,8 +7,12 @@
  * Both programs run on EVERY system call of the host while attached, so
  * the first thing each does is drop calls of other processes, and the
  * path a call of the target takes when it is not sampled is kept short:
- * sys_exit reads two registers, looks up one array and one per-CPU hash
+ * sys_exit loads two registers, looks up one array and one per-CPU hash
  * and increments a counter in place.
+ *
+ * They are BTF-typed raw tracepoints (tp_btf, Linux 5.5): ctx[0] is the
+ * struct pt_regs of the call, ctx[1] the syscall number (sys_enter) or
+ * the return value (sys_exit). They need no trampoline, unlike fentry.
  *
  * The user side (tracer.go) sets the rodata below before loading, and
  * sizes the maps: it reads them once, after detaching.
@@ -168,8 +172,8 @@ static __always_inline int sampled(void)
 	return bpf_get_prandom_u32() % time_every == 0;
 }
 
-SEC("raw_tracepoint/sys_enter")
-int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_enter")
+int sys_enter(unsigned long long *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -184,7 +188,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (want_stacks) {
 		struct stack_key sk = {
 			.tid = tid,
-			.nr = (__u32)ctx->args[1],
+			.nr = (__u32)ctx[1],
 		};
 		struct stack_value *v;
 
@@ -196,7 +200,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		} else {
 			struct stack_value first = {.count = 1};
 
-			caller_candidates((struct pt_regs *)ctx->args[0], first.scan, sizeof(first.scan));
+			caller_candidates((struct pt_regs *)ctx[0], first.scan, sizeof(first.scan));
 			if (bpf_map_update_elem(&stack_counts, &sk, &first, BPF_NOEXIST)) {
 				/* Lost a race for a new key, or the table is full. */
 				v = bpf_map_lookup_elem(&stack_counts, &sk);
@@ -219,8 +223,8 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-SEC("raw_tracepoint/sys_exit")
-int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_exit")
+int sys_exit(unsigned long long *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct pt_regs *regs;
@@ -233,8 +237,8 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	if ((__u32)(id >> 32) != target_tgid)
 		return 0;
 
-	regs = (struct pt_regs *)ctx->args[0];
-	ret = (long)ctx->args[1];
+	regs = (struct pt_regs *)ctx[0];
+	ret = (long)ctx[1];
 	nr = SYSCALL_NR(regs);
 	if (nr < 0) /* not a system call: a signal return restarting one */
 		return 0;

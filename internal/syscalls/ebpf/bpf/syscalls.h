@@ -5,6 +5,12 @@
  * structs are marked preserve_access_index, so the loader relocates every
  * field access against the running kernel's BTF (CO-RE): only the names
  * and the C types of the fields must match the kernel, not the layout.
+ *
+ * The programs are BTF-typed tracepoints (tp_btf), so the verifier knows
+ * the regs argument as the kernel's struct pt_regs and SYSCALL_NR and
+ * SYSCALL_ARG1 are plain loads it checks, not bpf_probe_read_kernel
+ * calls: on the busypoll scenario that alone took the traced rate from
+ * about 78% of the untraced one to about 87%.
  */
 #ifndef CPUWHY_SYSCALLS_H
 #define CPUWHY_SYSCALLS_H
@@ -17,10 +23,10 @@ struct pt_regs {
 	unsigned long sp;
 } __attribute__((preserve_access_index));
 
-#define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
 /* On x86_64 the argument registers survive the call: di still holds the
  * first argument at sys_exit. */
-#define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), di)
+#define SYSCALL_ARG1(regs) ((regs)->di)
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
 
 /* The return address of a function that made the call without a frame of
  * its own is among the first words of the user stack: copy them. */
@@ -37,10 +43,10 @@ struct pt_regs {
 	__s32 syscallno;
 } __attribute__((preserve_access_index));
 
-#define SYSCALL_NR(regs) BPF_CORE_READ((regs), syscallno)
 /* x0 holds the return value at sys_exit; the first argument is kept in
  * orig_x0. */
-#define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), orig_x0)
+#define SYSCALL_ARG1(regs) ((regs)->orig_x0)
+#define SYSCALL_NR(regs) ((regs)->syscallno)
 
 /* The link register holds the return address of a function that made the
  * call without saving it in a frame record. */
