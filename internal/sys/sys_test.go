@@ -2,10 +2,13 @@ package sys
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,5 +109,32 @@ func TestSocketProtocol(t *testing.T) {
 	}
 	if _, err := SocketProtocol("/proc/self/fd/0/nonexistent"); err == nil {
 		t.Error("no error for a path that is no socket")
+	}
+}
+
+func TestWatchProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "0.2")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := WatchProcess(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.Exited() {
+		t.Error("Exited is true for a running process")
+	}
+	// Not reaped yet: the pidfd still says it has exited.
+	deadline := time.Now().Add(5 * time.Second)
+	for !w.Exited() {
+		if time.Now().After(deadline) {
+			t.Fatal("Exited still false 5s after sleep 0.2 started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Wait()
+	if _, err := WatchProcess(cmd.Process.Pid); !errors.Is(err, unix.ESRCH) {
+		t.Errorf("WatchProcess of a reaped process = %v, want ESRCH", err)
 	}
 }

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Per-thread, per-syscall, per-result, per-fd counts of one process's
+ * system calls, aggregated in the kernel, with the duration of a sample of
+ * them and, when asked, the user stacks they were made from.
+ *
+ * Both programs run on EVERY system call of the host while attached, so
+ * the first thing each does is drop calls of other processes, and the
+ * path a call of the target takes when it is not sampled is kept short:
+ * sys_exit loads two registers, looks up one array and one per-CPU hash
+ * and increments a counter in place.
+ *
+ * They are BTF-typed raw tracepoints (tp_btf, Linux 5.5): ctx[0] is the
+ * struct pt_regs of the call, ctx[1] the syscall number (sys_enter) or
+ * the return value (sys_exit). They need no trampoline, unlike fentry.
+ *
+ * The user side (tracer.go) sets the rodata below before loading, and
+ * sizes the maps: it reads them once, after detaching.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#include "syscalls.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define HIST_BUCKETS 40   /* syscalls.HistBuckets */
+#define MAX_ERRNO 4095    /* include/linux/err.h: -4095..-1 are errors */
+#define NO_FD -1          /* syscalls.NoFD */
+
+/* Indexes of the dropped counters. */
+#define DROP_STATS 0      /* calls not counted: stats was full */
+#define DROP_STACK_KEYS 1 /* stacks not counted: stack_counts was full */
+#define DROP_STACK_WALK 2 /* stacks not recorded: bpf_get_stackid failed */
+#define DROP_COUNTERS 3
+
+/*
+ * A timed call's entry is kept in a slot of inflight chosen by its tid:
+ * the tid in the top 22 bits (Linux PIDs are below PID_MAX_LIMIT, 2^22)
+ * and the low 42 bits of the entry time (73 minutes, longer than any
+ * window) below, so that one 64-bit load or store reads or writes both
+ * and a slot is never seen half written. Two threads of the target whose
+ * tids collide in the slot index can lose each other's sample; they
+ * cannot produce a wrong duration.
+ */
+#define INFLIGHT_SLOTS (1 << 15)
+#define TS_BITS 42
+#define TS_MASK ((1ULL << TS_BITS) - 1)
+
+#define MAX_STACK_DEPTH 127 /* PERF_MAX_STACK_DEPTH */
+
+/* Set by the user side before loading. */
+const volatile __u32 target_tgid = 0;
+/* Time one call in time_every, at random (0: none). */
+const volatile __u32 time_every = 0;
+/* Record the user stack of each sampled call. */
+const volatile __u8 want_stacks = 0;
+
+struct key {
+	__u32 tid;
+	__u32 nr;
+	__u32 err; /* 0 for success, else the positive errno */
+	__s32 fd;  /* NO_FD unless the syscall takes an fd first */
+};
+
+struct stat {
+	__u64 count;
+	__u64 timed;
+	__u64 total_ns;
+	__u64 hist[HIST_BUCKETS];
+};
+
+struct stack_key {
+	__u32 tid;
+	__u32 nr;
+	__s64 stack_id;
+};
+
+/*
+ * Frame pointers miss the caller of the innermost function when that
+ * function keeps no frame, as syscall wrappers do, and everything when the
+ * code has none. The first sample of a stack keeps the words at the top of
+ * its user stack (x86_64) or its link register (arm64); the user side
+ * takes the first that is a return address into code as the caller.
+ */
+#define SCAN_WORDS 16
+
+struct stack_value {
+	__u64 count;
+	__u64 scan[SCAN_WORDS];
+};
+
+/*
+ * Not preallocated: a preallocated per-CPU hash reserves max_entries
+ * values on every CPU at load (16384 keys of 344 bytes on 64 CPUs is
+ * 360 MB), where a real process uses a few hundred keys. Allocating on a
+ * new key is fine in a raw tracepoint program.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384); /* Options.MaxKeys, set at load */
+	__type(key, struct key);
+	__type(value, struct stat);
+} stats SEC(".maps");
+
+/* fd_syscalls[nr] != 0 when syscall nr takes an fd as its first argument. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512); /* sysno.Max, set at load */
+	__type(key, __u32);
+	__type(value, __u8);
+} fd_syscalls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_COUNTERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} dropped SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, INFLIGHT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 4096);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, MAX_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct stack_key);
+	__type(value, struct stack_value);
+} stack_counts SEC(".maps");
+
+static __always_inline void drop(__u32 what, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&dropped, &what);
+
+	if (c)
+		*c += n;
+}
+
+/* floor(log2(v)), capped at HIST_BUCKETS-1; 0 for 0 (syscalls.Bucket). */
+static __always_inline __u32 bucket(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	return r < HIST_BUCKETS ? r : HIST_BUCKETS - 1;
+}
+
+/* Whether this call of the target is in the sample. */
+static __always_inline int sampled(void)
+{
+	if (time_every <= 1)
+		return 1;
+	return bpf_get_prandom_u32() % time_every == 0;
+}
+
+SEC("tp_btf/sys_enter")
+int sys_enter(unsigned long long *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+
+	if ((__u32)(id >> 32) != target_tgid)
+		return 0;
+	/* Random rather than every Nth call: a thread that alternates
+	 * between syscalls would otherwise have only one of them timed. */
+	if (!sampled())
+		return 0;
+
+	if (want_stacks) {
+		struct stack_key sk = {
+			.tid = tid,
+			.nr = (__u32)ctx[1],
+		};
+		struct stack_value *v;
+
+		sk.stack_id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+		if (sk.stack_id < 0) {
+			drop(DROP_STACK_WALK, 1);
+		} else if ((v = bpf_map_lookup_elem(&stack_counts, &sk))) {
+			__sync_fetch_and_add(&v->count, 1);
+		} else {
+			struct stack_value first = {.count = 1};
+
+			caller_candidates((struct pt_regs *)ctx[0], first.scan, sizeof(first.scan));
+			if (bpf_map_update_elem(&stack_counts, &sk, &first, BPF_NOEXIST)) {
+				/* Lost a race for a new key, or the table is full. */
+				v = bpf_map_lookup_elem(&stack_counts, &sk);
+				if (v)
+					__sync_fetch_and_add(&v->count, 1);
+				else
+					drop(DROP_STACK_KEYS, 1);
+			}
+		}
+	}
+
+	if (time_every) {
+		/* Taken last, so that the stack walk is not in the duration. */
+		__u32 slot = tid & (INFLIGHT_SLOTS - 1);
+		__u64 *entry = bpf_map_lookup_elem(&inflight, &slot);
+
+		if (entry)
+			*entry = ((__u64)tid << TS_BITS) | (bpf_ktime_get_ns() & TS_MASK);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int sys_exit(unsigned long long *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct pt_regs *regs;
+	struct stat *s;
+	__u64 dur = 0;
+	int timed = 0;
+	long ret, nr;
+	__u8 *takes_fd;
+
+	if ((__u32)(id >> 32) != target_tgid)
+		return 0;
+
+	regs = (struct pt_regs *)ctx[0];
+	ret = (long)ctx[1];
+	nr = SYSCALL_NR(regs);
+	if (nr < 0) /* not a system call: a signal return restarting one */
+		return 0;
+
+	struct key k = {
+		.tid = (__u32)id,
+		.nr = (__u32)nr,
+		.err = (ret < 0 && ret >= -MAX_ERRNO) ? (__u32)-ret : 0,
+		.fd = NO_FD,
+	};
+	takes_fd = bpf_map_lookup_elem(&fd_syscalls, &k.nr);
+	if (takes_fd && *takes_fd)
+		k.fd = (__s32)SYSCALL_ARG1(regs);
+
+	if (time_every) {
+		__u32 slot = k.tid & (INFLIGHT_SLOTS - 1);
+		__u64 *entry = bpf_map_lookup_elem(&inflight, &slot);
+
+		if (entry && *entry >> TS_BITS == k.tid) {
+			dur = (bpf_ktime_get_ns() - *entry) & TS_MASK;
+			*entry = 0;
+			timed = 1;
+		}
+	}
+
+	s = bpf_map_lookup_elem(&stats, &k);
+	if (!s) {
+		struct stat zero = {};
+
+		/* Whoever wins a race to insert the key, it is there
+		 * afterwards, unless the table is full. */
+		bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&stats, &k);
+		if (!s) {
+			drop(DROP_STATS, 1);
+			return 0;
+		}
+	}
+	/* Per-CPU values, and the program does not nest on one CPU (the
+	 * kernel skips a nested run and counts it as a recursion miss),
+	 * so plain increments are safe. */
+	s->count++;
+	if (timed) {
+		s->timed++;
+		s->total_ns += dur;
+		s->hist[bucket(dur)]++;
+	}
+	return 0;
+}

@@ -1,0 +1,45 @@
+// Package ebpf is the syscalls.Tracer that aggregates in the kernel.
+//
+// Two BTF-typed raw tracepoint programs (tp_btf, bpf/syscalls.bpf.c: plain
+// loads of the registers instead of probe reads) run on every system
+// call of the host while a trace lasts, and return at once for any process
+// but the target. sys_exit counts each call of the target in a per-CPU
+// hash keyed by thread, syscall, result and (for syscalls that take one
+// first) file descriptor. sys_enter, attached only when calls are timed or
+// stacks recorded, picks one call in Options.TimeEvery at random, notes its
+// entry time, and records its user stack. Nothing crosses to user space per
+// call: the tracer reads the maps once, after detaching, so a target that
+// makes a million calls a second costs the tracer no more CPU than one
+// that makes ten.
+//
+// Because the programs only aggregate, a tracer that dies (even by
+// SIGKILL) leaves nothing behind: the kernel detaches them when the last
+// file descriptor of their links closes with the process, and the target
+// runs on.
+//
+// Limits:
+//   - Calls are counted at their exit, so calls that never return (exit,
+//     exit_group, a successful execve's old image) are not counted, and a
+//     call in progress when the window ends is counted only if it returns
+//     before detaching.
+//   - Durations come from a random sample of calls, so Stat.Timed is about
+//     Count/TimeEvery; calls in progress when the trace started are never
+//     timed, which under-represents calls longer than the window.
+//   - Stacks are walked by frame pointers (bpf_get_stackid): frames of code
+//     built without them, such as Debian's libc, are missing or wrong past
+//     the first one. The stack of a sampled call is recorded only.
+//   - The aggregation table holds Options.MaxKeys keys; calls of a new key
+//     after it fills are counted in Profile.Dropped.
+//
+// Errors: New never fails; Trace returns an error matching
+// syscalls.ErrNotSupported, with the reason, when this kernel or these
+// privileges cannot load or attach the programs (no CAP_BPF and
+// CAP_PERFMON or CAP_SYS_ADMIN, a kernel before 5.5 or without BTF),
+// so the caller can fall back to ptrace.
+//
+// The programs are compiled by bpf2go with Debian 12's clang-14 for amd64
+// and arm64; the objects and their Go wrappers are committed. Run gen.sh
+// after changing the C source; CI regenerates and checks nothing changed.
+package ebpf
+
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 -type key -type stat -type stack_key -type stack_value syscalls bpf/syscalls.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

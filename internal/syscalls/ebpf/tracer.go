@@ -1,0 +1,439 @@
+package ebpf
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/sysno"
+)
+
+// Sizes of what Profile.Stacks keeps. A trace records a stack per sampled
+// call; a report shows a handful, so the rest would only cost memory.
+const (
+	// StackPairs is the number of (thread, syscall) pairs, the most
+	// sampled first, whose stacks are kept.
+	StackPairs = 32
+	// StacksPerPair is the number of distinct stacks kept per pair, the
+	// most seen first.
+	StacksPerPair = 8
+)
+
+// pollInterval is how often the target is checked for having exited: a
+// trace of an exited process ends at most this late.
+const pollInterval = 100 * time.Millisecond
+
+// Indexes of the dropped counters (DROP_* in syscalls.bpf.c).
+const (
+	dropStats = iota
+	dropStackKeys
+	dropStackWalk
+	dropCounters
+)
+
+// NoteFramePointers is the Profile note of a trace with stacks.
+const NoteFramePointers = "user stacks are walked by frame pointers: code built without them " +
+	"(release builds with -fomit-frame-pointer, Debian's libc) shows only its innermost frame " +
+	"or wrong frames past it"
+
+// NoteLeafCaller is the Profile note of a trace whose stacks had their
+// second frame found by leafCaller.
+const NoteLeafCaller = "where the frame-pointer walk stopped at the innermost frame, the second " +
+	"frame is the first return address found at the top of the stack (or in the link register): " +
+	"the caller of a syscall wrapper, usually, but a guess"
+
+// Tracer is the syscalls.Tracer that aggregates in the kernel with BPF.
+type Tracer struct {
+	proc proc.FS // where thread names are read
+
+	// Test hooks, run with the programs attached: right after attaching
+	// (with the IDs of the programs) and right before detaching. They let
+	// a test read the target's own call count inside the traced window.
+	attached  func(progs []ebpf.ProgramID)
+	detaching func()
+}
+
+var _ syscalls.Tracer = (*Tracer)(nil)
+
+// New returns a Tracer reading thread names from the host's /proc.
+func New() *Tracer { return &Tracer{} }
+
+// Trace profiles the system calls of every thread of pid for
+// opts.Duration, or until ctx ends or the process exits: then the profile
+// covers the window so far and, for an exit, says so in Ended.
+func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*syscalls.Profile, error) {
+	opts = withDefaults(opts)
+	watch, err := sys.WatchProcess(pid)
+	if err != nil {
+		return nil, fmt.Errorf("tracing process %d: %w: %w", pid, proc.ErrGone, err)
+	}
+	defer watch.Close()
+
+	objs, err := load(pid, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer objs.Close()
+
+	scanner := proc.NewScanner(t.proc)
+	names := map[int]string{}
+	readThreadNames(scanner, pid, names)
+
+	att, err := attach(objs, opts)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if t.attached != nil {
+		t.attached(att.programs(objs))
+	}
+	ended := wait(ctx, watch, opts.Duration)
+	if t.detaching != nil {
+		t.detaching()
+	}
+	elapsed := time.Since(start)
+	att.Close()
+
+	p := &syscalls.Profile{
+		PID:       pid,
+		Mechanism: syscalls.EBPF,
+		Start:     start,
+		Duration:  elapsed,
+		Stats:     map[syscalls.Key]*syscalls.Stat{},
+		Threads:   map[int]string{},
+	}
+	if ended {
+		p.Ended = fmt.Sprintf("process %d exited after %.1f s", pid, elapsed.Seconds())
+	} else {
+		readThreadNames(scanner, pid, names)
+	}
+	if err := t.collect(objs, opts, p); err != nil {
+		return nil, fmt.Errorf("reading the profile of %d: %w", pid, err)
+	}
+	for key := range p.Stats {
+		name, ok := names[key.TID]
+		if !ok {
+			name = "?"
+		}
+		p.Threads[key.TID] = name
+	}
+	if opts.TimeEvery > 1 {
+		p.Notes = append(p.Notes, fmt.Sprintf("durations are measured on a random sample of 1 call in %d", opts.TimeEvery))
+	}
+	return p, nil
+}
+
+func withDefaults(o syscalls.Options) syscalls.Options {
+	if o.Duration <= 0 {
+		o.Duration = syscalls.DefaultDuration
+	}
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = syscalls.DefaultMaxKeys
+	}
+	o.TimeEvery = max(o.TimeEvery, 0)
+	return o
+}
+
+// load loads the programs for pid. Every failure is reported as
+// syscalls.ErrNotSupported: whatever stops the programs from loading on
+// this host, the caller's answer is the same (fall back to ptrace), and
+// the error says why.
+func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
+	// to the cgroup, and this is a no-op.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF maps", err)
+	}
+	spec, err := loadSyscalls()
+	if err != nil {
+		return nil, err // the embedded object is corrupt: a bug, not the host
+	}
+	vars := map[string]any{
+		syscallsVarTargetTgid: uint32(pid),
+		syscallsVarTimeEvery:  uint32(opts.TimeEvery),
+		syscallsVarWantStacks: uint8(0),
+	}
+	if opts.Stacks {
+		vars[syscallsVarWantStacks] = uint8(1)
+	}
+	for name, v := range vars {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	spec.Maps[syscallsMapStats].MaxEntries = uint32(opts.MaxKeys)
+	spec.Maps[syscallsMapFdSyscalls].MaxEntries = uint32(max(sysno.Max(runtime.GOARCH), 1))
+	// Maps the programs will not touch keep one entry: the stack map
+	// preallocates all of its (4 MiB).
+	if !opts.Stacks {
+		spec.Maps[syscallsMapStacks].MaxEntries = 1
+		spec.Maps[syscallsMapStackCounts].MaxEntries = 1
+	}
+	if opts.TimeEvery == 0 {
+		spec.Maps[syscallsMapInflight].MaxEntries = 1
+	}
+
+	var objs syscallsObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, notSupported("loading the BPF programs", err)
+	}
+	if err := fillFDSyscalls(objs.FdSyscalls); err != nil {
+		objs.Close()
+		return nil, fmt.Errorf("filling fd_syscalls: %w", err)
+	}
+	return &objs, nil
+}
+
+func fillFDSyscalls(m *ebpf.Map) error {
+	arch := runtime.GOARCH
+	for nr := range sysno.Max(arch) {
+		if !sysno.TakesFD(arch, nr) {
+			continue
+		}
+		if err := m.Put(uint32(nr), uint8(1)); err != nil {
+			return fmt.Errorf("syscall %d: %w", nr, err)
+		}
+	}
+	return nil
+}
+
+// notSupported wraps a failure to load or attach with the reason in the
+// terms a user acts on.
+func notSupported(what string, err error) error {
+	var reason string
+	var verr *ebpf.VerifierError
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		reason = "not permitted: BPF tracing needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN"
+		if caps, cerr := sys.EffectiveCaps(); cerr == nil {
+			if missing := caps.Missing(sys.CapBPF, sys.CapPerfmon); len(missing) > 0 && !caps.Has(sys.CapSysAdmin) {
+				reason = fmt.Sprintf("%s (missing %v)", reason, missing)
+			}
+		}
+	case errors.Is(err, ebpf.ErrNotSupported):
+		reason = "the kernel lacks a BPF feature (BTF-typed tracepoints, kernel BTF, or a map type)"
+	case errors.As(err, &verr):
+		reason = "the kernel's verifier rejected the programs"
+	default:
+		reason = "failed"
+	}
+	return fmt.Errorf("%w: %s: %s: %w", syscalls.ErrNotSupported, what, reason, err)
+}
+
+// attachment is the programs attached to the syscall tracepoints.
+type attachment struct{ enter, exit link.Link }
+
+// attach attaches sys_exit, and sys_enter when it has work. sys_exit goes
+// first and leaves last (Close): a sampled entry whose exit went unseen
+// would be matched with a later call's exit and time both calls as one.
+func attach(objs *syscallsObjects, opts syscalls.Options) (*attachment, error) {
+	var a attachment
+	var err error
+	a.exit, err = link.AttachTracing(link.TracingOptions{Program: objs.SysExit})
+	if err != nil {
+		return nil, notSupported("attaching to tracepoint sys_exit", err)
+	}
+	if opts.TimeEvery > 0 || opts.Stacks {
+		a.enter, err = link.AttachTracing(link.TracingOptions{Program: objs.SysEnter})
+		if err != nil {
+			a.exit.Close()
+			return nil, notSupported("attaching to tracepoint sys_enter", err)
+		}
+	}
+	return &a, nil
+}
+
+// programs returns the IDs of the attached programs.
+func (a *attachment) programs(objs *syscallsObjects) []ebpf.ProgramID {
+	var ids []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{objs.SysExit, objs.SysEnter} {
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// Close detaches the programs.
+func (a *attachment) Close() {
+	if a.enter != nil {
+		a.enter.Close()
+	}
+	a.exit.Close()
+}
+
+// wait returns when d has passed, ctx is done or the process has exited;
+// it reports whether the process exited.
+func wait(ctx context.Context, watch *sys.ProcessWatch, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+			if watch.Exited() {
+				return true
+			}
+		}
+	}
+}
+
+// readThreadNames adds the names of pid's threads to names, keeping those
+// already there for threads that have gone since.
+func readThreadNames(scanner *proc.Scanner, pid int, names map[int]string) {
+	p, err := scanner.ReadProcess(pid, true)
+	if err != nil {
+		return // gone: the names read at the start stand
+	}
+	for _, th := range p.Threads {
+		names[th.PID] = th.Comm
+	}
+}
+
+// collect reads the maps, once the programs are detached, into p.
+func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscalls.Profile) error {
+	var drops [dropCounters]uint64
+	for i := range drops {
+		var perCPU []uint64
+		if err := objs.Dropped.Lookup(uint32(i), &perCPU); err != nil {
+			return fmt.Errorf("dropped[%d]: %w", i, err)
+		}
+		for _, n := range perCPU {
+			drops[i] += n
+		}
+	}
+	p.Dropped = drops[dropStats]
+	// A run of sys_exit that the kernel skipped (it does not nest on one
+	// CPU) is a call not counted either.
+	if st, err := objs.SysExit.Stats(); err == nil && st.RecursionMisses > 0 {
+		p.Dropped += st.RecursionMisses
+		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted because the kernel skipped the BPF program (nested run)", st.RecursionMisses))
+	}
+	if drops[dropStats] > 0 {
+		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted: more than %d distinct (thread, syscall, result, fd) keys", drops[dropStats], opts.MaxKeys))
+	}
+
+	var key syscallsKey
+	var perCPU []syscallsStat
+	it := objs.Stats.Iterate()
+	for it.Next(&key, &perCPU) {
+		s := &syscalls.Stat{}
+		for i := range perCPU {
+			v := &perCPU[i]
+			s.Add(&syscalls.Stat{Count: v.Count, Timed: v.Timed, TotalNs: v.TotalNs, Hist: v.Hist})
+		}
+		k := syscalls.Key{TID: int(key.Tid), Nr: int(key.Nr), Errno: int(key.Err), FD: int(key.Fd)}
+		p.Stats[k] = s
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+
+	if opts.Stacks {
+		if err := collectStacks(objs, t.proc, p); err != nil {
+			return err
+		}
+		p.Notes = append(p.Notes, NoteFramePointers)
+		if n := drops[dropStackKeys] + drops[dropStackWalk]; n > 0 {
+			p.Notes = append(p.Notes, fmt.Sprintf("%d sampled stacks were not recorded (walk failed or table full)", n))
+		}
+	}
+	return nil
+}
+
+// collectStacks fills p.Stacks with the most seen stacks of the most
+// sampled (thread, syscall) pairs.
+func collectStacks(objs *syscallsObjects, fs proc.FS, p *syscalls.Profile) error {
+	type seen struct {
+		id    uint32
+		count uint64
+		scan  [16]uint64
+	}
+	pairs := map[syscalls.StackKey][]seen{}
+	totals := map[syscalls.StackKey]uint64{}
+	var key syscallsStackKey
+	var value syscallsStackValue
+	it := objs.StackCounts.Iterate()
+	for it.Next(&key, &value) {
+		pk := syscalls.StackKey{TID: int(key.Tid), Nr: int(key.Nr)}
+		pairs[pk] = append(pairs[pk], seen{uint32(key.StackId), value.Count, value.Scan})
+		totals[pk] += value.Count
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("stack counts: %w", err)
+	}
+	order := make([]syscalls.StackKey, 0, len(pairs))
+	for pk := range pairs {
+		order = append(order, pk)
+	}
+	slices.SortFunc(order, func(a, b syscalls.StackKey) int {
+		return cmp.Or(cmp.Compare(totals[b], totals[a]), cmp.Compare(a.TID, b.TID), cmp.Compare(a.Nr, b.Nr))
+	})
+	if len(order) > StackPairs {
+		order = order[:StackPairs]
+	}
+
+	// The callers of frameless functions are checked against the
+	// target's code, which needs it alive: after it exits, stacks keep
+	// what the frame-pointer walk found.
+	maps, err := fs.Maps(p.PID)
+	mem, merr := fs.OpenMem(p.PID)
+	canRecover := err == nil && merr == nil
+	if merr == nil {
+		defer mem.Close()
+	}
+	recovered := 0
+
+	p.Stacks = map[syscalls.StackKey][]syscalls.StackSample{}
+	for _, pk := range order {
+		list := pairs[pk]
+		slices.SortFunc(list, func(a, b seen) int {
+			return cmp.Or(cmp.Compare(b.count, a.count), cmp.Compare(a.id, b.id))
+		})
+		for _, s := range list[:min(len(list), StacksPerPair)] {
+			var pcs [127]uint64 // MAX_STACK_DEPTH
+			if err := objs.Stacks.Lookup(s.id, &pcs); err != nil {
+				continue // evicted: the stack map is smaller than the counts
+			}
+			n := 0
+			for n < len(pcs) && pcs[n] != 0 {
+				n++
+			}
+			stack := slices.Clone(pcs[:n])
+			// Only a walk that found nothing past the innermost frame
+			// gets a caller: where it found more, a frameless
+			// function's caller is missing but the heuristic could
+			// as well add a stale frame to a right stack.
+			if canRecover && n == 1 {
+				if caller, ok := leafCaller(runtime.GOARCH, s.scan[:], maps, mem); ok && caller != stack[0] {
+					stack = append(stack, caller)
+					recovered++
+				}
+			}
+			p.Stacks[pk] = append(p.Stacks[pk], syscalls.StackSample{PCs: stack, Count: s.count})
+		}
+	}
+	if recovered > 0 {
+		p.Notes = append(p.Notes, NoteLeafCaller)
+	}
+	return nil
+}

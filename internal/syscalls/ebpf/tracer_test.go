@@ -1,0 +1,450 @@
+package ebpf_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	cebpf "github.com/cilium/ebpf"
+
+	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
+	"github.com/cpuwhy/cpuwhy/internal/sysno"
+)
+
+// The re-executed test binary is the tracer that TestTracerKilled kills.
+const envTraceChild = "CPUWHY_EBPF_TRACE_CHILD"
+
+func TestMain(m *testing.M) {
+	if pid := os.Getenv(envTraceChild); pid != "" {
+		os.Exit(traceChild(pid))
+	}
+	os.Exit(m.Run())
+}
+
+// traceChild traces pid for a minute, printing the IDs of its programs
+// once attached: the parent kills it long before the minute is over.
+func traceChild(pidText string) int {
+	pid, err := strconv.Atoi(pidText)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	tr := ebpf.WithHooks(ebpf.New(), func(ids []cebpf.ProgramID) {
+		fmt.Println("attached", ids)
+	}, nil)
+	_, err = tr.Trace(context.Background(), pid, syscalls.Options{Duration: time.Minute, TimeEvery: 16, Stacks: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+var recvfrom = sysno.Number(runtime.GOARCH, "recvfrom")
+
+const eagain = 11
+
+// busypoll is a running busypoll scenario.
+type busypoll struct {
+	cmd       *exec.Cmd
+	countFile string
+}
+
+func startBusypoll(t *testing.T) *busypoll {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "count")
+	cmd := scenario.Build(t, "busypoll").Start(t, []string{"SCENARIO_COUNT_FILE=" + file})
+	return &busypoll{cmd: cmd, countFile: file}
+}
+
+func (b *busypoll) pid() int { return b.cmd.Process.Pid }
+
+// count asks the scenario for its number of recvfrom calls so far.
+func (b *busypoll) count(t *testing.T) uint64 {
+	t.Helper()
+	os.Remove(b.countFile)
+	if err := syscall.Kill(b.pid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, err := os.ReadFile(b.countFile)
+		if err == nil {
+			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(string(data), "calls="), "\n"), 10, 64)
+			if err != nil {
+				t.Fatalf("count file holds %q: %v", data, err)
+			}
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no count file 5s after SIGUSR1: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// rate measures the scenario's recvfrom calls per second: the best of
+// three windows of d, because on a small shared machine any one window
+// may lose the CPU to something else.
+func (b *busypoll) rate(t *testing.T, d time.Duration) float64 {
+	t.Helper()
+	best := 0.0
+	for range 3 {
+		start := time.Now()
+		before := b.count(t)
+		time.Sleep(d)
+		after := b.count(t)
+		best = max(best, float64(after-before)/time.Since(start).Seconds())
+	}
+	return best
+}
+
+// socketFD returns the scenario's one socket descriptor.
+func (b *busypoll) socketFD(t *testing.T) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", b.pid())
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(target, "socket:") {
+			fd, _ := strconv.Atoi(e.Name())
+			return fd
+		}
+	}
+	t.Fatalf("no socket among the descriptors of %d", b.pid())
+	return -1
+}
+
+// trace runs tr, skipping the test only when BPF truly cannot load here.
+func trace(t *testing.T, tr *ebpf.Tracer, pid int, opts syscalls.Options) *syscalls.Profile {
+	t.Helper()
+	p, err := tr.Trace(context.Background(), pid, opts)
+	if err != nil {
+		if errors.Is(err, syscalls.ErrNotSupported) && (errors.Is(err, os.ErrPermission) || errors.Is(err, cebpf.ErrNotSupported)) {
+			privtest.Require(t, err.Error())
+		}
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tidNamed returns the thread of p named name.
+func tidNamed(t *testing.T, p *syscalls.Profile, name string) int {
+	t.Helper()
+	for tid, n := range p.Threads {
+		if n == name {
+			return tid
+		}
+	}
+	t.Fatalf("no thread named %s in %v", name, p.Threads)
+	return 0
+}
+
+// TestBusypollCount checks the count against the scenario's own, read
+// inside the traced window (right after attaching and right before
+// detaching) so that loading and detaching do not count as a difference.
+// The tracer sees the calls between attaching and the signal handler
+// reading the counter, and between that and detaching, which the
+// scenario's difference does not include: a few milliseconds of 2 s.
+func TestBusypollCount(t *testing.T) {
+	b := startBusypoll(t)
+	fd := b.socketFD(t)
+	var before, after uint64
+	tr := ebpf.WithHooks(ebpf.New(),
+		func([]cebpf.ProgramID) { before = b.count(t) },
+		func() { after = b.count(t) })
+	p := trace(t, tr, b.pid(), syscalls.Options{Duration: 2 * time.Second, TimeEvery: 16})
+
+	if p.Ended != "" || p.Mechanism != syscalls.EBPF || p.PID != b.pid() {
+		t.Errorf("Ended %q, Mechanism %q, PID %d", p.Ended, p.Mechanism, p.PID)
+	}
+	nat := tidNamed(t, p, "NatThreadMain")
+	key := syscalls.Key{TID: nat, Nr: recvfrom, Errno: eagain, FD: fd}
+	st := p.Stats[key]
+	if st == nil {
+		t.Fatalf("no stat for %+v; have %v", key, p.Stats)
+	}
+	want := after - before
+	diff := float64(st.Count) - float64(want)
+	t.Logf("recvfrom: traced %d, scenario %d (%+.3f%%), timed %d, dropped %d", st.Count, want, 100*diff/float64(want), st.Timed, p.Dropped)
+	if want == 0 || diff < -0.02*float64(want) || diff > 0.02*float64(want) {
+		t.Errorf("traced %d recvfrom calls, the scenario made %d in the window: more than 2%% apart", st.Count, want)
+	}
+	if p.Dropped != 0 {
+		t.Errorf("Dropped = %d with the default table", p.Dropped)
+	}
+	for k, s := range p.Stats {
+		if k.TID == nat && k != key {
+			t.Errorf("NatThreadMain made an unexpected call: %+v %+v", k, s)
+		}
+	}
+}
+
+func TestBusypollTimed(t *testing.T) {
+	b := startBusypoll(t)
+	const every = 16
+	p := trace(t, ebpf.New(), b.pid(), syscalls.Options{Duration: time.Second, TimeEvery: every})
+	nat := tidNamed(t, p, "NatThreadMain")
+	st := p.Stats[syscalls.Key{TID: nat, Nr: recvfrom, Errno: eagain, FD: b.socketFD(t)}]
+	if st == nil || st.Count == 0 {
+		t.Fatalf("no recvfrom calls of NatThreadMain in %v", p.Stats)
+	}
+	for k, s := range p.Stats {
+		var sum uint64
+		lo, hi := -1, 0
+		for i, n := range s.Hist {
+			sum += n
+			if n > 0 {
+				if lo < 0 {
+					lo = i
+				}
+				hi = i
+			}
+		}
+		if sum != s.Timed {
+			t.Errorf("%+v: histogram sums to %d, Timed is %d", k, sum, s.Timed)
+		}
+		if s.Timed > s.Count {
+			t.Errorf("%+v: Timed %d > Count %d", k, s.Timed, s.Count)
+		}
+		// The mean lies within the buckets that hold calls.
+		if s.Timed > 0 {
+			mean := s.TotalNs / s.Timed
+			if mean < 1<<lo>>1 || (hi < syscalls.HistBuckets-1 && mean >= 1<<(hi+1)) {
+				t.Errorf("%+v: mean %d ns outside buckets %d..%d", k, mean, lo, hi)
+			}
+		}
+	}
+	// One call in 16, at random: a million calls leave little room.
+	ratio := float64(st.Count) / float64(st.Timed)
+	t.Logf("recvfrom: %d calls, %d timed (1 in %.1f), mean %d ns", st.Count, st.Timed, ratio, st.TotalNs/max(st.Timed, 1))
+	if st.Timed == 0 || ratio < every*0.8 || ratio > every*1.25 {
+		t.Errorf("timed 1 call in %.1f, want about 1 in %d", ratio, every)
+	}
+	if !hasNote(p, "sample") {
+		t.Errorf("no note on sampling in %q", p.Notes)
+	}
+}
+
+func hasNote(p *syscalls.Profile, word string) bool {
+	for _, n := range p.Notes {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestUntimed(t *testing.T) {
+	b := startBusypoll(t)
+	p := trace(t, ebpf.New(), b.pid(), syscalls.Options{Duration: 500 * time.Millisecond})
+	var count uint64
+	for k, s := range p.Stats {
+		count += s.Count
+		if s.Timed != 0 {
+			t.Errorf("%+v timed %d calls with TimeEvery 0", k, s.Timed)
+		}
+	}
+	if count == 0 {
+		t.Error("no calls counted")
+	}
+}
+
+func TestTargetExits(t *testing.T) {
+	b := startBusypoll(t)
+	tr := ebpf.WithHooks(ebpf.New(), func([]cebpf.ProgramID) {
+		time.AfterFunc(300*time.Millisecond, func() { b.cmd.Process.Kill() })
+	}, nil)
+	start := time.Now()
+	p := trace(t, tr, b.pid(), syscalls.Options{Duration: 10 * time.Second, TimeEvery: 16})
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Trace took %v for a target killed after 300ms", took)
+	}
+	if want := fmt.Sprintf("process %d exited after", b.pid()); !strings.HasPrefix(p.Ended, want) {
+		t.Errorf("Ended = %q, want %q...", p.Ended, want)
+	}
+	if p.Duration <= 0 || p.Duration > 2*time.Second {
+		t.Errorf("Duration = %v", p.Duration)
+	}
+	var count uint64
+	for k, s := range p.Stats {
+		if k.Nr == recvfrom {
+			count += s.Count
+		}
+		if p.Threads[k.TID] == "" {
+			t.Errorf("thread %d has no name", k.TID)
+		}
+	}
+	if count == 0 {
+		t.Errorf("partial profile has no recvfrom calls: %v", p.Stats)
+	}
+}
+
+func TestTargetGone(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ebpf.New().Trace(context.Background(), cmd.Process.Pid, syscalls.Options{Duration: time.Second})
+	if err == nil || errors.Is(err, syscalls.ErrNotSupported) {
+		t.Errorf("tracing a reaped process: %v, want an error that is not ErrNotSupported", err)
+	}
+}
+
+func TestContextEnds(t *testing.T) {
+	b := startBusypoll(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	p, err := ebpf.New().Trace(ctx, b.pid(), syscalls.Options{Duration: 10 * time.Second})
+	if err != nil {
+		if errors.Is(err, syscalls.ErrNotSupported) {
+			privtest.Require(t, err.Error())
+		}
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second || p.Ended != "" || len(p.Stats) == 0 {
+		t.Errorf("took %v, Ended %q, %d stats", took, p.Ended, len(p.Stats))
+	}
+}
+
+func TestDropped(t *testing.T) {
+	b := startBusypoll(t)
+	// The signal handler's open, write, close and rename are keys of
+	// their own, and only one fits.
+	tr := ebpf.WithHooks(ebpf.New(), func([]cebpf.ProgramID) {
+		for range 3 {
+			b.count(t)
+		}
+	}, nil)
+	p := trace(t, tr, b.pid(), syscalls.Options{Duration: 300 * time.Millisecond, MaxKeys: 1})
+	if len(p.Stats) != 1 {
+		t.Errorf("%d keys in a table of 1", len(p.Stats))
+	}
+	if p.Dropped == 0 {
+		t.Errorf("Dropped = 0 with %v", p.Stats)
+	}
+	if !hasNote(p, "not counted") {
+		t.Errorf("no note on dropped calls in %q", p.Notes)
+	}
+}
+
+func TestStacks(t *testing.T) {
+	b := startBusypoll(t)
+	p := trace(t, ebpf.New(), b.pid(), syscalls.Options{Duration: time.Second, TimeEvery: 16, Stacks: true})
+	nat := tidNamed(t, p, "NatThreadMain")
+	samples := p.Stacks[syscalls.StackKey{TID: nat, Nr: recvfrom}]
+	deepest := 0
+	for _, s := range samples {
+		deepest = max(deepest, len(s.PCs))
+		if s.Count == 0 {
+			t.Errorf("stack %x seen 0 times", s.PCs)
+		}
+	}
+	t.Logf("%d stacks of NatThreadMain's recvfrom, deepest %d frames: %+v", len(samples), deepest, samples)
+	if deepest < 2 {
+		t.Errorf("no stack of 2 frames or more for NatThreadMain's recvfrom: %v", samples)
+	}
+	// The scenario is built without frame pointers, as libc is: the
+	// second frame is the caller the tracer recovers, RecvFrom.
+	maps, err := proc.FS{}.Maps(b.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inLibnat := false
+	for _, s := range samples {
+		for _, m := range maps {
+			if len(s.PCs) > 1 && m.Exec() && strings.HasSuffix(m.Path, "/libnat.so") && s.PCs[1] >= m.Start && s.PCs[1] < m.End {
+				inLibnat = true
+			}
+		}
+	}
+	if !inLibnat {
+		t.Errorf("no stack of NatThreadMain's recvfrom has libnat.so (RecvFrom) as its second frame: %v", samples)
+	}
+	if !hasNote(p, "frame pointers") {
+		t.Errorf("no note on frame pointers in %q", p.Notes)
+	}
+}
+
+// TestTracerKilled kills a tracer mid-window: the kernel must detach its
+// programs with its file descriptors, and the target run on at its
+// untraced rate.
+func TestTracerKilled(t *testing.T) {
+	b := startBusypoll(t)
+	untraced := b.rate(t, 300*time.Millisecond)
+
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), envTraceChild+"="+strconv.Itoa(b.pid()))
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		child.Wait()
+		if privtest.Required() || child.ProcessState.ExitCode() != 1 {
+			t.Fatalf("tracer child: %v", err)
+		}
+		privtest.Require(t, "the tracer child could not trace (see its error above)")
+	}
+	var ids []cebpf.ProgramID
+	for _, f := range strings.Fields(strings.Trim(strings.TrimPrefix(line, "attached "), "[]\n")) {
+		id, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			t.Fatalf("child said %q", line)
+		}
+		ids = append(ids, cebpf.ProgramID(id))
+	}
+	traced := b.rate(t, 300*time.Millisecond)
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+
+	// The programs go when their last reference does, after an RCU grace
+	// period.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for {
+			prog, err := cebpf.NewProgramFromID(id)
+			if err != nil {
+				break
+			}
+			prog.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("program %d still loaded 5s after its tracer was killed", id)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := syscall.Kill(b.pid(), 0); err != nil {
+		t.Fatalf("busypoll died with its tracer: %v", err)
+	}
+	after := b.rate(t, 300*time.Millisecond)
+	t.Logf("recvfrom/s: untraced %.0f, traced (stacks, 1 in 16 timed) %.0f, after the tracer was killed %.0f", untraced, traced, after)
+	if after < 0.9*untraced {
+		t.Errorf("after the tracer was killed busypoll runs at %.0f calls/s, untraced it ran at %.0f", after, untraced)
+	}
+}
