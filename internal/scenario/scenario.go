@@ -59,6 +59,10 @@ var recipes = map[string]recipe{
 		main: "idle",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "idle", "idle.c"}},
 	},
+	"spawner": {
+		main: "spawner",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "spawner", "spawner.c"}},
+	},
 	"threads": {
 		main: "threads",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},
