@@ -49,11 +49,13 @@ const (
 // the kernel detaches and the target keeps running.
 const seizeOptions = sys.PtraceOTraceSysGood | sys.PtraceOTraceClone | sys.PtraceOTraceExec
 
-// Test hooks: beforeSeize runs after the baseline, right before the first
-// thread is seized; attached runs once every thread is seized.
+// Test hooks, run by the tracer's thread: attached once every thread is
+// seized; started when a thread is first resumed to be traced, and
+// detaching right before it is let go, both while the thread is stopped.
 var (
-	beforeSeize func(pid int)
-	attached    func(pid int)
+	attached  func(pid int)
+	started   func(tid int)
+	detaching func(tid int)
 )
 
 // Tracer is the ptrace syscalls.Tracer.
@@ -162,6 +164,8 @@ type thread struct {
 	// the entry of a timed call was seen, 0 for an untimed call.
 	calls   uint64
 	entryAt time.Duration
+	// resumed is set once the thread has been resumed to be traced.
+	resumed bool
 }
 
 // session is one trace, run by one goroutine locked to its thread.
@@ -218,9 +222,6 @@ func (s *session) run(ctx context.Context) (prof *syscalls.Profile, err error) {
 		}
 	}()
 
-	if beforeSeize != nil {
-		beforeSeize(s.pid)
-	}
 	if err := s.attach(); err != nil {
 		return nil, err
 	}
@@ -452,6 +453,12 @@ func (s *session) handle(tid int, status sys.WaitStatus, draining bool) error {
 	if draining {
 		return s.detach(t)
 	}
+	if !t.resumed {
+		t.resumed = true
+		if started != nil {
+			started(tid)
+		}
+	}
 	var err error
 	if listen {
 		err = sys.PtraceListen(tid)
@@ -560,6 +567,9 @@ const prSetName = 15
 
 // detach lets go of stopped thread t, giving back its pending signal.
 func (s *session) detach(t *thread) error {
+	if detaching != nil {
+		detaching(t.tid)
+	}
 	err := sys.PtraceDetach(t.tid, t.sig)
 	delete(s.threads, t.tid)
 	s.detached[t.tid] = true
