@@ -176,3 +176,7 @@ func WaitTracee(status *WaitStatus, nohang bool) (int, error) {
 		return tid, err
 	}
 }
+
+// Gettid returns the calling thread's ID: the tracer that /proc's
+// TracerPid names is a thread, not a process.
+func Gettid() int { return unix.Gettid() }

@@ -236,7 +236,7 @@ func (s *session) run(ctx context.Context) (prof *syscalls.Profile, err error) {
 	deadline := start.Add(s.opts.Duration)
 	for {
 		tid, status, err := s.next(ctx, deadline)
-		if err == errWindow || ctx.Err() != nil {
+		if err == errWindow || (err != nil && ctx.Err() != nil) {
 			break
 		}
 		if errors.Is(err, syscall.ECHILD) {
@@ -310,7 +310,7 @@ func (s *session) attach() error {
 			case err == nil:
 			case errors.Is(err, syscall.ESRCH):
 				continue // exited since the listing
-			case errors.Is(err, syscall.EPERM) && s.tracerOf(tid) == os.Getpid():
+			case errors.Is(err, syscall.EPERM) && s.tracerOf(tid) == sys.Gettid():
 				// Started by a seized thread: already ours.
 			case errors.Is(err, syscall.EPERM):
 				return s.permission(tid, err)
@@ -338,7 +338,7 @@ func (s *session) attach() error {
 // permission explains an EPERM from PTRACE_SEIZE.
 func (s *session) permission(tid int, err error) error {
 	if tracer := s.tracerOf(tid); tracer > 0 {
-		return fmt.Errorf("%w: thread %d of %d is already traced by process %d (a debugger or strace?): %w",
+		return fmt.Errorf("%w: thread %d of %d is already traced by thread %d (a debugger or strace?): %w",
 			syscalls.ErrNotSupported, tid, s.pid, tracer, err)
 	}
 	return fmt.Errorf("%w: ptrace of %d is not permitted (it needs CAP_SYS_PTRACE, and Yama's ptrace_scope may forbid it): %w",
@@ -635,7 +635,7 @@ func (s *session) comm(tid int) string {
 	return strings.TrimSuffix(string(buf[:n]), "\n")
 }
 
-// tracerOf returns the PID of the process tracing thread tid, 0 when none
+// tracerOf returns the TID of the thread tracing thread tid, 0 when none
 // or unknown.
 func (s *session) tracerOf(tid int) int {
 	var buf [4096]byte
