@@ -2,9 +2,9 @@ package ptrace
 
 import (
 	"bufio"
+	"context"
 	"debug/elf"
 	"encoding/binary"
-	"context"
 	"errors"
 	"fmt"
 	"math"
