@@ -205,21 +205,22 @@ func awaitState(t *testing.T, pid int, stopped bool) {
 	}
 }
 
-// checkRate fails unless busypoll's rate is within 10% of before. Traced
-// or stopped, it would be a hundredth of it or nothing; other work on a
-// small test machine moves it by more than 10% at times, so it measures
-// up to three times.
+// checkRate fails unless busypoll runs at least 90% as fast as before.
+// Traced or stopped it would run at a hundredth of that or not at all.
+// Faster is no harm (it often is: the test's own start-up competes with the
+// first measure), and other work on a small test machine slows it by more
+// than 10% at times, so it measures up to three times.
 func checkRate(t *testing.T, b busypoll, before float64) {
 	t.Helper()
 	var after float64
 	for range 3 {
 		after = b.rate(t, 500*time.Millisecond)
 		t.Logf("recvfrom rate: %.0f/s before, %.0f/s after", before, after)
-		if math.Abs(after-before) <= 0.1*before {
+		if after >= 0.9*before {
 			return
 		}
 	}
-	t.Errorf("recvfrom rate after detaching is %.0f/s, before %.0f/s: not within 10%%", after, before)
+	t.Errorf("recvfrom rate after detaching is %.0f/s, before %.0f/s: more than 10%% slower", after, before)
 }
 
 // isThreadOf reports whether tid is a thread of process pid: TracerPid
