@@ -677,3 +677,31 @@ func FuzzParsers(f *testing.F) {
 		}
 	})
 }
+
+func TestMaxKeys(t *testing.T) {
+	cmd := scenario.Build(t, "threads").Start(t, nil, "50", "2")
+	prof, err := trace(t, context.Background(), cmd.Process.Pid, syscalls.Options{Duration: 300 * time.Millisecond, MaxKeys: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prof.Stats) != 1 || prof.Dropped == 0 {
+		t.Errorf("%d keys, %d dropped; want 1 key and the rest dropped: %v", len(prof.Stats), prof.Dropped, keys(prof))
+	}
+	awaitState(t, cmd.Process.Pid, false)
+}
+
+func TestPanicDetaches(t *testing.T) {
+	b := startBusypoll(t)
+	withHooks(t, nil, func(int) { panic("boom") }, nil)
+	prof, err := trace(t, context.Background(), b.pid, syscalls.Options{Duration: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "boom") || prof != nil {
+		t.Fatalf("Trace after a panic = %v, %v; want an error", prof, err)
+	}
+	t.Log(err)
+	awaitState(t, b.pid, false)
+	c0 := b.count(t)
+	time.Sleep(50 * time.Millisecond)
+	if c1 := b.count(t); c1-c0 < 1000 {
+		t.Errorf("busypoll made %d calls in 50ms after the tracer panicked", c1-c0)
+	}
+}
