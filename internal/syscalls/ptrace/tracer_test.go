@@ -471,7 +471,7 @@ func TestCancelDetaches(t *testing.T) {
 	canceled := time.Now()
 	cancel()
 	r := <-done
-	if took := time.Since(canceled); took > 500*time.Millisecond {
+	if took := time.Since(canceled); took > time.Second {
 		t.Errorf("trace returned %s after cancel", took)
 	}
 	if !errors.Is(r.err, context.Canceled) || r.prof == nil {
