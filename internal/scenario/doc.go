@@ -12,6 +12,9 @@
 //   - compute: a thread named cruncher in a syscall-free loop in
 //     crunch_numbers.
 //   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
+//   - spawner: starts a thread named spawned every 100 ms that makes
+//     exactly 10 getppid(2) calls and exits; with argv[1] = LIFETIME_MS it
+//     exits itself after that long.
 //   - threads: N threads (argv[1], default 1000), all sleeping but the
 //     first BUSY (argv[2], default 0), which each use about a tenth of a
 //     core in short bursts.

@@ -63,6 +63,10 @@ var recipes = map[string]recipe{
 		main: "refused",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "refused", "refused.c"}},
 	},
+	"spawner": {
+		main: "spawner",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "spawner", "spawner.c"}},
+	},
 	"threads": {
 		main: "threads",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},

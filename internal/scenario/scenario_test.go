@@ -35,7 +35,7 @@ func threadNames(t *testing.T, pid int) []string {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"busypoll", "compute", "idle", "refused", "threads"}
+	want := []string{"busypoll", "compute", "idle", "refused", "spawner", "threads"}
 	if got := scenario.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)
 	}
@@ -51,6 +51,7 @@ func TestScenariosRun(t *testing.T) {
 		{name: "busypoll", thread: "NatThreadMain", tasks: 2},
 		{name: "compute", thread: "cruncher", tasks: 2},
 		{name: "idle", thread: "acceptor", tasks: 2},
+		{name: "spawner"},
 		{name: "threads", args: []string{"50"}, tasks: 51},
 		{name: "threads", args: []string{"50", "2"}, thread: "busy", tasks: 51},
 	}
