@@ -12,6 +12,10 @@
 //   - compute: a thread named cruncher in a syscall-free loop in
 //     crunch_numbers.
 //   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
+//   - refused: a thread named UdpClient sends and receives on a UDP
+//     socket connected to a closed port on 127.0.0.1, in a loop: every
+//     receive fails with ECONNREFUSED. SIGUSR1 writes its own counts of
+//     each outcome to $SCENARIO_COUNT_FILE.
 //   - spawner: starts a thread named spawned every 100 ms that makes
 //     exactly 10 getppid(2) calls and exits; with argv[1] = LIFETIME_MS it
 //     exits itself after that long.

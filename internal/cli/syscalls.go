@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cpuwhy/cpuwhy/internal/fds"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ptrace"
+	"github.com/cpuwhy/cpuwhy/internal/target"
+)
+
+type syscallsOptions struct {
+	global  *globalOptions
+	streams Streams
+
+	spec      target.Spec
+	duration  time.Duration
+	json      bool
+	mechanism string
+	timeEvery int
+	maxKeys   int
+	stacks    bool
+	threads   int
+
+	// tracers builds the tracer of each mechanism; tests may replace it.
+	tracers map[syscalls.Mechanism]func() syscalls.Tracer
+}
+
+func newSyscallsCmd(g *globalOptions, s Streams) *cobra.Command {
+	o := &syscallsOptions{global: g, streams: s, tracers: map[syscalls.Mechanism]func() syscalls.Tracer{
+		syscalls.EBPF:   func() syscalls.Tracer { return ebpf.New() },
+		syscalls.Ptrace: func() syscalls.Tracer { return ptrace.New() },
+	}}
+	cmd := &cobra.Command{
+		Use:   "syscalls [PID]",
+		Short: "Profile a process's system calls per thread: counts, time, errno and fds",
+		Long: `Profile the system calls of one process for a window (-d), per thread:
+every syscall with its count, rate, time, latency (p50, p99), results split
+into success and each errno, and the file descriptors it was made on, with
+what each fd is (a socket's protocol and addresses, a pipe, a file...).
+
+The default mechanism, eBPF, counts in the kernel with no per-call traffic
+to user space, so the target keeps almost all its speed. Without BPF (an old
+kernel, or no CAP_BPF) cpuwhy falls back to ptrace, which stops the target
+at every call: it says so, and how much slower the target ran.
+
+With no target, the busiest process of the last second is profiled.`,
+		Example: `  cpuwhy syscalls 5072                 # three seconds of PID 5072
+  cpuwhy syscalls --container vpn -d 10s
+  cpuwhy syscalls --name vpnserver --json
+  cpuwhy syscalls 5072 --stacks        # also where in the code the calls come from`,
+		Args: cobra.MaximumNArgs(1),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				pid, err := strconv.Atoi(args[0])
+				if err != nil || pid <= 0 {
+					return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
+				}
+				o.spec.PID = pid
+			}
+			return runSyscalls(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	addTargetFlags(cmd, &o.spec)
+	f.DurationVarP(&o.duration, "duration", "d", syscalls.DefaultDuration, "how long to trace")
+	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.StringVar(&o.mechanism, "mechanism", "auto", "ebpf, ptrace, or auto (eBPF, else ptrace)")
+	f.IntVar(&o.timeEvery, "time-every", syscalls.DefaultTimeEvery, "time one call in N per thread (1: every call, 0: none)")
+	f.IntVar(&o.maxKeys, "max-keys", syscalls.DefaultMaxKeys, "bound of the aggregation table (thread, syscall, result, fd)")
+	f.BoolVar(&o.stacks, "stacks", false, "record the user stacks at syscall entry of the hottest calls")
+	f.IntVar(&o.threads, "threads", 10, "threads shown in the text report (0: all)")
+	_ = cmd.RegisterFlagCompletionFunc("mechanism", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"auto", "ebpf", "ptrace"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+// maxDuration bounds a trace: a forgotten ptrace fallback must not slow a
+// production target for long.
+const maxDuration = 10 * time.Minute
+
+func runSyscalls(ctx context.Context, o *syscallsOptions) error {
+	if o.duration <= 0 || o.duration > maxDuration {
+		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxDuration)}
+	}
+	if o.timeEvery < 0 || o.maxKeys < 1 {
+		return usageError{errors.New("--time-every must be >= 0 and --max-keys >= 1")}
+	}
+	order, err := mechanisms(o.mechanism)
+	if err != nil {
+		return usageError{err}
+	}
+	resolver := o.global.resolver()
+	sel := o.global.selector(resolver)
+	t, err := sel.Select(ctx, o.spec)
+	if err != nil {
+		return err
+	}
+	opts := syscalls.Options{Duration: o.duration, TimeEvery: o.timeEvery, MaxKeys: o.maxKeys, Stacks: o.stacks}
+	o.progress("tracing %s for %v", t, o.duration)
+	var profile *syscalls.Profile
+	for i, m := range order {
+		if m == syscalls.Ptrace {
+			if err := sel.CheckTrace(t.PID); err != nil {
+				return err
+			}
+		}
+		profile, err = o.tracers[m]().Trace(ctx, t.PID, opts)
+		if errors.Is(err, syscalls.ErrNotSupported) && i+1 < len(order) {
+			fmt.Fprintf(o.streams.Err, "cpuwhy: note: %v; falling back to %s, which stops the target at every call and slows it down\n", err, order[i+1])
+			continue
+		}
+		break
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return fmt.Errorf("tracing %s: %w", t, err)
+	}
+	report := syscalls.Summarize(profile, "", fds.NewDescriber(o.global.procFS()))
+	report.Name, report.NsPID, report.Container, report.TimeEvery = t.Name, t.NsPID, t.Container, o.timeEvery
+	if o.json {
+		return syscalls.WriteJSON(o.streams.Out, report)
+	}
+	return syscalls.WriteText(o.streams.Out, report, syscalls.TextOptions{Threads: o.threads})
+}
+
+// mechanisms is the order in which to try mechanisms.
+func mechanisms(name string) ([]syscalls.Mechanism, error) {
+	switch name {
+	case "auto", "":
+		return []syscalls.Mechanism{syscalls.EBPF, syscalls.Ptrace}, nil
+	case string(syscalls.EBPF):
+		return []syscalls.Mechanism{syscalls.EBPF}, nil
+	case string(syscalls.Ptrace):
+		return []syscalls.Mechanism{syscalls.Ptrace}, nil
+	}
+	return nil, fmt.Errorf("--mechanism %q: use ebpf, ptrace or auto", name)
+}
+
+// progress tells a person at a terminal what is going on during the
+// window; scripts and pipes get nothing on stderr but errors and notes.
+func (o *syscallsOptions) progress(format string, args ...any) {
+	f, ok := o.streams.Err.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return
+	}
+	fmt.Fprintf(f, "cpuwhy: "+format+"\n", args...)
+}
