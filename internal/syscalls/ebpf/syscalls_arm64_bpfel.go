@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type syscallsComm struct {
+	_    structs.HostLayout
+	Name [16]int8
+}
+
 type syscallsKey struct {
 	_   structs.HostLayout
 	Tid uint32
@@ -46,6 +51,7 @@ type syscallsStat struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	syscallsMapComms       = "comms"
 	syscallsMapDropped     = "dropped"
 	syscallsMapFdSyscalls  = "fd_syscalls"
 	syscallsMapInflight    = "inflight"
@@ -109,6 +115,7 @@ type syscallsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsMapSpecs struct {
+	Comms       *ebpf.MapSpec `ebpf:"comms"`
 	Dropped     *ebpf.MapSpec `ebpf:"dropped"`
 	FdSyscalls  *ebpf.MapSpec `ebpf:"fd_syscalls"`
 	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
@@ -146,6 +153,7 @@ func (o *syscallsObjects) Close() error {
 //
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsMaps struct {
+	Comms       *ebpf.Map `ebpf:"comms"`
 	Dropped     *ebpf.Map `ebpf:"dropped"`
 	FdSyscalls  *ebpf.Map `ebpf:"fd_syscalls"`
 	Inflight    *ebpf.Map `ebpf:"inflight"`
@@ -156,6 +164,7 @@ type syscallsMaps struct {
 
 func (m *syscallsMaps) Close() error {
 	return _SyscallsClose(
+		m.Comms,
 		m.Dropped,
 		m.FdSyscalls,
 		m.Inflight,

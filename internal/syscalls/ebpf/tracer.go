@@ -125,7 +125,7 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	for key := range p.Stats {
 		name, ok := names[key.TID]
 		if !ok {
-			name = "?"
+			name = kernelComm(objs, key.TID)
 		}
 		p.Threads[key.TID] = name
 	}
@@ -295,6 +295,23 @@ func wait(ctx context.Context, watch *sys.ProcessWatch, d time.Duration) bool {
 			}
 		}
 	}
+}
+
+// kernelComm is the name the kernel side saw for a thread that is gone
+// from /proc, or "?".
+func kernelComm(objs *syscallsObjects, tid int) string {
+	var c syscallsComm
+	if err := objs.Comms.Lookup(uint32(tid), &c); err != nil {
+		return "?"
+	}
+	b := make([]byte, 0, len(c.Name))
+	for _, ch := range c.Name {
+		if ch == 0 {
+			break
+		}
+		b = append(b, byte(ch))
+	}
+	return string(b)
 }
 
 // readThreadNames adds the names of pid's threads to names, keeping those

@@ -106,6 +106,22 @@ struct {
 	__type(value, struct stat);
 } stats SEC(".maps");
 
+/*
+ * The name of each thread, taken when its first key is inserted (so once
+ * per thread and key, never per call): threads that start and end inside
+ * the window are gone from /proc when user space reads the profile.
+ */
+struct comm {
+	char name[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct comm);
+} comms SEC(".maps");
+
 /* fd_syscalls[nr] != 0 when syscall nr takes an fd as its first argument. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -276,6 +292,10 @@ int sys_exit(unsigned long long *ctx)
 			drop(DROP_STATS, 1);
 			return 0;
 		}
+		struct comm c;
+
+		if (bpf_get_current_comm(&c.name, sizeof(c.name)) == 0)
+			bpf_map_update_elem(&comms, &k.tid, &c, BPF_ANY);
 	}
 	/* Per-CPU values, and the program does not nest on one CPU (the
 	 * kernel skips a nested run and counts it as a recursion miss),

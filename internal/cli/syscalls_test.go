@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+)
+
+func decodeReport(t *testing.T, out string) *syscalls.Report {
+	t.Helper()
+	var r syscalls.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("decoding %q: %v", out, err)
+	}
+	return &r
+}
+
+func threadSyscall(r *syscalls.Report, thread, name string) *syscalls.Syscall {
+	for _, t := range r.Threads {
+		if t.Name != thread {
+			continue
+		}
+		for i := range t.Syscalls {
+			if t.Syscalls[i].Name == name {
+				return &t.Syscalls[i]
+			}
+		}
+	}
+	return nil
+}
+
+func TestSyscallsContainer(t *testing.T) {
+	c := startBusyPoll(t)
+	for _, mech := range []string{"ebpf", "ptrace"} {
+		t.Run(mech, func(t *testing.T) {
+			code, out, errOut := run(t, "syscalls", "--json", "-d", "1s", "--mechanism", mech,
+				"--container", c.Name, "--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			r := decodeReport(t, out)
+			if string(r.Mechanism) != mech || r.PID != c.HostPID || r.NsPID != 1 || r.Container == nil || r.Container.Name != c.Name {
+				t.Errorf("report header = mechanism %s pid %d ns_pid %d container %+v", r.Mechanism, r.PID, r.NsPID, r.Container)
+			}
+			rf := threadSyscall(r, "NatThreadMain", "recvfrom")
+			if rf == nil {
+				t.Fatalf("no recvfrom of NatThreadMain in %s", out)
+			}
+			if rf.Errors["EAGAIN"] == 0 || rf.Errors["EAGAIN"] != rf.Count {
+				t.Errorf("recvfrom results = ok %d errors %v of %d; want all EAGAIN", rf.OK, rf.Errors, rf.Count)
+			}
+			// The socket is described from the container's own network
+			// namespace: the host has no socket on port 1701.
+			if len(rf.FDs) != 1 || rf.FDs[0].Desc != "udp 127.0.0.1:1701" {
+				t.Errorf("recvfrom fds = %+v, want one: udp 127.0.0.1:1701", rf.FDs)
+			}
+			if r.Dropped != 0 {
+				t.Errorf("dropped %d", r.Dropped)
+			}
+		})
+	}
+}
+
+// refusedCounts reads the refused scenario's own counts.
+func refusedCounts(t *testing.T, cmd *exec.Cmd, file string) map[string]uint64 {
+	t.Helper()
+	os.Remove(file)
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if data, err := os.ReadFile(file); err == nil {
+			counts := map[string]uint64{}
+			for _, f := range strings.Fields(string(data)) {
+				k, v, _ := strings.Cut(f, "=")
+				counts[k], _ = strconv.ParseUint(v, 10, 64)
+			}
+			return counts
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("no counts from the refused scenario")
+	return nil
+}
+
+func TestSyscallsErrorLoop(t *testing.T) {
+	file := t.TempDir() + "/count"
+	cmd := scenario.Build(t, "refused").Start(t, []string{"SCENARIO_COUNT_FILE=" + file})
+	pid := strconv.Itoa(cmd.Process.Pid)
+	for _, mech := range []string{"ebpf", "ptrace"} {
+		t.Run(mech, func(t *testing.T) {
+			code, out, errOut := run(t, "syscalls", "--json", "-d", "1s", "--mechanism", mech, pid)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			r := decodeReport(t, out)
+			recv := threadSyscall(r, "UdpClient", "recvfrom")
+			send := threadSyscall(r, "UdpClient", "sendto")
+			if recv == nil || send == nil {
+				t.Fatalf("UdpClient lacks recvfrom or sendto: %s", out)
+			}
+			// Every receive fails with ECONNREFUSED, every send succeeds, as
+			// the scenario itself counts.
+			truth := refusedCounts(t, cmd, file)
+			if truth["recv_again"] != 0 || truth["send_refused"] != 0 {
+				t.Skipf("the scenario saw other outcomes too (%v); the assertions below assume the pure loop", truth)
+			}
+			if recv.Errors["ECONNREFUSED"] != recv.Count || recv.OK != 0 {
+				t.Errorf("recvfrom: ok %d, errors %v of %d; want all ECONNREFUSED", recv.OK, recv.Errors, recv.Count)
+			}
+			if send.OK != send.Count || len(send.Errors) != 0 {
+				t.Errorf("sendto: ok %d, errors %v of %d; want all ok", send.OK, send.Errors, send.Count)
+			}
+			if len(recv.FDs) != 1 || !strings.HasPrefix(recv.FDs[0].Desc, "udp 127.0.0.1:") || !strings.Contains(recv.FDs[0].Desc, " -> 127.0.0.1:") {
+				t.Errorf("recvfrom fd = %+v, want a connected udp socket", recv.FDs)
+			}
+		})
+	}
+}
+
+func TestSyscallsTargetExits(t *testing.T) {
+	prog := scenario.Build(t, "spawner")
+	for _, mech := range []string{"ebpf", "ptrace"} {
+		t.Run(mech, func(t *testing.T) {
+			// The spawner ends itself after 1.5 s, inside a 3 s window and
+			// well after cpuwhy has attached (loading BPF takes some 0.5 s).
+			cmd := prog.Start(t, nil, "1500")
+			code, out, errOut := runBinary(t, nil, "syscalls", "-d", "3s", "--mechanism", mech, strconv.Itoa(cmd.Process.Pid))
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if !strings.Contains(out, "note: partial window: process "+strconv.Itoa(cmd.Process.Pid)+" exited") {
+				t.Errorf("report lacks the partial-window note:\n%s", out)
+			}
+			if !strings.Contains(out, "spawned") {
+				t.Errorf("report lacks the spawned threads:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestSyscallsKilled kills cpuwhy with SIGKILL in the middle of its window:
+// the target must go on running, not stopped, at its speed.
+func TestSyscallsKilled(t *testing.T) {
+	file := t.TempDir() + "/count"
+	cmd := scenario.Build(t, "busypoll").Start(t, []string{"SCENARIO_COUNT_FILE=" + file})
+	rate := func() float64 {
+		read := func() uint64 {
+			os.Remove(file)
+			_ = cmd.Process.Signal(syscall.SIGUSR1)
+			for i := 0; i < 1000; i++ {
+				if data, err := os.ReadFile(file); err == nil {
+					n, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(string(data), "calls=")), 10, 64)
+					return n
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			t.Fatal("no count from busypoll")
+			return 0
+		}
+		a, start := read(), time.Now()
+		time.Sleep(500 * time.Millisecond)
+		return float64(read()-a) / time.Since(start).Seconds()
+	}
+	before := rate()
+	for _, mech := range []string{"ebpf", "ptrace"} {
+		t.Run(mech, func(t *testing.T) {
+			tracer := exec.Command(cpuwhyBinary(t), "syscalls", "-d", "30s", "--mechanism", mech, strconv.Itoa(cmd.Process.Pid))
+			if err := tracer.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1500 * time.Millisecond) // attached and tracing
+			_ = tracer.Process.Kill()
+			_ = tracer.Wait()
+			time.Sleep(200 * time.Millisecond)
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			if err != nil {
+				t.Fatalf("target gone after the tracer was killed: %v", err)
+			}
+			for _, line := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(line, "State:") && (strings.Contains(line, "stopped") || strings.Contains(line, "tracing stop")) {
+					t.Fatalf("target left %s", line)
+				}
+				if strings.HasPrefix(line, "TracerPid:") && strings.TrimSpace(strings.TrimPrefix(line, "TracerPid:")) != "0" {
+					t.Fatalf("target still traced: %s", line)
+				}
+			}
+			var after float64
+			for try := 0; try < 3; try++ {
+				if after = rate(); after >= 0.85*before {
+					return
+				}
+			}
+			t.Errorf("target runs at %.0f calls/s after the tracer was killed, %.0f before", after, before)
+		})
+	}
+}
+
