@@ -205,4 +205,3 @@ func TestSyscallsKilled(t *testing.T) {
 		})
 	}
 }
-
