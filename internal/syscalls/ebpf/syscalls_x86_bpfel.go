@@ -60,6 +60,7 @@ const (
 	syscallsMapStats       = "stats"
 	syscallsProgSysEnter   = "sys_enter"
 	syscallsProgSysExit    = "sys_exit"
+	syscallsVarSampleState = "sample_state"
 	syscallsVarTargetTgid  = "target_tgid"
 	syscallsVarTimeEvery   = "time_every"
 	syscallsVarWantStacks  = "want_stacks"
@@ -128,9 +129,10 @@ type syscallsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsVariableSpecs struct {
-	TargetTgid *ebpf.VariableSpec `ebpf:"target_tgid"`
-	TimeEvery  *ebpf.VariableSpec `ebpf:"time_every"`
-	WantStacks *ebpf.VariableSpec `ebpf:"want_stacks"`
+	SampleState *ebpf.VariableSpec `ebpf:"sample_state"`
+	TargetTgid  *ebpf.VariableSpec `ebpf:"target_tgid"`
+	TimeEvery   *ebpf.VariableSpec `ebpf:"time_every"`
+	WantStacks  *ebpf.VariableSpec `ebpf:"want_stacks"`
 }
 
 // syscallsObjects contains all objects after they have been loaded into the kernel.
@@ -178,9 +180,10 @@ func (m *syscallsMaps) Close() error {
 //
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsVariables struct {
-	TargetTgid *ebpf.Variable `ebpf:"target_tgid"`
-	TimeEvery  *ebpf.Variable `ebpf:"time_every"`
-	WantStacks *ebpf.Variable `ebpf:"want_stacks"`
+	SampleState *ebpf.Variable `ebpf:"sample_state"`
+	TargetTgid  *ebpf.Variable `ebpf:"target_tgid"`
+	TimeEvery   *ebpf.Variable `ebpf:"time_every"`
+	WantStacks  *ebpf.Variable `ebpf:"want_stacks"`
 }
 
 // syscallsPrograms contains all programs after they have been loaded into the kernel.

@@ -180,12 +180,29 @@ static __always_inline __u32 bucket(__u64 v)
 	return r < HIST_BUCKETS ? r : HIST_BUCKETS - 1;
 }
 
+/*
+ * State of the sampling generator: a global, so updated racily by every
+ * CPU. Sampling needs no good randomness, only none of the regularity a
+ * thread's alternating calls could fall into step with, and an xorshift
+ * in registers costs a fraction of a bpf_get_prandom_u32 helper call on a
+ * path every call of the target takes (measured: the target kept about 80%
+ * of its rate with the helper).
+ */
+__u32 sample_state = 2463534242;
+
 /* Whether this call of the target is in the sample. */
 static __always_inline int sampled(void)
 {
+	__u32 x;
+
 	if (time_every <= 1)
 		return 1;
-	return bpf_get_prandom_u32() % time_every == 0;
+	x = sample_state;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	sample_state = x;
+	return x % time_every == 0;
 }
 
 SEC("tp_btf/sys_enter")
