@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cpuwhy/cpuwhy/internal/fds"
+	"github.com/cpuwhy/cpuwhy/internal/symbol"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ptrace"
@@ -131,7 +132,18 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 		}
 		return fmt.Errorf("tracing %s: %w", t, err)
 	}
+	// Read the mappings before the fds are described: both are as the
+	// process is now, and the sooner the closer to the window.
+	var modules *symbol.Modules
+	if len(profile.Stacks) > 0 {
+		modules, _ = symbol.ReadModules(o.global.procFS(), t.PID)
+	}
 	report := syscalls.Summarize(profile, "", fds.NewDescriber(o.global.procFS()))
+	if modules != nil {
+		for i := range report.Stacks {
+			report.Stacks[i].Frames = modules.Frames(report.Stacks[i].PCs)
+		}
+	}
 	report.Name, report.NsPID, report.Container, report.TimeEvery = t.Name, t.NsPID, t.Container, o.timeEvery
 	if o.json {
 		return syscalls.WriteJSON(o.streams.Out, report)

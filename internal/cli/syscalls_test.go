@@ -205,3 +205,30 @@ func TestSyscallsKilled(t *testing.T) {
 		})
 	}
 }
+
+func TestSyscallsStacks(t *testing.T) {
+	cmd := scenario.Build(t, "busypoll").Start(t, nil)
+	code, out, errOut := run(t, "syscalls", "--json", "-d", "1s", "--stacks", strconv.Itoa(cmd.Process.Pid))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	r := decodeReport(t, out)
+	if len(r.Stacks) == 0 {
+		t.Fatalf("no call sites in %s", out)
+	}
+	top := r.Stacks[0]
+	if top.Thread != "NatThreadMain" || top.Name != "recvfrom" || len(top.Frames) != len(top.PCs) || len(top.Frames) < 2 {
+		t.Fatalf("hottest call site = %+v", top)
+	}
+	// The innermost frame is in libc's recvfrom, the next in libnat.so's
+	// RecvFrom: named by module and offset until symbols are read.
+	if !strings.HasPrefix(top.Frames[0], "libc.so.6+0x") || !strings.HasPrefix(top.Frames[1], "libnat.so+0x") {
+		t.Errorf("frames %q, want libc.so.6+0x... then libnat.so+0x...", top.Frames)
+	}
+	for _, n := range r.Notes {
+		if strings.Contains(n, "frame pointers") {
+			return
+		}
+	}
+	t.Errorf("no note about frame-pointer stacks in %q", r.Notes)
+}
