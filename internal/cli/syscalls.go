@@ -126,11 +126,17 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 		}
 		break
 	}
-	if err != nil {
+	// Interrupted (Ctrl-C), a trace still reports what it saw, as
+	// strace -c does.
+	interrupted := ctx.Err() != nil && profile != nil
+	if err != nil && !interrupted {
 		if errors.Is(err, context.Canceled) {
 			return err
 		}
 		return fmt.Errorf("tracing %s: %w", t, err)
+	}
+	if interrupted && profile.Ended == "" {
+		profile.Ended = fmt.Sprintf("interrupted after %.1f s", profile.Duration.Seconds())
 	}
 	// Read the mappings before the fds are described: both are as the
 	// process is now, and the sooner the closer to the window.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 )
@@ -231,4 +233,59 @@ func TestSyscallsStacks(t *testing.T) {
 		}
 	}
 	t.Errorf("no note about frame-pointer stacks in %q", r.Notes)
+}
+
+// TestSyscallsFallsBackToPtrace runs cpuwhy as an unprivileged user that
+// holds CAP_SYS_PTRACE but not CAP_BPF: eBPF cannot load, and the profile
+// comes from ptrace, with a note that says why and what it costs.
+func TestSyscallsFallsBackToPtrace(t *testing.T) {
+	cmd := scenario.Build(t, "busypoll").Start(t, nil)
+	cred := &syscall.Credential{Uid: 65534, Gid: 65534}
+	bin := cpuwhyBinary(t)
+	run := exec.Command(bin, "syscalls", "--json", "-d", "1s", strconv.Itoa(cmd.Process.Pid))
+	run.SysProcAttr = &syscall.SysProcAttr{Credential: cred, AmbientCaps: []uintptr{unix.CAP_SYS_PTRACE}}
+	var out, errOut strings.Builder
+	run.Stdout, run.Stderr = &out, &errOut
+	if err := run.Run(); err != nil {
+		t.Fatalf("cpuwhy as nobody with CAP_SYS_PTRACE: %v\n%s", err, errOut.String())
+	}
+	r := decodeReport(t, out.String())
+	if r.Mechanism != syscalls.Ptrace {
+		t.Errorf("mechanism %s, want ptrace", r.Mechanism)
+	}
+	if threadSyscall(r, "NatThreadMain", "recvfrom") == nil {
+		t.Errorf("no recvfrom of NatThreadMain: %s", out.String())
+	}
+	assertOneLine(t, errOut.String(), "falling back to ptrace", "slows it down")
+	noted := false
+	for _, n := range r.Notes {
+		noted = noted || strings.Contains(n, "ptrace stops the target")
+	}
+	if !noted {
+		t.Errorf("no note on the slowdown in %q", r.Notes)
+	}
+}
+
+// TestSyscallsInterrupted: Ctrl-C ends the window early and still prints
+// the report, as strace -c does.
+func TestSyscallsInterrupted(t *testing.T) {
+	cmd := scenario.Build(t, "busypoll").Start(t, nil)
+	for _, mech := range []string{"ebpf", "ptrace"} {
+		t.Run(mech, func(t *testing.T) {
+			tracer := exec.Command(cpuwhyBinary(t), "syscalls", "-d", "20s", "--mechanism", mech, strconv.Itoa(cmd.Process.Pid))
+			var out, errOut strings.Builder
+			tracer.Stdout, tracer.Stderr = &out, &errOut
+			if err := tracer.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			_ = tracer.Process.Signal(os.Interrupt)
+			if err := tracer.Wait(); err != nil {
+				t.Fatalf("cpuwhy after SIGINT: %v\n%s", err, errOut.String())
+			}
+			if !strings.Contains(out.String(), "note: partial window: interrupted after") || !strings.Contains(out.String(), "NatThreadMain") {
+				t.Errorf("report after SIGINT:\n%s", out.String())
+			}
+		})
+	}
 }

@@ -138,3 +138,17 @@ func TestWatchProcess(t *testing.T) {
 		t.Errorf("WatchProcess of a reaped process = %v, want ESRCH", err)
 	}
 }
+
+func TestCheckPtraceAccess(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := CheckPtraceAccess(cmd.Process.Pid); err != nil {
+		t.Errorf("access to our own child: %v", err)
+	}
+	if err := CheckPtraceAccess(1 << 30); !errors.Is(err, unix.ESRCH) {
+		t.Errorf("access to a missing PID = %v, want ESRCH", err)
+	}
+}

@@ -44,12 +44,11 @@ func (e *PrivilegeError) Error() string {
 func (e *PrivilegeError) Unwrap() error { return ErrPrivilege }
 
 // CheckTrace reports whether cpuwhy may trace pid: read its registers and
-// memory, which stacks and blocked-syscall views need. It asks the kernel
-// the same question ptrace would, by reading /proc/PID/syscall (readable
-// only with PTRACE_MODE_ATTACH access), so the answer covers capabilities,
+// memory, which stacks and the ptrace fallback need. The kernel answers
+// the same question ptrace would, so the answer covers capabilities,
 // ownership, Yama and LSMs alike.
 func (s *Selector) CheckTrace(pid int) error {
-	_, err := sys.ReadProcFile(s.Proc.PIDPath(pid, "syscall"), make([]byte, 256))
+	err := sys.CheckPtraceAccess(pid)
 	switch {
 	case err == nil:
 		return nil
@@ -63,7 +62,7 @@ func (s *Selector) CheckTrace(pid int) error {
 			e.Missing = caps.Missing(sys.CapSysPtrace)
 		}
 		return e
-	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH):
+	case errors.Is(err, unix.ESRCH):
 		return fail(ErrGone, "PID %d exited", pid)
 	}
 	return fmt.Errorf("checking access to PID %d: %w", pid, err)

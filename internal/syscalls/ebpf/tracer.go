@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -99,12 +100,28 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	if t.attached != nil {
 		t.attached(att.programs(objs))
 	}
+	var timedFor time.Duration
+	var sliceErr error
+	stopSlicer, slicerDone := make(chan struct{}), make(chan struct{})
+	if sliced(opts) {
+		go func() {
+			defer close(slicerDone)
+			timedFor, sliceErr = att.slicer(objs, opts.TimeEvery, opts.Duration, stopSlicer)
+		}()
+	} else {
+		close(slicerDone)
+	}
 	ended := wait(ctx, watch, opts.Duration)
+	close(stopSlicer)
+	<-slicerDone
 	if t.detaching != nil {
 		t.detaching()
 	}
 	elapsed := time.Since(start)
 	att.Close()
+	if sliceErr != nil {
+		return nil, sliceErr
+	}
 
 	p := &syscalls.Profile{
 		PID:       pid,
@@ -129,7 +146,11 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		}
 		p.Threads[key.TID] = name
 	}
-	if opts.TimeEvery > 1 {
+	switch {
+	case sliced(opts):
+		p.Notes = append(p.Notes, fmt.Sprintf("durations are sampled: every call made during 1/%d of the window (slices of up to %v at random points, %.2f s in all) is timed",
+			opts.TimeEvery, timingSlice, timedFor.Seconds()))
+	case opts.TimeEvery > 1:
 		p.Notes = append(p.Notes, fmt.Sprintf("durations are measured on a random sample of 1 call in %d", opts.TimeEvery))
 	}
 	return p, nil
@@ -160,9 +181,13 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 	if err != nil {
 		return nil, err // the embedded object is corrupt: a bug, not the host
 	}
+	timeEvery := uint32(opts.TimeEvery)
+	if sliced(opts) {
+		timeEvery = 1 // every call inside a slice
+	}
 	vars := map[string]any{
 		syscallsVarTargetTgid: uint32(pid),
-		syscallsVarTimeEvery:  uint32(opts.TimeEvery),
+		syscallsVarTimeEvery:  timeEvery,
 		syscallsVarWantStacks: uint8(0),
 	}
 	if opts.Stacks {
@@ -245,17 +270,79 @@ func attach(objs *syscallsObjects, opts syscalls.Options) (*attachment, error) {
 	if err != nil {
 		return nil, notSupported("attaching to tracepoint sys_exit", err)
 	}
-	if opts.TimeEvery > 0 || opts.Stacks {
-		a.enter, err = link.AttachTracing(link.TracingOptions{Program: objs.SysEnter})
-		if err != nil {
+	if (opts.TimeEvery > 0 || opts.Stacks) && !sliced(opts) {
+		if err := a.attachEnter(objs); err != nil {
 			a.exit.Close()
-			return nil, notSupported("attaching to tracepoint sys_enter", err)
+			return nil, err
 		}
 	}
 	return &a, nil
 }
 
-// programs returns the IDs of the attached programs.
+func (a *attachment) attachEnter(objs *syscallsObjects) error {
+	l, err := link.AttachTracing(link.TracingOptions{Program: objs.SysEnter})
+	if err != nil {
+		return notSupported("attaching to tracepoint sys_enter", err)
+	}
+	a.enter = l
+	return nil
+}
+
+func (a *attachment) detachEnter() {
+	if a.enter != nil {
+		a.enter.Close()
+		a.enter = nil
+	}
+}
+
+// Timing by slices. The entry probe that timing needs runs on every
+// syscall of the host while it is attached, and costs a syscall-bound
+// target about a tenth of its speed (bench/syscallcost). So unless every
+// call is to be timed, or stacks need the probe throughout, it is attached
+// only for one slice in every TimeEvery: every call made inside a slice is
+// timed, about one call in TimeEvery overall, and the probe's cost is paid
+// a TimeEvery-th of the time. Each slice starts at a random point of its
+// period, so that periodic work cannot fall into step with it.
+const timingSlice = 100 * time.Millisecond
+
+func sliced(opts syscalls.Options) bool { return opts.TimeEvery > 1 && !opts.Stacks }
+
+// slicer attaches sys_enter for one slice in each period until stop; it
+// returns the time it was attached. A window shorter than a period gets one
+// period as long as the window, with a slice of the same share.
+func (a *attachment) slicer(objs *syscallsObjects, every int, window time.Duration, stop <-chan struct{}) (time.Duration, error) {
+	period := timingSlice * time.Duration(every)
+	if window < period {
+		period = window
+	}
+	slice := period / time.Duration(every)
+	var on time.Duration
+	for {
+		offset := time.Duration(rand.Int64N(int64(period - slice + 1)))
+		select {
+		case <-stop:
+			return on, nil
+		case <-time.After(offset):
+		}
+		if err := a.attachEnter(objs); err != nil {
+			return on, err
+		}
+		began := time.Now()
+		select {
+		case <-stop:
+		case <-time.After(slice):
+		}
+		a.detachEnter()
+		on += time.Since(began)
+		select {
+		case <-stop:
+			return on, nil
+		case <-time.After(period - offset - slice):
+		}
+	}
+}
+
+// programs lists the IDs of the loaded programs, for the test hooks.
 func (a *attachment) programs(objs *syscallsObjects) []ebpf.ProgramID {
 	var ids []ebpf.ProgramID
 	for _, p := range []*ebpf.Program{objs.SysExit, objs.SysEnter} {
@@ -268,11 +355,9 @@ func (a *attachment) programs(objs *syscallsObjects) []ebpf.ProgramID {
 	return ids
 }
 
-// Close detaches the programs.
+// Close detaches sys_enter, then sys_exit.
 func (a *attachment) Close() {
-	if a.enter != nil {
-		a.enter.Close()
-	}
+	a.detachEnter()
 	a.exit.Close()
 }
 

@@ -231,10 +231,12 @@ func TestBusypollTimed(t *testing.T) {
 			}
 		}
 	}
-	// One call in 16, at random: a million calls leave little room.
+	// Every call in 1/16 of the window: time slices, so the share of calls
+	// timed follows the share of time, less the slices' attach latency and
+	// any cut short by the window's end.
 	ratio := float64(st.Count) / float64(st.Timed)
 	t.Logf("recvfrom: %d calls, %d timed (1 in %.1f), mean %d ns", st.Count, st.Timed, ratio, st.TotalNs/max(st.Timed, 1))
-	if st.Timed == 0 || ratio < every*0.8 || ratio > every*1.25 {
+	if st.Timed == 0 || ratio < every*0.6 || ratio > every*1.6 {
 		t.Errorf("timed 1 call in %.1f, want about 1 in %d", ratio, every)
 	}
 	if !hasNote(p, "sample") {
