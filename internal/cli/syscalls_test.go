@@ -154,30 +154,11 @@ func TestSyscallsTargetExits(t *testing.T) {
 // TestSyscallsKilled kills cpuwhy with SIGKILL in the middle of its window:
 // the target must go on running, not stopped, at its speed.
 func TestSyscallsKilled(t *testing.T) {
-	file := t.TempDir() + "/count"
-	cmd := scenario.Build(t, "busypoll").Start(t, []string{"SCENARIO_COUNT_FILE=" + file})
-	rate := func() float64 {
-		read := func() uint64 {
-			os.Remove(file)
-			_ = cmd.Process.Signal(syscall.SIGUSR1)
-			for i := 0; i < 1000; i++ {
-				if data, err := os.ReadFile(file); err == nil {
-					n, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(string(data), "calls=")), 10, 64)
-					return n
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-			t.Fatal("no count from busypoll")
-			return 0
-		}
-		a, start := read(), time.Now()
-		time.Sleep(500 * time.Millisecond)
-		return float64(read()-a) / time.Since(start).Seconds()
-	}
-	before := rate()
+	b := scenario.StartBusypoll(t)
+	before := b.Rate(t, 500*time.Millisecond)
 	for _, mech := range []string{"ebpf", "ptrace"} {
 		t.Run(mech, func(t *testing.T) {
-			tracer := exec.Command(cpuwhyBinary(t), "syscalls", "-d", "30s", "--mechanism", mech, strconv.Itoa(cmd.Process.Pid))
+			tracer := exec.Command(cpuwhyBinary(t), "syscalls", "-d", "30s", "--mechanism", mech, strconv.Itoa(b.PID()))
 			if err := tracer.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +166,7 @@ func TestSyscallsKilled(t *testing.T) {
 			_ = tracer.Process.Kill()
 			_ = tracer.Wait()
 			time.Sleep(200 * time.Millisecond)
-			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", b.PID()))
 			if err != nil {
 				t.Fatalf("target gone after the tracer was killed: %v", err)
 			}
@@ -199,40 +180,13 @@ func TestSyscallsKilled(t *testing.T) {
 			}
 			var after float64
 			for try := 0; try < 3; try++ {
-				if after = rate(); after >= 0.85*before {
+				if after = b.Rate(t, 500*time.Millisecond); after >= 0.85*before {
 					return
 				}
 			}
-			t.Errorf("target runs at %.0f calls/s after the tracer was killed, %.0f before", after, before)
+			t.Errorf("target makes %.0f calls per CPU second after the tracer was killed, %.0f before", after, before)
 		})
 	}
-}
-
-func TestSyscallsStacks(t *testing.T) {
-	cmd := scenario.Build(t, "busypoll").Start(t, nil)
-	code, out, errOut := run(t, "syscalls", "--json", "-d", "1s", "--stacks", strconv.Itoa(cmd.Process.Pid))
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	r := decodeReport(t, out)
-	if len(r.Stacks) == 0 {
-		t.Fatalf("no call sites in %s", out)
-	}
-	top := r.Stacks[0]
-	if top.Thread != "NatThreadMain" || top.Name != "recvfrom" || len(top.Frames) != len(top.PCs) || len(top.Frames) < 2 {
-		t.Fatalf("hottest call site = %+v", top)
-	}
-	// The innermost frame is in libc's recvfrom, the next in libnat.so's
-	// RecvFrom: named by module and offset until symbols are read.
-	if !strings.HasPrefix(top.Frames[0], "libc.so.6+0x") || !strings.HasPrefix(top.Frames[1], "libnat.so+0x") {
-		t.Errorf("frames %q, want libc.so.6+0x... then libnat.so+0x...", top.Frames)
-	}
-	for _, n := range r.Notes {
-		if strings.Contains(n, "frame pointers") {
-			return
-		}
-	}
-	t.Errorf("no note about frame-pointer stacks in %q", r.Notes)
 }
 
 // TestSyscallsFallsBackToPtrace runs cpuwhy as an unprivileged user that

@@ -58,65 +58,10 @@ var recvfrom = sysno.Number(runtime.GOARCH, "recvfrom")
 
 const eagain = 11
 
-// busypoll is a running busypoll scenario.
-type busypoll struct {
-	cmd       *exec.Cmd
-	countFile string
-}
-
-func startBusypoll(t *testing.T) *busypoll {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "count")
-	cmd := scenario.Build(t, "busypoll").Start(t, []string{"SCENARIO_COUNT_FILE=" + file})
-	return &busypoll{cmd: cmd, countFile: file}
-}
-
-func (b *busypoll) pid() int { return b.cmd.Process.Pid }
-
-// count asks the scenario for its number of recvfrom calls so far.
-func (b *busypoll) count(t *testing.T) uint64 {
-	t.Helper()
-	os.Remove(b.countFile)
-	if err := syscall.Kill(b.pid(), syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		data, err := os.ReadFile(b.countFile)
-		if err == nil {
-			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(string(data), "calls="), "\n"), 10, 64)
-			if err != nil {
-				t.Fatalf("count file holds %q: %v", data, err)
-			}
-			return n
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no count file 5s after SIGUSR1: %v", err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// rate measures the scenario's recvfrom calls per second: the best of
-// three windows of d, because on a small shared machine any one window
-// may lose the CPU to something else.
-func (b *busypoll) rate(t *testing.T, d time.Duration) float64 {
-	t.Helper()
-	best := 0.0
-	for range 3 {
-		start := time.Now()
-		before := b.count(t)
-		time.Sleep(d)
-		after := b.count(t)
-		best = max(best, float64(after-before)/time.Since(start).Seconds())
-	}
-	return best
-}
-
 // socketFD returns the scenario's one socket descriptor.
-func (b *busypoll) socketFD(t *testing.T) int {
+func socketFD(t *testing.T, b *scenario.Busypoll) int {
 	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fd", b.pid())
+	dir := fmt.Sprintf("/proc/%d/fd", b.PID())
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +72,7 @@ func (b *busypoll) socketFD(t *testing.T) int {
 			return fd
 		}
 	}
-	t.Fatalf("no socket among the descriptors of %d", b.pid())
+	t.Fatalf("no socket among the descriptors of %d", b.PID())
 	return -1
 }
 
@@ -163,15 +108,15 @@ func tidNamed(t *testing.T, p *syscalls.Profile, name string) int {
 // reading the counter, and between that and detaching, which the
 // scenario's difference does not include: a few milliseconds of 2 s.
 func TestBusypollCount(t *testing.T) {
-	b := startBusypoll(t)
-	fd := b.socketFD(t)
+	b := scenario.StartBusypoll(t)
+	fd := socketFD(t, b)
 	var before, after uint64
 	tr := ebpf.WithHooks(ebpf.New(),
-		func([]cebpf.ProgramID) { before = b.count(t) },
-		func() { after = b.count(t) })
-	p := trace(t, tr, b.pid(), syscalls.Options{Duration: 2 * time.Second, TimeEvery: 16})
+		func([]cebpf.ProgramID) { before = b.Calls(t) },
+		func() { after = b.Calls(t) })
+	p := trace(t, tr, b.PID(), syscalls.Options{Duration: 2 * time.Second, TimeEvery: 16})
 
-	if p.Ended != "" || p.Mechanism != syscalls.EBPF || p.PID != b.pid() {
+	if p.Ended != "" || p.Mechanism != syscalls.EBPF || p.PID != b.PID() {
 		t.Errorf("Ended %q, Mechanism %q, PID %d", p.Ended, p.Mechanism, p.PID)
 	}
 	nat := tidNamed(t, p, "NatThreadMain")
@@ -197,11 +142,11 @@ func TestBusypollCount(t *testing.T) {
 }
 
 func TestBusypollTimed(t *testing.T) {
-	b := startBusypoll(t)
+	b := scenario.StartBusypoll(t)
 	const every = 16
-	p := trace(t, ebpf.New(), b.pid(), syscalls.Options{Duration: time.Second, TimeEvery: every})
+	p := trace(t, ebpf.New(), b.PID(), syscalls.Options{Duration: time.Second, TimeEvery: every})
 	nat := tidNamed(t, p, "NatThreadMain")
-	st := p.Stats[syscalls.Key{TID: nat, Nr: recvfrom, Errno: eagain, FD: b.socketFD(t)}]
+	st := p.Stats[syscalls.Key{TID: nat, Nr: recvfrom, Errno: eagain, FD: socketFD(t, b)}]
 	if st == nil || st.Count == 0 {
 		t.Fatalf("no recvfrom calls of NatThreadMain in %v", p.Stats)
 	}
@@ -233,10 +178,11 @@ func TestBusypollTimed(t *testing.T) {
 	}
 	// Every call in 1/16 of the window: time slices, so the share of calls
 	// timed follows the share of time, less the slices' attach latency and
-	// any cut short by the window's end.
+	// any cut short by the window's end, and more or less as the poller got
+	// the CPU inside the slices and outside them on a loaded machine.
 	ratio := float64(st.Count) / float64(st.Timed)
 	t.Logf("recvfrom: %d calls, %d timed (1 in %.1f), mean %d ns", st.Count, st.Timed, ratio, st.TotalNs/max(st.Timed, 1))
-	if st.Timed == 0 || ratio < every*0.6 || ratio > every*1.6 {
+	if st.Timed == 0 || ratio < every*0.5 || ratio > every*2 {
 		t.Errorf("timed 1 call in %.1f, want about 1 in %d", ratio, every)
 	}
 	if !hasNote(p, "sample") {
@@ -254,8 +200,8 @@ func hasNote(p *syscalls.Profile, word string) bool {
 }
 
 func TestUntimed(t *testing.T) {
-	b := startBusypoll(t)
-	p := trace(t, ebpf.New(), b.pid(), syscalls.Options{Duration: 500 * time.Millisecond})
+	b := scenario.StartBusypoll(t)
+	p := trace(t, ebpf.New(), b.PID(), syscalls.Options{Duration: 500 * time.Millisecond})
 	var count uint64
 	for k, s := range p.Stats {
 		count += s.Count
@@ -269,16 +215,16 @@ func TestUntimed(t *testing.T) {
 }
 
 func TestTargetExits(t *testing.T) {
-	b := startBusypoll(t)
+	b := scenario.StartBusypoll(t)
 	tr := ebpf.WithHooks(ebpf.New(), func([]cebpf.ProgramID) {
-		time.AfterFunc(300*time.Millisecond, func() { b.cmd.Process.Kill() })
+		time.AfterFunc(300*time.Millisecond, func() { b.Cmd.Process.Kill() })
 	}, nil)
 	start := time.Now()
-	p := trace(t, tr, b.pid(), syscalls.Options{Duration: 10 * time.Second, TimeEvery: 16})
+	p := trace(t, tr, b.PID(), syscalls.Options{Duration: 10 * time.Second, TimeEvery: 16})
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("Trace took %v for a target killed after 300ms", took)
 	}
-	if want := fmt.Sprintf("process %d exited after", b.pid()); !strings.HasPrefix(p.Ended, want) {
+	if want := fmt.Sprintf("process %d exited after", b.PID()); !strings.HasPrefix(p.Ended, want) {
 		t.Errorf("Ended = %q, want %q...", p.Ended, want)
 	}
 	if p.Duration <= 0 || p.Duration > 2*time.Second {
@@ -310,11 +256,11 @@ func TestTargetGone(t *testing.T) {
 }
 
 func TestContextEnds(t *testing.T) {
-	b := startBusypoll(t)
+	b := scenario.StartBusypoll(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	p, err := ebpf.New().Trace(ctx, b.pid(), syscalls.Options{Duration: 10 * time.Second})
+	p, err := ebpf.New().Trace(ctx, b.PID(), syscalls.Options{Duration: 10 * time.Second})
 	if err != nil {
 		if errors.Is(err, syscalls.ErrNotSupported) {
 			privtest.Require(t, err.Error())
@@ -327,15 +273,15 @@ func TestContextEnds(t *testing.T) {
 }
 
 func TestDropped(t *testing.T) {
-	b := startBusypoll(t)
+	b := scenario.StartBusypoll(t)
 	// The signal handler's open, write, close and rename are keys of
 	// their own, and only one fits.
 	tr := ebpf.WithHooks(ebpf.New(), func([]cebpf.ProgramID) {
 		for range 3 {
-			b.count(t)
+			b.Calls(t)
 		}
 	}, nil)
-	p := trace(t, tr, b.pid(), syscalls.Options{Duration: 300 * time.Millisecond, MaxKeys: 1})
+	p := trace(t, tr, b.PID(), syscalls.Options{Duration: 300 * time.Millisecond, MaxKeys: 1})
 	if len(p.Stats) != 1 {
 		t.Errorf("%d keys in a table of 1", len(p.Stats))
 	}
@@ -348,8 +294,8 @@ func TestDropped(t *testing.T) {
 }
 
 func TestStacks(t *testing.T) {
-	b := startBusypoll(t)
-	p := trace(t, ebpf.New(), b.pid(), syscalls.Options{Duration: time.Second, TimeEvery: 16, Stacks: true})
+	b := scenario.StartBusypoll(t)
+	p := trace(t, ebpf.New(), b.PID(), syscalls.Options{Duration: time.Second, TimeEvery: 16, Stacks: true})
 	nat := tidNamed(t, p, "NatThreadMain")
 	samples := p.Stacks[syscalls.StackKey{TID: nat, Nr: recvfrom}]
 	deepest := 0
@@ -365,7 +311,7 @@ func TestStacks(t *testing.T) {
 	}
 	// The scenario is built without frame pointers, as libc is: the
 	// second frame is the caller the tracer recovers, RecvFrom.
-	maps, err := proc.FS{}.Maps(b.pid())
+	maps, err := proc.FS{}.Maps(b.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,11 +335,11 @@ func TestStacks(t *testing.T) {
 // programs with its file descriptors, and the target run on at its
 // untraced rate.
 func TestTracerKilled(t *testing.T) {
-	b := startBusypoll(t)
-	untraced := b.rate(t, 300*time.Millisecond)
+	b := scenario.StartBusypoll(t)
+	untraced := b.Rate(t, 300*time.Millisecond)
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), envTraceChild+"="+strconv.Itoa(b.pid()))
+	child.Env = append(os.Environ(), envTraceChild+"="+strconv.Itoa(b.PID()))
 	child.Stderr = os.Stderr
 	out, err := child.StdoutPipe()
 	if err != nil {
@@ -419,7 +365,7 @@ func TestTracerKilled(t *testing.T) {
 		}
 		ids = append(ids, cebpf.ProgramID(id))
 	}
-	traced := b.rate(t, 300*time.Millisecond)
+	traced := b.Rate(t, 300*time.Millisecond)
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -441,10 +387,10 @@ func TestTracerKilled(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if err := syscall.Kill(b.pid(), 0); err != nil {
+	if err := syscall.Kill(b.PID(), 0); err != nil {
 		t.Fatalf("busypoll died with its tracer: %v", err)
 	}
-	after := b.rate(t, 300*time.Millisecond)
+	after := b.Rate(t, 300*time.Millisecond)
 	t.Logf("recvfrom/s: untraced %.0f, traced (stacks, 1 in 16 timed) %.0f, after the tracer was killed %.0f", untraced, traced, after)
 	if after < 0.9*untraced {
 		t.Errorf("after the tracer was killed busypoll runs at %.0f calls/s, untraced it ran at %.0f", after, untraced)
