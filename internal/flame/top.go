@@ -21,6 +21,9 @@ type funcStat struct {
 	self, total int64
 }
 
+// topStackDepth is how many frames of a stack WriteTop prints.
+const topStackDepth = 10
+
 // WriteTop prints a terminal summary of p: the n hottest functions by
 // self samples, with self and total share, then the n hottest stacks.
 // A function that recurses counts once per stack in its total.
@@ -31,7 +34,7 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 	total := p.Total()
 	fmt.Fprintf(w, "%d samples", total)
 	if p.Period > 0 {
-		fmt.Fprintf(w, " every %v (%v of CPU)", p.Period, p.Period*time.Duration(total))
+		fmt.Fprintf(w, " every %v (%v of CPU)", p.Period, (p.Period * time.Duration(total)).Round(time.Millisecond))
 	}
 	if p.Duration > 0 {
 		fmt.Fprintf(w, " in %v", p.Duration)
@@ -85,9 +88,15 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 	fmt.Fprintln(w, "\nHottest stacks (innermost first):")
 	stacks := Merge(p.Stacks)
 	for _, s := range stacks[:min(n, len(stacks))] {
-		names := make([]string, len(s.Frames))
+		// The outermost frames (start_thread, main) say least about
+		// where the time goes and would wrap every line.
+		names := make([]string, 0, topStackDepth+1)
 		for i, f := range s.Frames {
-			names[i] = f.Name()
+			if i == topStackDepth {
+				names = append(names, fmt.Sprintf("(%d more)", len(s.Frames)-i))
+				break
+			}
+			names = append(names, f.Name())
 		}
 		fmt.Fprintf(w, "%s  %s: %s\n", pct(s.Count), s.threadName(), strings.Join(names, " <- "))
 	}
