@@ -1,8 +1,11 @@
 package flame
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 
 	"github.com/google/pprof/profile"
 )
@@ -28,8 +31,6 @@ func WritePprof(w io.Writer, p *Profile) error {
 	return pp.Write(w)
 }
 
-type mappingKey struct{ file, buildID string }
-
 type locationKey struct {
 	mapping *profile.Mapping
 	offset  uint64
@@ -42,8 +43,8 @@ type functionKey struct{ name, file string }
 // they are first met, so the same Profile always yields the same bytes.
 type pprofBuilder struct {
 	pp        *profile.Profile
-	mappings  map[mappingKey]*profile.Mapping
-	symbolic  map[*profile.Mapping]bool // every frame in it had a symbol
+	mappings  map[string][]*profile.Mapping // by file
+	symbolic  map[*profile.Mapping]bool     // every frame in it had a symbol
 	locations map[locationKey]*profile.Location
 	functions map[functionKey]*profile.Function
 }
@@ -65,7 +66,7 @@ func toPprof(p *Profile) (*profile.Profile, error) {
 			DurationNanos:     p.Duration.Nanoseconds(),
 			Comments:          comments(p),
 		},
-		mappings:  make(map[mappingKey]*profile.Mapping),
+		mappings:  make(map[string][]*profile.Mapping),
 		symbolic:  make(map[*profile.Mapping]bool),
 		locations: make(map[locationKey]*profile.Location),
 		functions: make(map[functionKey]*profile.Function),
@@ -104,7 +105,28 @@ func toPprof(p *Profile) (*profile.Profile, error) {
 		m.HasLineNumbers = ok
 		m.HasInlineFrames = ok
 	}
+	mainFirst(b.pp, p.Process)
 	return b.pp, nil
+}
+
+// mainFirst moves the process's executable to the first mapping, which
+// pprof reports as the profile's "File" and symbolizes as the main
+// binary, and the kernel to the last; the stacks met first in a CPU-bound
+// thread are often kernel frames.
+func mainFirst(pp *profile.Profile, process string) {
+	rank := func(m *profile.Mapping) int {
+		switch {
+		case process != "" && filepath.Base(m.File) == process:
+			return 0
+		case m.File == kernelModule:
+			return 2
+		}
+		return 1
+	}
+	slices.SortStableFunc(pp.Mapping, func(a, b *profile.Mapping) int { return cmp.Compare(rank(a), rank(b)) })
+	for i, m := range pp.Mapping {
+		m.ID = uint64(i + 1)
+	}
 }
 
 func comments(p *Profile) []string {
@@ -152,22 +174,31 @@ func (b *pprofBuilder) location(frames []Frame) *profile.Location {
 	return l
 }
 
+// mapping returns the mapping of f's module. Frames whose symbolizer did
+// not read a build ID join the module's mapping that has one; two build IDs
+// for one path (the file replaced while recording) stay two mappings.
 func (b *pprofBuilder) mapping(f Frame) *profile.Mapping {
-	key := mappingKey{file: f.Module, buildID: f.BuildID}
+	file := f.Module
 	if f.Kernel {
-		key = mappingKey{file: kernelModule, buildID: f.BuildID}
-	} else if key.file == "" {
-		key.file = f.moduleName()
+		file = kernelModule
+	} else if file == "" {
+		file = f.moduleName()
 	}
-	if m, ok := b.mappings[key]; ok {
-		return m
+	for _, m := range b.mappings[file] {
+		if m.BuildID == f.BuildID || f.BuildID == "" {
+			return m
+		}
+		if m.BuildID == "" {
+			m.BuildID = f.BuildID
+			return m
+		}
 	}
 	m := &profile.Mapping{
 		ID:      uint64(len(b.pp.Mapping) + 1),
-		File:    key.file,
-		BuildID: key.buildID,
+		File:    file,
+		BuildID: f.BuildID,
 	}
-	b.mappings[key] = m
+	b.mappings[file] = append(b.mappings[file], m)
 	b.symbolic[m] = true
 	b.pp.Mapping = append(b.pp.Mapping, m)
 	return m
