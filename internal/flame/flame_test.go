@@ -259,3 +259,36 @@ func TestWriteFile(t *testing.T) {
 		t.Error("WriteFile into a missing directory succeeded")
 	}
 }
+
+// TestWritersEdgeCases runs every writer on profiles the sampler can
+// produce at the edges: nothing sampled, a stack the unwinder could not
+// walk at all, a zero count; and on one no writer may accept.
+func TestWritersEdgeCases(t *testing.T) {
+	writers := map[Format]func(*bytes.Buffer, *Profile) error{
+		FormatPprof:  func(b *bytes.Buffer, p *Profile) error { return WritePprof(b, p) },
+		FormatFolded: func(b *bytes.Buffer, p *Profile) error { return WriteFolded(b, p) },
+		FormatHTML:   func(b *bytes.Buffer, p *Profile) error { return WriteHTML(b, p) },
+		"top":        func(b *bytes.Buffer, p *Profile) error { return WriteTop(b, p, 5) },
+	}
+	tests := []struct {
+		name    string
+		profile *Profile
+		wantErr bool
+	}{
+		{"empty", &Profile{}, false},
+		{"no frames", &Profile{Period: time.Millisecond, Stacks: []Stack{{Thread: "t", TID: 1, Count: 3}}}, false},
+		{"zero count", &Profile{Stacks: []Stack{{Thread: "t", TID: 1, Frames: []Frame{{Function: "f"}}}}}, false},
+		{"outermost inlined", &Profile{Stacks: []Stack{{Thread: "t", TID: 1, Count: 1, Frames: []Frame{{Function: "f", Module: "m", Inlined: true}}}}}, false},
+		{"negative count", &Profile{Stacks: []Stack{{Thread: "t", TID: 1, Count: -1}}}, true},
+		{"nil", nil, true},
+	}
+	for _, tt := range tests {
+		for format, write := range writers {
+			var b bytes.Buffer
+			err := write(&b, tt.profile)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("%s, %s: error %v, want error %v", tt.name, format, err, tt.wantErr)
+			}
+		}
+	}
+}

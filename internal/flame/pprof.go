@@ -13,7 +13,8 @@ import (
 // WritePprof writes p as a gzip-compressed pprof protocol buffer with two
 // sample types, samples/count and cpu/nanoseconds (count × period).
 //
-// Addresses are file offsets inside each module: every mapping starts at
+// Addresses are file offsets inside each module (kernel frames keep
+// their kernel address): every mapping starts at
 // 0 with file offset 0, so pprof's own symbolizer, given the module file
 // (`pprof -symbolize=local,force`), resolves an unsymbolized location to the
 // right code. Inlined frames become extra lines of the location of the
