@@ -13,11 +13,11 @@ import (
 // WritePprof writes p as a gzip-compressed pprof protocol buffer with two
 // sample types, samples/count and cpu/nanoseconds (count × period).
 //
-// Addresses are file offsets inside each module (kernel frames keep
-// their kernel address): every mapping starts at
-// 0 with file offset 0, so pprof's own symbolizer, given the module file
-// (`pprof -symbolize=local,force`), resolves an unsymbolized location to the
-// right code. Inlined frames become extra lines of the location of the
+// Addresses are file offsets inside each module (kernel frames keep their
+// kernel address): every mapping starts at 0 with file offset 0, so
+// pprof's own symbolizer, given the module file (`pprof
+// -symbolize=local,force`), resolves an unsymbolized location to the right
+// code. Inlined frames become extra lines of the location of the
 // frame they are inlined into, as pprof models them. Unsymbolized frames
 // get a function named module+0xoffset rather than none, so every view
 // shows where they are.
