@@ -1,0 +1,110 @@
+package flame
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// funcKey identifies a function across stacks for the summary: the same
+// name in two modules (two copies of a static helper) stays two rows.
+type funcKey struct {
+	name, module string
+	kernel       bool
+}
+
+type funcStat struct {
+	funcKey
+	self, total int64
+}
+
+// topStackDepth is how many frames of a stack WriteTop prints.
+const topStackDepth = 10
+
+// WriteTop prints a terminal summary of p: the n hottest functions by
+// self samples, with self and total share, then the n hottest stacks.
+// A function that recurses counts once per stack in its total.
+func WriteTop(w io.Writer, p *Profile, n int) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	total := p.Total()
+	fmt.Fprintf(w, "%d samples", total)
+	if p.Period > 0 {
+		fmt.Fprintf(w, " every %v (%v of CPU)", p.Period, (p.Period * time.Duration(total)).Round(time.Millisecond))
+	}
+	if p.Duration > 0 {
+		fmt.Fprintf(w, " in %v", p.Duration)
+	}
+	fmt.Fprintln(w)
+	if total == 0 {
+		_, err := fmt.Fprintln(w, "no samples: the target did not run on a CPU while recorded")
+		return err
+	}
+
+	stats := make(map[funcKey]*funcStat)
+	stat := func(f Frame) *funcStat {
+		k := funcKey{name: f.Name(), module: f.moduleName(), kernel: f.Kernel}
+		s, ok := stats[k]
+		if !ok {
+			s = &funcStat{funcKey: k}
+			stats[k] = s
+		}
+		return s
+	}
+	for _, s := range p.Stacks {
+		if len(s.Frames) == 0 {
+			continue
+		}
+		stat(s.Frames[0]).self += s.Count
+		seen := make(map[funcKey]bool, len(s.Frames))
+		for _, f := range s.Frames {
+			st := stat(f)
+			if !seen[st.funcKey] {
+				seen[st.funcKey] = true
+				st.total += s.Count
+			}
+		}
+	}
+	funcs := make([]*funcStat, 0, len(stats))
+	for _, s := range stats {
+		funcs = append(funcs, s)
+	}
+	slices.SortFunc(funcs, func(a, b *funcStat) int {
+		return cmp.Or(cmp.Compare(b.self, a.self), cmp.Compare(b.total, a.total),
+			cmp.Compare(a.name, b.name), cmp.Compare(a.module, b.module))
+	})
+	pct := func(v int64) string { return fmt.Sprintf("%5.1f%%", 100*float64(v)/float64(total)) }
+
+	fmt.Fprintln(w, "\nHottest functions:")
+	fmt.Fprintln(w, "  SELF   TOTAL  FUNCTION (MODULE)")
+	for _, s := range funcs[:min(n, len(funcs))] {
+		fmt.Fprintf(w, "%s  %s  %s (%s)\n", pct(s.self), pct(s.total), s.name, s.module)
+	}
+
+	fmt.Fprintln(w, "\nHottest stacks (innermost first):")
+	stacks := Merge(p.Stacks)
+	for _, s := range stacks[:min(n, len(stacks))] {
+		// The outermost frames (start_thread, main) say least about
+		// where the time goes and would wrap every line.
+		names := make([]string, 0, topStackDepth+1)
+		for i, f := range s.Frames {
+			if i == topStackDepth {
+				names = append(names, fmt.Sprintf("(%d more)", len(s.Frames)-i))
+				break
+			}
+			names = append(names, f.Name())
+		}
+		fmt.Fprintf(w, "%s  %s: %s\n", pct(s.Count), s.threadName(), strings.Join(names, " <- "))
+	}
+	for i, m := range p.Missing {
+		if i == 0 {
+			fmt.Fprintln(w, "\nWithout symbols:")
+		}
+		fmt.Fprintf(w, "  %s\n", m)
+	}
+	return nil
+}
