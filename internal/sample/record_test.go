@@ -72,7 +72,7 @@ func TestParseSample(t *testing.T) {
 
 	// No user registers (ABI_NONE): no regs follow the abi word.
 	noRegs := encodeSample(1, 1, 2, 3, 4, nil, 0, 0, 0, nil, 0)
-	noRegs = slices.Delete(noRegs, 7*8, 7*8+24) // drop bp, sp, ip
+	noRegs = slices.Delete(noRegs, 7*8, 7*8+24)    // drop bp, sp, ip
 	binary.NativeEndian.PutUint64(noRegs[6*8:], 0) // abi
 	binary.NativeEndian.PutUint16(noRegs[6:], uint16(len(noRegs)))
 	s, err = ParseSample(noRegs, testLayout)
