@@ -49,7 +49,6 @@ const perfContextMax = ^uint64(4095 - 1) // (u64)-4095
 
 // Record types and sample bits, as in linux/perf_event.h.
 const (
-	recordLost       = 2
 	recordThrottle   = 5
 	recordUnthrottle = 6
 	recordSample     = 9
@@ -141,7 +140,11 @@ func ParseSample(rec []byte, l Layout) (Sample, error) {
 	if t := binary.NativeEndian.Uint32(rec); t != recordSample {
 		return s, &FormatError{0, fmt.Sprintf("record type %d is not a sample", t)}
 	}
-	if size := int(binary.NativeEndian.Uint16(rec[6:])); size < len(rec) {
+	size := int(binary.NativeEndian.Uint16(rec[6:]))
+	if size < 8 {
+		return s, &FormatError{6, fmt.Sprintf("record size %d is smaller than its header", size)}
+	}
+	if size < len(rec) {
 		rec = rec[:size]
 	}
 	r := &reader{b: rec, off: 8}
@@ -229,5 +232,3 @@ func ParseSample(rec []byte, l Layout) (Sample, error) {
 	}
 	return s, nil
 }
-
-func nativeU64(b []byte) uint64 { return binary.NativeEndian.Uint64(b) }

@@ -330,16 +330,14 @@ func (r *recorder) drainAll() {
 }
 
 func (r *recorder) drain(th *thread) {
+	lost := th.ev.Lost()
 	th.ev.Read(r.handle)
+	r.rec.Lost += th.ev.Lost() - lost
 }
 
 func (r *recorder) handle(rec []byte) {
 	typ, _ := RecordType(rec)
 	switch typ {
-	case recordLost:
-		if len(rec) >= 24 {
-			r.rec.Lost += nativeU64(rec[16:])
-		}
 	case recordThrottle:
 		r.rec.Throttled++
 	case recordSample:
