@@ -68,16 +68,21 @@ func TestRecordBusypollKernel(t *testing.T) {
 		t.Log("kernel addresses are hidden by kptr_restrict: kernel frames print as [kernel]")
 	}
 
-	untraced := b.rate(t, time.Second)
-	done := make(chan *sample.Recording)
-	go func() {
-		rec, _ := sample.Record(context.Background(), b.pid, sample.Options{Duration: 1500 * time.Millisecond, Kernel: true})
-		done <- rec
-	}()
-	time.Sleep(200 * time.Millisecond) // let every event open
-	traced := b.rate(t, time.Second)
-	<-done
-	t.Logf("busypoll recvfrom rate: %.0f/s untraced, %.0f/s while sampled at 99 Hz with kernel callchains: %.3f of untraced",
+	// Best of three windows each, alternated, because on a small shared
+	// machine any one window may lose the CPU to something else.
+	var untraced, traced float64
+	for range 3 {
+		untraced = max(untraced, b.rate(t, 500*time.Millisecond))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sample.Record(context.Background(), b.pid, sample.Options{Duration: 800 * time.Millisecond, Kernel: true})
+		}()
+		time.Sleep(150 * time.Millisecond) // let every event open
+		traced = max(traced, b.rate(t, 500*time.Millisecond))
+		<-done
+	}
+	t.Logf("busypoll recvfrom rate, best of 3: %.0f/s untraced, %.0f/s while sampled at 99 Hz with kernel callchains: %.3f of untraced",
 		untraced, traced, traced/untraced)
 
 	rec := record(t, b.pid, sample.Options{Duration: time.Second, Kernel: true})

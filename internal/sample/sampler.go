@@ -123,6 +123,9 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	if err := r.rescan(); err != nil {
 		return nil, err
 	}
+	if len(r.threads) == 0 && r.openFull {
+		return nil, fmt.Errorf("sampling process %d: %s", pid, r.rec.Notes[len(r.rec.Notes)-1])
+	}
 	if len(r.threads) == 0 {
 		return nil, fmt.Errorf("sampling process %d: no thread could be sampled: %w", pid, ErrGone)
 	}
@@ -284,6 +287,12 @@ func (r *recorder) open(tid int) error {
 			r.rec.Threads[tid] = name
 			return nil
 		case errors.Is(err, unix.ESRCH):
+			return nil
+		case errors.Is(err, sys.ErrPerfRing):
+			// Out of locked memory for rings (perf_event_mlock_kb when
+			// not root): sample the threads we have rather than none.
+			r.openFull = true
+			r.note("stopped opening events at %d threads: %v", len(r.threads), err)
 			return nil
 		case (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) && r.attr.Bits&sys.PerfBitExcludeKernel == 0:
 			r.excludeKernel(err)

@@ -2,6 +2,7 @@ package sys
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -42,6 +43,12 @@ const (
 	PerfBitExcludeCallchainKernel = unix.PerfBitExcludeCallchainKernel
 )
 
+// ErrPerfRing wraps a failure to map an event's ring buffer, which comes
+// as EPERM when the user's locked-memory allowance (perf_event_mlock_kb
+// per CPU, then RLIMIT_MEMLOCK) is spent: unlike an EPERM from
+// perf_event_open itself, fewer or smaller rings would still work.
+var ErrPerfRing = errors.New("mapping perf ring")
+
 // PerfEvent is one open perf event with its ring buffer mapped.
 //
 // The ring buffer is one metadata page followed by a power-of-two data
@@ -76,7 +83,7 @@ func OpenPerfEvent(attr *PerfEventAttr, tid, cpu, dataPages int) (*PerfEvent, er
 	mapping, err := unix.Mmap(fd, 0, (1+dataPages)*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("mapping perf ring of thread %d: %w", tid, err)
+		return nil, fmt.Errorf("%w of thread %d (%d KiB): %w", ErrPerfRing, tid, (1+dataPages)*page>>10, err)
 	}
 	e := &PerfEvent{
 		fd:      fd,
