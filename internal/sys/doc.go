@@ -1,9 +1,10 @@
 // Package sys is cpuwhy's one door to raw system calls.
 //
 // Everything that goes below the os package — reading /proc files into
-// reused buffers, capabilities, and in later work perf_event_open, ptrace,
-// openat2 and bpf — lives here, so the rest of the tree reads as plain Go
-// and a reviewer has one place to audit what cpuwhy asks of the kernel.
+// reused buffers, capabilities, perf_event_open and its ring buffer,
+// ptrace, and in later work openat2 and bpf — lives here, so the rest of
+// the tree reads as plain Go and a reviewer has one place to audit what
+// cpuwhy asks of the kernel.
 //
 // Errors are returned as the kernel gave them (wrapped with the path or
 // operation), so callers can test them with errors.Is against unix.ENOENT,

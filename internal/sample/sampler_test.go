@@ -1,0 +1,156 @@
+package sample_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/sample"
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
+)
+
+// record runs sample.Record and skips (or fails, when privileges are
+// required) only when the kernel refuses perf events outright.
+func record(t *testing.T, pid int, opts sample.Options) *sample.Recording {
+	t.Helper()
+	rec, err := sample.Record(context.Background(), pid, opts)
+	if errors.Is(err, sample.ErrPermission) || errors.Is(err, sample.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	for _, n := range rec.Notes {
+		t.Logf("note: %s", n)
+	}
+	t.Logf("%d samples, %d lost, %d dropped, %d throttled, %d threads, in %v",
+		len(rec.Samples), rec.Lost, rec.Dropped, rec.Throttled, len(rec.Threads), rec.Duration)
+	return rec
+}
+
+func fdCount(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func checkNoLeak(t *testing.T) {
+	before := fdCount(t)
+	t.Cleanup(func() {
+		if after := fdCount(t); after > before {
+			t.Errorf("%d fds open after recording, %d before", after, before)
+		}
+	})
+}
+
+func TestRecordCompute(t *testing.T) {
+	checkNoLeak(t)
+	p := scenario.Build(t, "compute")
+	cmd := p.Start(t, nil)
+	pid := cmd.Process.Pid
+
+	cruncher := threadNamed(t, pid, "cruncher")
+	cpu0 := sys.ProcessCPU()
+	oncpu0 := onCPU(t, pid, cruncher)
+	rec := record(t, pid, sample.Options{Duration: time.Second})
+	oncpu := onCPU(t, pid, cruncher) - oncpu0
+	used := sys.ProcessCPU().Sub(cpu0)
+	t.Logf("cpuwhy's own CPU while recording one hot thread at 99 Hz for %v: %v user + %v system = %.2f%% of a core",
+		rec.Duration, used.User, used.System, 100*used.Total().Seconds()/rec.Duration.Seconds())
+
+	// 99 Hz is per second of the thread's CPU time (cpu-clock ticks only
+	// while the thread runs). On an idle machine that is 70..130 samples in
+	// the second; on a loaded one the thread gets less of a core, so the
+	// expectation follows the CPU time it actually got.
+	want := oncpu.Seconds() * sample.DefaultFrequency
+	n := len(rec.Samples)
+	t.Logf("%d samples; cruncher ran %v of the %v: expected %.0f", n, oncpu.Round(time.Millisecond), rec.Duration.Round(time.Millisecond), want)
+	if float64(n) < 0.7*want || float64(n) > 1.3*want+1 {
+		t.Errorf("%d samples for %v on CPU at 99 Hz, want %.0f..%.0f", n, oncpu, 0.7*want, 1.3*want+1)
+	}
+	if oncpu > 900*time.Millisecond && (n < 70 || n > 130) {
+		t.Errorf("%d samples in 1 s of a busy thread at 99 Hz, want 70..130", n)
+	}
+	maps, err := proc.FS{}.Maps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Readlink(filepath.Join("/proc", itoa(pid), "exe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inExe := func(ip uint64) bool {
+		for _, m := range maps {
+			if m.Exec() && m.Path == exe && ip >= m.Start && ip < m.End {
+				return true
+			}
+		}
+		return false
+	}
+	bad := 0
+	for _, s := range rec.Samples {
+		name := rec.Threads[s.TID]
+		switch {
+		case name != "cruncher":
+			t.Errorf("sample from thread %d %q, want cruncher", s.TID, name)
+		case len(s.Stack) == 0:
+			t.Errorf("sample of %d has no user stack", s.TID)
+		case !s.UserRegsValid || !inExe(s.Regs.IP):
+			t.Errorf("sample IP %#x (SP %#x) is not in %s's executable mapping", s.Regs.IP, s.Regs.SP, exe)
+		default:
+			continue
+		}
+		if bad++; bad > 5 {
+			t.Fatal("too many bad samples")
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+var _ = exec.Command
+var _ = syscall.Kill
+
+// threadNamed returns the TID of pid's thread called name.
+func threadNamed(t *testing.T, pid int, name string) int {
+	t.Helper()
+	p, err := proc.NewScanner(proc.FS{}).ReadProcess(pid, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range p.Threads {
+		if th.Comm == name {
+			return th.PID
+		}
+	}
+	t.Fatalf("process %d has no thread %s", pid, name)
+	return 0
+}
+
+// onCPU is the time thread tid has run, from schedstat (ns, unlike stat's
+// 10 ms ticks).
+func onCPU(t *testing.T, pid, tid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(proc.FS{}.TaskPath(pid, tid, "schedstat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ns)
+}

@@ -1,0 +1,211 @@
+package sys
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// PerfEventAttr is the kernel's perf_event_attr, as x/sys/unix spells it.
+type PerfEventAttr = unix.PerfEventAttr
+
+// Perf record types and sample bits cpuwhy uses, re-exported so that
+// callers need not import x/sys/unix.
+const (
+	PerfRecordLost       = unix.PERF_RECORD_LOST
+	PerfRecordThrottle   = unix.PERF_RECORD_THROTTLE
+	PerfRecordUnthrottle = unix.PERF_RECORD_UNTHROTTLE
+	PerfRecordSample     = unix.PERF_RECORD_SAMPLE
+
+	PerfTypeSoftware    = unix.PERF_TYPE_SOFTWARE
+	PerfCountSWCPUClock = unix.PERF_COUNT_SW_CPU_CLOCK
+
+	PerfSampleIP        = unix.PERF_SAMPLE_IP
+	PerfSampleTID       = unix.PERF_SAMPLE_TID
+	PerfSampleTime      = unix.PERF_SAMPLE_TIME
+	PerfSamplePeriod    = unix.PERF_SAMPLE_PERIOD
+	PerfSampleCallchain = unix.PERF_SAMPLE_CALLCHAIN
+	PerfSampleRegsUser  = unix.PERF_SAMPLE_REGS_USER
+	PerfSampleStackUser = unix.PERF_SAMPLE_STACK_USER
+
+	PerfBitDisabled               = unix.PerfBitDisabled
+	PerfBitFreq                   = unix.PerfBitFreq
+	PerfBitExcludeKernel          = unix.PerfBitExcludeKernel
+	PerfBitExcludeHv              = unix.PerfBitExcludeHv
+	PerfBitExcludeCallchainUser   = unix.PerfBitExcludeCallchainUser
+	PerfBitExcludeCallchainKernel = unix.PerfBitExcludeCallchainKernel
+)
+
+// ErrPerfRing wraps a failure to map an event's ring buffer, which comes
+// as EPERM when the user's locked-memory allowance (perf_event_mlock_kb
+// per CPU, then RLIMIT_MEMLOCK) is spent: unlike an EPERM from
+// perf_event_open itself, fewer or smaller rings would still work.
+var ErrPerfRing = errors.New("mapping perf ring")
+
+// PerfEvent is one open perf event with its ring buffer mapped.
+//
+// The ring buffer is one metadata page followed by a power-of-two data
+// area. The kernel writes records at data_head; we consume up to it and
+// publish how far we got in data_tail, which frees the space. Records may
+// wrap around the end of the data area, so Read copies each record into a
+// contiguous scratch buffer before handing it out.
+type PerfEvent struct {
+	fd      int
+	mapping []byte
+	meta    *unix.PerfEventMmapPage
+	data    []byte
+	scratch []byte
+	lost    uint64 // records the kernel reported lost (PERF_RECORD_LOST)
+}
+
+// OpenPerfEvent opens an event for thread tid on any CPU (cpu=-1) and maps
+// a ring buffer of dataPages pages (a power of two) behind it. The event
+// is opened disabled when attr says so; call Enable. Errors wrap the
+// kernel's errno (EACCES/EPERM when not permitted, ESRCH when the thread
+// is gone, ENOENT/EOPNOTSUPP/ENODEV/EINVAL when the kernel lacks the event).
+func OpenPerfEvent(attr *PerfEventAttr, tid, cpu, dataPages int) (*PerfEvent, error) {
+	if dataPages <= 0 || dataPages&(dataPages-1) != 0 {
+		return nil, fmt.Errorf("perf ring of %d pages: not a power of two", dataPages)
+	}
+	attr.Size = uint32(unsafe.Sizeof(*attr))
+	fd, err := unix.PerfEventOpen(attr, tid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("perf_event_open for thread %d: %w", tid, err)
+	}
+	page := os.Getpagesize()
+	mapping, err := unix.Mmap(fd, 0, (1+dataPages)*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w of thread %d (%d KiB): %w", ErrPerfRing, tid, (1+dataPages)*page>>10, err)
+	}
+	e := &PerfEvent{
+		fd:      fd,
+		mapping: mapping,
+		meta:    (*unix.PerfEventMmapPage)(unsafe.Pointer(&mapping[0])),
+	}
+	// data_offset and data_size are filled in by kernels since 4.1; before
+	// that the data area starts right after the first page.
+	off, size := uint64(page), uint64(dataPages*page)
+	if e.meta.Data_offset != 0 && e.meta.Data_size != 0 {
+		off, size = e.meta.Data_offset, e.meta.Data_size
+	}
+	e.data = mapping[off : off+size]
+	return e, nil
+}
+
+// FD is the event's file descriptor, for epoll.
+func (e *PerfEvent) FD() int { return e.fd }
+
+// Enable starts counting and sampling.
+func (e *PerfEvent) Enable() error {
+	if err := unix.IoctlSetInt(e.fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+		return fmt.Errorf("enabling perf event: %w", err)
+	}
+	return nil
+}
+
+// Disable stops it; records already written stay readable.
+func (e *PerfEvent) Disable() error {
+	if err := unix.IoctlSetInt(e.fd, unix.PERF_EVENT_IOC_DISABLE, 0); err != nil {
+		return fmt.Errorf("disabling perf event: %w", err)
+	}
+	return nil
+}
+
+// Close unmaps the ring and closes the event.
+func (e *PerfEvent) Close() error {
+	if e.fd < 0 {
+		return nil
+	}
+	err := unix.Munmap(e.mapping)
+	if cerr := unix.Close(e.fd); err == nil {
+		err = cerr
+	}
+	e.fd, e.mapping, e.meta, e.data = -1, nil, nil, nil
+	return err
+}
+
+// perfHeaderSize is sizeof(struct perf_event_header): u32 type, u16 misc,
+// u16 size.
+const perfHeaderSize = 8
+
+// Read hands every record written since the last Read to fn, whole: the
+// slice starts at the perf_event_header and is valid only during the call.
+// It returns the number of records read. Read must not run concurrently
+// with itself on one event.
+func (e *PerfEvent) Read(fn func(record []byte)) int {
+	if e.meta == nil {
+		return 0
+	}
+	// The atomic load of data_head orders the reads of the records after
+	// it (the smp_rmb the kernel's ring-buffer protocol asks for), and the
+	// atomic store of data_tail orders them before the kernel may reuse
+	// the space (smp_mb). Go's atomics are sequentially consistent, which
+	// is stronger than both.
+	head := atomic.LoadUint64(&e.meta.Data_head)
+	tail := atomic.LoadUint64(&e.meta.Data_tail)
+	size := uint64(len(e.data))
+	n := 0
+	for tail+perfHeaderSize <= head {
+		var hdr [perfHeaderSize]byte
+		e.copyOut(hdr[:], tail)
+		recSize := uint64(binary.NativeEndian.Uint16(hdr[6:8]))
+		if recSize < perfHeaderSize || recSize > head-tail || recSize > size {
+			// A corrupt or partially visible record: drop what is
+			// there rather than loop or read past the head.
+			tail = head
+			break
+		}
+		if cap(e.scratch) < int(recSize) {
+			e.scratch = make([]byte, recSize)
+		}
+		rec := e.scratch[:recSize]
+		e.copyOut(rec, tail)
+		if binary.NativeEndian.Uint32(rec[0:4]) == unix.PERF_RECORD_LOST && recSize >= perfHeaderSize+16 {
+			e.lost += binary.NativeEndian.Uint64(rec[16:24])
+		}
+		fn(rec)
+		tail += recSize
+		n++
+	}
+	atomic.StoreUint64(&e.meta.Data_tail, tail)
+	return n
+}
+
+// copyOut copies len(dst) bytes of the data area starting at the ring
+// position pos, wrapping around its end.
+func (e *PerfEvent) copyOut(dst []byte, pos uint64) {
+	size := uint64(len(e.data))
+	start := pos % size
+	n := copy(dst, e.data[start:])
+	if n < len(dst) {
+		copy(dst[n:], e.data[:len(dst)-n])
+	}
+}
+
+// Lost is the number of records the kernel dropped because the ring was
+// full, as reported by the PERF_RECORD_LOST records read so far.
+func (e *PerfEvent) Lost() uint64 { return e.lost }
+
+// PerfEventParanoid reads /proc/sys/kernel/perf_event_paranoid: -1 allows
+// everything, 2 (and Debian's 3) keep unprivileged users out of the
+// kernel. The file is absent when the kernel has no perf events.
+func PerfEventParanoid() (int, error) {
+	var buf [16]byte
+	n, err := ReadProcFile("/proc/sys/kernel/perf_event_paranoid", buf[:])
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	if err != nil {
+		return 0, fmt.Errorf("reading perf_event_paranoid: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,127 @@
+package sys
+
+import (
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"golang.org/x/sys/unix"
+)
+
+// fakeRing is a PerfEvent over a Go buffer, with a writer playing the
+// kernel, to test the reader's wrap-around without a kernel.
+func fakeRing(size int) *PerfEvent {
+	return &PerfEvent{fd: -1, meta: &unix.PerfEventMmapPage{}, data: make([]byte, size)}
+}
+
+func (e *PerfEvent) fakeWrite(typ uint32, payload []byte) {
+	rec := make([]byte, 8, 8+len(payload))
+	binary.NativeEndian.PutUint32(rec, typ)
+	binary.NativeEndian.PutUint16(rec[6:], uint16(8+len(payload)))
+	rec = append(rec, payload...)
+	head := e.meta.Data_head
+	for i, b := range rec {
+		e.data[(head+uint64(i))%uint64(len(e.data))] = b
+	}
+	e.meta.Data_head = head + uint64(len(rec))
+}
+
+func TestPerfRingWrapAround(t *testing.T) {
+	e := fakeRing(64)
+	var got [][]byte
+	collect := func(rec []byte) { got = append(got, slices.Clone(rec[8:])) }
+
+	// 24-byte records in a 64-byte ring: the third straddles the end,
+	// and after two reads the header of the next one does too.
+	var want [][]byte
+	for round := range 4 {
+		for i := range 2 {
+			p := make([]byte, 16+8*i)
+			for j := range p {
+				p[j] = byte(round*16 + i*8 + j)
+			}
+			e.fakeWrite(PerfRecordSample, p)
+			want = append(want, p)
+		}
+		if n := e.Read(collect); n != 2 {
+			t.Fatalf("round %d: read %d records, want 2", round, n)
+		}
+		if e.meta.Data_tail != e.meta.Data_head {
+			t.Fatalf("round %d: tail %d, head %d", round, e.meta.Data_tail, e.meta.Data_head)
+		}
+	}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("records differ:\n got %v\nwant %v", got, want)
+	}
+
+	lost := make([]byte, 16)
+	binary.NativeEndian.PutUint64(lost[8:], 7)
+	e.fakeWrite(PerfRecordLost, lost)
+	e.Read(func([]byte) {})
+	if e.Lost() != 7 {
+		t.Errorf("Lost() = %d, want 7", e.Lost())
+	}
+
+	// A corrupt size skips to the head instead of looping.
+	e.fakeWrite(PerfRecordSample, nil)
+	binary.NativeEndian.PutUint16(e.data[(e.meta.Data_head-8+6)%64:], 0)
+	if n := e.Read(collect); n != 0 || e.meta.Data_tail != e.meta.Data_head {
+		t.Errorf("corrupt record: read %d, tail %d head %d", n, e.meta.Data_tail, e.meta.Data_head)
+	}
+}
+
+func TestPerfEventOwnThread(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	attr := PerfEventAttr{
+		Type:        PerfTypeSoftware,
+		Config:      PerfCountSWCPUClock,
+		Sample:      1000,
+		Sample_type: PerfSampleTID | PerfSampleIP,
+		Bits:        PerfBitFreq | PerfBitDisabled | PerfBitExcludeKernel | PerfBitExcludeHv,
+	}
+	tid := Gettid()
+	e, err := OpenPerfEvent(&attr, tid, -1, 4)
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOENT) {
+		privtest.Require(t, "perf events unavailable: "+err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); {
+	}
+	if err := e.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	samples := 0
+	e.Read(func(rec []byte) {
+		if binary.NativeEndian.Uint32(rec) == PerfRecordSample {
+			samples++
+			if got := int(binary.NativeEndian.Uint32(rec[20:])); got != tid {
+				t.Errorf("sample of thread %d, want %d", got, tid)
+			}
+		}
+	})
+	if samples < 20 {
+		t.Errorf("%d samples in 100 ms at 1 kHz", samples)
+	}
+	if err := e.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestPerfEventParanoid(t *testing.T) {
+	v, err := PerfEventParanoid()
+	if err != nil {
+		t.Skipf("no perf_event_paranoid: %v", err)
+	}
+	t.Logf("perf_event_paranoid = %d", v)
+}
