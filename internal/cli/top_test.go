@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,10 +47,9 @@ func TestTopContainerJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"top", "--json", "-d", "1", "--docker-data-root", c.DataRoot,
 				"--docker-socket", "/nonexistent/docker.sock"}, tt.args...)
-			tid := natThread(t, c.HostPID)
-			before, start := schedRuntime(t, c.HostPID, tid), time.Now()
+			rec := recordRuntime(t, c.HostPID, natThread(t, c.HostPID))
 			code, out, errOut := run(t, args...)
-			truth := 100 * (schedRuntime(t, c.HostPID, tid) - before).Seconds() / time.Since(start).Seconds()
+			rec.stop()
 			if code != 0 {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
@@ -71,6 +71,7 @@ func TestTopContainerJSON(t *testing.T) {
 			if th == nil {
 				t.Fatalf("no NatThreadMain thread in %+v", p.Threads)
 			}
+			truth := rec.cpu(t, fs[0].Time.Add(-time.Duration(fs[0].Interval*float64(time.Second))), fs[0].Time)
 			// The thread spins, so it gets a whole core unless the machine
 			// is busy with something else; schedstat tells which.
 			switch {
@@ -108,22 +109,24 @@ func TestTopAgreesWithSchedstat(t *testing.T) {
 	// Three reports of one second: each thread's CPU% is compared with
 	// schedstat's runtime over the same span, read before the first and
 	// after the last report.
-	tid := natThread(t, c.HostPID)
-	before, start := schedRuntime(t, c.HostPID, tid), time.Now()
+	rec := recordRuntime(t, c.HostPID, natThread(t, c.HostPID))
 	code, out, errOut := run(t, "top", "--json", "-n", "3", "-d", "1", strconv.Itoa(c.HostPID))
-	after, elapsed := schedRuntime(t, c.HostPID, tid), time.Since(start)
+	rec.stop()
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+	fs := frames(t, out)
 	var sum, span float64
-	for _, f := range frames(t, out) {
+	for _, f := range fs {
 		th := findThread(findProcess(f, c.HostPID), "NatThreadMain")
 		sum += th.CPU * f.Interval
 		span += f.Interval
 	}
 	got := sum / span
-	want := 100 * (after - before).Seconds() / elapsed.Seconds()
-	t.Logf("cpuwhy %.1f%%, schedstat %.1f%% over %.2fs", got, want, elapsed.Seconds())
+	last := fs[len(fs)-1].Time
+	elapsed := time.Duration(span * float64(time.Second))
+	want := rec.cpu(t, last.Add(-elapsed), last)
+	t.Logf("cpuwhy %.1f%%, schedstat %.1f%% over %.2fs", got, want, span)
 	if math.Abs(got-want) > 3 {
 		t.Errorf("cpuwhy says %.1f%%, schedstat %.1f%%: more than 3 points apart", got, want)
 	}
@@ -170,4 +173,60 @@ func TestTopShowsWhereThreadsSleep(t *testing.T) {
 			t.Errorf("%v: idle acceptor at %.1f%% CPU", args, acceptor.CPU)
 		}
 	}
+}
+
+// runtimeRecorder samples a thread's schedstat runtime every few
+// milliseconds, so that its CPU share can be computed over exactly the
+// window cpuwhy reports, whatever the machine does outside it.
+type runtimeRecorder struct {
+	done    chan struct{}
+	stopped chan struct{}
+	at      []time.Time
+	runtime []time.Duration
+}
+
+func recordRuntime(t *testing.T, pid, tid int) *runtimeRecorder {
+	r := &runtimeRecorder{done: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(r.stopped)
+		for {
+			r.at = append(r.at, time.Now())
+			r.runtime = append(r.runtime, schedRuntime(t, pid, tid))
+			select {
+			case <-r.done:
+				// One more, so the record ends after whatever the caller
+				// measured.
+				r.at = append(r.at, time.Now())
+				r.runtime = append(r.runtime, schedRuntime(t, pid, tid))
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return r
+}
+
+func (r *runtimeRecorder) stop() {
+	close(r.done)
+	<-r.stopped
+}
+
+// cpu is the thread's CPU share in percent over [from, to], interpolating
+// between samples.
+func (r *runtimeRecorder) cpu(t *testing.T, from, to time.Time) float64 {
+	t.Helper()
+	if len(r.at) < 2 || from.Before(r.at[0]) || to.After(r.at[len(r.at)-1]) {
+		t.Fatalf("window %v..%v outside the recorded %v..%v", from, to, r.at[0], r.at[len(r.at)-1])
+	}
+	return 100 * float64(r.runtimeAt(to)-r.runtimeAt(from)) / float64(to.Sub(from))
+}
+
+func (r *runtimeRecorder) runtimeAt(at time.Time) time.Duration {
+	i := sort.Search(len(r.at), func(i int) bool { return !r.at[i].Before(at) })
+	if i == 0 {
+		return r.runtime[0]
+	}
+	a, b := r.at[i-1], r.at[i]
+	frac := float64(at.Sub(a)) / float64(b.Sub(a))
+	return r.runtime[i-1] + time.Duration(frac*float64(r.runtime[i]-r.runtime[i-1]))
 }
