@@ -2,7 +2,7 @@
 //
 // Everything that goes below the os package — reading /proc files into
 // reused buffers, capabilities, and in later work perf_event_open, ptrace,
-// openat2 and bpf — lives here, so the rest of the tree reads as plain Go
+// bpf, and openat2 (OpenInRoot, which opens a target's files confined to its root) — lives here, so the rest of the tree reads as plain Go
 // and a reviewer has one place to audit what cpuwhy asks of the kernel.
 //
 // Errors are returned as the kernel gave them (wrapped with the path or
