@@ -152,7 +152,8 @@ func (s *Symbolizer) Symbolize(pid int, pc uint64) (Frame, error) {
 	return f, nil
 }
 
-// Errors returns why modules could not be read at all, by path.
+// Errors returns, by module path, why a module could not be read, or which
+// of its sources of names were there but unusable (damaged, too large).
 func (s *Symbolizer) Errors() map[string]error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -263,6 +264,9 @@ func (s *Symbolizer) table(pid int, ps *procState, m proc.Mapping) (*table, erro
 		return s.findDebugFile(pid, o, link)
 	})
 	obj.Close()
+	if len(t.errs) > 0 {
+		s.errs[strings.TrimSuffix(m.Path, " (deleted)")] = errors.Join(t.errs...)
+	}
 	s.tables.Add(obj.Key(), t)
 	ps.loaded[m.Start] = t
 	return t, nil

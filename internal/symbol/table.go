@@ -95,6 +95,7 @@ func loadTable(obj *objfile.File, find debugFinder) *table {
 	if find != nil && (!hasSymtab || !hasDWARF) && t.go_ == nil {
 		if dbg := find(obj, link); dbg != nil {
 			defer dbg.Close()
+			t.sources = append(t.sources, "debug file "+dbg.Path)
 			t.addELFSymbols(dbg, "debug file "+dbg.Path+" ")
 			if dbg.ELF.Section(".debug_info") != nil {
 				dwarfFrom = dbg
