@@ -402,4 +402,3 @@ func TestSeparateSymbols(t *testing.T) {
 		})
 	}
 }
-
