@@ -5,6 +5,7 @@ import (
 	"debug/dwarf"
 	"debug/elf"
 	"debug/gosym"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +72,7 @@ func loadTable(obj *objfile.File, find debugFinder) *table {
 	if data, err := obj.Section(".gnu_debugdata"); err != nil {
 		t.errs = append(t.errs, err)
 	} else if data != nil {
-		mini, err := parseMiniDebugInfo(data)
+		mini, err := parseMiniDebugInfo(data, MaxMiniDebugInfo)
 		if err != nil {
 			t.errs = append(t.errs, fmt.Errorf("MiniDebugInfo: %w", err))
 		} else {
@@ -157,18 +158,19 @@ func safeSymbols(read func() ([]elf.Symbol, error)) (syms []elf.Symbol, err erro
 }
 
 // parseMiniDebugInfo decompresses .gnu_debugdata (an xz stream holding an
-// ELF object with a .symtab, as Fedora ships) and parses it.
-func parseMiniDebugInfo(data []byte) (*objfile.File, error) {
+// ELF object with a .symtab, as Fedora ships) and parses it, refusing more
+// than limit decompressed bytes.
+func parseMiniDebugInfo(data []byte, limit int) (*objfile.File, error) {
 	r, err := xz.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: xz: %w", objfile.ErrMalformed, err)
 	}
-	elfData, err := io.ReadAll(io.LimitReader(r, MaxMiniDebugInfo+1))
+	elfData, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: xz: %w", objfile.ErrMalformed, err)
 	}
-	if len(elfData) > MaxMiniDebugInfo {
-		return nil, fmt.Errorf("decompressed: %w (more than %d bytes)", objfile.ErrTooLarge, MaxMiniDebugInfo)
+	if len(elfData) > limit {
+		return nil, fmt.Errorf("decompressed: %w (more than %d bytes)", objfile.ErrTooLarge, limit)
 	}
 	return objfile.Parse(bytes.NewReader(elfData), int64(len(elfData)))
 }
@@ -199,6 +201,9 @@ func parsePclntab(data []byte, textStart uint64) (tab *gosym.Table, err error) {
 			tab, err = nil, fmt.Errorf("%w: pclntab: panic: %v", objfile.ErrMalformed, p)
 		}
 	}()
+	if err := checkPclntabHeader(data); err != nil {
+		return nil, err
+	}
 	tab, err = gosym.NewTable(nil, gosym.NewLineTable(data, textStart))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", objfile.ErrMalformed, err)
@@ -207,6 +212,37 @@ func parsePclntab(data []byte, textStart uint64) (tab *gosym.Table, err error) {
 		return nil, fmt.Errorf("%w: pclntab has no functions", objfile.ErrMalformed)
 	}
 	return tab, nil
+}
+
+// checkPclntabHeader refuses a pclntab whose function count could not fit
+// in it: debug/gosym allocates a Func per function from that count before
+// reading any, so a forged header would cost gigabytes. Every known
+// layout (Go 1.2 to today) keeps the count, pointer-sized, at offset 8,
+// and each function takes at least 8 bytes of the function table.
+func checkPclntabHeader(data []byte) error {
+	if len(data) < 16 {
+		return fmt.Errorf("%w: pclntab of %d bytes", objfile.ErrMalformed, len(data))
+	}
+	var n uint64
+	bigEndian := data[3] != 0xff // the magic is 0xfffffffX in the file's byte order
+	switch ptrSize := data[7]; ptrSize {
+	case 4:
+		n = uint64(binary.LittleEndian.Uint32(data[8:]))
+		if bigEndian {
+			n = uint64(binary.BigEndian.Uint32(data[8:]))
+		}
+	case 8:
+		n = binary.LittleEndian.Uint64(data[8:])
+		if data[0] == 0 {
+			n = binary.BigEndian.Uint64(data[8:])
+		}
+	default:
+		return fmt.Errorf("%w: pclntab pointer size %d", objfile.ErrMalformed, ptrSize)
+	}
+	if n > uint64(len(data))/8 {
+		return fmt.Errorf("%w: pclntab claims %d functions in %d bytes", objfile.ErrMalformed, n, len(data))
+	}
+	return nil
 }
 
 // loadDWARF indexes the compilation units of f's DWARF by address range,
