@@ -8,12 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
-	"golang.org/x/sys/unix"
 )
 
 // MaxSection caps the size of a section this package reads into memory:
@@ -66,17 +67,17 @@ func Parse(r io.ReaderAt, size int64) (f *File, err error) {
 
 // Open opens the object mapped by m in process pid, as the process sees
 // it (see the package documentation).
-func Open(fs proc.FS, pid int, m proc.Mapping) (*File, error) {
+func Open(pfs proc.FS, pid int, m proc.Mapping) (*File, error) {
 	path := m.Path
 	deleted := strings.HasSuffix(path, " (deleted)")
 	if path == "" || strings.HasPrefix(path, "[") {
 		return nil, fmt.Errorf("mapping %x-%x of %d: %w: no file", m.Start, m.End, pid, ErrNoMapping)
 	}
-	mapFiles := fs.PIDPath(pid, "map_files", fmt.Sprintf("%x-%x", m.Start, m.End))
-	var want unix.Stat_t
-	haveWant := unix.Stat(mapFiles, &want) == nil
+	mapFiles := pfs.PIDPath(pid, "map_files", fmt.Sprintf("%x-%x", m.Start, m.End))
+	// Stat follows the map_files link to the mapped file itself.
+	want, haveWant := statOf(os.Stat(mapFiles))
 	if !deleted {
-		f, err := openInRoot(fs, pid, path)
+		f, err := openInRoot(pfs, pid, path)
 		if err == nil && (!haveWant || (f.Dev == want.Dev && f.Ino == want.Ino)) {
 			return f, nil
 		}
@@ -89,7 +90,7 @@ func Open(fs proc.FS, pid int, m proc.Mapping) (*File, error) {
 	}
 	f, err := openFile(mapFiles, "map_files")
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("opening %s of %d: %w: %w", strings.TrimSuffix(path, " (deleted)"), pid, ErrNoMapping, proc.ErrGone)
 		}
 		return nil, fmt.Errorf("opening %s of %d: %w", path, pid, err)
@@ -136,10 +137,10 @@ func openFile(path, via string) (*File, error) {
 }
 
 func fromOSFile(osf *os.File, via string) (*File, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(osf.Fd()), &st); err != nil {
+	st, ok := statOf(osf.Stat())
+	if !ok {
 		osf.Close()
-		return nil, fmt.Errorf("stat: %w", err)
+		return nil, fmt.Errorf("stat of %s: %w", osf.Name(), ErrNoMapping)
 	}
 	f, err := Parse(osf, st.Size)
 	if err != nil {
@@ -295,3 +296,12 @@ func (f *File) PCToVaddr(pc uint64, m proc.Mapping) (uint64, error) {
 
 // ntGNUBuildID is the note type of a GNU build-id (debug/elf lacks it).
 const ntGNUBuildID = 3
+
+// statOf gives the device, inode and size of a stat result.
+func statOf(fi fs.FileInfo, err error) (st *syscall.Stat_t, ok bool) {
+	if err != nil {
+		return nil, false
+	}
+	st, ok = fi.Sys().(*syscall.Stat_t)
+	return st, ok
+}
