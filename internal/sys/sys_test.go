@@ -8,8 +8,8 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
-	"unsafe"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
