@@ -3,6 +3,7 @@ package unwind
 import (
 	"debug/elf"
 	"fmt"
+	"os"
 )
 
 // maxSectionSize caps what ELFSections reads of one section: the biggest
@@ -46,18 +47,14 @@ func ELFSections(f *elf.File) (Sections, error) {
 // get the address f is linked at: the mapping starts at mapStart and maps
 // f from file offset mapOffset (both from /proc/PID/maps).
 func LoadBias(f *elf.File, mapStart, mapOffset uint64) (uint64, error) {
-	// A mapping starts on a page boundary at or before its segment's file
-	// offset (4 KiB pages on x86-64, up to 64 KiB on arm64); when two
-	// segments qualify, the later one starts closer to the mapping.
-	const maxPage = 1 << 16
-	var seg *elf.Prog
+	// A mapping starts at the page boundary at or before its segment's
+	// file offset. The target runs on this kernel, so its page size is
+	// ours.
+	page := uint64(os.Getpagesize())
 	for _, p := range f.Progs {
-		if p.Type == elf.PT_LOAD && p.Off&^(maxPage-1) <= mapOffset && mapOffset < p.Off+p.Filesz {
-			seg = p
+		if p.Type == elf.PT_LOAD && p.Off&^(page-1) <= mapOffset && mapOffset < p.Off+p.Filesz {
+			return mapStart - mapOffset - (p.Vaddr - p.Off), nil
 		}
 	}
-	if seg == nil {
-		return 0, fmt.Errorf("no loadable segment maps file offset %#x", mapOffset)
-	}
-	return mapStart - mapOffset - (seg.Vaddr - seg.Off), nil
+	return 0, fmt.Errorf("no loadable segment maps file offset %#x", mapOffset)
 }
