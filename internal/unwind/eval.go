@@ -137,8 +137,11 @@ func (p *program) run(st *evalState, insns []byte, base int, fde bool, loc, addr
 		case cfaNop:
 		case cfaSetLoc:
 			v, err := r.pointer(p.fdeEnc, 0)
-			if err != nil {
+			if err != nil && r.err == nil { // ErrUnsupported; format errors get their offset below
 				return err
+			}
+			if err != nil {
+				break
 			}
 			if v < loc {
 				return errAt(opOff, "DW_CFA_set_loc goes backwards")
