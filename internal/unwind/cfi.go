@@ -13,7 +13,7 @@ const (
 	maxFDEs = 1 << 21
 	// maxSteps caps the instructions one row evaluation runs (CIE initial
 	// instructions plus the FDE's); compilers emit a few dozen per FDE.
-	maxSteps = 1 << 16
+	maxSteps = 1 << 14
 	// maxStateStack caps DW_CFA_remember_state nesting.
 	maxStateStack = 64
 )

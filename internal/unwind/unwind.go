@@ -181,17 +181,19 @@ func (u *Unwinder) walk(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int
 			tr.Stop = StopMaxFrames
 			return
 		}
-		tr.Frames = append(tr.Frames, Frame{PC: pc, SP: sp})
-		frame := &tr.Frames[len(tr.Frames)-1]
 		lookupPC := pc
 		if !precise {
 			lookupPC--
 		}
 		table, bias, mapped := lookup(lookupPC)
-		if !mapped && len(tr.Frames) > 1 {
+		// A first PC outside any mapping is still worth reporting (code
+		// unmapped since); a return address there is garbage.
+		if !mapped && len(tr.Frames) > 0 {
 			tr.Stop = StopUnmapped
 			return
 		}
+		tr.Frames = append(tr.Frames, Frame{PC: pc, SP: sp})
+		frame := &tr.Frames[len(tr.Frames)-1]
 		var row Row
 		err := ErrNoFDE
 		if table != nil && !u.FramePointersOnly {
