@@ -35,7 +35,7 @@ type Program struct {
 type recipe struct {
 	main  string     // the binary to run
 	files []string   // other outputs that must sit beside it
-	cmds  [][]string // gcc command lines, run in order
+	cmds  [][]string // command lines (gcc, g++, go), run in order
 }
 
 var recipes = map[string]recipe{
@@ -50,6 +50,16 @@ var recipes = map[string]recipe{
 			{"gcc", "-O2", "-fomit-frame-pointer", "-Wall", "-s", "-pthread",
 				"-o", "vpnserver", "vpnserver.c", "-L.", "-lnat", "-Wl,-rpath,$ORIGIN"},
 		},
+	},
+	"cxxhot": {
+		main: "cxxhot",
+		cmds: [][]string{{"g++", "-O2", "-g", "-Wall", "-pthread", "-o", "cxxhot", "session.cc"}},
+	},
+	"gostripped": {
+		main: "gostripped",
+		// Outside any module: the copied sources hold no go.mod (one
+		// would keep the directory out of the embedded testdata).
+		cmds: [][]string{{"go", "build", "-trimpath", "-ldflags=-s -w", "-o", "gostripped", "main.go"}},
 	},
 	"compute": {
 		main: "compute",
@@ -197,6 +207,10 @@ func compile(name string, r recipe, dir string) error {
 	for _, args := range r.cmds {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir = dir
+		if args[0] == "go" {
+			// A build of its own: no workspace or flags of the caller's.
+			cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=", "GO111MODULE=on", "CGO_ENABLED=0")
+		}
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
@@ -209,17 +223,20 @@ func compile(name string, r recipe, dir string) error {
 // commands and the compiler.
 func cacheKey(name string, r recipe) (string, error) {
 	h := sha256.New()
-	gccVersion, err := exec.Command("gcc", "--version").Output()
-	if err != nil {
-		var exitErr *exec.ExitError
-		if errors.As(err, &exitErr) {
-			return "", fmt.Errorf("gcc --version: %w\n%s", err, exitErr.Stderr)
+	seen := map[string]bool{}
+	for _, args := range r.cmds {
+		if seen[args[0]] {
+			continue
 		}
-		return "", fmt.Errorf("gcc is needed to build scenarios: %w", err)
+		seen[args[0]] = true
+		version, err := toolVersion(args[0])
+		if err != nil {
+			return "", err
+		}
+		h.Write(version)
 	}
-	h.Write(gccVersion)
 	fmt.Fprintf(h, "%q %q %q\n", r.main, r.files, r.cmds)
-	err = fs.WalkDir(sources, "testdata/"+name, func(path string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(sources, "testdata/"+name, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -235,6 +252,24 @@ func cacheKey(name string, r recipe) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// toolVersion returns what a build tool says of its version, which is
+// part of a build's cache key.
+func toolVersion(tool string) ([]byte, error) {
+	arg := "--version"
+	if tool == "go" {
+		arg = "version"
+	}
+	out, err := exec.Command(tool, arg).Output()
+	if err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return nil, fmt.Errorf("%s %s: %w\n%s", tool, arg, err, exitErr.Stderr)
+		}
+		return nil, fmt.Errorf("%s is needed to build scenarios: %w", tool, err)
+	}
+	return out, nil
 }
 
 // Start runs the program on the host with env added to the test's

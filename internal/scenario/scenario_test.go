@@ -35,7 +35,7 @@ func threadNames(t *testing.T, pid int) []string {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"busypoll", "compute", "idle", "refused", "spawner", "threads"}
+	want := []string{"busypoll", "compute", "cxxhot", "gostripped", "idle", "refused", "spawner", "threads"}
 	if got := scenario.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)
 	}
@@ -50,6 +50,8 @@ func TestScenariosRun(t *testing.T) {
 	}{
 		{name: "busypoll", thread: "NatThreadMain", tasks: 2},
 		{name: "compute", thread: "cruncher", tasks: 2},
+		{name: "cxxhot", thread: "pump", tasks: 2},
+		{name: "gostripped"},
 		{name: "idle", thread: "acceptor", tasks: 2},
 		{name: "spawner"},
 		{name: "threads", args: []string{"50"}, tasks: 51},

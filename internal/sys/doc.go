@@ -2,9 +2,10 @@
 //
 // Everything that goes below the os package — reading /proc files into
 // reused buffers, capabilities, perf_event_open and its ring buffer,
-// ptrace, and in later work openat2 and bpf — lives here, so the rest of
-// the tree reads as plain Go and a reviewer has one place to audit what
-// cpuwhy asks of the kernel.
+// ptrace, bpf, and openat2 (OpenInRoot, which opens a target's files
+// confined to its root) — lives here, so the rest of the tree reads as
+// plain Go and a reviewer has one place to audit what cpuwhy asks of the
+// kernel.
 //
 // Errors are returned as the kernel gave them (wrapped with the path or
 // operation), so callers can test them with errors.Is against unix.ENOENT,

@@ -1,0 +1,177 @@
+package objfile
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+)
+
+func load(vaddr, off, filesz uint64) *elf.Prog {
+	return &elf.Prog{ProgHeader: elf.ProgHeader{Type: elf.PT_LOAD, Vaddr: vaddr, Off: off, Filesz: filesz, Memsz: filesz}}
+}
+
+// TestPCToVaddr checks the load bias math on the layouts linkers make.
+func TestPCToVaddr(t *testing.T) {
+	// A PIE as GNU ld lays it out: text at file offset 0x1000, vaddr 0x1000;
+	// data at offset 0x2db8, vaddr 0x3db8.
+	pie := &File{ELF: &elf.File{Progs: []*elf.Prog{load(0, 0, 0x628), load(0x1000, 0x1000, 0x1d5), load(0x3db8, 0x2db8, 0x258)}}}
+	// A non-PIE executable linked at 0x400000 (Go's default).
+	exe := &File{ELF: &elf.File{Progs: []*elf.Prog{load(0x400000, 0, 0x9e000), load(0x49e000, 0x9e000, 0x1000)}}}
+	// A library whose text segment does not start on a page of its own
+	// (vaddr 0x1234 at offset 0x234): the mapping starts at offset 0.
+	odd := &File{ELF: &elf.File{Progs: []*elf.Prog{load(0x1234, 0x234, 0x2000)}}}
+	tests := []struct {
+		name string
+		f    *File
+		m    proc.Mapping
+		pc   uint64
+		want uint64
+		err  error
+	}{
+		{"pie text", pie, proc.Mapping{Start: 0x55d0a1a01000, End: 0x55d0a1a02000, Offset: 0x1000}, 0x55d0a1a01139, 0x1139, nil},
+		{"exe", exe, proc.Mapping{Start: 0x400000, End: 0x49e000, Offset: 0}, 0x401234, 0x401234, nil},
+		{"odd", odd, proc.Mapping{Start: 0x7f0000000000, End: 0x7f0000003000, Offset: 0}, 0x7f0000001300, 0x2300, nil}, // mapping start is vaddr 0x1000
+		{"outside mapping", pie, proc.Mapping{Start: 0x1000, End: 0x2000, Offset: 0x1000}, 0x2000, 0, ErrNoMapping},
+		{"in no segment", pie, proc.Mapping{Start: 0x1000, End: 0x2000, Offset: 0x1000}, 0x1f00, 0, ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.f.PCToVaddr(tt.pc, tt.m)
+			if !errors.Is(err, tt.err) || (tt.err == nil && got != tt.want) {
+				t.Errorf("PCToVaddr(%#x) = %#x, %v; want %#x, %v", tt.pc, got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func note(name string, typ uint32, desc []byte) []byte {
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, []uint32{uint32(len(name)), uint32(len(desc)), typ})
+	b.WriteString(name)
+	for b.Len()%4 != 0 {
+		b.WriteByte(0)
+	}
+	b.Write(desc)
+	for b.Len()%4 != 0 {
+		b.WriteByte(0)
+	}
+	return b.Bytes()
+}
+
+func TestParseBuildIDNote(t *testing.T) {
+	id := []byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5}
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"gnu", note("GNU\x00", 3, id), "deadbeef0102030405"},
+		{"after another note", append(note("GNU\x00", 1, []byte{0, 0, 0, 0, 3, 0, 0, 0}), note("GNU\x00", 3, id)...), "deadbeef0102030405"},
+		{"other owner", note("Go\x00\x00", 3, id), ""},
+		{"truncated", note("GNU\x00", 3, id)[:20], ""},
+		{"huge descsz", append([]byte{4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 3, 0, 0, 0}, "GNU\x00"...), ""},
+		{"empty", nil, ""},
+	}
+	for _, tt := range tests {
+		if got := ParseBuildIDNote(tt.data, binary.LittleEndian); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseDebuglink(t *testing.T) {
+	tests := []struct {
+		name    string
+		data    []byte
+		want    string
+		wantCRC uint32
+		err     bool
+	}{
+		{"ok", []byte("compute.debug\x00\x00\x00\x78\x56\x34\x12"), "compute.debug", 0x12345678, false},
+		{"aligned name", []byte("abc\x00\x01\x00\x00\x00"), "abc", 1, false},
+		{"no crc", []byte("compute.debug\x00"), "", 0, true},
+		{"no name", []byte("\x00\x00\x00\x00\x01\x00\x00\x00"), "", 0, true},
+		{"path", []byte("../../etc/passwd\x00\x00\x00\x00\x01\x00\x00\x00"), "", 0, true},
+	}
+	for _, tt := range tests {
+		name, crc, err := ParseDebuglink(tt.data, binary.LittleEndian)
+		if (err != nil) != tt.err || name != tt.want || crc != tt.wantCRC {
+			t.Errorf("%s: got %q %#x %v", tt.name, name, crc, err)
+		}
+	}
+}
+
+func TestCache(t *testing.T) {
+	var evicted []int
+	c := NewCache[int](2, func(v int) { evicted = append(evicted, v) })
+	a, b, d := Key{BuildID: "a"}, Key{Path: "/b", Ino: 1}, Key{Path: "/b", Ino: 2}
+	c.Add(a, 1)
+	c.Add(b, 2)
+	c.Get(a) // b is now the least recently used
+	c.Add(d, 3)
+	if _, ok := c.Get(b); ok || c.Len() != 2 || len(evicted) != 1 || evicted[0] != 2 {
+		t.Errorf("after eviction: has b %v, len %d, evicted %v", ok, c.Len(), evicted)
+	}
+	if v, ok := c.Get(a); !ok || v != 1 {
+		t.Errorf("Get(a) = %d, %v", v, ok)
+	}
+}
+
+func TestParseSelf(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o, err := Parse(f, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The go tool gives test binaries a build-id note.
+	if o.BuildID == "" {
+		t.Error("no build-id in the test binary")
+	}
+	if _, err := o.Section(".gopclntab"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestParseGarbage(t *testing.T) {
+	for _, data := range [][]byte{nil, []byte("not an ELF"), []byte("\x7fELF\x02\x01\x01")} {
+		if _, err := Parse(bytes.NewReader(data), int64(len(data))); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Parse(%q) = %v, want ErrMalformed", data, err)
+		}
+	}
+}
+
+// FuzzParse opens arbitrary bytes as an object and reads what Open's
+// callers read: build-id, debuglink, sections, segments.
+func FuzzParse(f *testing.F) {
+	if exe, err := os.Executable(); err == nil {
+		if data, err := os.ReadFile(exe); err == nil && len(data) > 4096 {
+			f.Add(data[:4096])
+		}
+	}
+	f.Add([]byte("\x7fELF\x02\x01\x01\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := Parse(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		o.Debuglink()
+		for _, s := range o.ELF.Sections {
+			o.Section(s.Name)
+		}
+		o.FileOffsetToVaddr(0x1000)
+		o.PCToVaddr(0x1000, proc.Mapping{Start: 0x1000, End: 0x2000})
+	})
+}
