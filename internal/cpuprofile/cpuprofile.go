@@ -2,7 +2,6 @@ package cpuprofile
 
 import (
 	"context"
-	"debug/elf"
 	"fmt"
 	"sync"
 	"time"
@@ -61,8 +60,9 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	if err != nil {
 		maps = startMaps
 	}
-	space, closeObjects, spaceErrs := newSpace(opts.FS, pid, maps)
-	defer closeObjects()
+	objects := objfile.NewOpener(opts.FS, pid)
+	defer objects.Close()
+	space, spaceErrs := unwind.NewSpace(maps, objects.OpenELF, unwind.ProcessMemory{Pid: pid})
 
 	symbolizer := symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs})
 	var ksyms *sample.KernelSymbols
@@ -118,27 +118,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-// newSpace loads the unwind tables of every executable mapping, opening
-// the target's files through its root.
-func newSpace(fs proc.FS, pid int, maps []proc.Mapping) (*unwind.Space, func(), []error) {
-	var opened []*objfile.File
-	root := fs.PIDPath(pid, "root")
-	open := func(path string) (*elf.File, error) {
-		f, err := objfile.OpenInRoot(root, path)
-		if err != nil {
-			return nil, err
-		}
-		opened = append(opened, f)
-		return f.ELF, nil
-	}
-	space, errs := unwind.NewSpace(maps, open, unwind.ProcessMemory{Pid: pid})
-	return space, func() {
-		for _, f := range opened {
-			f.Close()
-		}
-	}, errs
 }
 
 // namer names frames, once per distinct address.
