@@ -84,7 +84,7 @@ func waitStop(tid int) error {
 }
 
 // findThread returns the TID of the thread of pid named comm.
-func findThread(t *testing.T, pid int, comm string) int {
+func findThread(t testing.TB, pid int, comm string) int {
 	t.Helper()
 	fs := proc.FS{}
 	deadline := time.Now().Add(5 * time.Second)
@@ -111,7 +111,7 @@ func findThread(t *testing.T, pid int, comm string) int {
 
 // requirePtrace skips (or fails, when privileges are required) unless the
 // test may trace pid.
-func requirePtrace(t *testing.T, pid int) {
+func requirePtrace(t testing.TB, pid int) {
 	t.Helper()
 	if err := sys.CheckPtraceAccess(pid); err != nil {
 		if errors.Is(err, syscall.EPERM) {
@@ -131,7 +131,7 @@ type namer struct {
 	bias map[uint64]uint64       // by mapping start
 }
 
-func newNamer(t *testing.T, maps []proc.Mapping) *namer {
+func newNamer(t testing.TB, maps []proc.Mapping) *namer {
 	n := &namer{mods: symbol.NewModules(maps), syms: map[string][]elf.Symbol{}, bias: map[uint64]uint64{}}
 	for _, m := range maps {
 		if !m.Exec() || !strings.HasPrefix(m.Path, "/") {
@@ -259,7 +259,7 @@ func sampleThread(t *testing.T, pid, tid, attempts int, u *Unwinder, space *Spac
 	}
 }
 
-func startScenario(t *testing.T, name, thread string) (pid, tid int, space *Space, n *namer) {
+func startScenario(t testing.TB, name, thread string) (pid, tid int, space *Space, n *namer) {
 	p := scenario.Build(t, name)
 	cmd := p.Start(t, nil)
 	pid = cmd.Process.Pid
