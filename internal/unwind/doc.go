@@ -34,13 +34,16 @@
 //
 // # Own parser, not delve's
 //
-// delve's pkg/dwarf/frame parses whole sections eagerly into FDE structs
-// and signals malformed input with panics in places; cpuwhy reads CFI of
-// hostile containers' files and wants errors with offsets, caps sized by
-// the input, a lazy per-lookup parse, and the .plt CFA expression, which
-// delve's package does not evaluate. The format is small enough that an
-// own parser, checked row by row against readelf on libc and fuzzed, is
-// cheaper than adapting one.
+// delve's pkg/dwarf/frame was the alternative. Its Parse builds a struct
+// per FDE of the whole section up front (3,700 for libc, per process
+// object), drops read errors so truncated input decodes as zeros instead
+// of failing at an offset, has no 64-bit DWARF lengths, and leaves DWARF
+// expressions to delve's pkg/proc. cpuwhy reads CFI from files of
+// containers it does not trust and wants errors with offsets, caps sized
+// by the input, a lazy per-lookup parse, and the .plt CFA expression. The
+// format is small enough that an own parser, checked row by row against
+// readelf on all of libc and fuzzed, costs less than adapting delve's and
+// adding its module to ours.
 //
 // # Limits
 //
