@@ -20,7 +20,7 @@
 //     process's memory (the vdso).
 //   - Table indexes one object's FDEs by start address (from
 //     .eh_frame_hdr when usable, else by walking .eh_frame) and parses the
-//     covering FDE on each lookup, so it costs 8 bytes per FDE.
+//     covering FDE on each lookup, so it costs 16 bytes per FDE.
 //   - Unwinder (unwind.go) walks x86-64 stacks: CFI where an FDE covers
 //     the PC, frame pointers where none does. Callers are looked up at
 //     their return address minus one, the call instruction, and reported
