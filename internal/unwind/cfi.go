@@ -292,28 +292,34 @@ type cie struct {
 }
 
 func (s *frameSection) parseCIE(off int) (*cie, error) {
+	c := new(cie)
+	return c, s.parseCIEInto(off, c)
+}
+
+// parseCIEInto parses the CIE at off into c; lookups keep c on the stack.
+func (s *frameSection) parseCIEInto(off int, c *cie) error {
 	e, err := s.entry(off)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !e.isCIE {
-		return nil, &FormatError{Section: s.name, Off: off, Msg: "FDE's CIE pointer names an FDE"}
+		return &FormatError{Section: s.name, Off: off, Msg: "FDE's CIE pointer names an FDE"}
 	}
 	r := &reader{sec: s.name, b: s.data[:e.end], off: e.body, addr: s.addr}
-	c := &cie{fdeEnc: peAbsptr}
+	*c = cie{fdeEnc: peAbsptr}
 	version := r.u8()
 	if r.err == nil && version != 1 && version != 3 && version != 4 {
-		return nil, &FormatError{Section: s.name, Off: e.body, Msg: "unknown CIE version"}
+		return &FormatError{Section: s.name, Off: e.body, Msg: "unknown CIE version"}
 	}
 	aug := r.cstring()
 	if version == 4 {
 		addrSize, segSize := r.u8(), r.u8()
 		if r.err == nil && (addrSize != 8 || segSize != 0) {
-			return nil, &FormatError{Section: s.name, Off: e.body, Msg: "address size not 8 or segments"}
+			return &FormatError{Section: s.name, Off: e.body, Msg: "address size not 8 or segments"}
 		}
 	}
 	if len(aug) >= 2 && aug[:2] == "eh" { // pre-2000 GCC: an extra pointer
-		return nil, ErrUnsupported
+		return ErrUnsupported
 	}
 	c.codeAlign = r.uleb()
 	c.dataAlign = r.sleb()
@@ -327,7 +333,7 @@ func (s *frameSection) parseCIE(off int) (*cie, error) {
 		augLen := r.uleb()
 		augData := r.bytes(augLen)
 		if r.err != nil {
-			return nil, r.err
+			return r.err
 		}
 		ar := &reader{sec: s.name, b: s.data[:r.off], off: r.off - len(augData), addr: s.addr}
 	augLoop:
@@ -339,7 +345,7 @@ func (s *frameSection) parseCIE(off int) (*cie, error) {
 				ar.u8() // LSDA encoding: the LSDA is for exceptions, not us
 			case 'P':
 				if _, err := ar.pointer(ar.u8(), 0); err != nil && !errors.Is(err, ErrUnsupported) {
-					return nil, err
+					return err
 				}
 			case 'S':
 				c.signal = true
@@ -349,18 +355,18 @@ func (s *frameSection) parseCIE(off int) (*cie, error) {
 				break augLoop
 			}
 			if ar.err != nil {
-				return nil, ar.err
+				return ar.err
 			}
 		}
 	} else if aug != "" {
-		return nil, ErrUnsupported
+		return ErrUnsupported
 	}
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
 	c.insnsOff = r.off
 	c.insns = s.data[r.off:e.end]
-	return c, nil
+	return nil
 }
 
 // fde is a parsed Frame Description Entry.
@@ -372,17 +378,22 @@ type fde struct {
 }
 
 func (s *frameSection) parseFDE(e entry, c *cie) (*fde, error) {
+	f := new(fde)
+	return f, s.parseFDEInto(e, c, f)
+}
+
+func (s *frameSection) parseFDEInto(e entry, c *cie, f *fde) error {
 	r := &reader{sec: s.name, b: s.data[:e.end], off: e.body, addr: s.addr}
-	f := &fde{cie: c}
+	*f = fde{cie: c}
 	var err error
 	if s.eh {
 		if f.start, err = r.pointer(c.fdeEnc, 0); err != nil {
-			return nil, err
+			return err
 		}
 		length := pointerValue(r, c.fdeEnc)
 		f.end = f.start + length
 		if f.end < f.start {
-			return nil, &FormatError{Section: s.name, Off: e.off, Msg: "address range wraps"}
+			return &FormatError{Section: s.name, Off: e.off, Msg: "address range wraps"}
 		}
 	} else {
 		f.start = r.u64()
@@ -392,59 +403,57 @@ func (s *frameSection) parseFDE(e entry, c *cie) (*fde, error) {
 		r.bytes(r.uleb())
 	}
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
 	f.insnsOff = r.off
 	f.insns = s.data[r.off:e.end]
-	return f, nil
+	return nil
 }
 
-// find returns the FDE covering addr among refs.
-func (s *frameSection) find(refs []fdeRef, addr uint64) (*fde, error) {
+// find parses the FDE covering addr among refs into f and c.
+func (s *frameSection) find(refs []fdeRef, addr uint64, f *fde, c *cie) error {
 	i := sort.Search(len(refs), func(i int) bool { return refs[i].start > addr }) - 1
 	if i < 0 {
-		return nil, ErrNoFDE
+		return ErrNoFDE
 	}
 	e, err := s.entry(int(refs[i].off))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if e.isCIE || e.end == 0 {
-		return nil, &FormatError{Section: s.name, Off: e.off, Msg: "indexed entry is not an FDE"}
+		return &FormatError{Section: s.name, Off: e.off, Msg: "indexed entry is not an FDE"}
 	}
-	c, err := s.parseCIE(e.ciePtr)
-	if err != nil {
-		return nil, err
+	if err := s.parseCIEInto(e.ciePtr, c); err != nil {
+		return err
 	}
-	f, err := s.parseFDE(e, c)
-	if err != nil {
-		return nil, err
+	if err := s.parseFDEInto(e, c, f); err != nil {
+		return err
 	}
 	if addr < f.start || addr >= f.end {
-		return nil, ErrNoFDE
+		return ErrNoFDE
 	}
-	return f, nil
+	return nil
 }
 
 // RowAt evaluates the CFA program of the FDE covering addr, an address
 // of the object as linked (a PC minus the load bias). It returns ErrNoFDE
 // when no FDE covers addr.
 func (t *Table) RowAt(addr uint64) (Row, error) {
-	var f *fde
-	var err error = ErrNoFDE
-	var sec *frameSection
+	var f fde
+	var c cie
+	err := ErrNoFDE
+	sec := &t.eh
 	if len(t.ehIndex) > 0 {
-		f, err = t.eh.find(t.ehIndex, addr)
-		sec = &t.eh
+		err = t.eh.find(t.ehIndex, addr, &f, &c)
 	}
 	if errors.Is(err, ErrNoFDE) && len(t.debugIndex) > 0 {
-		f, err = t.debug.find(t.debugIndex, addr)
 		sec = &t.debug
+		err = t.debug.find(t.debugIndex, addr, &f, &c)
 	}
 	if err != nil {
 		return Row{}, err
 	}
-	return evalFDE(sec, f, addr)
+	return evalFDE(sec, &f, addr)
 }
 
 // Len returns how many FDEs the table indexes.

@@ -1,7 +1,9 @@
 package unwind
 
 import (
+	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -84,7 +86,7 @@ func waitStop(tid int) error {
 }
 
 // findThread returns the TID of the thread of pid named comm.
-func findThread(t *testing.T, pid int, comm string) int {
+func findThread(t testing.TB, pid int, comm string) int {
 	t.Helper()
 	fs := proc.FS{}
 	deadline := time.Now().Add(5 * time.Second)
@@ -111,7 +113,7 @@ func findThread(t *testing.T, pid int, comm string) int {
 
 // requirePtrace skips (or fails, when privileges are required) unless the
 // test may trace pid.
-func requirePtrace(t *testing.T, pid int) {
+func requirePtrace(t testing.TB, pid int) {
 	t.Helper()
 	if err := sys.CheckPtraceAccess(pid); err != nil {
 		if errors.Is(err, syscall.EPERM) {
@@ -131,7 +133,7 @@ type namer struct {
 	bias map[uint64]uint64       // by mapping start
 }
 
-func newNamer(t *testing.T, maps []proc.Mapping) *namer {
+func newNamer(t testing.TB, maps []proc.Mapping) *namer {
 	n := &namer{mods: symbol.NewModules(maps), syms: map[string][]elf.Symbol{}, bias: map[uint64]uint64{}}
 	for _, m := range maps {
 		if !m.Exec() || !strings.HasPrefix(m.Path, "/") {
@@ -259,7 +261,7 @@ func sampleThread(t *testing.T, pid, tid, attempts int, u *Unwinder, space *Spac
 	}
 }
 
-func startScenario(t *testing.T, name, thread string) (pid, tid int, space *Space, n *namer) {
+func startScenario(t testing.TB, name, thread string) (pid, tid int, space *Space, n *namer) {
 	p := scenario.Build(t, name)
 	cmd := p.Start(t, nil)
 	pid = cmd.Process.Pid
@@ -373,5 +375,87 @@ func TestUnwindCompute(t *testing.T) {
 	t.Logf("%d/%d unwound crunch_numbers to start_thread", ok, attempts)
 	if float64(ok)/attempts < wantRate {
 		t.Errorf("success rate %d/%d < %.2f", ok, attempts, wantRate)
+	}
+}
+
+// TestUnwindThroughVDSO reads the vdso's CFI from the target's memory and
+// unwinds from its clock_gettime entry: a stopped NatThreadMain stack with
+// a call into the vdso pushed on top of it (the PC where it stopped as the
+// return address), which must unwind through the vdso to start_thread.
+func TestUnwindThroughVDSO(t *testing.T) {
+	pid, tid, space, n := startScenario(t, "busypoll", "NatThreadMain")
+	maps, err := proc.FS{}.Maps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vdso proc.Mapping
+	for _, m := range maps {
+		if m.Path == "[vdso]" {
+			vdso = m
+		}
+	}
+	if vdso.Start == 0 {
+		t.Skip("no [vdso] mapping")
+	}
+	img := make([]byte, vdso.End-vdso.Start)
+	if _, err := (ProcessMemory{Pid: pid}).ReadAt(img, vdso.Start); err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry uint64
+	for _, s := range syms {
+		if s.Name == "__vdso_clock_gettime" {
+			entry = s.Value
+		}
+	}
+	if entry == 0 {
+		t.Fatal("the vdso has no __vdso_clock_gettime")
+	}
+	bias, err := LoadBias(f, vdso.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, tbias, mapped := space.Lookup(entry + bias)
+	if table == nil || !mapped || tbias != bias {
+		t.Fatalf("Space.Lookup(vdso clock_gettime) = %v, %#x, %v", table, tbias, mapped)
+	}
+	if _, err := table.RowAt(entry); err != nil {
+		t.Fatalf("vdso CFI at clock_gettime: %v", err)
+	}
+
+	// The stopped PC becomes a return address, looked up at PC-1, which
+	// is only right past a function's first byte: take a stop inside
+	// recvfrom (most are), past its entry.
+	var regs Regs
+	var stack StackCopy
+	runtime.LockOSThread()
+	for i := 0; i < 50; i++ {
+		if regs, stack, err = snapshot(tid); err != nil {
+			break
+		}
+		if _, fn := n.frame(regs.PC, false); fn == "recvfrom" || fn == "__libc_recvfrom" {
+			if _, fn1 := n.frame(regs.PC-1, false); fn1 == fn {
+				break
+			}
+		}
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ret [8]byte
+	binary.LittleEndian.PutUint64(ret[:], regs.PC)
+	pushed := StackCopy{Base: stack.Base - 8, Data: append(ret[:], stack.Data...)}
+	var u Unwinder
+	tr := u.Trace(Regs{PC: entry + bias, SP: pushed.Base, FP: regs.FP}, pushed, space.Lookup, 128)
+	if tr.Frames[0].Method != MethodCFI || len(tr.Frames) < 2 || tr.Frames[1].PC != regs.PC || !n.startedThread(tr, "vpnserver") {
+		t.Errorf("unwinding from the vdso:\n%s", n.describe(tr))
 	}
 }

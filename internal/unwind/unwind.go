@@ -117,7 +117,12 @@ type Trace struct {
 
 // Unwinder walks x86-64 user stacks. The zero value uses CFI and falls
 // back to frame pointers where no FDE covers a PC.
+//
+// An Unwinder reuses a buffer across calls of Unwind: give each goroutine
+// its own.
 type Unwinder struct {
+	frames []Frame // Unwind's scratch
+
 	// FramePointersOnly ignores CFI: what a frame-pointer unwinder (perf
 	// --call-graph fp, the kernel's own user-stack walk) would find.
 	FramePointersOnly bool
@@ -127,7 +132,9 @@ type Unwinder struct {
 // return addresses as found on the stack (not adjusted to the call
 // instruction). It stops after max frames.
 func (u *Unwinder) Unwind(regs Regs, mem Memory, lookup Lookup, max int) []uint64 {
-	tr := u.Trace(regs, mem, lookup, max)
+	tr := Trace{Frames: u.frames[:0]}
+	u.walk(&tr, regs, mem, lookup, max)
+	u.frames = tr.Frames
 	pcs := make([]uint64, len(tr.Frames))
 	for i, f := range tr.Frames {
 		pcs[i] = f.PC
@@ -139,7 +146,7 @@ func (u *Unwinder) Unwind(regs Regs, mem Memory, lookup Lookup, max int) []uint6
 // why the walk ended.
 func (u *Unwinder) Trace(regs Regs, mem Memory, lookup Lookup, max int) Trace {
 	var tr Trace
-	tr.Frames = make([]Frame, 0, min(max, 64))
+	tr.Frames = make([]Frame, 0, min(max, 16))
 	u.walk(&tr, regs, mem, lookup, max)
 	return tr
 }
