@@ -305,3 +305,34 @@ func statOf(fi fs.FileInfo, err error) (st *syscall.Stat_t, ok bool) {
 	st, ok = fi.Sys().(*syscall.Stat_t)
 	return st, ok
 }
+
+// Opener opens the objects of process pid by the paths its mappings name,
+// through its root, for callers that want the parsed ELF (the unwinder's
+// tables). Close closes every object it opened.
+type Opener struct {
+	root   string
+	opened []*File
+}
+
+// NewOpener returns an Opener of the objects of pid.
+func NewOpener(fs proc.FS, pid int) *Opener {
+	return &Opener{root: fs.PIDPath(pid, "root")}
+}
+
+// OpenELF opens path inside the process's root.
+func (o *Opener) OpenELF(path string) (*elf.File, error) {
+	f, err := OpenInRoot(o.root, path)
+	if err != nil {
+		return nil, err
+	}
+	o.opened = append(o.opened, f)
+	return f.ELF, nil
+}
+
+// Close closes every object opened.
+func (o *Opener) Close() {
+	for _, f := range o.opened {
+		f.Close()
+	}
+	o.opened = nil
+}

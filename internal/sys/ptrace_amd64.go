@@ -18,3 +18,11 @@ func getSyscallRegs(tid int) (SyscallRegs, error) {
 		EntryKnown: false,
 	}, nil
 }
+
+func getUserRegs(tid int) (UserRegs, error) {
+	var r unix.PtraceRegs
+	if err := unix.PtraceGetRegs(tid, &r); err != nil {
+		return UserRegs{}, err
+	}
+	return UserRegs{PC: r.Rip, SP: r.Rsp, FP: r.Rbp}, nil
+}

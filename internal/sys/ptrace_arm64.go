@@ -19,3 +19,11 @@ func getSyscallRegs(tid int) (SyscallRegs, error) {
 		EntryKnown: true,
 	}, nil
 }
+
+func getUserRegs(tid int) (UserRegs, error) {
+	var r unix.PtraceRegsArm64
+	if err := unix.PtraceGetRegSetArm64(tid, unix.NT_PRSTATUS, &r); err != nil {
+		return UserRegs{}, err
+	}
+	return UserRegs{PC: r.Pc, SP: r.Sp, FP: r.Regs[29], LR: r.Regs[30]}, nil
+}

@@ -10,3 +10,7 @@ import (
 func getSyscallRegs(tid int) (SyscallRegs, error) {
 	return SyscallRegs{}, fmt.Errorf("syscall registers of %s are not known", runtime.GOARCH)
 }
+
+func getUserRegs(tid int) (UserRegs, error) {
+	return UserRegs{}, fmt.Errorf("registers of %s are not known", runtime.GOARCH)
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -150,5 +151,17 @@ func TestCheckPtraceAccess(t *testing.T) {
 	}
 	if err := CheckPtraceAccess(1 << 30); !errors.Is(err, unix.ESRCH) {
 		t.Errorf("access to a missing PID = %v, want ESRCH", err)
+	}
+}
+
+func TestReadProcessMemory(t *testing.T) {
+	src := []byte("stack bytes of a target")
+	dst := make([]byte, len(src))
+	n, err := ReadProcessMemory(os.Getpid(), dst, uint64(uintptr(unsafe.Pointer(&src[0]))))
+	if err != nil || n != len(src) || string(dst) != string(src) {
+		t.Fatalf("ReadProcessMemory = %d, %v, %q", n, err, dst)
+	}
+	if _, err := ReadProcessMemory(os.Getpid(), dst, 0); !errors.Is(err, unix.EFAULT) {
+		t.Errorf("reading address 0: %v, want EFAULT", err)
 	}
 }

@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
+)
+
+func TestDumpContainer(t *testing.T) {
+	c := startBusyPoll(t)
+	code, out, errOut := run(t, "dump", "--json", "--container", c.Name, "--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var d struct {
+		PID     int          `json:"pid"`
+		Threads []dumpThread `json:"threads"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if d.PID != c.HostPID || len(d.Threads) != 2 {
+		t.Fatalf("dump of %d has %d threads: %s", d.PID, len(d.Threads), out)
+	}
+	var nat *dumpThread
+	for i := range d.Threads {
+		if d.Threads[i].Name == "NatThreadMain" {
+			nat = &d.Threads[i]
+		}
+		if d.Threads[i].HeldUs > 100_000 {
+			t.Errorf("thread %d held %dµs", d.Threads[i].TID, d.Threads[i].HeldUs)
+		}
+	}
+	if nat == nil {
+		t.Fatalf("no NatThreadMain: %s", out)
+	}
+	stack := strings.Join(nat.Frames, " <- ")
+	for _, want := range []string{"recvfrom", "RecvFrom", "vpnserver+0x", "start_thread"} {
+		if !strings.Contains(stack, want) {
+			t.Errorf("NatThreadMain stack %q lacks %q", stack, want)
+		}
+	}
+	assertRunning(t, c.HostPID)
+}
+
+// TestDumpLeavesTargetRunning dumps a process many times over: it must
+// never be left stopped or traced, and keep working.
+func TestDumpLeavesTargetRunning(t *testing.T) {
+	b := scenario.StartBusypoll(t)
+	before := b.Rate(t, 300*time.Millisecond)
+	for i := 0; i < 20; i++ {
+		if code, _, errOut := run(t, "dump", fmt.Sprint(b.PID())); code != 0 {
+			t.Fatalf("dump %d: exit %d: %s", i, code, errOut)
+		}
+	}
+	assertRunning(t, b.PID())
+	var after float64
+	for try := 0; try < 3; try++ {
+		if after = b.Rate(t, 300*time.Millisecond); after >= 0.85*before {
+			return
+		}
+	}
+	t.Errorf("after the dumps busypoll makes %.0f calls per CPU second, before %.0f", after, before)
+}
+
+// assertRunning checks that no thread of pid is stopped or traced.
+func assertRunning(t *testing.T, pid int) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "State:") && (strings.Contains(line, "stopped") || strings.Contains(line, "tracing stop")) {
+				t.Errorf("thread %s left %s", task.Name(), line)
+			}
+			if strings.HasPrefix(line, "TracerPid:") && strings.TrimSpace(strings.TrimPrefix(line, "TracerPid:")) != "0" {
+				t.Errorf("thread %s still traced: %s", task.Name(), line)
+			}
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/flame"
+	"github.com/cpuwhy/cpuwhy/internal/target"
+)
+
+type recordOptions struct {
+	global  *globalOptions
+	streams Streams
+
+	spec      target.Spec
+	duration  time.Duration
+	frequency int
+	output    string
+	format    string
+	kernel    bool
+	debugDirs []string
+	top       int
+}
+
+func newRecordCmd(g *globalOptions, s Streams) *cobra.Command {
+	o := &recordOptions{global: g, streams: s}
+	cmd := &cobra.Command{
+		Use:   "record [PID] -o FILE",
+		Short: "Sample where a process spends its CPU, with named stacks, into a profile",
+		Long: `Sample the threads of one process on CPU (perf_event_open, -F per second of
+CPU), unwind each user stack with the call frame information of the target's
+own binaries (stripped, without frame pointers, inside a container: it works
+from the host), name the frames from what the binaries carry, and write the
+profile by file name: .pb.gz (pprof), .folded (flamegraph.pl) or .html (a
+self-contained interactive flame graph). The hottest stacks are printed too.
+
+Frames nothing names print as module+0xoffset, and the report says which
+modules lack symbols and how to get them (--debug-dir).`,
+		Example: `  cpuwhy record 5072 -o vpn.html
+  cpuwhy record --container vpn -d 30s -F 199 -o vpn.pb.gz && go tool pprof -top vpn.pb.gz
+  cpuwhy record --name vpnserver -o out.folded`,
+		Args: cobra.MaximumNArgs(1),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				pid, err := strconv.Atoi(args[0])
+				if err != nil || pid <= 0 {
+					return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
+				}
+				o.spec.PID = pid
+			}
+			return runRecord(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	addTargetFlags(cmd, &o.spec)
+	f.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "how long to record")
+	f.IntVarP(&o.frequency, "frequency", "F", 99, "samples per second of CPU, per thread")
+	f.StringVarP(&o.output, "output", "o", "", "profile file: .pb.gz, .folded or .html")
+	f.StringVar(&o.format, "format", "", "pprof, folded or html, whatever the file name")
+	f.BoolVar(&o.kernel, "kernel", true, "record kernel stacks too")
+	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
+	f.IntVar(&o.top, "top", 5, "hottest stacks printed")
+	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"pprof", "folded", "html"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+// maxRecord bounds a recording; a profile of an hour says no more than one
+// of ten minutes.
+const maxRecord = time.Hour
+
+func runRecord(ctx context.Context, o *recordOptions) error {
+	if o.duration <= 0 || o.duration > maxRecord {
+		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxRecord)}
+	}
+	if o.frequency < 1 || o.frequency > 10000 {
+		return usageError{fmt.Errorf("-F %d: give a frequency between 1 and 10000", o.frequency)}
+	}
+	format, err := outputFormat(o.output, o.format)
+	if err != nil {
+		return usageError{err}
+	}
+	resolver := o.global.resolver()
+	t, err := o.global.selector(resolver).Select(ctx, o.spec)
+	if err != nil {
+		return err
+	}
+	progress := o.progressFunc(t)
+	res, err := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
+		FS: o.global.procFS(), Frequency: o.frequency, Duration: o.duration, Kernel: o.kernel,
+		DebugDirs: o.debugDirs, Progress: progress,
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("recording %s: %w", t, err)
+	}
+	if res == nil {
+		return err
+	}
+	p := res.Profile
+	p.Process = t.Name
+	if t.Container != nil {
+		p.Container = containerName(t)
+	}
+	if o.output != "" {
+		if err := flame.WriteFileAs(o.output, format, p); err != nil {
+			return fmt.Errorf("writing %s: %w", o.output, err)
+		}
+	}
+	w := o.streams.Out
+	fmt.Fprintf(w, "cpuwhy record: %s, %d samples in %.1fs, %.0f%% of them unwound to their thread's start\n",
+		t, res.Samples, p.Duration.Seconds(), percentOf(res.UnwoundToStart, res.Samples))
+	if res.Lost+res.Dropped > 0 {
+		fmt.Fprintf(w, "note: %d samples lost by the kernel, %d dropped over the limits\n", res.Lost, res.Dropped)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if err := flame.WriteTop(w, p, o.top); err != nil {
+		return err
+	}
+	if o.output != "" {
+		fmt.Fprintf(w, "profile written to %s\n", o.output)
+	}
+	return nil
+}
+
+// outputFormat is the format to write: --format if given, else the file
+// name's.
+func outputFormat(path, name string) (flame.Format, error) {
+	if name != "" {
+		return flame.ParseFormat(name)
+	}
+	if path == "" {
+		return "", nil // no file: only the summary is printed
+	}
+	return flame.FormatOf(path)
+}
+
+func containerName(t target.Target) string {
+	if t.Container.Name != "" {
+		return string(t.Container.Runtime) + ":" + t.Container.Name
+	}
+	return string(t.Container.Runtime) + ":" + t.Container.ID
+}
+
+func percentOf(n, total int) float64 {
+	if total == 0 {
+		return 0
+	}
+	return 100 * float64(n) / float64(total)
+}
+
+// progressFunc reports the recording's progress on a terminal's stderr;
+// nil (no progress) for pipes and files.
+func (o *recordOptions) progressFunc(t target.Target) func(time.Duration) {
+	f, ok := o.streams.Err.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	fmt.Fprintf(f, "cpuwhy: recording %s for %v (Ctrl-C to stop early)\n", t, o.duration)
+	return func(elapsed time.Duration) {
+		fmt.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), o.duration.Seconds())
+		if elapsed >= o.duration {
+			fmt.Fprintln(f)
+		}
+	}
+}
