@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -32,17 +31,11 @@ millisecond), then runs on; stacks are unwound with the binaries' call frame
 information and named from what they carry.`,
 		Example: `  cpuwhy dump 5072
   cpuwhy dump --container vpn --json`,
-		Args: cobra.MaximumNArgs(1),
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		},
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: pidCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				pid, err := strconv.Atoi(args[0])
-				if err != nil || pid <= 0 {
-					return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
-				}
-				o.spec.PID = pid
+			if err := pidArg(args, &o.spec); err != nil {
+				return err
 			}
 			return runDump(cmd.Context(), o)
 		},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,17 +46,11 @@ modules lack symbols and how to get them (--debug-dir).`,
 		Example: `  cpuwhy record 5072 -o vpn.html
   cpuwhy record --container vpn -d 30s -F 199 -o vpn.pb.gz && go tool pprof -top vpn.pb.gz
   cpuwhy record --name vpnserver -o out.folded`,
-		Args: cobra.MaximumNArgs(1),
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		},
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: pidCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				pid, err := strconv.Atoi(args[0])
-				if err != nil || pid <= 0 {
-					return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
-				}
-				o.spec.PID = pid
+			if err := pidArg(args, &o.spec); err != nil {
+				return err
 			}
 			return runRecord(cmd.Context(), o)
 		},

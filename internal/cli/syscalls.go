@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -59,17 +58,11 @@ With no target, the busiest process of the last second is profiled.`,
   cpuwhy syscalls --container vpn -d 10s
   cpuwhy syscalls --name vpnserver --json
   cpuwhy syscalls 5072 --stacks        # also where in the code the calls come from`,
-		Args: cobra.MaximumNArgs(1),
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		},
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: pidCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				pid, err := strconv.Atoi(args[0])
-				if err != nil || pid <= 0 {
-					return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
-				}
-				o.spec.PID = pid
+			if err := pidArg(args, &o.spec); err != nil {
+				return err
 			}
 			return runSyscalls(cmd.Context(), o)
 		},

@@ -54,17 +54,11 @@ with --batch, -n or --json, it prints -n reports (default 1) -d apart.`,
   cpuwhy top -b -n 3 -d 2         # three text reports, two seconds apart
   cpuwhy top --container vpn      # the processes and threads of container vpn
   cpuwhy top 4677 --json          # one process and its threads, as JSON`,
-		Args: cobra.MaximumNArgs(1),
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		},
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: pidCompletion,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				pid, err := strconv.Atoi(args[0])
-				if err != nil || pid <= 0 {
-					return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
-				}
-				o.spec.PID = pid
+			if err := pidArg(args, &o.spec); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("iterations") || cmd.Flags().Changed("json") {
 				o.batch = true
@@ -90,6 +84,24 @@ with --batch, -n or --json, it prints -n reports (default 1) -d apart.`,
 		return keys, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
+}
+
+// pidArg sets spec.PID from a command's optional PID argument.
+func pidArg(args []string, spec *target.Spec) error {
+	if len(args) == 0 {
+		return nil
+	}
+	pid, err := strconv.Atoi(args[0])
+	if err != nil || pid <= 0 {
+		return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
+	}
+	spec.PID = pid
+	return nil
+}
+
+// pidCompletion completes a PID argument: nothing to offer from files.
+func pidCompletion(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveNoFileComp
 }
 
 // addTargetFlags binds the target selection flags every command shares.
