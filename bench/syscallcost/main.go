@@ -19,7 +19,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/bench/internal/busypoll"
 )
 
 type options struct {
@@ -83,20 +82,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("building cpuwhy: %w\n%s", err, out)
 		}
 	}
-	prog, err := scenario.Compile("busypoll")
+	t, err := busypoll.Start(o.cpu, tmp)
 	if err != nil {
 		return err
 	}
-	t, err := startTarget(prog, o.cpu, filepath.Join(tmp, "count"))
-	if err != nil {
-		return err
-	}
-	defer t.stop()
+	defer t.Stop()
 
-	results := map[string][]rates{}
-	var untraced []rates
+	results := map[string][]busypoll.Rates{}
+	var untraced []busypoll.Rates
 	measureUntraced := func() error {
-		r, err := t.rate(ctx, o.window)
+		r, err := t.Measure(ctx, o.window)
 		if err != nil {
 			return err
 		}
@@ -118,9 +113,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			after := untraced[len(untraced)-1]
-			results[name] = append(results[name], rates{
-				wall: r.wall / ((before.wall + after.wall) / 2),
-				cpu:  r.cpu / ((before.cpu + after.cpu) / 2),
+			results[name] = append(results[name], busypoll.Rates{
+				Wall: r.Wall / ((before.Wall + after.Wall) / 2),
+				CPU:  r.CPU / ((before.CPU + after.CPU) / 2),
 			})
 		}
 	}
@@ -132,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, name := range o.tracers {
 		var rounds []string
 		for _, v := range results[name] {
-			rounds = append(rounds, fmt.Sprintf("%.1f%%", 100*v.wall))
+			rounds = append(rounds, fmt.Sprintf("%.1f%%", 100*v.Wall))
 		}
 		fmt.Fprintf(stdout, "| %s | `%s` | %.1f%% | %.1f%% | %s |\n", name, strings.Join(commandOf(o, name, 0), " "),
 			100*median(results[name], wallOf), 100*median(results[name], cpuOf), strings.Join(rounds, " "))
@@ -140,8 +135,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func wallOf(r rates) float64 { return r.wall }
-func cpuOf(r rates) float64  { return r.cpu }
+func wallOf(r busypoll.Rates) float64 { return r.Wall }
+func cpuOf(r busypoll.Rates) float64  { return r.CPU }
 
 // commandOf is the command line of a tracer attached to pid.
 func commandOf(o options, name string, pid int) []string {
@@ -167,14 +162,14 @@ func commandOf(o options, name string, pid int) []string {
 
 // traced runs one tracer on the target and returns the target's call rate
 // while it is attached.
-func traced(ctx context.Context, o options, t *target, name string) (rates, error) {
-	argv := commandOf(o, name, t.cmd.Process.Pid)
+func traced(ctx context.Context, o options, t *busypoll.Target, name string) (busypoll.Rates, error) {
+	argv := commandOf(o, name, t.PID())
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return rates{}, err
+		return busypoll.Rates{}, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -189,128 +184,18 @@ func traced(ctx context.Context, o options, t *target, name string) (rates, erro
 	}
 	select {
 	case err := <-done:
-		return rates{}, fmt.Errorf("exited before the window: %v\n%s", err, out.Bytes())
+		return busypoll.Rates{}, fmt.Errorf("exited before the window: %v\n%s", err, out.Bytes())
 	case <-time.After(o.settle):
 	case <-ctx.Done():
 		stopTracer()
-		return rates{}, ctx.Err()
+		return busypoll.Rates{}, ctx.Err()
 	}
-	r, err := t.rate(ctx, o.window)
+	r, err := t.Measure(ctx, o.window)
 	stopTracer()
 	return r, err
 }
 
-// target is the busypoll scenario.
-type target struct {
-	cmd       *exec.Cmd
-	countFile string
-	poller    int // TID of NatThreadMain
-}
-
-func startTarget(prog scenario.Program, cpu int, countFile string) (*target, error) {
-	cmd := exec.Command("taskset", "-c", strconv.Itoa(cpu), prog.Path)
-	cmd.Env = append(os.Environ(), "SCENARIO_COUNT_FILE="+countFile)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	t := &target{cmd: cmd, countFile: countFile}
-	buf := make([]byte, 16)
-	if n, err := stdout.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "ready") {
-		t.stop()
-		return nil, fmt.Errorf("busypoll did not get ready: %q %v", buf[:n], err)
-	}
-	return t, nil
-}
-
-func (t *target) stop() {
-	_ = t.cmd.Process.Kill()
-	_ = t.cmd.Wait()
-}
-
-// count asks the target for its recvfrom count.
-func (t *target) count() (uint64, error) {
-	_ = os.Remove(t.countFile)
-	if err := t.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		return 0, err
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		data, err := os.ReadFile(t.countFile)
-		if err == nil {
-			v, perr := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(string(data), "calls=")), 10, 64)
-			if perr == nil {
-				return v, nil
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return 0, errors.New("no count from the target")
-}
-
-// rate measures the target's calls over window, per wall second and per
-// second of its poller's time on a CPU. The first is what a user sees; the
-// second leaves out the time a shared machine gives to other work, which
-// is no cost of the tracer, but it flatters tracers that stop the target
-// (strace, perf trace), whose cost is mostly time the target is not on a
-// CPU at all.
-func (t *target) rate(ctx context.Context, window time.Duration) (rates, error) {
-	c0, err := t.count()
-	if err != nil {
-		return rates{}, err
-	}
-	r0, err := t.runtime()
-	if err != nil {
-		return rates{}, err
-	}
-	start := time.Now()
-	select {
-	case <-time.After(window):
-	case <-ctx.Done():
-		return rates{}, ctx.Err()
-	}
-	c1, err := t.count()
-	if err != nil {
-		return rates{}, err
-	}
-	r1, err := t.runtime()
-	if err != nil {
-		return rates{}, err
-	}
-	calls := float64(c1 - c0)
-	return rates{wall: calls / time.Since(start).Seconds(), cpu: calls / (r1 - r0).Seconds()}, nil
-}
-
-// rates are a call rate per wall second and per second of the poller on a
-// CPU.
-type rates struct{ wall, cpu float64 }
-
-// runtime is the poller thread's time on a CPU so far (schedstat).
-func (t *target) runtime() (time.Duration, error) {
-	if t.poller == 0 {
-		comms, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", t.cmd.Process.Pid))
-		for _, c := range comms {
-			if b, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(b)) == "NatThreadMain" {
-				t.poller, _ = strconv.Atoi(filepath.Base(filepath.Dir(c)))
-			}
-		}
-		if t.poller == 0 {
-			return 0, errors.New("busypoll has no NatThreadMain thread")
-		}
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", t.cmd.Process.Pid, t.poller))
-	if err != nil {
-		return 0, err
-	}
-	ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
-	return time.Duration(ns), err
-}
-
-func median(rs []rates, f func(rates) float64) float64 {
+func median(rs []busypoll.Rates, f func(busypoll.Rates) float64) float64 {
 	if len(rs) == 0 {
 		return 0
 	}
