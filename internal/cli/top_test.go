@@ -187,11 +187,13 @@ type runtimeRecorder struct {
 
 func recordRuntime(t *testing.T, pid, tid int) *runtimeRecorder {
 	r := &runtimeRecorder{done: make(chan struct{}), stopped: make(chan struct{})}
+	// The first sample is taken before returning, so the record starts
+	// before whatever the caller then measures.
+	r.at = append(r.at, time.Now())
+	r.runtime = append(r.runtime, schedRuntime(t, pid, tid))
 	go func() {
 		defer close(r.stopped)
 		for {
-			r.at = append(r.at, time.Now())
-			r.runtime = append(r.runtime, schedRuntime(t, pid, tid))
 			select {
 			case <-r.done:
 				// One more, so the record ends after whatever the caller
@@ -201,6 +203,8 @@ func recordRuntime(t *testing.T, pid, tid int) *runtimeRecorder {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
+			r.at = append(r.at, time.Now())
+			r.runtime = append(r.runtime, schedRuntime(t, pid, tid))
 		}
 	}()
 	return r
