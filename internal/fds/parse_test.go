@@ -3,7 +3,6 @@ package fds
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +10,9 @@ import (
 	"testing"
 	"time"
 	"unicode"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+	"github.com/cpuwhy/cpuwhy/internal/golden"
+)
 
 // parseNamed parses a table sample by its file name: tcp.txt, tcp6-hand.txt.
 func parseNamed(t testing.TB, name string, data []byte) ([]Socket, error) {
@@ -29,21 +28,9 @@ func parseNamed(t testing.TB, name string, data []byte) ([]Socket, error) {
 	return ParseInetTable(data, table)
 }
 
-func checkGolden(t *testing.T, golden string, got []byte) {
+func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
+	golden.Check(t, path, got)
 }
 
 // TestParseTablesGolden parses every table under testdata/tables, real

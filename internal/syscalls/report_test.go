@@ -2,16 +2,13 @@ package syscalls
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/golden"
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 type fakeFDs map[int]string
 
@@ -105,19 +102,7 @@ func TestRenderGolden(t *testing.T) {
 		if err := tt.write(&b); err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", tt.golden)
-		if *update {
-			if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(b.Bytes(), want) {
-			t.Errorf("%s differs (run with -update to accept):\n%s", path, b.Bytes())
-		}
+		golden.Check(t, filepath.Join("testdata", tt.golden), b.Bytes())
 	}
 }
 

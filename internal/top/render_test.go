@@ -2,16 +2,13 @@ package top
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
+	"github.com/cpuwhy/cpuwhy/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // sampleFrame is the seed's situation: the VPN server's NatThreadMain
 // spinning inside a docker container, beside an idle host process.
@@ -54,19 +51,7 @@ func TestRender(t *testing.T) {
 			if err := tt.write(&b, f); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tt.golden)
-			if *update {
-				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("output differs from %s (run with -update to accept):\n%s", path, b.Bytes())
-			}
+			golden.Check(t, filepath.Join("testdata", tt.golden), b.Bytes())
 		})
 	}
 }
