@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/procfs"
-
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
@@ -193,17 +191,8 @@ func (s *Selector) byPID(pid int) (Target, error) {
 }
 
 func (s *Selector) describe(st proc.Stat) Target {
-	t := Target{PID: st.PID, NsPID: st.PID, Name: st.Comm}
-	if fs, err := procfs.NewFS(s.procRoot()); err == nil {
-		if p, err := fs.Proc(st.PID); err == nil {
-			if args, err := p.CmdLine(); err == nil {
-				t.Cmdline = strings.Join(args, " ")
-			}
-			if status, err := p.NewStatus(); err == nil && len(status.NSpids) > 0 {
-				t.NsPID = int(status.NSpids[len(status.NSpids)-1])
-			}
-		}
-	}
+	id := s.Proc.Identity(st.PID)
+	t := Target{PID: st.PID, NsPID: id.NsPID, Name: st.Comm, Cmdline: id.Cmdline}
 	if s.Containers != nil {
 		t.Container, _ = s.Containers.Lookup(st.PID)
 	}

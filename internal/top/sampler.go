@@ -37,7 +37,6 @@ type Spec struct {
 type Sampler struct {
 	opts    Options
 	scanner *proc.Scanner
-	procfs  procfs.FS
 	prev    *proc.Snapshot
 	meta    map[procKey]*meta
 	blocked map[threadKey]blockedIn
@@ -94,14 +93,14 @@ func NewSampler(o Options) (*Sampler, error) {
 	if root == "" {
 		root = proc.DefaultRoot
 	}
-	pfs, err := procfs.NewFS(root)
-	if err != nil {
+	// Fail here, not on the first refresh, for a root that is no proc
+	// filesystem at all.
+	if _, err := procfs.NewFS(root); err != nil {
 		return nil, fmt.Errorf("opening %s: %w", root, err)
 	}
 	return &Sampler{
 		opts:     o,
 		scanner:  proc.NewScanner(o.Proc),
-		procfs:   pfs,
 		meta:     map[procKey]*meta{},
 		blocked:  map[threadKey]blockedIn{},
 		sleepers: map[int]sleeper{},
@@ -198,15 +197,8 @@ func (s *Sampler) metaOf(pid int, start uint64) *meta {
 		m.seen = true
 		return m
 	}
-	m := &meta{seen: true, nsPID: pid}
-	if p, err := s.procfs.Proc(pid); err == nil {
-		if args, err := p.CmdLine(); err == nil {
-			m.cmdline = strings.Join(args, " ")
-		}
-		if st, err := p.NewStatus(); err == nil && len(st.NSpids) > 0 {
-			m.nsPID = int(st.NSpids[len(st.NSpids)-1])
-		}
-	}
+	id := s.opts.Proc.Identity(pid)
+	m := &meta{seen: true, cmdline: id.Cmdline, nsPID: id.NsPID}
 	if s.opts.Containers != nil {
 		// A failed lookup leaves the container unknown rather than failing
 		// the view: the process may have exited, or the engine be slow.
