@@ -30,7 +30,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/bench/internal/busypoll"
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
 
 type options struct {
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building cpuwhy: %w\n%s", err, out)
 	}
-	t, err := busypoll.Start(o.cpu, o.tmp)
+	t, err := scenario.LaunchBusypoll(o.cpu, o.tmp)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func command(o options, name string, pid int) []string {
 
 // recordOnce runs one recorder over the target and returns the target's
 // call rate meanwhile and the recorder's CPU as a share of one core.
-func recordOnce(ctx context.Context, o options, t *busypoll.Target, name string) (float64, float64, error) {
+func recordOnce(ctx context.Context, o options, t *scenario.Busypoll, name string) (float64, float64, error) {
 	argv := command(o, name, t.PID())
 	if name == "cpuwhy" {
 		argv[0] = o.cpuwhy

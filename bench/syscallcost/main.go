@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/bench/internal/busypoll"
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
 
 type options struct {
@@ -82,14 +82,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("building cpuwhy: %w\n%s", err, out)
 		}
 	}
-	t, err := busypoll.Start(o.cpu, tmp)
+	t, err := scenario.LaunchBusypoll(o.cpu, tmp)
 	if err != nil {
 		return err
 	}
 	defer t.Stop()
 
-	results := map[string][]busypoll.Rates{}
-	var untraced []busypoll.Rates
+	results := map[string][]scenario.Rates{}
+	var untraced []scenario.Rates
 	measureUntraced := func() error {
 		r, err := t.Measure(ctx, o.window)
 		if err != nil {
@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			after := untraced[len(untraced)-1]
-			results[name] = append(results[name], busypoll.Rates{
+			results[name] = append(results[name], scenario.Rates{
 				Wall: r.Wall / ((before.Wall + after.Wall) / 2),
 				CPU:  r.CPU / ((before.CPU + after.CPU) / 2),
 			})
@@ -135,8 +135,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func wallOf(r busypoll.Rates) float64 { return r.Wall }
-func cpuOf(r busypoll.Rates) float64  { return r.CPU }
+func wallOf(r scenario.Rates) float64 { return r.Wall }
+func cpuOf(r scenario.Rates) float64  { return r.CPU }
 
 // commandOf is the command line of a tracer attached to pid.
 func commandOf(o options, name string, pid int) []string {
@@ -162,14 +162,14 @@ func commandOf(o options, name string, pid int) []string {
 
 // traced runs one tracer on the target and returns the target's call rate
 // while it is attached.
-func traced(ctx context.Context, o options, t *busypoll.Target, name string) (busypoll.Rates, error) {
+func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (scenario.Rates, error) {
 	argv := commandOf(o, name, t.PID())
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return busypoll.Rates{}, err
+		return scenario.Rates{}, err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -184,18 +184,18 @@ func traced(ctx context.Context, o options, t *busypoll.Target, name string) (bu
 	}
 	select {
 	case err := <-done:
-		return busypoll.Rates{}, fmt.Errorf("exited before the window: %v\n%s", err, out.Bytes())
+		return scenario.Rates{}, fmt.Errorf("exited before the window: %v\n%s", err, out.Bytes())
 	case <-time.After(o.settle):
 	case <-ctx.Done():
 		stopTracer()
-		return busypoll.Rates{}, ctx.Err()
+		return scenario.Rates{}, ctx.Err()
 	}
 	r, err := t.Measure(ctx, o.window)
 	stopTracer()
 	return r, err
 }
 
-func median(rs []busypoll.Rates, f func(busypoll.Rates) float64) float64 {
+func median(rs []scenario.Rates, f func(scenario.Rates) float64) float64 {
 	if len(rs) == 0 {
 		return 0
 	}

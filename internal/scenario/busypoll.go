@@ -1,6 +1,8 @@
 package scenario
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +15,8 @@ import (
 )
 
 // Busypoll is a running busypoll scenario that can be asked for its own
-// count of recvfrom calls: the ground truth tests compare tracers with.
+// count of recvfrom calls: the ground truth that tests and benchmarks
+// compare tools with.
 type Busypoll struct {
 	Cmd       *exec.Cmd
 	countFile string
@@ -28,15 +31,48 @@ func StartBusypoll(tb testing.TB, args ...string) *Busypoll {
 	return &Busypoll{Cmd: cmd, countFile: file}
 }
 
+// LaunchBusypoll builds busypoll and starts it pinned to cpu, for
+// programs that are not tests (benchmarks); its count file lives in dir.
+// It dies with its parent, even one killed with SIGKILL. Stop ends it.
+func LaunchBusypoll(cpu int, dir string) (*Busypoll, error) {
+	prog, err := Compile("busypoll")
+	if err != nil {
+		return nil, err
+	}
+	countFile := filepath.Join(dir, "count")
+	cmd := exec.Command("taskset", "-c", strconv.Itoa(cpu), prog.Path)
+	cmd.Env = append(os.Environ(), "SCENARIO_COUNT_FILE="+countFile)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	b := &Busypoll{Cmd: cmd, countFile: countFile}
+	buf := make([]byte, 16)
+	if n, err := stdout.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "ready") {
+		b.Stop()
+		return nil, fmt.Errorf("busypoll did not get ready: %q %v", buf[:n], err)
+	}
+	return b, nil
+}
+
 // PID is the scenario's process ID.
 func (b *Busypoll) PID() int { return b.Cmd.Process.Pid }
 
-// Calls asks the scenario for its number of recvfrom calls so far.
-func (b *Busypoll) Calls(tb testing.TB) uint64 {
-	tb.Helper()
+// Stop kills and reaps the scenario.
+func (b *Busypoll) Stop() {
+	_ = b.Cmd.Process.Kill()
+	_ = b.Cmd.Wait()
+}
+
+// Count asks the scenario for its number of recvfrom calls so far.
+func (b *Busypoll) Count() (uint64, error) {
 	os.Remove(b.countFile)
 	if err := b.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		tb.Fatal(err)
+		return 0, err
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -44,15 +80,96 @@ func (b *Busypoll) Calls(tb testing.TB) uint64 {
 		if err == nil {
 			n, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(string(data), "calls=")), 10, 64)
 			if err != nil {
-				tb.Fatalf("count file holds %q: %v", data, err)
+				return 0, fmt.Errorf("count file holds %q: %w", data, err)
 			}
-			return n
+			return n, nil
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("no count file 5s after SIGUSR1: %v", err)
+			return 0, fmt.Errorf("no count file 5s after SIGUSR1: %w", err)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Rates are a call rate per wall second and per second of NatThreadMain on
+// a CPU. The first is what a user sees. The second leaves out the time a
+// small shared machine gives to other work, which is no cost of a tool,
+// but it flatters tools that stop the target (strace, perf trace), whose
+// cost is mostly time the target is not on a CPU at all.
+type Rates struct{ Wall, CPU float64 }
+
+// Measure returns the scenario's rates over window.
+func (b *Busypoll) Measure(ctx context.Context, window time.Duration) (Rates, error) {
+	c0, err := b.Count()
+	if err != nil {
+		return Rates{}, err
+	}
+	r0, err := b.Runtime()
+	if err != nil {
+		return Rates{}, err
+	}
+	start := time.Now()
+	select {
+	case <-time.After(window):
+	case <-ctx.Done():
+		return Rates{}, ctx.Err()
+	}
+	c1, err := b.Count()
+	if err != nil {
+		return Rates{}, err
+	}
+	r1, err := b.Runtime()
+	if err != nil {
+		return Rates{}, err
+	}
+	if r1 <= r0 {
+		return Rates{}, fmt.Errorf("NatThreadMain did not run for %v", window)
+	}
+	calls := float64(c1 - c0)
+	return Rates{Wall: calls / time.Since(start).Seconds(), CPU: calls / (r1 - r0).Seconds()}, nil
+}
+
+// Runtime is NatThreadMain's time on a CPU so far (schedstat).
+func (b *Busypoll) Runtime() (time.Duration, error) {
+	if b.poller == 0 {
+		comms, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", b.PID()))
+		for _, c := range comms {
+			if data, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(data)) == "NatThreadMain" {
+				b.poller, _ = strconv.Atoi(filepath.Base(filepath.Dir(c)))
+			}
+		}
+		if b.poller == 0 {
+			return 0, errors.New("busypoll has no NatThreadMain thread")
+		}
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", b.PID(), b.poller))
+	if err != nil {
+		return 0, err
+	}
+	ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
+	return time.Duration(ns), err
+}
+
+// Calls is Count for tests.
+func (b *Busypoll) Calls(tb testing.TB) uint64 {
+	tb.Helper()
+	n, err := b.Count()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// Rate is the scenario's recvfrom calls per second of NatThreadMain's time
+// on a CPU, over d: per CPU second rather than per wall second, since what
+// a tracer costs, it costs on the poller's own CPU time.
+func (b *Busypoll) Rate(tb testing.TB, d time.Duration) float64 {
+	tb.Helper()
+	r, err := b.Measure(context.Background(), d)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r.CPU
 }
 
 // BestRate is the highest of three Rates over d: on a small shared machine
@@ -65,44 +182,4 @@ func (b *Busypoll) BestRate(tb testing.TB, d time.Duration) float64 {
 		best = max(best, b.Rate(tb, d))
 	}
 	return best
-}
-
-// Rate is the scenario's recvfrom calls per second of NatThreadMain's time
-// on a CPU, over d. Per second on a CPU rather than per wall second: on a
-// small shared machine the poller loses the CPU to other work now and
-// then, which is no cost of a tracer; what a tracer costs, it costs on the
-// poller's own CPU time.
-func (b *Busypoll) Rate(tb testing.TB, d time.Duration) float64 {
-	tb.Helper()
-	c0, r0 := b.Calls(tb), b.runtime(tb)
-	time.Sleep(d)
-	c1, r1 := b.Calls(tb), b.runtime(tb)
-	if r1 <= r0 {
-		tb.Fatalf("NatThreadMain did not run for %v", d)
-	}
-	return float64(c1-c0) / (r1 - r0).Seconds()
-}
-
-func (b *Busypoll) runtime(tb testing.TB) time.Duration {
-	tb.Helper()
-	if b.poller == 0 {
-		comms, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/comm", b.PID()))
-		for _, c := range comms {
-			if data, err := os.ReadFile(c); err == nil && strings.TrimSpace(string(data)) == "NatThreadMain" {
-				b.poller, _ = strconv.Atoi(filepath.Base(filepath.Dir(c)))
-			}
-		}
-		if b.poller == 0 {
-			tb.Fatal("busypoll has no NatThreadMain thread")
-		}
-	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", b.PID(), b.poller))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ns)
 }
