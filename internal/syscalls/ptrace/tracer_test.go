@@ -205,22 +205,23 @@ func awaitState(t *testing.T, pid int, stopped bool) {
 	}
 }
 
-// checkRate fails unless busypoll runs at least 90% as fast as before.
-// Traced or stopped it would run at a hundredth of that or not at all.
-// Faster is no harm (it often is: the test's own start-up competes with the
-// first measure), and other work on a small test machine slows it by more
-// than 10% at times, so it measures up to three times.
+// checkRate fails unless busypoll runs at least half as fast as before.
+// Traced or stopped it would run at a hundredth of that or not at all;
+// that it is neither is checked exactly by awaitState. A finer bound is
+// noise on the small shared machines tests run on: busypoll's speed was
+// measured drifting by up to 30% from one second to the next with nothing
+// traced, which failed a 10% bound in CI with no fault in the tracer.
 func checkRate(t *testing.T, b busypoll, before float64) {
 	t.Helper()
 	var after float64
 	for range 3 {
 		after = b.rate(t, 500*time.Millisecond)
 		t.Logf("recvfrom rate: %.0f/s before, %.0f/s after", before, after)
-		if after >= 0.9*before {
+		if after >= before/2 {
 			return
 		}
 	}
-	t.Errorf("recvfrom rate after detaching is %.0f/s, before %.0f/s: more than 10%% slower", after, before)
+	t.Errorf("recvfrom rate after detaching is %.0f/s, before %.0f/s: less than half", after, before)
 }
 
 // isThreadOf reports whether tid is a thread of process pid: TracerPid
