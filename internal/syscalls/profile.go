@@ -26,6 +26,10 @@ type Key struct {
 	Nr    int // syscall number on the target's architecture
 	Errno int // 0 for success, else the positive errno
 	FD    int // NoFD unless the syscall takes an fd first
+	// Zero marks a success that returned 0: nothing read, no event
+	// ready, a poll's timeout. A loop spinning on nothing shows there,
+	// where a server doing work gets counts back.
+	Zero bool
 }
 
 // HistBuckets is the number of log2 buckets of a latency histogram:

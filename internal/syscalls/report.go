@@ -62,6 +62,9 @@ type Syscall struct {
 	// syscall time, in percent; by count when nothing was timed.
 	Share  float64           `json:"share"`
 	OK     uint64            `json:"ok"`
+	// Zero counts the successes that returned 0 (part of OK): nothing
+	// read, no event ready, a timeout.
+	Zero   uint64            `json:"returned_0"`
 	Errors map[string]uint64 `json:"errors"`
 	FDs    []FD              `json:"fds,omitempty"`
 	Hist   []uint64          `json:"hist,omitempty"` // log2(ns) buckets of the timed calls
@@ -185,6 +188,9 @@ func summarize(arch string, nr int, entries []keyed, seconds float64) Syscall {
 		all.Add(e.s)
 		if e.k.Errno == 0 {
 			sc.OK += e.s.Count
+			if e.k.Zero {
+				sc.Zero += e.s.Count
+			}
 		} else {
 			sc.Errors[ErrnoName(e.k.Errno)] += e.s.Count
 		}

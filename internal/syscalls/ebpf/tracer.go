@@ -36,6 +36,10 @@ const (
 // trace of an exited process ends at most this late.
 const pollInterval = 100 * time.Millisecond
 
+// retZero is the key's err of a success that returned 0 (RET_ZERO in
+// syscalls.bpf.c).
+const retZero = 0x10000
+
 // Indexes of the dropped counters (DROP_* in syscalls.bpf.c).
 const (
 	dropStats = iota
@@ -444,6 +448,9 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscal
 			s.Add(&syscalls.Stat{Count: v.Count, Timed: v.Timed, TotalNs: v.TotalNs, Hist: v.Hist})
 		}
 		k := syscalls.Key{TID: int(key.Tid), Nr: int(key.Nr), Errno: int(key.Err), FD: int(key.Fd)}
+		if key.Err == retZero {
+			k.Errno, k.Zero = 0, true
+		}
 		p.Stats[k] = s
 	}
 	if err := it.Err(); err != nil {

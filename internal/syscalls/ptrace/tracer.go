@@ -488,11 +488,7 @@ func (s *session) syscallStop(t *thread) {
 				s.entry(t, info.Nr, info.Arg0)
 			case sys.SyscallInfoExit:
 				if t.inSyscall {
-					errno := 0
-					if info.Error {
-						errno = int(-info.Rval)
-					}
-					s.exit(t, t.nr, t.arg0, errno)
+					s.exit(t, t.nr, t.arg0, info.Rval)
 				}
 			}
 			return
@@ -522,11 +518,7 @@ func (s *session) syscallStop(t *thread) {
 		return
 	}
 	if t.inSyscall {
-		errno := 0
-		if regs.Ret < 0 && regs.Ret >= -4095 {
-			errno = int(-regs.Ret)
-		}
-		s.exit(t, t.nr, t.arg0, errno)
+		s.exit(t, t.nr, t.arg0, regs.Ret)
 	}
 }
 
@@ -539,14 +531,18 @@ func (s *session) entry(t *thread, nr, arg0 uint64) {
 	}
 }
 
-func (s *session) exit(t *thread, nr, arg0 uint64, errno int) {
+// exit counts a call that returned ret (-4095..-1: an errno).
+func (s *session) exit(t *thread, nr, arg0 uint64, ret int64) {
 	t.inSyscall = false
 	s.calls++
-	key := syscalls.Key{TID: t.tid, Nr: int(nr), Errno: errno, FD: syscalls.NoFD}
+	key := syscalls.Key{TID: t.tid, Nr: int(nr), FD: syscalls.NoFD, Zero: ret == 0}
+	if ret < 0 && ret >= -4095 {
+		key.Errno = int(-ret)
+	}
 	if sysno.TakesFD(s.arch, key.Nr) {
 		key.FD = int(int32(uint32(arg0)))
 	}
-	if key.Nr == s.prctl && arg0 == prSetName && errno == 0 {
+	if key.Nr == s.prctl && arg0 == prSetName && key.Errno == 0 {
 		s.prof.Threads[t.tid] = s.comm(t.tid)
 	}
 	st := s.prof.Stats[key]

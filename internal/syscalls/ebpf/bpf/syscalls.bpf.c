@@ -29,6 +29,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define HIST_BUCKETS 40   /* syscalls.HistBuckets */
 #define MAX_ERRNO 4095    /* include/linux/err.h: -4095..-1 are errors */
 #define NO_FD -1          /* syscalls.NoFD */
+/* key.err of a call that succeeded and returned 0: nothing read, no event
+ * ready, a timeout. A bug that spins on "nothing" shows there, where a
+ * server doing work returns counts. Above every errno. */
+#define RET_ZERO 0x10000  /* ebpf.retZero */
 
 /* Indexes of the dropped counters. */
 #define DROP_STATS 0      /* calls not counted: stats was full */
@@ -61,7 +65,7 @@ const volatile __u8 want_stacks = 0;
 struct key {
 	__u32 tid;
 	__u32 nr;
-	__u32 err; /* 0 for success, else the positive errno */
+	__u32 err; /* 0 for success, RET_ZERO for a success returning 0, else the positive errno */
 	__s32 fd;  /* NO_FD unless the syscall takes an fd first */
 };
 
@@ -279,7 +283,7 @@ int sys_exit(unsigned long long *ctx)
 	struct key k = {
 		.tid = (__u32)id,
 		.nr = (__u32)nr,
-		.err = (ret < 0 && ret >= -MAX_ERRNO) ? (__u32)-ret : 0,
+		.err = (ret < 0 && ret >= -MAX_ERRNO) ? (__u32)-ret : (ret == 0 ? RET_ZERO : 0),
 		.fd = NO_FD,
 	};
 	takes_fd = bpf_map_lookup_elem(&fd_syscalls, &k.nr);
