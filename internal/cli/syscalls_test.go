@@ -135,10 +135,11 @@ func TestSyscallsTargetExits(t *testing.T) {
 	prog := scenario.Build(t, "spawner")
 	for _, mech := range []string{"ebpf", "ptrace"} {
 		t.Run(mech, func(t *testing.T) {
-			// The spawner ends itself after 1.5 s, inside a 3 s window and
-			// well after cpuwhy has attached (loading BPF takes some 0.5 s).
-			cmd := prog.Start(t, nil, "1500")
-			code, out, errOut := runBinary(t, nil, "syscalls", "-d", "3s", "--mechanism", mech, strconv.Itoa(cmd.Process.Pid))
+			// The spawner ends itself after 3 s, inside a 6 s window and
+			// well after cpuwhy has attached (loading BPF takes some 0.5 s,
+			// over a second on a loaded machine).
+			cmd := prog.Start(t, nil, "3000")
+			code, out, errOut := runBinary(t, nil, "syscalls", "-d", "6s", "--mechanism", mech, strconv.Itoa(cmd.Process.Pid))
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
