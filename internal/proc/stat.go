@@ -11,17 +11,21 @@ import (
 // Stat is the part of /proc/PID/stat (or /proc/PID/task/TID/stat) that
 // cpuwhy uses. Times are in clock ticks (USER_HZ).
 type Stat struct {
-	PID        int
-	Comm       string
-	State      byte
-	PPID       int
-	Flags      uint64
-	UTime      uint64
-	STime      uint64
-	NumThreads int
-	StartTime  uint64 // ticks after boot; with PID it names one process across PID reuse
-	RSSPages   int64
-	Processor  int
+	PID   int
+	Comm  string
+	State byte
+	PPID  int
+	Flags uint64
+	UTime uint64
+	STime uint64
+	// CUTime and CSTime are the user and system time of children that
+	// exited and were waited for: where a process that forks and execs
+	// short-lived children spends its CPU.
+	CUTime, CSTime uint64
+	NumThreads     int
+	StartTime      uint64 // ticks after boot; with PID it names one process across PID reuse
+	RSSPages       int64
+	Processor      int
 }
 
 // pfKthread is PF_KTHREAD from include/linux/sched.h: set in the flags of
@@ -42,6 +46,8 @@ const (
 	fieldFlags      = 6
 	fieldUTime      = 11
 	fieldSTime      = 12
+	fieldCUTime     = 13
+	fieldCSTime     = 14
 	fieldNumThreads = 17
 	fieldStartTime  = 19
 	fieldRSS        = 21
@@ -112,6 +118,10 @@ func (s *Stat) set(field int, tok []byte) error {
 		s.UTime, err = atou(tok)
 	case fieldSTime:
 		s.STime, err = atou(tok)
+	case fieldCUTime:
+		s.CUTime, err = atou(tok)
+	case fieldCSTime:
+		s.CSTime, err = atou(tok)
 	case fieldNumThreads:
 		s.NumThreads, err = atoi(tok)
 	case fieldStartTime:

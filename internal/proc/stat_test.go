@@ -15,6 +15,7 @@ func TestParseStat(t *testing.T) {
 		wantErr error
 	}{
 		{file: "plain.txt", want: Stat{PID: 3036, Comm: "cat", State: 'R', PPID: 3034, Flags: 4194304, UTime: 7, STime: 3, NumThreads: 1, StartTime: 16979, RSSPages: 412, Processor: 1}},
+		{file: "waited-children.txt", want: Stat{PID: 812, Comm: "bash", State: 'S', PPID: 1, Flags: 4194560, UTime: 33, STime: 21, CUTime: 1204, CSTime: 877, NumThreads: 1, StartTime: 2406, RSSPages: 1406, Processor: 0}},
 		{file: "comm-with-parens.txt", want: Stat{PID: 4677, Comm: "a (b) c", State: 'S', PPID: 1, Flags: 1077936192, UTime: 912, STime: 8810, NumThreads: 12, StartTime: 345, RSSPages: -1, Processor: 0}},
 		{file: "kthread.txt", kthread: true, want: Stat{PID: 2, Comm: "kthreadd", State: 'S', Flags: 2129984, NumThreads: 1, StartTime: 2, Processor: 1}},
 		{file: "truncated.txt", wantErr: ErrStatFormat},
