@@ -1,0 +1,20 @@
+// Package verdict turns what cpuwhy observed of one process over a window
+// into verdicts: the pattern of the CPU burn in plain words, the numbers
+// behind it, and what usually fixes it.
+//
+// The input, an Observation, is plain data (thread CPU, each thread's
+// syscalls with their results and fds, its hottest stacks and
+// instructions), so the rules are pure functions tested on hand-written
+// observations on both sides of every threshold, apart from the
+// collection, which package diagnose does for real.
+//
+// Patterns are a fixed vocabulary (the Pattern constants): other tooling
+// reads them. The thresholds that decide between a bug and a busy process
+// doing real work are rates and ratios, all in thresholds.go, each with
+// the reason for its value. A busy server doing real work must not be
+// called a bug, so every bug pattern asks for a fruitless repetition
+// (a call that finds nothing, fails, or sleeps for nothing) at a rate no
+// useful work needs, or for CPU in a place that is waste by construction
+// (a garbage collector, a spin), and a share of the thread's calls or time
+// that leaves no room for real work.
+package verdict

@@ -1,0 +1,79 @@
+package verdict
+
+import (
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+)
+
+// Observation is what was seen of one process over a window.
+type Observation struct {
+	Seconds float64 `json:"seconds"` // length of the window
+	PID     int     `json:"pid"`
+	Name    string  `json:"name"`
+	// Runtime is "go" for a Go program, "jvm" for a Java virtual
+	// machine, "" otherwise: it tells which garbage collector to look for.
+	Runtime string   `json:"runtime,omitempty"`
+	CPU     proc.CPU `json:"cpu"` // the process, in percent of one core
+	// Children is the CPU of children that exited and were waited for
+	// within the window, in percent of one core.
+	Children float64 `json:"children_cpu"`
+	// Samples counts the on-CPU stack samples of the process.
+	Samples int      `json:"samples"`
+	Threads []Thread `json:"threads"` // hottest first
+}
+
+// Thread is what was seen of one thread.
+type Thread struct {
+	TID  int      `json:"tid"`
+	Name string   `json:"name"`
+	CPU  proc.CPU `json:"cpu"`
+	// Syscalls are its system calls, with results and fds (package
+	// syscalls), hottest first.
+	Syscalls []syscalls.Syscall `json:"syscalls"`
+	Samples  int                `json:"samples"` // on-CPU samples
+	Stacks   []Stack            `json:"stacks"`  // its distinct user stacks, most sampled first
+	// Code is its hottest function's hottest instructions, when it was
+	// sampled in user code.
+	Code *Code `json:"code,omitempty"`
+}
+
+// Stack is one user stack and how often it was sampled.
+type Stack struct {
+	Frames []string `json:"frames"`           // function names (or module+offset), innermost first
+	Kernel []string `json:"kernel,omitempty"` // kernel frames above it, innermost first, when recorded
+	Count  int      `json:"count"`
+}
+
+// Code is a function's hottest instructions, disassembled and annotated
+// with their samples: the `disas` step of an investigation.
+type Code struct {
+	Function     string        `json:"function"`
+	Samples      int           `json:"samples"` // samples whose leaf is in the function
+	Instructions []Instruction `json:"instructions"`
+}
+
+// Instruction is one disassembled instruction.
+type Instruction struct {
+	Addr    uint64 `json:"addr"`
+	Text    string `json:"text"` // Intel or ARM syntax
+	Samples int    `json:"samples"`
+}
+
+// calls returns the number of syscalls the thread made.
+func (t *Thread) calls() uint64 {
+	var n uint64
+	for _, s := range t.Syscalls {
+		n += s.Count
+	}
+	return n
+}
+
+// syscall returns the thread's calls of the named syscall, if any.
+func (t *Thread) syscall(name string) *syscalls.Syscall {
+	for i := range t.Syscalls {
+		if t.Syscalls[i].Name == name {
+			return &t.Syscalls[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package verdict
+
+import "time"
+
+// The thresholds of every rule, in one place. Each is a rate per second of
+// one thread or a ratio, never an absolute count, so that the window's
+// length does not change a verdict. Tests probe both sides of each.
+const (
+	// BusyCPU is the process CPU (itself plus waited-for children, in
+	// percent of one core) below which nothing is wrong enough to judge:
+	// a tenth of a core is what a busy daemon's housekeeping costs.
+	BusyCPU = 10.0
+
+	// HotThreadCPU is the CPU of a thread below which its own patterns
+	// are not looked for: a pattern costing less than a fifth of a core
+	// is not why a machine is pinned.
+	HotThreadCPU = 20.0
+
+	// LoopRate is the rate of fruitless calls of one thread (EAGAIN, one
+	// errno, a poll that found nothing, a yield) at which they are a
+	// loop rather than retries: a thread that retries after waiting does
+	// so at most about a thousand times a second (a 1 ms wait), while a
+	// loop without a wait reaches hundreds of thousands.
+	LoopRate = 1000.0
+
+	// LoopShare is the part of the thread's calls the fruitless calls
+	// must be. A server reading sockets until EAGAIN gets one EAGAIN per
+	// burst of useful calls and a wait (nginx: about one call in four); a
+	// busy loop does little else.
+	LoopShare = 0.5
+
+	// ErrorShare is the part of a syscall's calls that must fail with the
+	// same errno for an error loop: one failure in ten is a client going
+	// away, nine in ten is a loop that never looks at the error.
+	ErrorShare = 0.9
+
+	// TimerRate is the rate of sleeps or timer expirations of one thread
+	// above which the sleeps are shorter than a millisecond on average:
+	// waking that often costs more CPU than the work between wake-ups.
+	TimerRate = 1000.0
+
+	// WriteRate is the rate of writes to one fd above which they are a
+	// flood, when they also make up WriteShare of the thread's calls (a
+	// thread that only writes). A server replying on one socket reads as
+	// often as it writes, which keeps it below the share.
+	WriteRate  = 10000.0
+	WriteShare = 0.8
+
+	// LockRate is the rate of futex calls, all threads of the process
+	// together, above which threads spend their time handing a lock over
+	// rather than working: an uncontended mutex makes no futex call at
+	// all, and a healthy pool of workers waking for jobs makes hundreds.
+	// LockShare is the part of the calls of the threads involved that
+	// the futex calls must be.
+	LockRate  = 10000.0
+	LockShare = 0.5
+
+	// ChurnRate is the rate of new processes (fork, vfork, clone
+	// without CLONE_THREAD is not told apart from a thread's clone, so
+	// execve and waited children count) above which starting processes
+	// is the work: a shell script's loop, a health check per request.
+	ChurnRate = 20.0
+	// ChurnChildrenCPU is the CPU of waited-for children (percent of one
+	// core) that also makes churn a verdict at any rate.
+	ChurnChildrenCPU = 20.0
+
+	// GCShare is the part of the process's samples in its garbage
+	// collector (Go) or of its CPU in GC threads (JVM) above which
+	// collection is the problem: a healthy Go service spends about 25%
+	// of its CPU in the collector by design (GOGC's target), so more than
+	// 40% is pressure.
+	GCShare = 0.4
+
+	// KernelShare is the part of a thread's CPU in the kernel above which
+	// the kernel's work is the cost, when one syscall also holds
+	// KernelCallShare of its syscall time and lasts KernelCallMean on
+	// average: big copies, page faults of huge reads, not many small calls.
+	KernelShare     = 0.7
+	KernelCallShare = 0.5
+	KernelCallMean  = 50 * time.Microsecond
+
+	// ComputeCPU is the CPU of a thread in user code, with fewer than
+	// ComputeMaxRate syscalls a second, at which it is a compute loop
+	// worth naming: more than half a core on one function.
+	ComputeCPU     = 50.0
+	ComputeUser    = 0.8
+	ComputeMaxRate = 1000.0
+
+	// SpinShare is the part of a hot function's samples on or just after
+	// a spin-wait hint (x86 PAUSE, arm64 YIELD) above which the function
+	// is a spin lock or a spin wait.
+	SpinShare = 0.2
+)
