@@ -1,8 +1,10 @@
 package cpuprofile
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +41,19 @@ type Result struct {
 	UnwoundToStart int
 	Lost, Dropped  uint64
 	Notes          []string
+	// Leaves counts the samples of each innermost user address per
+	// thread, hottest first: the instructions a compute loop spends its
+	// time on.
+	Leaves []Leaf
+}
+
+// Leaf is an innermost user address of a thread and how often it was
+// sampled.
+type Leaf struct {
+	TID      int
+	PC       uint64
+	Function string // the frame's name: function, or module+0xoffset
+	Count    int
 }
 
 // Record samples process pid and returns its profile.
@@ -74,6 +89,11 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	names := namer{pid: pid, sym: symbolizer, ksyms: ksyms, user: map[uint64]flame.Frame{}, kernel: map[uint64]flame.Frame{}}
 	var u unwind.Unwinder
 	samples := make([]flame.Sample, 0, len(rec.Samples))
+	type leafKey struct {
+		tid int
+		pc  uint64
+	}
+	leaves := map[leafKey]int{}
 	for _, s := range rec.Samples {
 		var frames []flame.Frame
 		for _, pc := range s.Kernel {
@@ -88,9 +108,19 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 			for i, f := range tr.Frames {
 				frames = append(frames, names.userFrame(f.PC, i > 0))
 			}
+			if len(tr.Frames) > 0 {
+				leaves[leafKey{s.TID, tr.Frames[0].PC}]++
+			}
 		}
 		samples = append(samples, flame.Sample{Frames: frames, Thread: rec.Threads[s.TID], TID: s.TID})
 	}
+
+	for k, n := range leaves {
+		res.Leaves = append(res.Leaves, Leaf{TID: k.tid, PC: k.pc, Function: names.userFrame(k.pc, false).Name(), Count: n})
+	}
+	slices.SortFunc(res.Leaves, func(a, b Leaf) int {
+		return cmp.Or(b.Count-a.Count, a.TID-b.TID, cmp.Compare(a.PC, b.PC))
+	})
 
 	p := &flame.Profile{
 		Stacks:   flame.Aggregate(samples),

@@ -77,6 +77,19 @@ func TestSeedStack(t *testing.T) {
 			t.Errorf("frame %d = %q in %q", i, frames[i], hottest)
 		}
 	}
+	// The hottest leaf is the instruction after recvfrom's syscall: the
+	// thread is in the kernel, and its user registers point there.
+	leafSum := 0
+	for _, l := range res.Leaves {
+		leafSum += l.Count
+	}
+	if len(res.Leaves) == 0 || leafSum > res.Samples {
+		t.Fatalf("%d leaves counting %d samples of %d", len(res.Leaves), leafSum, res.Samples)
+	}
+	if top := res.Leaves[0]; !strings.Contains(top.Function, "recvfrom") || top.Count < res.Samples/2 {
+		t.Errorf("hottest leaf %+v, want most samples in recvfrom", top)
+	}
+
 	missing := strings.Join(res.Profile.Missing, "\n")
 	if !strings.Contains(missing, "vpnserver") {
 		t.Errorf("missing symbols %q do not name vpnserver", missing)
