@@ -60,8 +60,8 @@ type Syscall struct {
 	P99Ns   uint64 `json:"p99_ns"`
 	// Share is this syscall's part of its thread's (or the process's)
 	// syscall time, in percent; by count when nothing was timed.
-	Share  float64           `json:"share"`
-	OK     uint64            `json:"ok"`
+	Share float64 `json:"share"`
+	OK    uint64  `json:"ok"`
 	// Zero counts the successes that returned 0 (part of OK): nothing
 	// read, no event ready, a timeout.
 	Zero   uint64            `json:"returned_0"`
