@@ -60,6 +60,13 @@ func NewRootCmd(s Streams) *cobra.Command {
 		Long: `cpuwhy answers, from the host, why a process or a container burns CPU:
 which process, container and thread, and what it is doing.
 
+With no command, it watches the target (the busiest process when none is
+named) for a few seconds with everything at once: thread CPU, a syscall
+profile with errno and fds, and on-CPU stack samples; then it says what
+the process is doing in plain words: a verdict such as busy_poll,
+error_loop or compute_loop, the numbers behind it, and what usually
+fixes it. The commands below are its instruments, one at a time.
+
 Run it as root (or with CAP_SYS_PTRACE, CAP_PERFMON and CAP_BPF).`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -74,6 +81,7 @@ Run it as root (or with CAP_SYS_PTRACE, CAP_PERFMON and CAP_BPF).`,
 	_ = root.PersistentFlags().MarkHidden("proc")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newTopCmd(g, s), newSyscallsCmd(g, s), newRecordCmd(g, s), newDumpCmd(g, s))
+	bindDiagnose(root, g, s)
 	return root
 }
 

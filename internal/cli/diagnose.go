@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cpuwhy/cpuwhy/internal/diagnose"
+	"github.com/cpuwhy/cpuwhy/internal/flame"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ptrace"
+	"github.com/cpuwhy/cpuwhy/internal/target"
+)
+
+// diagnoseOptions are the root command's: `cpuwhy [TARGET]`.
+type diagnoseOptions struct {
+	global  *globalOptions
+	streams Streams
+
+	spec      target.Spec
+	duration  time.Duration
+	json      bool
+	output    string
+	format    string
+	frequency int
+	mechanism string
+	debugDirs []string
+	threads   int
+}
+
+// selectWindow is how long CPU is measured to find the busiest process
+// when none is named: short, since the diagnosis window follows.
+const selectWindow = 500 * time.Millisecond
+
+// bindDiagnose makes root run the diagnosis.
+func bindDiagnose(root *cobra.Command, g *globalOptions, s Streams) {
+	o := &diagnoseOptions{global: g, streams: s}
+	root.Use = "cpuwhy [PID]"
+	root.Example = `  sudo cpuwhy                      # the busiest process on the host
+  sudo cpuwhy 5072                 # one process, by host PID
+  sudo cpuwhy --container vpn      # the busiest process of a container
+  sudo cpuwhy --name vpnserver -d 10s -o vpn.html --json > verdict.json`
+	root.Args = cobra.MaximumNArgs(1)
+	root.ValidArgsFunction = pidCompletion
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 1 {
+			if _, err := strconv.Atoi(args[0]); err != nil {
+				return usageError{fmt.Errorf("%q is neither a PID nor a command (top, syscalls, record, dump); name a process with --name REGEX", args[0])}
+			}
+		}
+		if err := pidArg(args, &o.spec); err != nil {
+			return err
+		}
+		return runDiagnose(cmd.Context(), o)
+	}
+	f := root.Flags()
+	addTargetFlags(root, &o.spec)
+	f.DurationVarP(&o.duration, "duration", "d", diagnose.DefaultDuration, "how long to observe")
+	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.StringVarP(&o.output, "output", "o", "", "also write the stack profile: .pb.gz, .folded or .html")
+	f.StringVar(&o.format, "format", "", "profile format (pprof, folded, html), whatever the file name")
+	f.IntVarP(&o.frequency, "frequency", "F", 99, "stack samples per second of CPU, per thread")
+	f.StringVar(&o.mechanism, "mechanism", "auto", "syscall tracing: ebpf, ptrace, or auto (eBPF, else ptrace)")
+	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
+	f.IntVar(&o.threads, "threads", 5, "threads listed in the text report")
+}
+
+func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
+	if o.duration <= 0 || o.duration > maxDuration {
+		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxDuration)}
+	}
+	if o.frequency < 1 || o.frequency > 10000 {
+		return usageError{fmt.Errorf("-F %d: give a frequency between 1 and 10000", o.frequency)}
+	}
+	format, err := outputFormat(o.output, o.format)
+	if err != nil {
+		return usageError{err}
+	}
+	order, err := mechanisms(o.mechanism)
+	if err != nil {
+		return usageError{err}
+	}
+	sel := o.global.selector(o.global.resolver())
+	sel.Window = selectWindow
+	o.progress("finding the busiest process")
+	t, err := sel.Select(ctx, o.spec)
+	if err != nil {
+		return err
+	}
+	opts := diagnose.Options{
+		FS: o.global.procFS(), Duration: o.duration, Frequency: o.frequency, DebugDirs: o.debugDirs,
+		CheckTrace: sel.CheckTrace, Progress: o.progressFunc(t),
+	}
+	for _, m := range order {
+		switch m {
+		case syscalls.EBPF:
+			opts.Tracers = append(opts.Tracers, diagnose.Tracer{Mechanism: m, New: func() syscalls.Tracer { return ebpf.New() }})
+		case syscalls.Ptrace:
+			opts.Tracers = append(opts.Tracers, diagnose.Tracer{Mechanism: m, New: func() syscalls.Tracer { return ptrace.New() }})
+		}
+	}
+	res, err := diagnose.Run(ctx, t, opts)
+	if err != nil {
+		return err
+	}
+	if o.output != "" && res.Profile != nil {
+		if err := flame.WriteFileAs(o.output, format, res.Profile); err != nil {
+			return fmt.Errorf("writing %s: %w", o.output, err)
+		}
+		res.Report.Notes = append(res.Report.Notes, "profile written to "+o.output)
+	}
+	if o.json {
+		return diagnose.WriteJSON(o.streams.Out, res.Report)
+	}
+	return diagnose.WriteText(o.streams.Out, res.Report, diagnose.TextOptions{Threads: o.threads})
+}
+
+// stderrTerminal returns stderr when it is a terminal: progress is for a
+// person watching, not for pipes and logs.
+func stderrTerminal(s Streams) *os.File {
+	f, ok := s.Err.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return f
+}
+
+func (o *diagnoseOptions) progress(format string, args ...any) {
+	if f := stderrTerminal(o.streams); f != nil {
+		fmt.Fprintf(f, "cpuwhy: "+format+"\n", args...)
+	}
+}
+
+func (o *diagnoseOptions) progressFunc(t target.Target) func(time.Duration) {
+	f := stderrTerminal(o.streams)
+	if f == nil {
+		return nil
+	}
+	fmt.Fprintf(f, "cpuwhy: watching %s for %v: threads, syscalls, stacks\n", t, o.duration)
+	return func(elapsed time.Duration) {
+		fmt.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), o.duration.Seconds())
+		if elapsed >= o.duration {
+			fmt.Fprint(f, "\r\033[K")
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package diagnose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/fds"
+	"github.com/cpuwhy/cpuwhy/internal/flame"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/target"
+	"github.com/cpuwhy/cpuwhy/internal/verdict"
+)
+
+// DefaultDuration is the window of a diagnosis.
+const DefaultDuration = 3 * time.Second
+
+// Tracer is a syscall tracer and the mechanism it uses.
+type Tracer struct {
+	Mechanism syscalls.Mechanism
+	New       func() syscalls.Tracer
+}
+
+// Options shape a diagnosis.
+type Options struct {
+	FS        proc.FS
+	Duration  time.Duration // the window; 0: DefaultDuration
+	Frequency int           // stack samples per second of CPU per thread; 0: 99
+	DebugDirs []string
+	// Tracers are tried in order until one is supported (eBPF, then
+	// ptrace); none: no syscall profile.
+	Tracers []Tracer
+	// CheckTrace, when set, is asked before a ptrace tracer is used.
+	CheckTrace func(pid int) error
+	// Progress, when set, is called about once a second with the time
+	// so far.
+	Progress func(elapsed time.Duration)
+}
+
+// Result is a diagnosis: the report and the recorded profile.
+type Result struct {
+	Report  *Report
+	Profile *flame.Profile
+}
+
+// ErrGone matches the error of a target that exited during the window.
+var ErrGone = proc.ErrGone
+
+// Run diagnoses process t.
+func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
+	if opts.Duration <= 0 {
+		opts.Duration = DefaultDuration
+	}
+	began, cpu0 := time.Now(), sys.ProcessCPU()
+	scanner := proc.NewScanner(opts.FS)
+	snap0, err := snapshot(scanner, t.PID)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", t, err)
+	}
+
+	var wg sync.WaitGroup
+	var prof *syscalls.Profile
+	var mech syscalls.Mechanism
+	var traceErr error
+	var notes []string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		prof, mech, traceErr, notes = trace(ctx, t.PID, opts)
+	}()
+	rec, recErr := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
+		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
+		DebugDirs: opts.DebugDirs, Progress: opts.Progress,
+	})
+	wg.Wait()
+	snap1, endErr := snapshot(scanner, t.PID)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if endErr != nil || prof != nil && prof.Ended != "" {
+		return nil, fmt.Errorf("%s exited during the window (%w): nothing to diagnose; run cpuwhy again while it runs", t, ErrGone)
+	}
+	if recErr != nil {
+		notes = append(notes, fmt.Sprintf("no stack samples: %v", recErr))
+	}
+	if traceErr != nil {
+		notes = append(notes, fmt.Sprintf("no syscall profile: %v", traceErr))
+	}
+
+	o, report := observe(t, opts, snap0, snap1, prof, rec)
+	report.Notes = append(report.Notes, notes...)
+	report.Verdicts = verdict.Judge(o)
+	used := sys.ProcessCPU().Sub(cpu0)
+	elapsed := time.Since(began)
+	report.Cpuwhy = Cost{
+		Elapsed:   elapsed.Seconds(),
+		CPU:       used.Total().Seconds(),
+		CPUShare:  100 * used.Total().Seconds() / opts.Duration.Seconds(),
+		Mechanism: mech,
+	}
+	if rec != nil {
+		report.Cpuwhy.Samples = rec.Samples
+	}
+	res := &Result{Report: report}
+	if rec != nil {
+		res.Profile = rec.Profile
+		res.Profile.Process = t.Name
+		if t.Container != nil {
+			res.Profile.Container = string(t.Container.Runtime) + ":" + cmpOr(t.Container.Name, t.Container.ID)
+		}
+	}
+	return res, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func snapshot(sc *proc.Scanner, pid int) (*proc.Snapshot, error) {
+	taken, since := time.Now(), sys.SinceBoot()
+	p, err := sc.ReadProcess(pid, true)
+	if err != nil {
+		return nil, err
+	}
+	return &proc.Snapshot{Taken: taken, SinceBoot: since, Processes: []proc.Process{p}}, nil
+}
+
+// trace runs the first supported tracer.
+func trace(ctx context.Context, pid int, opts Options) (*syscalls.Profile, syscalls.Mechanism, error, []string) {
+	var notes []string
+	var lastErr error
+	for i, tr := range opts.Tracers {
+		if tr.Mechanism == syscalls.Ptrace && opts.CheckTrace != nil {
+			if err := opts.CheckTrace(pid); err != nil {
+				return nil, "", err, notes
+			}
+		}
+		p, err := tr.New().Trace(ctx, pid, syscalls.Options{
+			Duration: opts.Duration, TimeEvery: syscalls.DefaultTimeEvery, MaxKeys: syscalls.DefaultMaxKeys,
+		})
+		if errors.Is(err, syscalls.ErrNotSupported) && i+1 < len(opts.Tracers) {
+			notes = append(notes, fmt.Sprintf("%v; syscalls traced with %s instead, which slows the target down", err, opts.Tracers[i+1].Mechanism))
+			lastErr = err
+			continue
+		}
+		return p, tr.Mechanism, err, notes
+	}
+	return nil, "", lastErr, notes
+}
+
+// observe builds the observation of the window and the report's skeleton.
+func observe(t target.Target, opts Options, snap0, snap1 *proc.Snapshot, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
+	seconds := snap1.Taken.Sub(snap0.Taken).Seconds()
+	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name}
+	r := &Report{Window: seconds}
+	threads := map[int]*verdict.Thread{}
+	get := func(tid int, name string) *verdict.Thread {
+		th := threads[tid]
+		if th == nil {
+			th = &verdict.Thread{TID: tid, Name: name}
+			threads[tid] = th
+		}
+		if th.Name == "" {
+			th.Name = name
+		}
+		return th
+	}
+	for _, u := range proc.Compare(snap0, snap1) {
+		if u.PID != t.PID {
+			continue
+		}
+		o.CPU = u.CPU
+		p0, p1 := snap0.Processes[0].Stat, snap1.Processes[0].Stat
+		if p1.StartTime == p0.StartTime {
+			ticks := (p1.CUTime + p1.CSTime) - min(p0.CUTime+p0.CSTime, p1.CUTime+p1.CSTime)
+			o.Children = 100 * float64(ticks) / proc.TicksPerSecond / seconds
+		}
+		for _, tu := range u.Threads {
+			get(tu.PID, tu.Comm).CPU = tu.CPU
+		}
+	}
+	if prof != nil {
+		sr := syscalls.Summarize(prof, "", fds.NewDescriber(opts.FS))
+		o.Seconds = max(sr.Duration, 1e-3) // rates over the tracer's own window
+		for _, st := range sr.Threads {
+			get(st.TID, st.Name).Syscalls = st.Syscalls
+		}
+		r.Syscalls = sr.Syscalls
+		r.Notes = append(r.Notes, sr.Notes...)
+		if sr.Dropped > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d syscalls not counted: the aggregation table was full", sr.Dropped))
+		}
+	}
+	if rec != nil {
+		o.Samples = rec.Samples
+		addStacks(rec.Profile, get)
+		for tid, th := range threads {
+			if th.CPU.Total >= verdict.HotThreadCPU && th.Samples > 0 {
+				th.Code = hotCode(t.PID, tid, rec.Leaves)
+			}
+		}
+		r.Notes = append(r.Notes, rec.Notes...)
+		r.Missing = rec.Profile.Missing
+	}
+	o.Runtime = runtimeOf(opts.FS, t.PID, threads)
+	for _, th := range threads {
+		o.Threads = append(o.Threads, *th)
+	}
+	slices.SortFunc(o.Threads, func(a, b verdict.Thread) int {
+		if a.CPU.Total != b.CPU.Total {
+			if a.CPU.Total > b.CPU.Total {
+				return -1
+			}
+			return 1
+		}
+		return a.TID - b.TID
+	})
+	r.Target = Target{PID: t.PID, NsPID: t.NsPID, Name: t.Name, Cmdline: t.Cmdline, Container: t.Container,
+		CPU: round1(o.CPU.Total), User: round1(o.CPU.User), System: round1(o.CPU.System), Children: round1(o.Children)}
+	for _, th := range o.Threads {
+		if len(r.Threads) == maxThreads {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d more threads not listed", len(o.Threads)-maxThreads))
+			break
+		}
+		r.Threads = append(r.Threads, threadReport(&th, o.Seconds))
+	}
+	return o, r
+}
+
+// addStacks gives each thread its user stacks, summed over the kernel
+// stacks above them, most sampled first.
+func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
+	type key struct {
+		tid  int
+		user string
+	}
+	sums := map[key]*verdict.Stack{}
+	for _, s := range p.Stacks {
+		var user, kernel []string
+		for _, f := range s.Frames {
+			if f.Kernel {
+				kernel = append(kernel, f.Name())
+			} else {
+				user = append(user, f.Name())
+			}
+		}
+		th := get(s.TID, s.Thread)
+		th.Samples += int(s.Count)
+		k := key{s.TID, strings.Join(user, "\x00")}
+		if sums[k] == nil {
+			sums[k] = &verdict.Stack{Frames: user, Kernel: kernel}
+		}
+		sums[k].Count += int(s.Count)
+	}
+	for k, s := range sums {
+		th := get(k.tid, "")
+		th.Stacks = append(th.Stacks, *s)
+	}
+	// Sorted per thread once all are in.
+	done := map[int]bool{}
+	for k := range sums {
+		if done[k.tid] {
+			continue
+		}
+		done[k.tid] = true
+		th := get(k.tid, "")
+		slices.SortFunc(th.Stacks, func(a, b verdict.Stack) int {
+			if a.Count != b.Count {
+				return b.Count - a.Count
+			}
+			return strings.Compare(strings.Join(a.Frames, ";"), strings.Join(b.Frames, ";"))
+		})
+	}
+}
+
+// runtimeOf tells a Go program (its stacks run through the Go scheduler)
+// and a JVM (libjvm.so is mapped) from the rest.
+func runtimeOf(fs proc.FS, pid int, threads map[int]*verdict.Thread) string {
+	for _, th := range threads {
+		for _, s := range th.Stacks {
+			for _, f := range s.Frames {
+				if f == "runtime.goexit" || f == "runtime.mstart" || f == "runtime.rt0_go" {
+					return "go"
+				}
+			}
+		}
+	}
+	if maps, err := fs.Maps(pid); err == nil {
+		for _, m := range maps {
+			if strings.HasSuffix(m.Path, "/libjvm.so") {
+				return "jvm"
+			}
+		}
+	}
+	return ""
+}
+
+func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+
+var arch = runtime.GOARCH

@@ -1,0 +1,194 @@
+package diagnose
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/verdict"
+)
+
+// WriteJSON writes the report as one JSON object.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // stacks read "a <- b"
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("encoding report: %w", err)
+	}
+	return nil
+}
+
+// TextOptions shape the text report.
+type TextOptions struct {
+	Threads int // threads listed; 0: 5
+}
+
+// WriteText writes the report for a person: the target, its hottest
+// threads, then each verdict with its evidence and fix, in about one
+// screen, plain text without color.
+func WriteText(w io.Writer, r *Report, o TextOptions) error {
+	if o.Threads <= 0 {
+		o.Threads = 5
+	}
+	bw := bufio.NewWriter(w)
+	t := r.Target
+	fmt.Fprintf(bw, "cpuwhy: %s (PID %d)", t.Name, t.PID)
+	if c := t.Container; c != nil {
+		id := c.ID
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		name := c.Name
+		if name == "" {
+			name = id
+		} else {
+			name += " (" + id + ")"
+		}
+		fmt.Fprintf(bw, " in %s container %s, PID %d inside", c.Runtime, name, t.NsPID)
+	}
+	fmt.Fprintf(bw, ": %.1f%% of a core over %.1f s (%.1f user, %.1f system", t.CPU, r.Window, t.User, t.System)
+	if t.Children >= 0.5 {
+		fmt.Fprintf(bw, ", children %.1f", t.Children)
+	}
+	fmt.Fprintln(bw, ")")
+
+	fmt.Fprintf(bw, "\n%-16s %8s %7s %6s %6s %11s  %s\n", "THREAD", "TID", "CPU%", "USER", "SYS", "SYSCALLS/S", "TOP SYSCALL")
+	shown := 0
+	for _, th := range r.Threads {
+		if shown == o.Threads || shown > 0 && th.CPU < 1 && th.SyscallRate < 100 {
+			break
+		}
+		shown++
+		fmt.Fprintf(bw, "%-16s %8d %7.1f %6.1f %6.1f %11s  %s\n", th.Name, th.TID, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
+	}
+	if n := len(r.Threads) - shown; n > 0 {
+		fmt.Fprintf(bw, "(%d more threads, each below 1%% CPU or not shown; --json lists them)\n", n)
+	}
+
+	for i, v := range r.Verdicts {
+		fmt.Fprintln(bw)
+		who := fmt.Sprintf("%s (TID %d)", v.Thread.Name, v.Thread.TID)
+		if v.Thread.TID == 0 {
+			who = t.Name
+		}
+		fmt.Fprintf(bw, "VERDICT %d: %s — %s, %.1f%% of a core\n", i+1, v.Pattern, who, v.CPU)
+		fmt.Fprintf(bw, "  %s\n", v.Summary)
+		var where []string
+		if v.Syscall != nil {
+			where = append(where, "syscall "+*v.Syscall)
+		}
+		if v.Errno != nil {
+			where = append(where, "errno "+*v.Errno)
+		}
+		if v.FD != nil {
+			where = append(where, "fd "+*v.FD)
+		}
+		if len(where) > 0 {
+			fmt.Fprintf(bw, "  %s\n", strings.Join(where, ", "))
+		}
+		if len(v.Stack) > 0 && v.Pattern != verdict.Healthy {
+			stack := v.Stack
+			if len(stack) > 8 {
+				stack = append(slices.Clip(stack[:8]), "...")
+			}
+			fmt.Fprintf(bw, "  stack: %s\n", strings.Join(stack, " <- "))
+		}
+		for _, e := range v.Evidence {
+			fmt.Fprintf(bw, "  - %s\n", e)
+		}
+		if v.Code != nil {
+			writeCode(bw, v.Code)
+		}
+		fmt.Fprintf(bw, "  fix: %s\n", v.Advice)
+	}
+
+	fmt.Fprintln(bw)
+	c := r.Cpuwhy
+	how := "no syscall profile"
+	if c.Mechanism != "" {
+		how = string(c.Mechanism) + " syscall counts"
+	}
+	fmt.Fprintf(bw, "cpuwhy used %.1f%% of a core over the window (%s, %d stack samples); verdict after %.1f s\n", c.CPUShare, how, c.Samples, c.Elapsed)
+	for _, n := range r.Notes {
+		fmt.Fprintf(bw, "note: %s\n", n)
+	}
+	if len(r.Missing) > 0 {
+		mods := make([]string, 0, len(r.Missing))
+		for _, m := range r.Missing {
+			mod, _, _ := strings.Cut(m, " ")
+			mods = append(mods, mod)
+		}
+		fmt.Fprintf(bw, "note: no symbols for %s: frames there print as module+offset (`cpuwhy record` says how to get them)\n", strings.Join(mods, ", "))
+	}
+	return bw.Flush()
+}
+
+// maxCodeLines bounds the instructions shown; the hottest are kept.
+const maxCodeLines = 12
+
+func writeCode(w io.Writer, c *verdict.Code) {
+	ins := c.Instructions
+	if len(ins) > maxCodeLines {
+		// The window of maxCodeLines with the most samples.
+		best, bestN := 0, -1
+		for i := 0; i+maxCodeLines <= len(ins); i++ {
+			n := 0
+			for _, in := range ins[i : i+maxCodeLines] {
+				n += in.Samples
+			}
+			if n > bestN {
+				best, bestN = i, n
+			}
+		}
+		ins = ins[best : best+maxCodeLines]
+	}
+	fmt.Fprintf(w, "  hottest instructions of %s (%d samples):\n", c.Function, c.Samples)
+	for _, in := range ins {
+		share := ""
+		if in.Samples > 0 && c.Samples > 0 {
+			share = fmt.Sprintf("%5.1f%%", 100*float64(in.Samples)/float64(c.Samples))
+		}
+		fmt.Fprintf(w, "    %6s  %#x  %s\n", share, in.Addr, in.Text)
+	}
+}
+
+func topSyscall(ss []syscalls.Syscall) string {
+	if len(ss) == 0 {
+		return "-"
+	}
+	s := ss[0]
+	out := s.Name
+	if s.Count == 0 {
+		return out
+	}
+	var errs []string
+	for e, n := range s.Errors {
+		if 100*n >= s.Count {
+			errs = append(errs, fmt.Sprintf("%s %.0f%%", e, 100*float64(n)/float64(s.Count)))
+		}
+	}
+	slices.Sort(errs)
+	if len(errs) > 0 {
+		out += " " + strings.Join(errs, " ")
+	}
+	if 100*s.Zero >= s.Count {
+		out += fmt.Sprintf(" returned 0 %.0f%%", 100*float64(s.Zero)/float64(s.Count))
+	}
+	return out
+}
+
+func rate(r float64) string {
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.2fM", r/1e6)
+	case r >= 1e4:
+		return fmt.Sprintf("%.0fk", r/1e3)
+	case r >= 1e3:
+		return fmt.Sprintf("%.1fk", r/1e3)
+	}
+	return fmt.Sprintf("%.0f", r)
+}

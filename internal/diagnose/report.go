@@ -1,0 +1,84 @@
+package diagnose
+
+import (
+	"github.com/cpuwhy/cpuwhy/internal/container"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/verdict"
+)
+
+// Report is a diagnosis for people (WriteText) and scripts (WriteJSON).
+// Its JSON form is read by other tooling: fields may be added, never
+// renamed.
+type Report struct {
+	Target   Target            `json:"target"`
+	Window   float64           `json:"window_s"`
+	Threads  []ThreadReport    `json:"threads"` // most CPU first
+	Verdicts []verdict.Verdict `json:"verdicts"`
+	// Syscalls are the process's syscalls over the window, hottest first.
+	Syscalls []syscalls.Syscall `json:"syscalls"`
+	// Missing lists the modules without symbols and how to get them.
+	Missing []string `json:"missing_symbols,omitempty"`
+	Cpuwhy  Cost     `json:"cpuwhy"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// Target is the diagnosed process.
+type Target struct {
+	PID       int             `json:"pid"`
+	NsPID     int             `json:"ns_pid"`
+	Name      string          `json:"name"`
+	Cmdline   string          `json:"cmdline,omitempty"`
+	Container *container.Info `json:"container"` // null on the host
+	CPU       float64         `json:"cpu"`       // percent of one core
+	User      float64         `json:"user"`
+	System    float64         `json:"system"`
+	Children  float64         `json:"children_cpu"` // of children waited for in the window
+}
+
+// ThreadReport is one thread over the window.
+type ThreadReport struct {
+	TID         int      `json:"tid"`
+	Name        string   `json:"name"`
+	CPU         float64  `json:"cpu"`
+	User        float64  `json:"user"`
+	System      float64  `json:"system"`
+	SyscallRate float64  `json:"syscalls_per_s"`
+	Samples     int      `json:"samples"`
+	Stack       []string `json:"stack,omitempty"` // hottest user stack, innermost first
+	// Syscalls are its hottest syscalls (at most three).
+	Syscalls []syscalls.Syscall `json:"syscalls,omitempty"`
+}
+
+// Cost is what the diagnosis cost.
+type Cost struct {
+	Elapsed   float64            `json:"elapsed_s"`   // from start to verdict
+	CPU       float64            `json:"cpu_s"`       // cpuwhy's own CPU time
+	CPUShare  float64            `json:"cpu_percent"` // of one core, over the window
+	Mechanism syscalls.Mechanism `json:"mechanism,omitempty"`
+	Samples   int                `json:"samples"`
+}
+
+// maxThreads bounds the threads a report lists.
+const maxThreads = 100
+
+func threadReport(t *verdict.Thread, seconds float64) ThreadReport {
+	r := ThreadReport{TID: t.TID, Name: t.Name, CPU: round1(t.CPU.Total), User: round1(t.CPU.User), System: round1(t.CPU.System), Samples: t.Samples}
+	var calls uint64
+	for _, s := range t.Syscalls {
+		calls += s.Count
+	}
+	if seconds > 0 {
+		r.SyscallRate = round1(float64(calls) / seconds)
+	}
+	if len(t.Stacks) > 0 {
+		r.Stack = t.Stacks[0].Frames
+	}
+	for i, s := range t.Syscalls {
+		if i == 3 {
+			break
+		}
+		s.Hist = nil
+		r.Syscalls = append(r.Syscalls, s)
+	}
+	return r
+}
