@@ -1,11 +1,21 @@
 package cli
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/cpuwhy/cpuwhy/internal/containertest"
+	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
 
 func TestRecordContainer(t *testing.T) {
@@ -42,6 +52,136 @@ func TestRecordContainer(t *testing.T) {
 				if !strings.Contains(string(data), "RecvFrom") || strings.Contains(string(data), "http://") || strings.Contains(string(data), "https://") {
 					t.Errorf("html profile lacks RecvFrom or refers to the network")
 				}
+			}
+		})
+	}
+}
+
+// hottestFunction is the first row of the summary's function table:
+// self share, name and module.
+var hottestFunction = regexp.MustCompile(`SELF   TOTAL  FUNCTION \(MODULE\)\n *([0-9.]+)% +[0-9.]+%  (.+)\n`)
+
+var unwoundShare = regexp.MustCompile(`(\d+)% of them unwound to their thread's start`)
+
+// TestRecordScenarios records a C++ program and a stripped Go program,
+// each in a container at a path the host does not have
+// (/opt/<name>/<name>), and checks that the summary, the folded stacks
+// and the pprof profile (read back by pprof's own parser and by `go tool
+// pprof`) name the hot function as its developer knows it, demangled, on
+// a stack unwound to the thread's start, with the thread's name.
+func TestRecordScenarios(t *testing.T) {
+	tests := []struct {
+		scenario string
+		function string // the hot function, named as in its language
+		thread   string // the hot thread's name
+		// The folded stack of the hot thread, outermost frames after the
+		// thread's root first: unwound to its start.
+		folded string
+	}{
+		// g++ -O2 -g: .symtab holds _ZN3vpn7Session4pumpEv.
+		{"cxxhot", "vpn::Session::pump", "pump", ";__clone3;start_thread;run;vpn::Session::pump "},
+		// -ldflags="-s -w": no .symtab, no DWARF, only the pclntab; the
+		// locked thread keeps the process's name.
+		{"gostripped", "main.spin", "gostripped", ";runtime.goexit;main.main.func1;main.spin "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.scenario, func(t *testing.T) {
+			prog := scenario.Build(t, tt.scenario)
+			c := containertest.Start(t, containertest.Config{Program: prog.Path, Files: prog.Files})
+			c.WaitReady(t, 10*time.Second)
+			if _, err := os.Stat(c.Path); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("the host has the container's program path %s (%v): the test would not show that record reads it through the container", c.Path, err)
+			}
+			dir := t.TempDir()
+			record := func(file string) (stdout string, data []byte) {
+				t.Helper()
+				out := filepath.Join(dir, file)
+				code, stdout, errOut := run(t, "record", "-d", "1s", "-o", out, "--container", c.Name,
+					"--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+				if code != 0 {
+					t.Fatalf("record -o %s: exit %d: %s", file, code, errOut)
+				}
+				data, err := os.ReadFile(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(stdout, "_Z") {
+					t.Errorf("record -o %s: a name in the summary is left mangled (_Z…):\n%s", file, stdout)
+				}
+				return stdout, data
+			}
+
+			summary, data := record("x.pb.gz")
+			for _, want := range []string{
+				"(" + tt.scenario + ") in docker container " + c.Name + " as PID 1",
+				"  " + tt.thread + "-",
+			} {
+				if !strings.Contains(summary, want) {
+					t.Errorf("summary lacks %q:\n%s", want, summary)
+				}
+			}
+			// The hottest function has nearly all the self time (the
+			// odd sample may land in the kernel).
+			if m := hottestFunction.FindStringSubmatch(summary); m == nil || m[2] != tt.function+" ("+tt.scenario+")" {
+				t.Errorf("the hottest function is not %s (%s):\n%s", tt.function, tt.scenario, summary)
+			} else if self, _ := strconv.ParseFloat(m[1], 64); self < 90 {
+				t.Errorf("%s has %.1f%% of the self time, want nearly all:\n%s", tt.function, self, summary)
+			}
+			// A stack walked to the thread's start: nearly all of them (a
+			// sample may land where no frame information is).
+			if m := unwoundShare.FindStringSubmatch(summary); m == nil {
+				t.Errorf("summary does not say how many stacks were unwound:\n%s", summary)
+			} else if pct, _ := strconv.Atoi(m[1]); pct < 90 {
+				t.Errorf("%d%% of the stacks unwound to their thread's start, want nearly all:\n%s", pct, summary)
+			}
+
+			p, err := profile.ParseData(data)
+			if err != nil {
+				t.Fatalf("parsing the pprof profile: %v", err)
+			}
+			for _, f := range p.Function {
+				if strings.HasPrefix(f.Name, "_Z") {
+					t.Errorf("pprof profile: function %s is left mangled", f.Name)
+				}
+			}
+			var hot, all int64
+			for _, s := range p.Sample {
+				all += s.Value[0]
+				if len(s.Location) == 0 || len(s.Location[0].Line) == 0 || s.Location[0].Line[0].Function.Name != tt.function {
+					continue
+				}
+				hot += s.Value[0]
+				if got := s.Label["thread"]; len(got) != 1 || got[0] != tt.thread {
+					t.Errorf("a sample in %s has thread label %q, want %q", tt.function, got, tt.thread)
+				}
+			}
+			// The hot thread spins all the time; the others sleep.
+			if all == 0 || hot < all*9/10 {
+				t.Errorf("%d of %d samples of the pprof profile are in %s, want nearly all", hot, all, tt.function)
+			}
+			top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=5", filepath.Join(dir, "x.pb.gz")).CombinedOutput()
+			if err != nil {
+				t.Fatalf("go tool pprof -top: %v\n%s", err, top)
+			}
+			// The first row of the table is the hottest function by flat time.
+			_, table, _ := strings.Cut(string(top), "flat  flat%")
+			rows := strings.Split(strings.TrimSpace(table), "\n")
+			if len(rows) < 2 || !strings.HasSuffix(rows[1], " "+tt.function) {
+				t.Errorf("go tool pprof -top does not put %s first:\n%s", tt.function, top)
+			}
+
+			_, folded := record("x.folded")
+			if strings.Contains(string(folded), "_Z") {
+				t.Errorf("folded stacks: a name is left mangled (_Z…):\n%s", folded)
+			}
+			var found bool
+			for _, line := range strings.Split(string(folded), "\n") {
+				if strings.HasPrefix(line, tt.thread+"-") && strings.Contains(line, tt.folded) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no folded stack %s-TID%s…:\n%s", tt.thread, tt.folded, folded)
 			}
 		})
 	}
