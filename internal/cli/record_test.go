@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"image/color"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/pprof/profile"
 
+	"github.com/cpuwhy/cpuwhy/internal/browsertest"
 	"github.com/cpuwhy/cpuwhy/internal/containertest"
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
@@ -191,5 +193,77 @@ func TestRecordBadOutput(t *testing.T) {
 	code, _, errOut := run(t, "record", "1", "-o", "profile.txt")
 	if code != 2 || !strings.Contains(errOut, ".pb.gz") {
 		t.Errorf("exit %d, stderr %q: want a usage error naming the formats", code, errOut)
+	}
+}
+
+// The flame graph's palette (flame.html.tmpl's color()): kernel frames
+// hsl(22-33, 85%, 60-65.5%), user code hsl(70-290, 50%, 62-73%) by module.
+// Text and antialiased edges blend into other colours, so the bounds are a
+// little wider than the palette's.
+func kernelPixel(c color.Color) bool {
+	h, s, l := browsertest.HSL(c)
+	return h >= 20 && h <= 35 && s >= 0.75 && s <= 0.95 && l >= 0.57 && l <= 0.68
+}
+
+func userPixel(c color.Color) bool {
+	h, s, l := browsertest.HSL(c)
+	return h >= 68 && h <= 292 && s >= 0.42 && s <= 0.58 && l >= 0.6 && l <= 0.75
+}
+
+// TestRecordHTMLInChromium records the seed's scenario in its container
+// into an HTML flame graph and renders it in headless Chromium: the page's
+// script must draw the named frames, and the screenshot must show them in
+// the graph's palette. With CPUWHY_SCREENSHOT_DIR set the screenshot is
+// kept there (record-flame.png) for a person to look at.
+func TestRecordHTMLInChromium(t *testing.T) {
+	bin := browsertest.Chromium(t)
+	c := startBusyPoll(t)
+	page := filepath.Join(t.TempDir(), "vpn.html")
+	code, _, errOut := run(t, "record", "-d", "1s", "-o", page, "--container", c.Name,
+		"--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+	if code != 0 {
+		t.Fatalf("record: exit %d: %s", code, errOut)
+	}
+	url := "file://" + page
+
+	dom := browsertest.DumpDOM(t, bin, url)
+	boxes := regexp.MustCompile(`<div class="f[^"]*" data-frame="\d+"[^>]*>([^<]*)</div>`).FindAllStringSubmatch(dom, -1)
+	drawn := make(map[string]bool, len(boxes))
+	for _, b := range boxes {
+		drawn[b[1]] = true
+	}
+	// The seed's stack, from the kernel's receive path to the thread's
+	// start, with the stripped binary's frame named by module and offset.
+	for _, want := range []string{"__x64_sys_recvfrom", "recvfrom", "RecvFrom", "start_thread", "__clone3"} {
+		if !drawn[want] {
+			t.Errorf("the page drew no box named %s", want)
+		}
+	}
+	var thread, unsymbolized bool
+	for name := range drawn {
+		thread = thread || strings.HasPrefix(name, "NatThreadMain-")
+		unsymbolized = unsymbolized || strings.HasPrefix(name, "vpnserver+0x")
+	}
+	if !thread || !unsymbolized {
+		t.Errorf("the page drew no NatThreadMain-TID box (%v) or no vpnserver+0x… box (%v); drew %v", thread, unsymbolized, drawn)
+	}
+	if !strings.Contains(dom, "container docker:"+c.Name+" ") {
+		t.Errorf("the page does not name the container %s", c.Name)
+	}
+
+	img, shot := browsertest.Screenshot(t, bin, url, "record-flame.png")
+	if n := browsertest.Colors(img); n < 16 {
+		t.Fatalf("screenshot %s has %d colours: nothing drawn", shot, n)
+	}
+	// Most of busypoll's time is in the kernel's recvfrom: rows of orange
+	// boxes, far more than the legend's swatch (12×12 px); its user frames
+	// (libc, libnat) draw rows of their own colours.
+	kernel, user := browsertest.Count(img, kernelPixel), browsertest.Count(img, userPixel)
+	t.Logf("screenshot %s: %d colours, %d kernel-orange and %d user-coloured pixels", shot, browsertest.Colors(img), kernel, user)
+	if kernel < 10000 {
+		t.Errorf("screenshot %s has %d pixels of the kernel's orange, want the rows of the recvfrom path", shot, kernel)
+	}
+	if user < 5000 {
+		t.Errorf("screenshot %s has %d pixels of user code's colours, want the rows of recvfrom, RecvFrom and start_thread", shot, user)
 	}
 }
