@@ -267,3 +267,52 @@ func TestRecordHTMLInChromium(t *testing.T) {
 		t.Errorf("screenshot %s has %d pixels of user code's colours, want the rows of recvfrom, RecvFrom and start_thread", shot, user)
 	}
 }
+
+// TestRecordProgress: on a terminal, record says what it records and
+// counts the seconds on stderr, and its summary starts on a line of its
+// own however the recording ends; through a pipe it prints no progress.
+func TestRecordProgress(t *testing.T) {
+	pid := strconv.Itoa(startProgram(t, "compute").Process.Pid)
+	header := "cpuwhy: recording " + pid + " (compute) for "
+	tests := []struct {
+		name      string
+		duration  string
+		interrupt bool // Ctrl-C after the first tick
+	}{
+		{"to the end", "2s", false},
+		{"interrupted", "20s", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// sleep keeps the pane, and its last screen, after cpuwhy exits.
+			tm := newTmux(t, cpuwhyBinary(t)+" record -d "+tt.duration+" "+pid+"; sleep 60")
+			tm.waitFor("the header and the first second counted", func(s string) bool {
+				return strings.Contains(s, header+tt.duration+" (Ctrl-C to stop early)\n") &&
+					strings.Contains(s, "    1s / "+tt.duration)
+			})
+			if tt.interrupt {
+				tm.keys("C-c")
+			}
+			s := tm.waitFor("the summary", func(s string) bool { return strings.Contains(s, "Hottest stacks") })
+			var summary bool
+			for _, line := range strings.Split(s, "\n") {
+				summary = summary || strings.HasPrefix(line, "cpuwhy record: "+pid+" (compute), ")
+			}
+			if !summary {
+				t.Errorf("the summary does not start on a line of its own:\n%s", s)
+			}
+			if tt.interrupt && !strings.Contains(s, "note: stopped: interrupt signal received") {
+				t.Errorf("the summary of an interrupted recording does not say so:\n%s", s)
+			}
+		})
+	}
+	t.Run("pipe", func(t *testing.T) {
+		code, out, errOut := runBinary(t, nil, "record", "-d", "1s", pid)
+		if code != 0 || !strings.Contains(out, "cpuwhy record: "+pid) {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		if errOut != "" {
+			t.Errorf("stderr %q, want no progress on a pipe", errOut)
+		}
+	})
+}
