@@ -90,11 +90,12 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if err != nil {
 		return err
 	}
-	progress := o.progressFunc(t)
+	progress, endProgress := o.progressFunc(t)
 	res, err := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
 		FS: o.global.procFS(), Frequency: o.frequency, Duration: o.duration, Kernel: o.kernel,
 		DebugDirs: o.debugDirs, Progress: progress,
 	})
+	endProgress()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("recording %s: %w", t, err)
 	}
@@ -155,18 +156,30 @@ func percentOf(n, total int) float64 {
 	return 100 * float64(n) / float64(total)
 }
 
-// progressFunc reports the recording's progress on a terminal's stderr;
-// nil (no progress) for pipes and files.
-func (o *recordOptions) progressFunc(t target.Target) func(time.Duration) {
+// progressFunc reports the recording's progress on a terminal's stderr,
+// on one line rewritten each second; nil (no progress) for pipes and
+// files. end finishes that line, to be called once the recording is over
+// however it ended: Ctrl-C, the target's exit, or the window closing just
+// before the last tick leave it open, and the summary or error would
+// follow on the same line.
+func (o *recordOptions) progressFunc(t target.Target) (report func(time.Duration), end func()) {
 	f, ok := o.streams.Err.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
+		return nil, func() {}
 	}
 	fmt.Fprintf(f, "cpuwhy: recording %s for %v (Ctrl-C to stop early)\n", t, o.duration)
-	return func(elapsed time.Duration) {
+	// cpuprofile.Record calls report from its own goroutine and has
+	// stopped calling it when it returns, before end is called.
+	open := false
+	report = func(elapsed time.Duration) {
 		fmt.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), o.duration.Seconds())
-		if elapsed >= o.duration {
+		open = true
+	}
+	end = func() {
+		if open {
 			fmt.Fprintln(f)
+			open = false
 		}
 	}
+	return report, end
 }

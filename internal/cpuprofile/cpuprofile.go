@@ -102,7 +102,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		if s.UserRegsValid {
 			tr := u.Trace(unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR},
 				unwind.StackCopy{Base: s.Regs.SP, Data: s.Stack}, space.Lookup, maxFrames)
-			if tr.Stop == unwind.StopOutermost || tr.Stop == unwind.StopZeroRA {
+			if tr.Stop.Complete() {
 				res.UnwoundToStart++
 			}
 			for i, f := range tr.Frames {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,6 +192,34 @@ func TestAggregate(t *testing.T) {
 		if stackKey(got[i]) != stackKey(again[i]) || got[i].Count != again[i].Count {
 			t.Errorf("stack %d differs after reversing the input", i)
 		}
+	}
+}
+
+// TestTopStacksByName: a hot loop is sampled at many addresses and lines
+// of one function; its stacks are one summary line, since the line shows
+// names only, while frames that print differently stay apart.
+func TestTopStacksByName(t *testing.T) {
+	run := Frame{Function: "run", Module: "/opt/cxxhot", Offset: 0x12c4}
+	pumpAt := func(off uint64, line int) Frame {
+		return Frame{Function: "vpn::Session::pump", File: "session.cc", Line: line, Module: "/opt/cxxhot", Offset: off}
+	}
+	p := &Profile{Stacks: []Stack{
+		{Thread: "pump", TID: 7, Count: 5, Frames: []Frame{pumpAt(0x1297, 32), run}},
+		{Thread: "pump", TID: 7, Count: 4, Frames: []Frame{pumpAt(0x12a1, 33), run}},
+		{Thread: "pump", TID: 7, Count: 3, Frames: []Frame{pumpAt(0x12ae, 31), run}},
+		{Thread: "pump", TID: 7, Count: 2, Frames: []Frame{{Module: "/opt/cxxhot", Offset: 0x1100}, run}},
+		{Thread: "pump", TID: 7, Count: 1, Frames: []Frame{{Module: "/opt/cxxhot", Offset: 0x1108}, run}},
+	}}
+	var b bytes.Buffer
+	if err := WriteTop(&b, p, 5); err != nil {
+		t.Fatal(err)
+	}
+	_, stacks, _ := strings.Cut(b.String(), "Hottest stacks (innermost first):\n")
+	want := " 80.0%  pump-7: vpn::Session::pump <- run\n" +
+		" 13.3%  pump-7: cxxhot+0x1100 <- run\n" +
+		"  6.7%  pump-7: cxxhot+0x1108 <- run\n"
+	if stacks != want {
+		t.Errorf("hottest stacks:\n%s\nwant:\n%s", stacks, want)
 	}
 }
 

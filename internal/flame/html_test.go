@@ -2,16 +2,12 @@ package flame
 
 import (
 	"bytes"
-	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/internal/browsertest"
 )
 
 // hostileProfile is the seed plus a thread whose frame name tries to end
@@ -51,44 +47,12 @@ func TestHTMLSelfContained(t *testing.T) {
 	}
 }
 
-// chromium finds a headless-capable Chromium, or skips (fails under
-// CPUWHY_REQUIRE_PRIVILEGED=1) when none is installed.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	privtest.Require(t, "no chromium to render the flame graph with (apt-get install chromium)")
-	return ""
-}
-
-// runChromium runs Chromium headless on url with extra arguments and
-// returns its standard output.
-func runChromium(t *testing.T, bin, url string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	args = append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir=" + t.TempDir(), "--window-size=1200,800",
-	}, append(args, url)...)
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.Bytes())
-	}
-	return stdout.String()
-}
-
 var frameBox = regexp.MustCompile(`<div class="f[^"]*" data-frame="(\d+)"`)
 
 // TestHTMLInChromium renders the page in a real browser and checks that
 // its script drew the graph, searched, and ran nothing from the data.
 func TestHTMLInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := browsertest.Chromium(t)
 	dir := t.TempDir()
 	page := filepath.Join(dir, "flame.html")
 	if err := WriteFile(page, hostileProfile()); err != nil {
@@ -96,7 +60,7 @@ func TestHTMLInChromium(t *testing.T) {
 	}
 	url := "file://" + page
 
-	dom := runChromium(t, bin, url, "--dump-dom")
+	dom := browsertest.DumpDOM(t, bin, url)
 	boxes := frameBox.FindAllStringSubmatch(dom, -1)
 	// Every node of the tree is wide enough to draw at 1200 px but the
 	// 1-sample epoll_wait thread's, which is still ≥ 0.4 px: all of them.
@@ -127,7 +91,7 @@ func TestHTMLInChromium(t *testing.T) {
 		t.Error("a frame name ran as markup in the browser")
 	}
 
-	searched := runChromium(t, bin, url+"#search=recv", "--dump-dom")
+	searched := browsertest.DumpDOM(t, bin, url+"#search=recv")
 	// recv matches recvfrom and RecvFrom: NatThreadMain's 936 of 1395.
 	if want := "Matched: 67.10% (936 samples)"; !strings.Contains(searched, want) {
 		t.Errorf("searching recv: page lacks %q", want)
@@ -138,7 +102,7 @@ func TestHTMLInChromium(t *testing.T) {
 
 	// Zoomed into RecvFrom, searching recv: the box spans the width, its
 	// ancestors are drawn dimmed, and the share is of the zoomed frame.
-	zoomed := runChromium(t, bin, url+"#zoom=RecvFrom&search=recv", "--dump-dom")
+	zoomed := browsertest.DumpDOM(t, bin, url+"#zoom=RecvFrom&search=recv")
 	if n := strings.Count(zoomed, `class="f ancestor"`); n != 5 {
 		t.Errorf("zoomed into RecvFrom: %d ancestor boxes, want 5 (all, thread, __clone3, start_thread, vpnserver+0x4a1f3)", n)
 	}
@@ -149,16 +113,10 @@ func TestHTMLInChromium(t *testing.T) {
 		t.Error("zoomed into RecvFrom: frames outside it are still drawn")
 	}
 
-	shot := filepath.Join(dir, "shot.png")
-	if keep := os.Getenv("CPUWHY_FLAME_SCREENSHOT"); keep != "" {
-		shot = keep // to look at it: the test cannot judge how it looks
-	}
-	runChromium(t, bin, url, "--screenshot="+shot)
-	png, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(png, []byte("\x89PNG")) || len(png) < 10000 {
-		t.Errorf("screenshot %s is not a plausible PNG (%d bytes)", shot, len(png))
+	// How it looks is for a person to judge (CPUWHY_SCREENSHOT_DIR keeps
+	// it); that it drew something is checked here.
+	img, shot := browsertest.Screenshot(t, bin, url, "flame-synthetic.png")
+	if n := browsertest.Colors(img); n < 16 {
+		t.Errorf("screenshot %s has %d colours: nothing drawn", shot, n)
 	}
 }

@@ -86,7 +86,7 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 	}
 
 	fmt.Fprintln(w, "\nHottest stacks (innermost first):")
-	stacks := Merge(p.Stacks)
+	stacks := Merge(byName(p.Stacks))
 	for _, s := range stacks[:min(n, len(stacks))] {
 		// The outermost frames (start_thread, main) say least about
 		// where the time goes and would wrap every line.
@@ -107,4 +107,20 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 		fmt.Fprintf(w, "  %s\n", m)
 	}
 	return nil
+}
+
+// byName keeps of each frame only the name a summary line prints, so that
+// Merge makes one line of the stacks that differ only in what the line
+// does not show: the address or source line inside a function, which
+// differ from sample to sample in any hot loop.
+func byName(stacks []Stack) []Stack {
+	named := make([]Stack, len(stacks))
+	for i, s := range stacks {
+		frames := make([]Frame, len(s.Frames))
+		for j, f := range s.Frames {
+			frames[j] = Frame{Function: f.Name()}
+		}
+		named[i] = Stack{Frames: frames, Thread: s.Thread, TID: s.TID, Count: s.Count}
+	}
+	return named
 }

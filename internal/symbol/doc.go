@@ -36,6 +36,7 @@
 // objfile.ErrTooLarge) still gets module+offset frames; Errors says why.
 //
 // Limits: no inlined frames (DWARF inline info is not read), no
-// symbolization of [vdso] or JIT code, and the debuglink CRC is not
-// checked (the build-id is, when the object has one).
+// symbolization of [vdso] or JIT code, PLT stubs are not named after
+// their target (recvfrom@plt prints as module+0xoffset), and the
+// debuglink CRC is not checked (the build-id is, when the object has one).
 package symbol

@@ -176,6 +176,37 @@ func TestLibcOnHost(t *testing.T) {
 	}
 }
 
+// TestPLTStubNotInit: libnat.so's recvfrom@plt, where busypoll's
+// profiles catch RecvFrom on its way to libc, follows the size-less _init
+// of .init; it must not be named _init (it has no symbol: module+offset).
+func TestPLTStubNotInit(t *testing.T) {
+	p := scenario.Build(t, "busypoll")
+	lib := p.Files["libnat.so"]
+	f, err := elf.Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plt, init := f.Section(".plt"), f.Section(".init")
+	f.Close()
+	if plt == nil || init == nil || plt.Addr < init.Addr+init.Size {
+		t.Fatalf("libnat.so has no .plt after .init: the test does not apply to this toolchain")
+	}
+	pid := p.Start(t, nil).Process.Pid
+	s := symbol.NewSymbolizer(symbol.Options{})
+	for _, tt := range []struct {
+		vaddr uint64
+		want  string
+	}{
+		{init.Addr + 4, "_init"},
+		{plt.Addr + 0x20, ""}, // the second stub: recvfrom@plt or __errno_location@plt
+	} {
+		pc, _ := pcOf(t, pid, "/libnat.so", lib, tt.vaddr)
+		if fr := symbolize(t, s, pid, pc); fr.Function != tt.want || fr.Module != "libnat.so" {
+			t.Errorf("%#x of libnat.so: frame = %+v, want function %q", tt.vaddr, fr, tt.want)
+		}
+	}
+}
+
 func TestBusypollInContainer(t *testing.T) {
 	p := scenario.Build(t, "busypoll")
 	c := containertest.Start(t, containertest.Config{Program: p.Path, Files: p.Files})

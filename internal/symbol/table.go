@@ -38,6 +38,11 @@ var ErrNoSymbols = errors.New("no symbols")
 type sym struct {
 	addr, size uint64
 	name       string
+	// end bounds a symbol without a size (size 0) to its section: such a
+	// symbol names the addresses up to the next symbol, but not past its
+	// section's end. Else glibc's crt _init, in .init, would name every
+	// PLT stub of .plt after it. 0: no bound known.
+	end uint64
 }
 
 // table is what names addresses of one object, as linked (before any
@@ -139,7 +144,13 @@ func (t *table) addELFSymbols(f *objfile.File, what string) {
 				t.errs = append(t.errs, fmt.Errorf("%s%s: more than %d symbols, rest ignored", what, s.name, maxSymbols))
 				break
 			}
-			t.syms = append(t.syms, sym{addr: es.Value, size: es.Size, name: es.Name})
+			var end uint64
+			if es.Size == 0 && int(es.Section) < len(f.ELF.Sections) {
+				if sec := f.ELF.Sections[es.Section]; es.Value >= sec.Addr && es.Value-sec.Addr < sec.Size {
+					end = sec.Addr + sec.Size
+				}
+			}
+			t.syms = append(t.syms, sym{addr: es.Value, size: es.Size, name: es.Name, end: end})
 			n++
 		}
 		if n > 0 {
@@ -342,7 +353,9 @@ func (t *table) lookup(v uint64) (fn, file string, line int) {
 	i := sort.Search(len(t.syms), func(i int) bool { return t.syms[i].addr > v }) - 1
 	if i >= 0 {
 		s := t.syms[i]
-		if s.size == 0 || v-s.addr < s.size {
+		sized := s.size > 0 && v-s.addr < s.size
+		unsized := s.size == 0 && (s.end == 0 || v < s.end)
+		if sized || unsized {
 			fn = Demangle(s.name)
 		}
 	}

@@ -33,9 +33,15 @@ func TestDemangle(t *testing.T) {
 }
 
 func TestLookupSizes(t *testing.T) {
-	tab := &table{syms: []sym{{0x1000, 0x10, "sized"}, {0x1000, 0, "alias"}, {0x1100, 0, "unsized"}, {0x2000, 0x10, "last"}}}
+	tab := &table{syms: []sym{
+		{addr: 0x1000, size: 0x10, name: "sized"}, {addr: 0x1000, name: "alias"}, {addr: 0x1100, name: "unsized"},
+		{addr: 0x2000, size: 0x10, name: "last"},
+		// _init in .init (0x3000-0x3017), then .plt stubs with no symbol.
+		{addr: 0x3000, name: "_init", end: 0x3017}, {addr: 0x3100, name: "frame_dummy", end: 0x3200},
+	}}
 	tab.finish()
-	tests := map[uint64]string{0xfff: "", 0x1000: "sized", 0x100f: "sized", 0x1010: "", 0x1100: "unsized", 0x1fff: "unsized", 0x2010: ""}
+	tests := map[uint64]string{0xfff: "", 0x1000: "sized", 0x100f: "sized", 0x1010: "", 0x1100: "unsized", 0x1fff: "unsized", 0x2010: "",
+		0x3000: "_init", 0x3016: "_init", 0x3017: "", 0x3040: "", 0x3100: "frame_dummy", 0x31ff: "frame_dummy", 0x3200: ""}
 	for v, want := range tests {
 		if got, _, _ := tab.lookup(v); got != want {
 			t.Errorf("lookup(%#x) = %q, want %q", v, got, want)

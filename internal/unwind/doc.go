@@ -26,7 +26,9 @@
 //     their return address minus one, the call instruction, and reported
 //     as the return address. The walk ends when CFI marks the return
 //     address undefined (glibc's clone3 and _start do: StopOutermost),
-//     or at a zero return address, a return address outside executable
+//     at a zero return address or a zero frame pointer read from a
+//     frame-pointer chain (the psABI's deepest-frame mark, where Go's
+//     goroutines start), or at a return address outside executable
 //     mappings, a CFA that does not move up the stack, or the end of the
 //     stack copy; Trace says which.
 //   - Space (space.go) builds the tables of every executable mapping of a

@@ -75,8 +75,10 @@ const (
 // Stop says why unwinding ended.
 type Stop uint8
 
-// Reasons to stop. StopOutermost is the one success: the frame's CFI
-// marks the return address undefined, which glibc does in clone3 and _start.
+// Reasons to stop. Three mean the whole stack was walked (Complete): CFI
+// marks the return address undefined, as glibc does in clone3 and _start
+// (StopOutermost); a frame-pointer chain ends in a zero return address
+// (StopZeroRA) or a zero frame pointer (StopZeroFP).
 const (
 	StopNone        Stop = iota // not stopped: the zero value, never in a Trace
 	StopOutermost               // CFI says there is no caller
@@ -88,10 +90,21 @@ const (
 	StopUnsupported             // CFI this package does not evaluate, or a register it lost
 	StopNoInfo                  // no FDE and no usable frame pointer
 	StopBadCFI                  // malformed CFI
+	// A frame-pointer chain reached a frame pointer of 0, the x86-64
+	// psABI's mark of the deepest frame: where Go's goroutines start
+	// (runtime.goexit) and what _start leaves.
+	StopZeroFP
 )
 
 var stopNames = [...]string{"not stopped", "outermost frame", "zero return address", "frame limit", "unmapped return address",
-	"stack pointer did not increase", "stack memory not available", "unsupported CFI", "no frame information", "malformed CFI"}
+	"stack pointer did not increase", "stack memory not available", "unsupported CFI", "no frame information", "malformed CFI",
+	"zero frame pointer"}
+
+// Complete says whether the walk ended at the stack's deepest frame rather
+// than on missing or unusable information.
+func (s Stop) Complete() bool {
+	return s == StopOutermost || s == StopZeroRA || s == StopZeroFP
+}
 
 func (s Stop) String() string {
 	if int(s) < len(stopNames) {
@@ -175,6 +188,11 @@ func (u *Unwinder) walk(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int
 	// address, one past the call, which may be past the end of a noreturn
 	// function's FDE: such frames are looked up at PC-1.
 	precise := true
+	// chained: cur's frame pointer was read from the frame-pointer chain
+	// (the value the caller had on entry to a frame-pointer function),
+	// not taken from the sampled registers or restored by CFI, where 0 is
+	// just a value of a general register.
+	chained := false
 	var buf [8]byte
 	read := func(addr uint64) (uint64, error) {
 		if _, err := mem.ReadAt(buf[:], addr); err != nil {
@@ -218,7 +236,16 @@ func (u *Unwinder) walk(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int
 				return
 			}
 			precise = row.Signal
+			chained = false
 		case errors.Is(err, ErrNoFDE):
+			if fp, _ := cur.get(RegAMD64RBP); chained && fp == 0 {
+				// The callee saved a frame pointer of 0: this frame is
+				// the deepest (Go's goroutines end so, at
+				// runtime.goexit, which has no CFI in a stripped binary).
+				frame.Method = MethodNone
+				tr.Stop = StopZeroFP
+				return
+			}
 			frame.Method = MethodFramePointer
 			var stop Stop
 			next, stop, err = framePointerStep(&cur, read)
@@ -228,6 +255,7 @@ func (u *Unwinder) walk(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int
 				return
 			}
 			precise = false
+			chained = true
 		default:
 			tr.Stop, tr.Err = StopBadCFI, err
 			if errors.Is(err, ErrUnsupported) || errors.Is(err, ErrTooComplex) {

@@ -90,8 +90,26 @@ func TestUnwindSynthetic(t *testing.T) {
 			name: "frame pointers only ignore CFI",
 			u:    Unwinder{FramePointersOnly: true},
 			regs: Regs{PC: objBias + 0x1010, SP: stackBase, FP: stackBase + 16},
-			mem:  stack(64, map[uint64]uint64{8: objBias + 0x2005, 16: 0, 24: fpCode + 1}),
+			// The saved frame pointer lies below the caller's SP: unusable.
+			mem:  stack(64, map[uint64]uint64{8: objBias + 0x2005, 16: stackBase + 8, 24: fpCode + 1}),
 			want: []uint64{objBias + 0x1010, fpCode + 1}, methods: []Method{MethodFramePointer, MethodNone},
+			stop: StopNoInfo,
+		},
+		{
+			// A goroutine's first function saved rbp 0, runtime.goexit's.
+			name: "frame pointers to a zero frame pointer",
+			regs: Regs{PC: fpCode + 0x10, SP: stackBase, FP: stackBase + 32},
+			mem:  stack(128, map[uint64]uint64{32: 0, 40: fpCode + 0x20}),
+			want: []uint64{fpCode + 0x10, fpCode + 0x20}, methods: []Method{MethodFramePointer, MethodNone},
+			stop: StopZeroFP,
+		},
+		{
+			// rbp 0 kept by CFI is a general register's value, not the
+			// psABI's mark: no frame information, not the stack's end.
+			name: "zero frame pointer after CFI",
+			regs: Regs{PC: objBias + 0x1010, SP: stackBase, FP: 0},
+			mem:  stack(64, map[uint64]uint64{8: fpCode + 0x20}),
+			want: []uint64{objBias + 0x1010, fpCode + 0x20}, methods: []Method{MethodCFI, MethodNone},
 			stop: StopNoInfo,
 		},
 		{
