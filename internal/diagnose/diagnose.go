@@ -103,7 +103,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	report.Cpuwhy = Cost{
 		Elapsed:   elapsed.Seconds(),
 		CPU:       used.Total().Seconds(),
-		CPUShare:  100 * used.Total().Seconds() / opts.Duration.Seconds(),
+		CPUShare:  100 * used.Total().Seconds() / elapsed.Seconds(),
 		Mechanism: mech,
 	}
 	if rec != nil {

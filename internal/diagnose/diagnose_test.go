@@ -109,7 +109,7 @@ func TestPatterns(t *testing.T) {
 		want     expect
 	}{
 		{"busypoll", []string{"1702"}, expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN", fd: "udp 127.0.0.1:1702", frame: "RecvFrom"}},
-		{"refused", nil, expect{pattern: verdict.ErrorLoop, thread: "UdpClient", syscall: "recvfrom", errno: "ECONNREFUSED", fd: "udp 127.0.0.1:"}},
+		{"refused", nil, expect{pattern: verdict.ErrorLoop, thread: "UdpClient", syscall: "recvfrom", errno: "ECONNREFUSED", fd: "udp 127.0.0.1:", frame: "recv"}},
 		{"compute", nil, expect{pattern: verdict.ComputeLoop, thread: "cruncher", frame: "crunch_numbers"}},
 		{"cxxhot", nil, expect{pattern: verdict.ComputeLoop, thread: "pump", frame: "vpn::Session::pump"}},
 		{"gostripped", nil, expect{pattern: verdict.ComputeLoop, frame: "main.spin"}},

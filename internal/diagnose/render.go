@@ -112,7 +112,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if c.Mechanism != "" {
 		how = string(c.Mechanism) + " syscall counts"
 	}
-	fmt.Fprintf(bw, "cpuwhy used %.1f%% of a core over the window (%s, %d stack samples); verdict after %.1f s\n", c.CPUShare, how, c.Samples, c.Elapsed)
+	fmt.Fprintf(bw, "cpuwhy used %.2f s of CPU in %.1f s to this verdict (%.1f%% of a core; %s, %d stack samples)\n", c.CPU, c.Elapsed, c.CPUShare, how, c.Samples)
 	for _, n := range r.Notes {
 		fmt.Fprintf(bw, "note: %s\n", n)
 	}

@@ -51,9 +51,11 @@ type ThreadReport struct {
 
 // Cost is what the diagnosis cost.
 type Cost struct {
-	Elapsed   float64            `json:"elapsed_s"`   // from start to verdict
-	CPU       float64            `json:"cpu_s"`       // cpuwhy's own CPU time
-	CPUShare  float64            `json:"cpu_percent"` // of one core, over the window
+	Elapsed float64 `json:"elapsed_s"` // from the start of the diagnosis to the verdict
+	// CPU is cpuwhy's own CPU time over Elapsed: loading the BPF
+	// programs, the window, unwinding and naming the stacks.
+	CPU       float64            `json:"cpu_s"`
+	CPUShare  float64            `json:"cpu_percent"` // CPU over Elapsed, in percent of one core
 	Mechanism syscalls.Mechanism `json:"mechanism,omitempty"`
 	Samples   int                `json:"samples"`
 }

@@ -58,6 +58,7 @@ func busyPoll(o *Observation, t *Thread) *Verdict {
 	}
 	v := newVerdict(BusyPoll, t)
 	v.Syscall, v.Errno, v.FD = str(best.Name), str("EAGAIN"), fdOf(best)
+	v.atSyscall(t, best.Name)
 	v.Summary = fmt.Sprintf("thread %s polls a non-blocking fd in a loop: %s keeps failing with EAGAIN (nothing to read) and is called again at once, never waiting for data",
 		t.Name, best.Name)
 	v.Evidence = append([]string{
@@ -95,6 +96,7 @@ func errorLoop(o *Observation, t *Thread) *Verdict {
 	}
 	v := newVerdict(ErrorLoop, t)
 	v.Syscall, v.Errno, v.FD = str(best.Name), str(bestErr), fdOf(best)
+	v.atSyscall(t, best.Name)
 	v.Summary = fmt.Sprintf("thread %s calls %s in a loop that ignores its failure: it fails with %s (%s) every time and is retried at once",
 		t.Name, best.Name, bestErr, errnoMeaning(bestErr))
 	v.Evidence = append([]string{
@@ -150,6 +152,7 @@ func zeroTimeoutPoll(o *Observation, t *Thread) *Verdict {
 	}
 	v := newVerdict(ZeroTimeoutPoll, t)
 	v.Syscall, v.FD = str(s.Name), fdOf(s)
+	v.atSyscall(t, s.Name)
 	v.Summary = fmt.Sprintf("thread %s polls with a zero (or near-zero) timeout in a loop: %s returns at once with nothing ready, and is called again",
 		t.Name, s.Name)
 	ev := fmt.Sprintf("%s%s returned 0 (no fd ready) %s (%.1f%% of the thread's calls)", s.Name, onFD(s), rate(n/o.Seconds), pct(n, total))
@@ -172,6 +175,7 @@ func yieldLoop(o *Observation, t *Thread) *Verdict {
 	}
 	v := newVerdict(SpinYield, t)
 	v.Syscall = str(s.Name)
+	v.atSyscall(t, s.Name)
 	v.Summary = fmt.Sprintf("thread %s spins on sched_yield waiting for something (a flag, a lock, a queue): each yield returns at once when the CPU has nothing else to run", t.Name)
 	v.Evidence = append([]string{cpuLine(t),
 		fmt.Sprintf("sched_yield called %s (%.1f%% of the thread's calls)", rate(n/o.Seconds), pct(n, float64(t.calls())))}, stackLine(t)...)
@@ -201,6 +205,7 @@ func timerStorm(o *Observation, t *Thread) *Verdict {
 	}
 	v := newVerdict(TimerStorm, t)
 	v.Syscall, v.FD = str(which.Name), fdOf(which)
+	v.atSyscall(t, which.Name)
 	v.Summary = fmt.Sprintf("thread %s wakes up %s on a timer (%s): sleeps or ticks far shorter than a millisecond, so waking costs more than the work in between",
 		t.Name, rate(n/o.Seconds), which.Name)
 	ev := fmt.Sprintf("%s%s called %s (%.1f%% of the thread's calls)", which.Name, onFD(which), rate(n/o.Seconds), pct(n, total))
@@ -262,6 +267,7 @@ func kernelBound(o *Observation, t *Thread) *Verdict {
 	}
 	v := newVerdict(KernelBound, t)
 	v.Syscall, v.FD = str(s.Name), fdOf(s)
+	v.atSyscall(t, s.Name)
 	v.Summary = fmt.Sprintf("thread %s spends its CPU in the kernel, doing the work of %s: few calls, each long", t.Name, s.Name)
 	v.Evidence = append([]string{cpuLine(t),
 		fmt.Sprintf("%s%s: %s, %s each on average, %.0f%% of the thread's time in syscalls",

@@ -111,6 +111,24 @@ func newVerdict(p Pattern, t *Thread) *Verdict {
 	return v
 }
 
+// atSyscall makes v's stack the hottest one of t that ends in the libc
+// wrapper of the named syscall, when one does: a thread alternating two
+// calls (send, then the receive that fails) should show the failing
+// one's path. Wrappers are named after their syscall, or the syscall after
+// them (recv is the wrapper of recvfrom), give or take a __libc_ prefix.
+func (v *Verdict) atSyscall(t *Thread, name string) {
+	for _, s := range t.Stacks {
+		if len(s.Frames) == 0 {
+			continue
+		}
+		leaf := strings.TrimPrefix(strings.TrimPrefix(s.Frames[0], "__libc_"), "__")
+		if leaf != "" && (strings.HasPrefix(name, leaf) || strings.HasPrefix(leaf, name)) {
+			v.Stack = s.Frames
+			return
+		}
+	}
+}
+
 func str(s string) *string { return &s }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

@@ -223,6 +223,22 @@ func deref(s *string) any {
 	return *s
 }
 
+// A syscall verdict shows the stack of the failing call, not the
+// thread's hottest one when that is another call's.
+func TestJudgeStackAtSyscall(t *testing.T) {
+	th := thread(8, "UdpClient", cpu(30, 60),
+		call("sendto", 200000, "udp", map[string]float64{"ok": 1}),
+		call("recvfrom", 200000, "udp", map[string]float64{"ECONNREFUSED": 1}))
+	th.Stacks = []Stack{
+		{Frames: []string{"send", "client", "start_thread"}, Count: 80},
+		{Frames: []string{"recv", "client", "start_thread"}, Count: 15},
+	}
+	v := Judge(obs(th))[0]
+	if v.Pattern != ErrorLoop || len(v.Stack) == 0 || v.Stack[0] != "recv" {
+		t.Errorf("%s with stack %q, want error_loop at recv", v.Pattern, v.Stack)
+	}
+}
+
 // Patterns of several threads each get their verdict, the hottest first.
 func TestJudgeSeveral(t *testing.T) {
 	o := obs(

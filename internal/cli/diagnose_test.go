@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cpuwhy/cpuwhy/internal/diagnose"
+)
+
+// decodeDiagnosis decodes `cpuwhy --json` and checks the fields other
+// tooling relies on are there by name.
+func decodeDiagnosis(t *testing.T, out string) *diagnose.Report {
+	t.Helper()
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("decoding %q: %v", out, err)
+	}
+	for _, k := range []string{"target", "threads", "verdicts", "cpuwhy"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("report lacks %q", k)
+		}
+	}
+	var verdicts []map[string]json.RawMessage
+	_ = json.Unmarshal(raw["verdicts"], &verdicts)
+	for _, v := range verdicts {
+		for _, k := range []string{"pattern", "thread", "cpu", "syscall", "errno", "fd", "stack", "summary", "evidence", "advice"} {
+			if _, ok := v[k]; !ok {
+				t.Errorf("verdict lacks %q", k)
+			}
+		}
+	}
+	var r diagnose.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+// The seed's case in one command: the server in its container, named by
+// its container, from the host.
+func TestDiagnoseContainer(t *testing.T) {
+	c := startBusyPoll(t)
+	code, out, errOut := run(t, "--container", c.Name, "-d", "2s", "--json",
+		"--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	r := decodeDiagnosis(t, out)
+	tg := r.Target
+	if tg.PID != c.HostPID || tg.NsPID != 1 || tg.Container == nil || tg.Container.Name != c.Name || tg.Container.ID != c.ID {
+		t.Errorf("target %+v (container %+v), want host PID %d, ns PID 1, container %s", tg, tg.Container, c.HostPID, c.Name)
+	}
+	if len(r.Threads) == 0 || r.Threads[0].Name != "NatThreadMain" {
+		t.Errorf("hottest thread %+v, want NatThreadMain", r.Threads)
+	}
+	v := r.Verdicts[0]
+	if v.Pattern != "busy_poll" || v.Thread.Name != "NatThreadMain" || deref(v.Syscall) != "recvfrom" || deref(v.Errno) != "EAGAIN" ||
+		!strings.Contains(deref(v.FD), "udp 127.0.0.1:1701") {
+		t.Errorf("verdict %+v, want busy_poll of NatThreadMain in recvfrom EAGAIN on udp 127.0.0.1:1701", v)
+	}
+	if len(v.Stack) < 4 || !strings.Contains(v.Stack[0], "recvfrom") || v.Stack[1] != "RecvFrom" ||
+		!strings.HasPrefix(v.Stack[2], "vpnserver+0x") || v.Stack[3] != "start_thread" {
+		t.Errorf("stack %q, want recvfrom <- RecvFrom <- vpnserver+0x... <- start_thread", v.Stack)
+	}
+	if r.Cpuwhy.CPU <= 0 || r.Cpuwhy.Elapsed < 2 {
+		t.Errorf("cpuwhy's cost %+v", r.Cpuwhy)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+// The text report names the container, the thread, the verdict and its
+// fix, in one screen.
+func TestDiagnoseText(t *testing.T) {
+	c := startBusyPoll(t)
+	code, out, errOut := run(t, strconv.Itoa(c.HostPID), "-d", "1s",
+		"--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	t.Logf("\n%s", out)
+	for _, want := range []string{
+		"cpuwhy: vpnserver (PID " + strconv.Itoa(c.HostPID) + ") in docker container " + c.Name,
+		"PID 1 inside", "NatThreadMain", "VERDICT 1: busy_poll", "syscall recvfrom, errno EAGAIN, fd 3 (udp 127.0.0.1:1701)",
+		"stack: recvfrom <- RecvFrom <- vpnserver+0x", "fix: ", "cpuwhy used ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if n := strings.Count(out, "\n"); n > 40 {
+		t.Errorf("report of %d lines does not fit a screen", n)
+	}
+	if errOut != "" {
+		t.Errorf("stderr without a terminal: %q", errOut)
+	}
+}
+
+// With no target, the busiest process is diagnosed: the spinning one, not
+// the idle ones beside it.
+func TestDiagnoseBusiest(t *testing.T) {
+	startProgram(t, "idle")
+	startProgram(t, "threads", "50", "1")
+	spin := startProgram(t, "busypoll", "1703")
+	code, out, errOut := run(t, "-d", "1s", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	r := decodeDiagnosis(t, out)
+	if r.Target.PID != spin.Process.Pid || r.Verdicts[0].Pattern != "busy_poll" {
+		t.Errorf("diagnosed %+v with %s, want the busypoll scenario (PID %d)", r.Target, r.Verdicts[0].Pattern, spin.Process.Pid)
+	}
+}
+
+func TestDiagnoseBadInput(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"tpo"}, 2, `"tpo" is neither a PID nor a command`},
+		{[]string{"999999999"}, 1, "no process has PID 999999999"},
+		{[]string{"--container", "no-such-container-here", "--docker-socket", "/nonexistent", "--docker-data-root", "/nonexistent"}, 1, "no-such-container-here"},
+		{[]string{"1", "-d", "0s"}, 2, "-d 0s"},
+		{[]string{"1", "-o", "x.txt"}, 2, ".pb.gz"},
+	}
+	for _, tt := range tests {
+		code, out, errOut := run(t, tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") != 1 || out != "" {
+			t.Errorf("cpuwhy %q: exit %d, stdout %q, stderr %q; want exit %d and one line with %q", tt.args, code, out, errOut, tt.code, tt.want)
+		}
+	}
+}
