@@ -61,7 +61,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	}
 	began, cpu0 := time.Now(), sys.ProcessCPU()
 	scanner := proc.NewScanner(opts.FS)
-	snap0, err := snapshot(scanner, t.PID)
+	snap0, err := snapshot(opts.FS, scanner, t.PID)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", t, err)
 	}
@@ -81,7 +81,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 		DebugDirs: opts.DebugDirs, Progress: opts.Progress,
 	})
 	wg.Wait()
-	snap1, endErr := snapshot(scanner, t.PID)
+	snap1, endErr := snapshot(opts.FS, scanner, t.PID)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -127,13 +127,26 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func snapshot(sc *proc.Scanner, pid int) (*proc.Snapshot, error) {
+// reading is the process's accounting at one moment: stat for user and
+// system time, schedstat for time on and waiting for a CPU.
+type reading struct {
+	*proc.Snapshot
+	sched map[int]proc.Sched // by TID
+}
+
+func snapshot(fs proc.FS, sc *proc.Scanner, pid int) (reading, error) {
 	taken, since := time.Now(), sys.SinceBoot()
 	p, err := sc.ReadProcess(pid, true)
 	if err != nil {
-		return nil, err
+		return reading{}, err
 	}
-	return &proc.Snapshot{Taken: taken, SinceBoot: since, Processes: []proc.Process{p}}, nil
+	r := reading{&proc.Snapshot{Taken: taken, SinceBoot: since, Processes: []proc.Process{p}}, map[int]proc.Sched{}}
+	for _, th := range p.Threads {
+		if s, err := fs.Schedstat(pid, th.PID); err == nil {
+			r.sched[th.PID] = s
+		}
+	}
+	return r, nil
 }
 
 // trace runs the first supported tracer.
@@ -160,7 +173,7 @@ func trace(ctx context.Context, pid int, opts Options) (*syscalls.Profile, sysca
 }
 
 // observe builds the observation of the window and the report's skeleton.
-func observe(t target.Target, opts Options, snap0, snap1 *proc.Snapshot, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
+func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
 	seconds := snap1.Taken.Sub(snap0.Taken).Seconds()
 	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name}
 	r := &Report{Window: seconds}
@@ -176,7 +189,7 @@ func observe(t target.Target, opts Options, snap0, snap1 *proc.Snapshot, prof *s
 		}
 		return th
 	}
-	for _, u := range proc.Compare(snap0, snap1) {
+	for _, u := range proc.Compare(snap0.Snapshot, snap1.Snapshot) {
 		if u.PID != t.PID {
 			continue
 		}
@@ -187,7 +200,14 @@ func observe(t target.Target, opts Options, snap0, snap1 *proc.Snapshot, prof *s
 			o.Children = 100 * float64(ticks) / proc.TicksPerSecond / seconds
 		}
 		for _, tu := range u.Threads {
-			get(tu.PID, tu.Comm).CPU = tu.CPU
+			th := get(tu.PID, tu.Comm)
+			th.CPU = tu.CPU
+			s0, ok0 := snap0.sched[tu.PID]
+			s1, ok1 := snap1.sched[tu.PID]
+			if ok0 && ok1 && seconds > 0 {
+				wanted := (s1.OnCPU - s0.OnCPU) + (s1.Waiting - s0.Waiting)
+				th.Demand = min(100, round1(100*wanted.Seconds()/seconds))
+			}
 		}
 	}
 	if prof != nil {

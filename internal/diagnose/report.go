@@ -42,6 +42,7 @@ type ThreadReport struct {
 	CPU         float64  `json:"cpu"`
 	User        float64  `json:"user"`
 	System      float64  `json:"system"`
+	Demand      float64  `json:"runnable"` // percent of the window on or waiting for a CPU
 	SyscallRate float64  `json:"syscalls_per_s"`
 	Samples     int      `json:"samples"`
 	Stack       []string `json:"stack,omitempty"` // hottest user stack, innermost first
@@ -64,7 +65,7 @@ type Cost struct {
 const maxThreads = 100
 
 func threadReport(t *verdict.Thread, seconds float64) ThreadReport {
-	r := ThreadReport{TID: t.TID, Name: t.Name, CPU: round1(t.CPU.Total), User: round1(t.CPU.User), System: round1(t.CPU.System), Samples: t.Samples}
+	r := ThreadReport{TID: t.TID, Name: t.Name, CPU: round1(t.CPU.Total), User: round1(t.CPU.User), System: round1(t.CPU.System), Demand: t.Demand, Samples: t.Samples}
 	var calls uint64
 	for _, s := range t.Syscalls {
 		calls += s.Count

@@ -27,6 +27,11 @@ type Thread struct {
 	TID  int      `json:"tid"`
 	Name string   `json:"name"`
 	CPU  proc.CPU `json:"cpu"`
+	// Demand is the part of the window the thread ran or waited to run,
+	// in percent: a loop sharing a core with others gets a part of it but
+	// wants all of it, which its CPU alone would hide on a busy machine.
+	// 0 when unknown.
+	Demand float64 `json:"demand,omitempty"`
 	// Syscalls are its system calls, with results and fds (package
 	// syscalls), hottest first.
 	Syscalls []syscalls.Syscall `json:"syscalls"`
@@ -58,6 +63,10 @@ type Instruction struct {
 	Text    string `json:"text"` // Intel or ARM syntax
 	Samples int    `json:"samples"`
 }
+
+// load is what the thread would use of a core if it had one to itself:
+// its demand, or its CPU where that is unknown.
+func (t *Thread) load() float64 { return max(t.CPU.Total, t.Demand) }
 
 // calls returns the number of syscalls the thread made.
 func (t *Thread) calls() uint64 {

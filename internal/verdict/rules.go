@@ -317,7 +317,7 @@ func userSpin(o *Observation, t *Thread) *Verdict {
 
 func computeLoop(o *Observation, t *Thread) *Verdict {
 	r := float64(t.calls()) / o.Seconds
-	if t.CPU.Total < ComputeCPU || t.CPU.User/t.CPU.Total < ComputeUser || r >= ComputeMaxRate {
+	if t.load() < ComputeCPU || t.CPU.Total <= 0 || t.CPU.User/t.CPU.Total < ComputeUser || r >= ComputeMaxRate {
 		return nil
 	}
 	v := newVerdict(ComputeLoop, t)

@@ -13,7 +13,9 @@ const (
 
 	// HotThreadCPU is the CPU of a thread below which its own patterns
 	// are not looked for: a pattern costing less than a fifth of a core
-	// is not why a machine is pinned.
+	// is not why a machine is pinned. A thread's CPU here is its demand
+	// when known (Thread.Demand): on a loaded machine a loop gets less
+	// than it wants.
 	HotThreadCPU = 20.0
 
 	// LoopRate is the rate of fruitless calls of one thread (EAGAIN, one

@@ -78,7 +78,7 @@ func Judge(o *Observation) []Verdict {
 	}
 	for i := range o.Threads {
 		t := &o.Threads[i]
-		if covered[t.TID] || t.CPU.Total < HotThreadCPU {
+		if covered[t.TID] || t.load() < HotThreadCPU {
 			continue
 		}
 		for _, rule := range threadRules {
@@ -155,8 +155,12 @@ func pct(part, whole float64) float64 {
 
 // cpuLine is the evidence line of a thread's CPU.
 func cpuLine(t *Thread) string {
-	return fmt.Sprintf("thread %s (TID %d) used %.1f%% of a core: %.1f%% user, %.1f%% system",
+	s := fmt.Sprintf("thread %s (TID %d) used %.1f%% of a core: %.1f%% user, %.1f%% system",
 		t.Name, t.TID, t.CPU.Total, t.CPU.User, t.CPU.System)
+	if t.Demand >= t.CPU.Total+10 {
+		s += fmt.Sprintf("; it was runnable %.0f%% of the time, waiting for a CPU the rest", t.Demand)
+	}
+	return s
 }
 
 // stackLine is the evidence line of the hottest stack, when sampled.

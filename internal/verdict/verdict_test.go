@@ -70,6 +70,8 @@ func code(fn string, insns ...Instruction) *Code {
 	return c
 }
 
+func demand(t Thread, d float64) Thread { t.Demand = d; return t }
+
 func withCode(t Thread, c *Code) Thread { t.Code = c; return t }
 
 func gcStacks(t Thread, gc int) Thread {
@@ -154,6 +156,8 @@ func TestJudge(t *testing.T) {
 
 		{name: "compute loop", o: obs(thread(13, "cruncher", cpu(99, 1), call("write", 1, "pipe", map[string]float64{"ok": 1}))), want: ComputeLoop, tid: 13},
 		{name: "compute below half a core", o: obs(thread(13, "t", cpu(45, 1))), want: Healthy},
+		{name: "compute squeezed by other load", o: obs(demand(thread(13, "cruncher", cpu(30, 0)), 99)), want: ComputeLoop, tid: 13},
+		{name: "compute wanting less than half a core", o: obs(demand(thread(13, "t", cpu(30, 0)), 45)), want: Healthy},
 		{name: "compute with many syscalls", o: obs(thread(13, "t", cpu(90, 9), call("read", ComputeMaxRate, "file", map[string]float64{"ok": 1}))), want: Healthy},
 
 		{name: "nanosleep storm", o: obs(thread(14, "Ticker", cpu(20, 40), call("clock_nanosleep", 50000, "", map[string]float64{"zero": 1}))),
