@@ -189,7 +189,7 @@ var patternCases = []patternCase{
 	},
 	// process_churn: the CPU is the children's, reaped into the parent's.
 	{
-		name: "churn", thread: "Supervisor", process: true, minCPU: 30, // 800 children/s
+		name: "churn", thread: "Supervisor", process: true, minCPU: 20, // 600-800 children/s, 40-50% of a core
 		want: []expect{
 			{calls: []string{"clone", "clone3", "fork", "vfork"}, share: 0.45, minPerCPU: 200},
 			{calls: []string{"wait4", "waitid"}, share: 0.45, minPerCPU: 200},
@@ -561,9 +561,9 @@ func TestGCPressure(t *testing.T) {
 		minCPU, maxCPU, minGC    float64
 		minCycles, maxBufferRate float64
 	}{
-		// Measured: 95% of a core (of 2, on a loaded VM), 55-60% of it
+		// Measured on a loaded 2-core VM: 53-95% of a core, 55-67% of it
 		// the collector's, 35-50 collections a second.
-		{minCPU: 40, minGC: 0.3, minCycles: 5},
+		{minCPU: 25, minGC: 0.3, minCycles: 5},
 		{args: []string{"1000"}, maxCPU: 15, maxBufferRate: 1300},
 	} {
 		t.Run(strings.Join(append([]string{"gcpressure"}, tc.args...), "_"), func(t *testing.T) {

@@ -94,7 +94,8 @@ static inline void pace_done(struct pace *p)
 		p->deadline.tv_sec++;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec - p->deadline.tv_sec > 1) {
+	if ((now.tv_sec - p->deadline.tv_sec) * 1000000000L + (now.tv_nsec - p->deadline.tv_nsec) >
+	    1000000000L) {
 		p->deadline = now;
 		return;
 	}
