@@ -562,7 +562,7 @@ func TestGCPressure(t *testing.T) {
 		minCycles, maxBufferRate float64
 	}{
 		// Measured on a loaded 2-core VM: 53-95% of a core, 55-67% of it
-		// the collector's, 35-50 collections a second.
+		// the collector's, 20-50 collections a second.
 		{minCPU: 25, minGC: 0.3, minCycles: 5},
 		{args: []string{"1000"}, maxCPU: 15, maxBufferRate: 1300},
 	} {
