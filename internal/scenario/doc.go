@@ -6,29 +6,82 @@
 // it. The
 // comments in each source say why it is shaped as it is.
 //
-//   - busypoll: the field report's SoftEther bug. A stripped binary
-//     vpnserver whose thread NatThreadMain spins on a non-blocking UDP
-//     socket through RecvFrom in libnat.so. SIGUSR1 writes the number of
+//   - busypoll: the field report's SoftEther bug (busy_poll). A stripped
+//     binary vpnserver whose thread NatThreadMain spins on a non-blocking
+//     UDP socket through RecvFrom in libnat.so: recvfrom failing with
+//     EAGAIN. Arguments [PORT [RATE]]. SIGUSR1 writes the number of
 //     recvfrom calls made so far to $SCENARIO_COUNT_FILE.
+//   - churn: a thread named Supervisor forks and execs a child (itself,
+//     as "churn --child", which exits at once) and waits for it, in a
+//     loop (process_churn). The CPU is the children's: it reaches the
+//     parent's cutime/cstime; the parent shows clone and wait4.
 //   - compute: a thread named cruncher in a syscall-free loop in
 //     crunch_numbers.
 //   - cxxhot: C++ built with g++ -O2 -g; a thread named pump spins in
 //     the method vpn::Session::pump, for demangling.
+//   - echoserver: a healthy busy server, which no bug verdict may hit: a
+//     thread named Server answers UDP requests on 127.0.0.1, blocking in
+//     recvfrom and hashing each payload (hash_request, about 15 µs), and a
+//     thread named Client sends them at RATE a second (default 20000;
+//     about 40% of a core for the Server).
+//   - gcpressure: Go, built with symbols (not stripped). Goroutines locked
+//     to threads named Allocator, one per P, allocate 4 KiB buffers and
+//     drop them, beside a live heap of 200,000 linked nodes: over half of
+//     the CPU goes to the garbage collector by the runtime's own account.
+//     SIGUSR1 writes that account (runtime/metrics) to
+//     $SCENARIO_COUNT_FILE.
 //   - gostripped: Go built with -ldflags="-s -w" (no .symtab, no DWARF,
 //     the pclntab remains); main.spin burns CPU on a locked thread.
 //   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
+//   - kernelbound: a thread named Copier reads 8 MiB of /dev/zero with
+//     one read(2), in a loop: on a CPU all the time, all of it in the
+//     kernel, at only hundreds of calls a second.
+//   - lockstorm: [RATE [THREADS]]; THREADS (default 4) threads named
+//     Worker, pinned round robin to the allowed CPUs, take one pthread
+//     mutex around a tiny critical section (update_shared_stats): a storm
+//     of futex wait and wake (lock_contention).
 //   - refused: a thread named UdpClient sends and receives on a UDP
 //     socket connected to a closed port on 127.0.0.1, in a loop: every
-//     receive fails with ECONNREFUSED. SIGUSR1 writes its own counts of
-//     each outcome to $SCENARIO_COUNT_FILE.
+//     receive fails with ECONNREFUSED (error_loop). SIGUSR1 writes its own
+//     counts of each outcome to $SCENARIO_COUNT_FILE.
 //   - spawner: starts a thread named spawned every 100 ms that makes
 //     exactly 10 getppid(2) calls and exits; with argv[1] = LIFETIME_MS it
 //     exits itself after that long.
+//   - spinyield: [RATE [yield|spin]]; a thread named Spinner waits for a
+//     flag that a thread named Producer sets every 100 ms, calling
+//     sched_yield between checks (yield_wait_for_work) or spinning on the
+//     pause instruction (spin_wait_for_work, no syscall at all).
 //   - threads: N threads (argv[1], default 1000), all sleeping but the
 //     first BUSY (argv[2], default 0), which each use about a tenth of a
 //     core in short bursts.
+//   - timerstorm: [RATE [sleep|timerfd]]; a thread named Ticker sleeps
+//     1 µs at a time with nanosleep (timer slack set to 1 ns), or reads a
+//     timerfd that expires every 10 µs.
+//   - writestorm: [RATE [DIR]]; a thread named Logger writes each short
+//     log line with its own write(2) to DIR/writestorm.log (default: an
+//     unlinked temporary file in $TMPDIR), truncated every 4 MiB.
+//   - zeropoll: [RATE [poll|epoll|select]]; a thread named Poller waits
+//     with a zero timeout for a UDP socket on 127.0.0.1 that nobody sends
+//     to: every call succeeds with no event (zero_timeout_poll).
 //
-// Every program prints the line "ready" on stdout once it is set up.
+// Every program prints the line "ready" on stdout once it is set up, and
+// runs until killed (SIGKILL is what tests send; nothing is left behind
+// but what a caller asked for, such as writestorm's DIR/writestorm.log).
+//
+// Pathology and its healthy twin: the scenarios reproducing a CPU
+// pathology take RATE, operations per second, as the argument shown (for
+// busypoll the second; for refused, churn, kernelbound and gcpressure the
+// only one). 0 or absent runs flat out, the pathology; a rate paces the
+// same loop, the healthy program on the other side of the threshold a
+// diagnosis draws. echoserver's RATE (default 20000, 0 flat out) only
+// makes a healthy server busier.
+// Pacing (testdata/include/scenario.h) sleeps to absolute deadlines at
+// least 10 ms apart, so it never adds more than 100 sleeps a second. The C
+// pattern scenarios are built with -O2 -g -fno-omit-frame-pointer and keep
+// their symbols, and their hot threads name themselves with
+// prctl(PR_SET_NAME) before "ready". patterns_test.go checks each of them
+// and its twin for real: the hot thread's CPU, and its syscalls and
+// results counted by the eBPF tracer.
 //
 // Builds are cached by content (sources, build commands and the version
 // of each tool they run)

@@ -33,10 +33,15 @@ type Program struct {
 // run in a directory holding a copy of the sources, so outputs land
 // beside each other, which busypoll's rpath $ORIGIN relies on.
 type recipe struct {
-	main  string     // the binary to run
-	files []string   // other outputs that must sit beside it
-	cmds  [][]string // command lines (gcc, g++, go), run in order
+	main   string     // the binary to run
+	files  []string   // other outputs that must sit beside it
+	cmds   [][]string // command lines (gcc, g++, go), run in order
+	shared []string   // files under testdata/include/ copied beside the sources
 }
+
+// sharedDir holds sources that several scenarios include (recipe.shared).
+// It is not a scenario: no recipe is named for it.
+const sharedDir = "testdata/include/"
 
 var recipes = map[string]recipe{
 	"busypoll": {
@@ -50,6 +55,7 @@ var recipes = map[string]recipe{
 			{"gcc", "-O2", "-fomit-frame-pointer", "-Wall", "-s", "-pthread",
 				"-o", "vpnserver", "vpnserver.c", "-L.", "-lnat", "-Wl,-rpath,$ORIGIN"},
 		},
+		shared: []string{"scenario.h"},
 	},
 	"cxxhot": {
 		main: "cxxhot",
@@ -70,8 +76,9 @@ var recipes = map[string]recipe{
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "idle", "idle.c"}},
 	},
 	"refused": {
-		main: "refused",
-		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "refused", "refused.c"}},
+		main:   "refused",
+		cmds:   [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "refused", "refused.c"}},
+		shared: []string{"scenario.h"},
 	},
 	"spawner": {
 		main: "spawner",
@@ -81,6 +88,35 @@ var recipes = map[string]recipe{
 		main: "threads",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},
 	},
+	"gcpressure": {
+		main: "gcpressure",
+		// Not stripped: symbols and DWARF kept (gostripped is the
+		// stripped case).
+		cmds: [][]string{{"go", "build", "-trimpath", "-o", "gcpressure", "main.go"}},
+	},
+	// The pattern scenarios: each pathology, and with a RATE its healthy
+	// twin, the other side of the threshold.
+	"churn":       pattern("churn"),
+	"echoserver":  pattern("echoserver"),
+	"kernelbound": pattern("kernelbound"),
+	"lockstorm":   pattern("lockstorm"),
+	"spinyield":   pattern("spinyield"),
+	"timerstorm":  pattern("timerstorm"),
+	"writestorm":  pattern("writestorm"),
+	"zeropoll":    pattern("zeropoll"),
+}
+
+// pattern is the recipe of a C scenario built from testdata/name/name.c
+// with scenario.h. It keeps symbols, DWARF and frame pointers, so that
+// every way of taking a stack (eBPF's frame-pointer walk, DWARF
+// unwinding) names the function each was written to be seen in.
+func pattern(name string) recipe {
+	return recipe{
+		main: name,
+		cmds: [][]string{{"gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-Wall", "-pthread",
+			"-o", name, name + ".c"}},
+		shared: []string{"scenario.h"},
+	}
 }
 
 // Names returns the scenario names, sorted.
@@ -204,6 +240,15 @@ func compile(name string, r recipe, dir string) error {
 	if err := os.CopyFS(dir, srcs); err != nil {
 		return fmt.Errorf("copying sources: %w", err)
 	}
+	for _, name := range r.shared {
+		data, err := sources.ReadFile(sharedDir + name)
+		if err != nil {
+			return fmt.Errorf("copying shared source: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("copying shared source: %w", err)
+		}
+	}
 	for _, args := range r.cmds {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Dir = dir
@@ -236,10 +281,7 @@ func cacheKey(name string, r recipe) (string, error) {
 		h.Write(version)
 	}
 	fmt.Fprintf(h, "%q %q %q\n", r.main, r.files, r.cmds)
-	err := fs.WalkDir(sources, "testdata/"+name, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
+	hashFile := func(path string) error {
 		data, err := sources.ReadFile(path)
 		if err != nil {
 			return err
@@ -247,9 +289,20 @@ func cacheKey(name string, r recipe) (string, error) {
 		fmt.Fprintf(h, "%s %d\n", path, len(data))
 		h.Write(data)
 		return nil
+	}
+	err := fs.WalkDir(sources, "testdata/"+name, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return hashFile(path)
 	})
 	if err != nil {
 		return "", err
+	}
+	for _, f := range r.shared {
+		if err := hashFile(sharedDir + f); err != nil {
+			return "", err
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }

@@ -15,7 +15,11 @@
 //   - the main thread only waits in pthread_join, so all CPU is the
 //     poller's.
 //
-// Usage: vpnserver [port]   (default 0: an ephemeral port on 127.0.0.1)
+// Usage: vpnserver [PORT [RATE]]
+//   PORT  UDP port on 127.0.0.1 (default 0: an ephemeral port).
+//   RATE  recvfrom calls per second (scenario.h); 0 or absent: as fast as
+//         possible, the bug. Paced, the same loop is a poller that sleeps
+//         between batches: wasteful in latency, not in CPU.
 //
 // It prints "ready" on stdout once the socket is bound and the thread
 // runs.
@@ -29,7 +33,8 @@
 // never sees a partial line. Without SCENARIO_COUNT_FILE, SIGUSR1 is
 // ignored.
 
-#define _GNU_SOURCE
+#include "scenario.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -46,6 +51,7 @@ int RecvFrom(int fd, void *buf, size_t len);
 unsigned long NatRecvCalls(void);
 
 static int nat_fd;
+static long rate;
 
 // The handler may only use async-signal-safe calls, so both paths are
 // built before the handler is installed and the number is formatted by
@@ -86,12 +92,16 @@ static void write_count(int sig)
 static void *nat_thread_main(void *arg)
 {
 	char buf[2048];
+	struct pace pace;
 
 	(void)arg;
+	pace_init(&pace, rate);
 	// The bug: spin on a socket that is never readable instead of
 	// waiting in poll/select.
-	for (;;)
+	for (;;) {
 		RecvFrom(nat_fd, buf, sizeof(buf));
+		pace_done(&pace);
+	}
 	return NULL;
 }
 
@@ -101,6 +111,7 @@ int main(int argc, char **argv)
 	const char *file = getenv("SCENARIO_COUNT_FILE");
 	pthread_t nat;
 
+	rate = arg_rate(argc, argv, 2);
 	if (file != NULL && *file != '\0' && strlen(file) < sizeof(count_path)) {
 		struct sigaction sa;
 

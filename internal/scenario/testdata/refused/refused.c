@@ -14,9 +14,16 @@
 // (send counts successful sends), so tests can check a profile's errno
 // split against the truth.
 //
+// Usage: refused [RATE]
+//   RATE  send-and-receive rounds per second (scenario.h); 0 or absent: as
+//         fast as possible, the bug. Paced, the same failing calls are a
+//         client retrying now and then: an error worth a note, not a CPU
+//         problem.
+//
 // Prints "ready" once the loop runs.
 
-#define _GNU_SOURCE
+#include "scenario.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +39,7 @@
 static volatile unsigned long n_send, n_send_refused, n_recv_refused, n_recv_again, n_recv_other;
 static const char *count_file;
 static int fd;
+static long rate;
 
 static size_t put(char *p, const char *key, unsigned long v)
 {
@@ -78,8 +86,10 @@ static void on_usr1(int sig)
 static void *client(void *arg)
 {
 	char buf[64];
+	struct pace pace;
 
 	(void)arg;
+	pace_init(&pace, rate);
 	for (;;) {
 		if (send(fd, "x", 1, 0) >= 0)
 			n_send++;
@@ -93,17 +103,19 @@ static void *client(void *arg)
 			else
 				n_recv_other++;
 		}
+		pace_done(&pace);
 	}
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = {.sin_family = AF_INET};
 	socklen_t len = sizeof(addr);
 	pthread_t t;
 	int probe;
 
+	rate = arg_rate(argc, argv, 1);
 	count_file = getenv("SCENARIO_COUNT_FILE");
 	if (count_file) {
 		struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_RESTART};
