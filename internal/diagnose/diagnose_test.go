@@ -101,22 +101,46 @@ func derefString(s *string) any {
 	return *s
 }
 
-// TestPatterns diagnoses the scenarios on the host, each for a window.
+// TestPatterns diagnoses every pattern's scenario on the host, and the
+// same program paced (RATE) on the healthy side of the threshold.
 func TestPatterns(t *testing.T) {
 	tests := []struct {
+		name     string
 		scenario string
 		args     []string
 		want     expect
 	}{
-		{"busypoll", []string{"1702"}, expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN", fd: "udp 127.0.0.1:1702", frame: "RecvFrom"}},
-		{"refused", nil, expect{pattern: verdict.ErrorLoop, thread: "UdpClient", syscall: "recvfrom", errno: "ECONNREFUSED", fd: "udp 127.0.0.1:", frame: "recv"}},
-		{"compute", nil, expect{pattern: verdict.ComputeLoop, thread: "cruncher", frame: "crunch_numbers"}},
-		{"cxxhot", nil, expect{pattern: verdict.ComputeLoop, thread: "pump", frame: "vpn::Session::pump"}},
-		{"gostripped", nil, expect{pattern: verdict.ComputeLoop, frame: "main.spin"}},
-		{"idle", nil, expect{pattern: verdict.Healthy}},
+		{"busy poll", "busypoll", []string{"1702"}, expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN", fd: "udp 127.0.0.1:1702", frame: "RecvFrom"}},
+		{"busy poll paced", "busypoll", []string{"1704", "500"}, expect{pattern: verdict.Healthy}},
+		{"error loop", "refused", nil, expect{pattern: verdict.ErrorLoop, thread: "UdpClient", syscall: "recvfrom", errno: "ECONNREFUSED", fd: "udp 127.0.0.1:", frame: "recv"}},
+		{"error loop paced", "refused", []string{"500"}, expect{pattern: verdict.Healthy}},
+		{"zero-timeout poll", "zeropoll", []string{"0", "poll"}, expect{pattern: verdict.ZeroTimeoutPoll, thread: "Poller", syscall: "poll", frame: "poll"}},
+		{"zero-timeout epoll_wait", "zeropoll", []string{"0", "epoll"}, expect{pattern: verdict.ZeroTimeoutPoll, thread: "Poller", syscall: "epoll_wait", fd: "epoll"}},
+		{"zero-timeout poll paced", "zeropoll", []string{"500", "epoll"}, expect{pattern: verdict.Healthy}},
+		{"sched_yield spin", "spinyield", []string{"0", "yield"}, expect{pattern: verdict.SpinYield, thread: "Spinner", syscall: "sched_yield"}},
+		{"pause spin", "spinyield", []string{"0", "spin"}, expect{pattern: verdict.SpinYield, thread: "Spinner", frame: "spin_wait_for_work"}},
+		{"spin paced", "spinyield", []string{"500", "spin"}, expect{pattern: verdict.Healthy}},
+		{"lock contention", "lockstorm", nil, expect{pattern: verdict.LockContention, thread: "Worker", syscall: "futex"}},
+		{"lock paced", "lockstorm", []string{"2000"}, expect{pattern: verdict.Healthy}},
+		{"compute loop", "compute", nil, expect{pattern: verdict.ComputeLoop, thread: "cruncher", frame: "crunch_numbers"}},
+		{"C++ compute loop", "cxxhot", nil, expect{pattern: verdict.ComputeLoop, thread: "pump", frame: "vpn::Session::pump"}},
+		{"stripped Go compute loop", "gostripped", nil, expect{pattern: verdict.ComputeLoop, frame: "main.spin"}},
+		{"nanosleep storm", "timerstorm", []string{"0", "sleep"}, expect{pattern: verdict.TimerStorm, thread: "Ticker", syscall: "clock_nanosleep"}},
+		{"timerfd storm", "timerstorm", []string{"0", "timerfd"}, expect{pattern: verdict.TimerStorm, thread: "Ticker", syscall: "read", fd: "timerfd"}},
+		{"timer paced", "timerstorm", []string{"500", "sleep"}, expect{pattern: verdict.Healthy}},
+		{"write storm", "writestorm", nil, expect{pattern: verdict.WriteStorm, thread: "Logger", syscall: "write", fd: "writestorm"}},
+		{"write paced", "writestorm", []string{"500"}, expect{pattern: verdict.Healthy}},
+		{"process churn", "churn", nil, expect{pattern: verdict.ProcessChurn, thread: "Supervisor"}},
+		{"churn paced", "churn", []string{"5"}, expect{pattern: verdict.Healthy}},
+		{"gc pressure", "gcpressure", nil, expect{pattern: verdict.GCPressure, thread: "Allocator"}},
+		{"gc paced", "gcpressure", []string{"1000"}, expect{pattern: verdict.Healthy}},
+		{"kernel bound", "kernelbound", nil, expect{pattern: verdict.KernelBound, thread: "Copier", syscall: "read", fd: "/dev/zero"}},
+		{"kernel paced", "kernelbound", []string{"5"}, expect{pattern: verdict.Healthy}},
+		{"busy healthy server", "echoserver", nil, expect{pattern: verdict.Healthy}},
+		{"idle", "idle", nil, expect{pattern: verdict.Healthy}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.scenario, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			cmd := scenario.Build(t, tt.scenario).Start(t, nil, tt.args...)
 			r := diagnoseProcess(t, cmd, tt.scenario)
 			check(t, r, tt.want)

@@ -245,7 +245,7 @@ func writeStorm(o *Observation, t *Thread) *Verdict {
 	fd := fdString(syscalls.FD{FD: best, Desc: desc[best]})
 	v := newVerdict(WriteStorm, t)
 	v.Syscall, v.FD = str(calls[0]), str(fd)
-	v.Summary = fmt.Sprintf("thread %s floods fd %s with small writes: %s writes a second, each a syscall", t.Name, fd, rate(n/o.Seconds))
+	v.Summary = fmt.Sprintf("thread %s floods fd %s with small writes: %s, each a syscall", t.Name, fd, rate(n/o.Seconds))
 	v.Evidence = append([]string{cpuLine(t),
 		fmt.Sprintf("%s to fd %s %s (%.1f%% of the thread's calls)", strings.Join(calls, "/"), fd, rate(n/o.Seconds), pct(n, total))}, stackLine(t)...)
 	v.Advice = "buffer the output and write it in larger blocks (stdio full buffering, a log library's buffered appender); lower the log level; rate-limit repeated messages"
