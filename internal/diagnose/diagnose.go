@@ -217,7 +217,13 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 			get(st.TID, st.Name).Syscalls = st.Syscalls
 		}
 		r.Syscalls = sr.Syscalls
-		r.Notes = append(r.Notes, sr.Notes...)
+		for _, n := range sr.Notes {
+			// How durations were sampled matters to a reader of
+			// latencies, which this report does not show.
+			if !strings.HasPrefix(n, "durations are sampled") {
+				r.Notes = append(r.Notes, n)
+			}
+		}
 		if sr.Dropped > 0 {
 			r.Notes = append(r.Notes, fmt.Sprintf("%d syscalls not counted: the aggregation table was full", sr.Dropped))
 		}
