@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
@@ -136,5 +137,29 @@ func TestDiagnoseBadInput(t *testing.T) {
 		if code != tt.code || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") != 1 || out != "" {
 			t.Errorf("cpuwhy %q: exit %d, stdout %q, stderr %q; want exit %d and one line with %q", tt.args, code, out, errOut, tt.code, tt.want)
 		}
+	}
+}
+
+// Without the capabilities, the diagnosis says which are missing and what
+// still works, in one line, at once.
+func TestDiagnoseUnprivileged(t *testing.T) {
+	cmd := startProgram(t, "compute")
+	code, out, errOut := runBinary(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "-d", "1s", strconv.Itoa(cmd.Process.Pid))
+	if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want exit 1 and one line", code, out, errOut)
+	}
+	for _, want := range []string{"missing CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "still works"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr %q lacks %q", errOut, want)
+		}
+	}
+}
+
+// A target that exits inside the window: one line, exit 1.
+func TestDiagnoseTargetExits(t *testing.T) {
+	cmd := startProgram(t, "spawner", "1500")
+	code, out, errOut := runBinary(t, nil, "-d", "3s", strconv.Itoa(cmd.Process.Pid))
+	if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "exited during the window") {
+		t.Errorf("exit %d, stdout %q, stderr %q: want exit 1 and one line saying it exited", code, out, errOut)
 	}
 }

@@ -88,11 +88,14 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	if endErr != nil || prof != nil && prof.Ended != "" {
 		return nil, fmt.Errorf("%s exited during the window (%w): nothing to diagnose; run cpuwhy again while it runs", t, ErrGone)
 	}
+	if recErr != nil && traceErr != nil {
+		return nil, blind(t, traceErr, recErr)
+	}
 	if recErr != nil {
-		notes = append(notes, fmt.Sprintf("no stack samples: %v", recErr))
+		notes = append(notes, fmt.Sprintf("no stack samples, so no code path: %v", recErr))
 	}
 	if traceErr != nil {
-		notes = append(notes, fmt.Sprintf("no syscall profile: %v", traceErr))
+		notes = append(notes, fmt.Sprintf("no syscall profile, so no verdict that needs one: %v", traceErr))
 	}
 
 	o, report := observe(t, opts, snap0, snap1, prof, rec)
@@ -149,6 +152,18 @@ func snapshot(fs proc.FS, sc *proc.Scanner, pid int) (reading, error) {
 	return r, nil
 }
 
+// blind is the error of a diagnosis where no instrument could attach:
+// when capabilities are missing, which, and what works without them.
+func blind(t target.Target, traceErr, recErr error) error {
+	caps, err := sys.EffectiveCaps()
+	if err == nil {
+		if missing := caps.Missing(sys.CapBPF, sys.CapPerfmon, sys.CapSysPtrace); len(missing) > 0 {
+			return &target.PrivilegeError{PID: t.PID, Name: t.Name, Missing: missing}
+		}
+	}
+	return fmt.Errorf("cannot observe %s: no syscall profile (%v) and no stack samples (%v)", t, traceErr, recErr)
+}
+
 // trace runs the first supported tracer.
 func trace(ctx context.Context, pid int, opts Options) (*syscalls.Profile, syscalls.Mechanism, error, []string) {
 	var notes []string
@@ -175,7 +190,7 @@ func trace(ctx context.Context, pid int, opts Options) (*syscalls.Profile, sysca
 // observe builds the observation of the window and the report's skeleton.
 func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
 	seconds := snap1.Taken.Sub(snap0.Taken).Seconds()
-	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name}
+	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name, NoSyscalls: prof == nil}
 	r := &Report{Window: seconds}
 	threads := map[int]*verdict.Thread{}
 	get := func(tid int, name string) *verdict.Thread {

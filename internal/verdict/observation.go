@@ -17,6 +17,10 @@ type Observation struct {
 	// Children is the CPU of children that exited and were waited for
 	// within the window, in percent of one core.
 	Children float64 `json:"children_cpu"`
+	// NoSyscalls says the syscalls were not observed (no tracer could
+	// attach): a thread without any is then not known to make few, and
+	// the rules that need that say nothing.
+	NoSyscalls bool `json:"no_syscalls,omitempty"`
 	// Samples counts the on-CPU stack samples of the process.
 	Samples int      `json:"samples"`
 	Threads []Thread `json:"threads"` // hottest first

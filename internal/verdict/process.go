@@ -204,6 +204,9 @@ func busyHealthy(o *Observation) Verdict {
 		}
 	}
 	v.Summary = fmt.Sprintf("process %s is busy doing real work: %.1f%% of a core, with no sign of a loop that spins for nothing", o.Name, v.CPU)
+	if o.NoSyscalls {
+		v.Summary = fmt.Sprintf("process %s is busy (%.1f%% of a core), and without its syscalls cpuwhy cannot tell a loop from real work", o.Name, v.CPU)
+	}
 	v.Evidence = []string{fmt.Sprintf("%s syscalls, %.0f%% of them successful; no fruitless call repeated at %s or more", rate(float64(calls)/o.Seconds), pct(float64(ok), float64(calls)), rate(LoopRate))}
 	if len(o.Threads) > 0 {
 		v.Evidence = append(v.Evidence, cpuLine(&o.Threads[0]))

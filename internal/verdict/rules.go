@@ -291,7 +291,7 @@ func spinHint(text string) bool {
 
 func userSpin(o *Observation, t *Thread) *Verdict {
 	c := t.Code
-	if c == nil || c.Samples == 0 || t.CPU.Total <= 0 || t.CPU.User/t.CPU.Total < ComputeUser {
+	if o.NoSyscalls || c == nil || c.Samples == 0 || t.CPU.Total <= 0 || t.CPU.User/t.CPU.Total < ComputeUser {
 		return nil
 	}
 	// A sample lands on the hint or, as often, on the instruction after
@@ -317,7 +317,7 @@ func userSpin(o *Observation, t *Thread) *Verdict {
 
 func computeLoop(o *Observation, t *Thread) *Verdict {
 	r := float64(t.calls()) / o.Seconds
-	if t.load() < ComputeCPU || t.CPU.Total <= 0 || t.CPU.User/t.CPU.Total < ComputeUser || r >= ComputeMaxRate {
+	if o.NoSyscalls || t.load() < ComputeCPU || t.CPU.Total <= 0 || t.CPU.User/t.CPU.Total < ComputeUser || r >= ComputeMaxRate {
 		return nil
 	}
 	v := newVerdict(ComputeLoop, t)

@@ -70,6 +70,8 @@ func code(fn string, insns ...Instruction) *Code {
 	return c
 }
 
+func noSyscalls(o *Observation) *Observation { o.NoSyscalls = true; return o }
+
 func demand(t Thread, d float64) Thread { t.Demand = d; return t }
 
 func withCode(t Thread, c *Code) Thread { t.Code = c; return t }
@@ -155,6 +157,7 @@ func TestJudge(t *testing.T) {
 		{name: "one thread's futex calls", o: obs(lockers(50000, 1)...), want: Healthy},
 
 		{name: "compute loop", o: obs(thread(13, "cruncher", cpu(99, 1), call("write", 1, "pipe", map[string]float64{"ok": 1}))), want: ComputeLoop, tid: 13},
+		{name: "compute without a syscall profile", o: noSyscalls(obs(thread(13, "cruncher", cpu(99, 1)))), want: Healthy},
 		{name: "compute below half a core", o: obs(thread(13, "t", cpu(45, 1))), want: Healthy},
 		{name: "compute squeezed by other load", o: obs(demand(thread(13, "cruncher", cpu(30, 0)), 99)), want: ComputeLoop, tid: 13},
 		{name: "compute wanting less than half a core", o: obs(demand(thread(13, "t", cpu(30, 0)), 45)), want: Healthy},
