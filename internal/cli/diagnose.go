@@ -93,9 +93,10 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	if err != nil {
 		return err
 	}
+	progress, endProgress := o.progressFunc(t)
 	opts := diagnose.Options{
 		FS: o.global.procFS(), Duration: o.duration, Frequency: o.frequency, DebugDirs: o.debugDirs,
-		CheckTrace: sel.CheckTrace, Progress: o.progressFunc(t),
+		CheckTrace: sel.CheckTrace, Progress: progress,
 	}
 	for _, m := range order {
 		switch m {
@@ -106,6 +107,7 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 		}
 	}
 	res, err := diagnose.Run(ctx, t, opts)
+	endProgress()
 	if err != nil {
 		return err
 	}
@@ -137,16 +139,6 @@ func (o *diagnoseOptions) progress(format string, args ...any) {
 	}
 }
 
-func (o *diagnoseOptions) progressFunc(t target.Target) func(time.Duration) {
-	f := stderrTerminal(o.streams)
-	if f == nil {
-		return nil
-	}
-	fmt.Fprintf(f, "cpuwhy: watching %s for %v: threads, syscalls, stacks\n", t, o.duration)
-	return func(elapsed time.Duration) {
-		fmt.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), o.duration.Seconds())
-		if elapsed >= o.duration {
-			fmt.Fprint(f, "\r\033[K")
-		}
-	}
+func (o *diagnoseOptions) progressFunc(t target.Target) (report func(time.Duration), end func()) {
+	return progressLine(o.streams, fmt.Sprintf("watching %s for %v: threads, syscalls, stacks (Ctrl-C for a verdict on what was seen so far)", t, o.duration), o.duration)
 }

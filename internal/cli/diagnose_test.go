@@ -163,3 +163,20 @@ func TestDiagnoseTargetExits(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q: want exit 1 and one line saying it exited", code, out, errOut)
 	}
 }
+
+// On a terminal, progress each second on stderr; Ctrl-C gives the verdict
+// on what was seen so far.
+func TestDiagnoseProgress(t *testing.T) {
+	pid := strconv.Itoa(startProgram(t, "busypoll", "1705").Process.Pid)
+	tm := newTmux(t, cpuwhyBinary(t)+" -d 30s "+pid+"; sleep 60")
+	tm.waitFor("the header and the first second counted", func(s string) bool {
+		return strings.Contains(s, "cpuwhy: watching "+pid+" (vpnserver) for 30s") && strings.Contains(s, "    1s / 30s")
+	})
+	tm.keys("C-c")
+	s := tm.waitFor("the verdict", func(s string) bool { return strings.Contains(s, "cpuwhy used ") })
+	for _, want := range []string{"\ncpuwhy: vpnserver (PID " + pid + ")", "VERDICT 1: busy_poll", "note: interrupted after "} {
+		if !strings.Contains(s, want) {
+			t.Errorf("screen lacks %q:\n%s", want, s)
+		}
+	}
+}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
@@ -156,23 +154,28 @@ func percentOf(n, total int) float64 {
 	return 100 * float64(n) / float64(total)
 }
 
-// progressFunc reports the recording's progress on a terminal's stderr,
-// on one line rewritten each second; nil (no progress) for pipes and
-// files. end finishes that line, to be called once the recording is over
+// progressFunc reports the recording's progress on a terminal's stderr.
+func (o *recordOptions) progressFunc(t target.Target) (report func(time.Duration), end func()) {
+	return progressLine(o.streams, fmt.Sprintf("recording %s for %v (Ctrl-C to stop early)", t, o.duration), o.duration)
+}
+
+// progressLine reports a window's progress on a terminal's stderr: a
+// header, then one line rewritten each second; nil (no progress) for pipes
+// and files. end finishes that line, to be called once the window is over
 // however it ended: Ctrl-C, the target's exit, or the window closing just
 // before the last tick leave it open, and the summary or error would
 // follow on the same line.
-func (o *recordOptions) progressFunc(t target.Target) (report func(time.Duration), end func()) {
-	f, ok := o.streams.Err.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+func progressLine(s Streams, header string, window time.Duration) (report func(time.Duration), end func()) {
+	f := stderrTerminal(s)
+	if f == nil {
 		return nil, func() {}
 	}
-	fmt.Fprintf(f, "cpuwhy: recording %s for %v (Ctrl-C to stop early)\n", t, o.duration)
-	// cpuprofile.Record calls report from its own goroutine and has
-	// stopped calling it when it returns, before end is called.
+	fmt.Fprintf(f, "cpuwhy: %s\n", header)
+	// The instruments call report from their own goroutine and have
+	// stopped calling it when they return, before end is called.
 	open := false
 	report = func(elapsed time.Duration) {
-		fmt.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), o.duration.Seconds())
+		fmt.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), window.Seconds())
 		open = true
 	}
 	end = func() {

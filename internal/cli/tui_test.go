@@ -18,12 +18,19 @@ type tmux struct {
 	socket string
 }
 
+// tmuxServers counts the tmux servers started by this test binary.
+var tmuxServers int
+
 func newTmux(t *testing.T, command string) *tmux {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		privtest.Require(t, "tmux is not installed (apt-get install tmux)")
 	}
-	tm := &tmux{t: t, socket: fmt.Sprintf("cpuwhy-test-%d", os.Getpid())}
+	// A socket of its own: a server killed by the previous test's cleanup
+	// may still be exiting, and a new session on its socket would die
+	// with it ("server exited unexpectedly").
+	tmuxServers++
+	tm := &tmux{t: t, socket: fmt.Sprintf("cpuwhy-test-%d-%d", os.Getpid(), tmuxServers)}
 	tm.run("new-session", "-d", "-x", "160", "-y", "40", "-s", "top", command)
 	t.Cleanup(func() { _ = exec.Command("tmux", "-L", tm.socket, "kill-server").Run() })
 	return tm

@@ -82,8 +82,19 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	})
 	wg.Wait()
 	snap1, endErr := snapshot(opts.FS, scanner, t.PID)
+	// Interrupted (Ctrl-C), the instruments return what they saw so far,
+	// and the verdict is on that, as strace -c reports on Ctrl-C.
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		if errors.Is(recErr, context.Canceled) {
+			recErr = nil
+		}
+		if errors.Is(traceErr, context.Canceled) {
+			traceErr = nil
+		}
+		if prof == nil && rec == nil {
+			return nil, ctx.Err()
+		}
+		notes = append(notes, fmt.Sprintf("interrupted after %.1f s: the verdict is on what was seen so far", time.Since(began).Seconds()))
 	}
 	if endErr != nil || prof != nil && prof.Ended != "" {
 		return nil, fmt.Errorf("%s exited during the window (%w): nothing to diagnose; run cpuwhy again while it runs", t, ErrGone)
