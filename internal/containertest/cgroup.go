@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -308,5 +309,77 @@ func removeCgroups(dirs []string) error {
 
 func exists(path string) bool {
 	_, err := os.Stat(path)
+	return err == nil
+}
+
+// cfsPeriod is the CFS period Start sets with a quota, docker's default.
+const cfsPeriod = 100 * time.Millisecond
+
+// limitCPU caps the cgroups at cpus cores, as docker run --cpus does:
+// cpu.cfs_quota_us in a v1 hierarchy with the cpu controller, cpu.max in
+// v2 where the controller is enabled. It fails if no hierarchy has the
+// controller, since a spinning test program would then run uncapped.
+func limitCPU(mounts []cgroupMount, dirs []string, cpus float64) error {
+	period := cfsPeriod.Microseconds()
+	quota := int64(cpus * float64(period))
+	if quota < 1000 {
+		return fmt.Errorf("CPU limit %v is below the kernel's minimum quota of 1ms per %v", cpus, cfsPeriod)
+	}
+	limited := false
+	for i, m := range mounts {
+		dir := dirs[i]
+		switch {
+		case m.Version == 1 && hasController(m.Options, "cpu"):
+			if err := os.WriteFile(filepath.Join(dir, "cpu.cfs_period_us"), []byte(strconv.FormatInt(period, 10)), 0o644); err != nil {
+				return fmt.Errorf("setting the CPU period of %s: %w", dir, err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "cpu.cfs_quota_us"), []byte(strconv.FormatInt(quota, 10)), 0o644); err != nil {
+				return fmt.Errorf("setting the CPU quota of %s: %w", dir, err)
+			}
+			limited = true
+		case m.Version == 2:
+			if !enableCPUController(dir) {
+				continue
+			}
+			val := fmt.Sprintf("%d %d", quota, period)
+			if err := os.WriteFile(filepath.Join(dir, "cpu.max"), []byte(val), 0o644); err != nil {
+				return fmt.Errorf("setting cpu.max of %s: %w", dir, err)
+			}
+			limited = true
+		}
+	}
+	if !limited {
+		return errors.New("cannot cap the container's CPU: no cgroup hierarchy has the cpu controller")
+	}
+	return nil
+}
+
+// hasController reports whether a v1 hierarchy's super options name the
+// controller ("rw,cpu,cpuacct" has cpu; "rw,cpuset" does not).
+func hasController(options, controller string) bool {
+	for _, o := range strings.Split(options, ",") {
+		if o == controller {
+			return true
+		}
+	}
+	return false
+}
+
+// enableCPUController makes sure a v2 cgroup has cpu.max, enabling the cpu
+// controller in its parent when the parent has it to give; on hybrid
+// hosts the v2 hierarchy has no controllers at all.
+func enableCPUController(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "cpu.max")); err == nil {
+		return true
+	}
+	parent := filepath.Dir(dir)
+	avail, err := os.ReadFile(filepath.Join(parent, "cgroup.controllers"))
+	if err != nil || !slices.Contains(strings.Fields(string(avail)), "cpu") {
+		return false
+	}
+	if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+cpu"), 0o644); err != nil {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "cpu.max"))
 	return err == nil
 }

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cpuwhy/cpuwhy/internal/privtest"
 )
 
@@ -32,6 +34,27 @@ type Config struct {
 	Env     []string          // added to a docker-like PATH, HOSTNAME and HOME
 	Name    string            // container name, default "cpuwhy-test-<random>"
 	Network bool              // new network namespace with only loopback up
+	// NetworkOf joins the network namespace of another container made
+	// by Start instead of making one, as docker run --network
+	// container:NAME does. It excludes Network.
+	NetworkOf *Container
+
+	// RootFiles are more files, at absolute paths in the container
+	// (container path -> host path), for programs that read data from
+	// fixed paths (a configuration under /var/lib). Their parent
+	// directories are made.
+	RootFiles map[string]string
+	// Dirs are empty directories made in the container (mode 0755), for
+	// programs that write below fixed paths (/var/log/NAME).
+	Dirs []string
+	// Devices are host device nodes made again at the same paths in the
+	// container (docker run --device): /dev/net/tun for a VPN client.
+	Devices []string
+	// CPUs caps the CPU the container may use, in cores (docker run
+	// --cpus), through the cpu controller of the cgroups; 0 leaves it
+	// uncapped. A test whose program spins on a machine shared with
+	// others caps it.
+	CPUs float64
 
 	Image  string            // image name in config.v2.json, default "cpuwhy-test/<base name>:latest"
 	Labels map[string]string // labels in config.v2.json
@@ -89,6 +112,12 @@ func Start(tb testing.TB, cfg Config) *Container {
 	if cfg.Image == "" {
 		cfg.Image = "cpuwhy-test/" + base + ":latest"
 	}
+	if cfg.Network && cfg.NetworkOf != nil {
+		tb.Fatal("containertest: Config.Network and Config.NetworkOf exclude each other")
+	}
+	if cfg.CPUs < 0 {
+		tb.Fatalf("containertest: Config.CPUs %v is negative", cfg.CPUs)
+	}
 
 	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -121,7 +150,7 @@ func Start(tb testing.TB, cfg Config) *Container {
 	tb.Cleanup(c.Stop)
 
 	hostname := c.ID[:12]
-	if err := populateRoot(c.RootDir, cfg.Dir, cfg.Program, cfg.Files, hostname); err != nil {
+	if err := populateRoot(c.RootDir, cfg, hostname); err != nil {
 		tb.Fatalf("building the container root: %v", err)
 	}
 
@@ -132,6 +161,11 @@ func Start(tb testing.TB, cfg Config) *Container {
 		}
 		tb.Fatal(err)
 	}
+	if cfg.CPUs > 0 {
+		if err := limitCPU(mounts, c.CgroupDirs, cfg.CPUs); err != nil {
+			tb.Fatal(err)
+		}
+	}
 
 	spec, err := json.Marshal(initSpec{
 		Root:     c.RootDir,
@@ -140,6 +174,7 @@ func Start(tb testing.TB, cfg Config) *Container {
 		Env:      append([]string{"PATH=" + defaultPath, "HOSTNAME=" + hostname, "HOME=/root"}, cfg.Env...),
 		Hostname: hostname,
 		Network:  cfg.Network,
+		JoinNet:  cfg.NetworkOf != nil,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -172,6 +207,16 @@ func Start(tb testing.TB, cfg Config) *Container {
 	c.cmd.Stdout = stdoutW
 	c.cmd.Stderr = &c.stderr
 	c.cmd.ExtraFiles = []*os.File{syncR, errW} // fds 3 and 4
+	if cfg.NetworkOf != nil {
+		// Opened here, on the host, and inherited as fd 5: the init step
+		// joins it before exec.
+		netns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", cfg.NetworkOf.HostPID))
+		if err != nil {
+			tb.Fatalf("opening the network namespace of container %s: %v", cfg.NetworkOf.Name, err)
+		}
+		defer netns.Close()
+		c.cmd.ExtraFiles = append(c.cmd.ExtraFiles, netns)
+	}
 	c.cmd.WaitDelay = 5 * time.Second
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: uintptr(flags),
@@ -279,6 +324,33 @@ func (c *Container) WaitReady(tb testing.TB, timeout time.Duration) {
 	case <-time.After(timeout):
 		tb.Fatalf("container %s not ready after %v; stdout: %q; stderr: %q", c.Name, timeout, c.Output(), c.stderr.String())
 	}
+}
+
+// InNetwork runs f on an OS thread of the calling process that has joined
+// the container's network namespace, for tests that talk to the
+// container over its own loopback or make sockets there. Sockets made in
+// f stay in that namespace when used from other threads afterwards. The
+// thread is never handed back to the Go scheduler: it ends with f.
+func (c *Container) InNetwork(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Locked and never unlocked: the runtime ends the thread when
+		// this goroutine returns, rather than reuse it in the wrong
+		// namespace.
+		runtime.LockOSThread()
+		errc <- func() error {
+			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.HostPID))
+			if err != nil {
+				return fmt.Errorf("opening the network namespace of container %s: %w", c.Name, err)
+			}
+			defer ns.Close()
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("joining the network namespace of container %s: %w", c.Name, err)
+			}
+			return f()
+		}()
+	}()
+	return <-errc
 }
 
 // Stop kills the program, reaps it and removes its cgroups, root and data

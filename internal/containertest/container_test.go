@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -276,4 +277,123 @@ func TestCustomDir(t *testing.T) {
 	checkContainer(t, c, "/srv/app/compute", "cruncher")
 	c.Stop()
 	checkStopped(t, c)
+}
+
+// TestSharedNetworkAndRootFiles checks the options a second container of
+// a pair needs (docker run --network container:A --device ...): it joins
+// the first one's network namespace, and gets root files, directories and
+// device nodes.
+func TestSharedNetworkAndRootFiles(t *testing.T) {
+	t.Parallel()
+	p := scenario.Build(t, "idle")
+	a := containertest.Start(t, containertest.Config{Program: p.Path, Network: true})
+	a.WaitReady(t, 10*time.Second)
+
+	conf := filepath.Join(t.TempDir(), "app.conf")
+	if err := os.WriteFile(conf, []byte("setting 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := containertest.Start(t, containertest.Config{
+		Program:   p.Path,
+		NetworkOf: a,
+		RootFiles: map[string]string{"/var/lib/app/app.conf": conf},
+		Dirs:      []string{"/var/log/app"},
+		Devices:   []string{"/dev/null"},
+	})
+	b.WaitReady(t, 10*time.Second)
+	checkContainer(t, b, "/opt/idle/idle", "acceptor")
+
+	nsA, errA := os.Readlink(procPath(a.HostPID, "ns", "net"))
+	nsB, errB := os.Readlink(procPath(b.HostPID, "ns", "net"))
+	if errA != nil || errB != nil || nsA != nsB || nsA == testNetNS {
+		t.Errorf("net ns: a %q (%v), b %q (%v), test %q; want a = b, not the test's", nsA, errA, nsB, errB, testNetNS)
+	}
+	if got, err := os.ReadFile(procPath(b.HostPID, "root", "var/lib/app/app.conf")); err != nil || string(got) != "setting 1\n" {
+		t.Errorf("root file holds %q (%v)", got, err)
+	}
+	if st, err := os.Stat(procPath(b.HostPID, "root", "var/log/app")); err != nil || !st.IsDir() {
+		t.Errorf("directory /var/log/app: %v", err)
+	}
+	var host, inside unix.Stat_t
+	if err := unix.Stat("/dev/null", &host); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(procPath(b.HostPID, "root", "dev/null"), &inside); err != nil {
+		t.Fatalf("device /dev/null in the container: %v", err)
+	}
+	if inside.Rdev != host.Rdev || inside.Mode != host.Mode {
+		t.Errorf("container /dev/null rdev %#x mode %o, host's %#x %o", inside.Rdev, inside.Mode, host.Rdev, host.Mode)
+	}
+
+	var lo bool
+	if err := b.InNetwork(func() error {
+		ifaces, err := net.Interfaces()
+		for _, i := range ifaces {
+			lo = lo || i.Name == "lo"
+		}
+		if len(ifaces) != 1 {
+			return fmt.Errorf("interfaces in the shared namespace: %v", ifaces)
+		}
+		return err
+	}); err != nil || !lo {
+		t.Errorf("InNetwork: %v (lo seen: %v)", err, lo)
+	}
+	b.Stop()
+	checkStopped(t, b)
+	a.Stop()
+	checkStopped(t, a)
+}
+
+// TestCPUCap checks Config.CPUs against the scheduler's own accounting: a
+// spinning thread capped at half a core gets no more than that.
+func TestCPUCap(t *testing.T) {
+	t.Parallel()
+	p := scenario.Build(t, "compute")
+	c := containertest.Start(t, containertest.Config{Program: p.Path, CPUs: 0.5})
+	c.WaitReady(t, 10*time.Second)
+	// The process's time on the CPU: the sum of its threads' schedstat
+	// (the process's own file is its main thread's, which sleeps).
+	cpu := func() time.Duration {
+		files, err := filepath.Glob(procPath(c.HostPID, "task", "*", "schedstat"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("threads of %d: %v", c.HostPID, err)
+		}
+		var sum time.Duration
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += time.Duration(ns)
+		}
+		return sum
+	}
+	c0, t0 := cpu(), time.Now()
+	time.Sleep(2 * time.Second)
+	used := float64(cpu()-c0) / float64(time.Since(t0))
+	// The quota is enforced per 100 ms period; allow a period of slack.
+	if used > 0.58 {
+		t.Errorf("capped at 0.5 CPUs, used %.2f", used)
+	}
+	if used < 0.01 {
+		t.Errorf("capped at 0.5 CPUs, used only %.2f: is it running?", used)
+	}
+	t.Logf("capped at 0.5 CPUs, used %.2f", used)
+
+	// The cap itself, where the kernel reads it.
+	var quotas []string
+	for _, dir := range c.CgroupDirs {
+		for _, f := range []string{"cpu.cfs_quota_us", "cpu.max"} {
+			if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+				quotas = append(quotas, f+"="+strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	if !slices.Contains(quotas, "cpu.cfs_quota_us=50000") && !slices.Contains(quotas, "cpu.max=50000 100000") {
+		t.Errorf("cgroup CPU settings %q, want a quota of 50000 per 100000 µs", quotas)
+	}
 }

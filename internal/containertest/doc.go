@@ -4,13 +4,19 @@
 // process.
 //
 // The container has its own PID, mount, UTS and IPC namespaces (and,
-// optionally, a network namespace with only loopback up). The program is
+// optionally, a network namespace with only loopback up, or the network
+// namespace of another container, as docker run --network container:A).
+// The program is
 // PID 1 inside it and runs from a directory the host does not have (by
 // default /opt/<name>/<name>, as /opt/vpnserver/vpnserver in seed 000),
 // so /proc/PID/exe names a path that cannot be opened on the host. It
 // sits in a cgroup /docker/<64-hex id> in every mounted cgroup hierarchy,
 // as docker's cgroupfs driver places containers, and a docker-like
 // config.v2.json in a private data root gives it a name and an image.
+// Config.CPUs caps it as docker run --cpus does (the cgroups' CFS quota);
+// Config.RootFiles, Dirs and Devices add what a packaged program expects
+// at fixed paths: its configuration, its log directory, /dev/net/tun.
+// InNetwork runs test code in the container's network namespace.
 //
 // How: Start re-executes the test binary with namespace clone flags; Main,
 // called from TestMain, recognises the re-executed copy, waits until
@@ -23,7 +29,11 @@
 // cgroup filesystem; without them the test is skipped through privtest,
 // or failed when CPUWHY_REQUIRE_PRIVILEGED=1. Only the program, the files
 // given, the shared libraries ldd reports and docker's marks (/.dockerenv,
-// /etc/hostname) are in the root: there is no shell and /dev is empty. If the test binary is killed outright
+// /etc/hostname) are in the root: there is no shell, /dev holds only the
+// devices asked for, and what a program loads at run time without ldd
+// knowing (glibc's gconv modules, say) must be given as root files. The
+// program runs as root with every capability (docker drops some). If the
+// test binary is killed outright
 // (SIGKILL), the program dies with it (parent-death signal) but its
 // cgroup directories and temporary directory stay behind.
 //

@@ -20,6 +20,7 @@ const envInit = "CPUWHY_CONTAINERTEST_INIT"
 const (
 	syncFD  = 3 // Start writes one byte once the step is in its cgroups
 	errorFD = 4 // close-on-exec: EOF without data means exec succeeded
+	netnsFD = 5 // with initSpec.JoinNet: the network namespace to join
 )
 
 // initSpec is what the init step needs to become the container.
@@ -30,6 +31,7 @@ type initSpec struct {
 	Env      []string
 	Hostname string
 	Network  bool
+	JoinNet  bool // join the namespace at netnsFD
 }
 
 // Main must be called from TestMain of every package that uses Start:
@@ -74,7 +76,16 @@ func initContainer(specJSON string) error {
 
 	// Namespaces apply to the whole process, but keep the steps on one
 	// thread anyway so that nothing depends on which thread runs them.
+	// setns of a network namespace does not: it moves only the calling
+	// thread, which must be the one that execs.
 	runtime.LockOSThread()
+
+	if spec.JoinNet {
+		if err := unix.Setns(netnsFD, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("joining the network namespace: %w", err)
+		}
+		unix.Close(netnsFD)
+	}
 
 	// Nothing below may propagate back to the host's mounts.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {

@@ -11,14 +11,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // populateRoot fills root with what the program needs to run: the program
-// and its files in dir, the shared libraries and loader they need at the
-// paths where the host has them, and empty /proc and /tmp. It also writes
-// the marks docker leaves in every container, /.dockerenv and
-// /etc/hostname, since tools look for them to tell a container.
-func populateRoot(root, dir, program string, files map[string]string, hostname string) error {
+// and its files in cfg.Dir, the shared libraries and loader they need at
+// the paths where the host has them, empty /proc and /tmp, and the root
+// files, directories and devices cfg asks for. It also writes the marks
+// docker leaves in every container, /.dockerenv and /etc/hostname, since
+// tools look for them to tell a container.
+func populateRoot(root string, cfg Config, hostname string) error {
 	for _, d := range []string{"proc", "tmp", "dev", "etc"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err
@@ -33,14 +36,62 @@ func populateRoot(root, dir, program string, files map[string]string, hostname s
 	if err := os.WriteFile(filepath.Join(root, "etc", "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
-	contents, err := RootContents(dir, program, files)
+	contents, err := RootContents(cfg.Dir, cfg.Program, cfg.Files)
 	if err != nil {
 		return err
+	}
+	for inRoot, src := range cfg.RootFiles {
+		if !filepath.IsAbs(inRoot) {
+			return fmt.Errorf("root file %q is not an absolute path", inRoot)
+		}
+		if _, dup := contents[inRoot]; dup {
+			return fmt.Errorf("root file %s is already in the container", inRoot)
+		}
+		contents[inRoot] = src
 	}
 	for inRoot, src := range contents {
 		if err := copyFile(src, filepath.Join(root, inRoot)); err != nil {
 			return err
 		}
+	}
+	for _, dir := range cfg.Dirs {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("directory %q is not an absolute path", dir)
+		}
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			return err
+		}
+	}
+	for _, dev := range cfg.Devices {
+		if err := copyDevice(dev, filepath.Join(root, dev)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyDevice makes a device node at dst of the same type, numbers and mode
+// as the host's src.
+func copyDevice(src, dst string) error {
+	if !filepath.IsAbs(src) {
+		return fmt.Errorf("device %q is not an absolute path", src)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(src, &st); err != nil {
+		return fmt.Errorf("device %s: %w", src, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR && st.Mode&unix.S_IFMT != unix.S_IFBLK {
+		return fmt.Errorf("%s is not a device", src)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+		return fmt.Errorf("making device %s: %w", dst, err)
+	}
+	// mknod applies the umask; the container sees the host's mode.
+	if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", dst, err)
 	}
 	return nil
 }

@@ -1,0 +1,142 @@
+package softether
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ThreadCPU is one thread's use of the CPU over a window, from the
+// scheduler's own accounting (/proc/PID/task/TID/schedstat, nanoseconds
+// on the CPU): a ground truth that does not depend on cpuwhy.
+type ThreadCPU struct {
+	TID int
+	CPU float64 // percent of one core
+}
+
+// ThreadsCPU measures every thread of pid over window, busiest first.
+// Threads that start or end within the window are left out.
+func ThreadsCPU(pid int, window time.Duration) ([]ThreadCPU, error) {
+	before, err := schedRuntimes(pid)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	time.Sleep(window)
+	after, err := schedRuntimes(pid)
+	if err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start)
+	var out []ThreadCPU
+	for tid, t1 := range after {
+		t0, ok := before[tid]
+		if !ok {
+			continue
+		}
+		out = append(out, ThreadCPU{TID: tid, CPU: 100 * float64(t1-t0) / float64(elapsed)})
+	}
+	slices.SortFunc(out, func(a, b ThreadCPU) int {
+		if c := cmp.Compare(b.CPU, a.CPU); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.TID, b.TID)
+	})
+	return out, nil
+}
+
+// schedRuntimes reads the on-CPU nanoseconds of every thread of pid.
+func schedRuntimes(pid int) (map[int]uint64, error) {
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, fmt.Errorf("listing the threads of %d: %w", pid, err)
+	}
+	out := make(map[int]uint64, len(dirs))
+	for _, d := range dirs {
+		tid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		ns, err := parseSchedstat(data)
+		if err != nil {
+			return nil, fmt.Errorf("schedstat of thread %d of %d: %w", tid, pid, err)
+		}
+		out[tid] = ns
+	}
+	return out, nil
+}
+
+// parseSchedstat returns the first field of a schedstat file: time on
+// the CPU in nanoseconds.
+func parseSchedstat(data []byte) (uint64, error) {
+	f := strings.Fields(string(data))
+	if len(f) != 3 {
+		return 0, fmt.Errorf("malformed schedstat %q", data)
+	}
+	return strconv.ParseUint(f[0], 10, 64)
+}
+
+// UDPSockets counts the UDP sockets process pid holds: its descriptors
+// whose inode is in the UDP table of its network namespace. With
+// SecureNAT busy, nearly all are its sessions' sockets.
+func UDPSockets(pid int) (int, error) {
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading the UDP table of %d: %w", pid, err)
+	}
+	inodes, err := parseUDPInodes(table)
+	if err != nil {
+		return 0, fmt.Errorf("UDP table of %d: %w", pid, err)
+	}
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return 0, fmt.Errorf("listing the descriptors of %d: %w", pid, err)
+	}
+	n := 0
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		inode, ok := strings.CutPrefix(link, "socket:[")
+		if !ok {
+			continue
+		}
+		if inodes[strings.TrimSuffix(inode, "]")] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// parseUDPInodes returns the inodes of the sockets in a /proc/net/udp
+// table.
+func parseUDPInodes(table []byte) (map[string]bool, error) {
+	inodes := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(table))
+	first := true
+	for sc.Scan() {
+		if first { // the header
+			first = false
+			continue
+		}
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 {
+			return nil, fmt.Errorf("malformed line %q", sc.Text())
+		}
+		inodes[f[9]] = true
+	}
+	return inodes, sc.Err()
+}
