@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/diagnose"
 	"github.com/cpuwhy/cpuwhy/internal/softether"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 )
@@ -254,6 +255,34 @@ func TestSoftEtherSecureNAT(t *testing.T) {
 		}
 		if !strings.Contains(strings.Join(stack, " "), "start_thread") {
 			t.Errorf("stack does not reach start_thread: %q", stack)
+		}
+	})
+
+	// The one-command diagnosis of the report's own case: the NAT thread,
+	// told apart from its namesakes by TID, busy-polls its UDP sessions.
+	t.Run("diagnosis", func(t *testing.T) {
+		code, out, errOut := run(t, append([]string{"-d", "3s", "--json"}, sn.target()...)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		r := decodeDiagnosis(t, out)
+		if len(r.Verdicts) == 0 {
+			t.Fatal("no verdict")
+		}
+		v := r.Verdicts[0]
+		text := new(strings.Builder)
+		_ = diagnose.WriteText(text, r, diagnose.TextOptions{})
+		t.Logf("\n%s", text)
+		if r.Target.PID != sn.svc || r.Target.NsPID != sn.svcNsPID || r.Target.Container == nil || r.Target.Container.Name != sn.server.Name {
+			t.Errorf("target %+v, want PID %d (ns PID %d) in %s", r.Target, sn.svc, sn.svcNsPID, sn.server.Name)
+		}
+		if v.Pattern != "busy_poll" || v.Thread.TID != sn.nat || deref(v.Syscall) != "recvfrom" || deref(v.Errno) != "EAGAIN" ||
+			!strings.Contains(deref(v.FD), "udp 0.0.0.0:") {
+			t.Errorf("verdict %s on thread %d: %s %s %s; want busy_poll on %d, recvfrom EAGAIN on its UDP sessions",
+				v.Pattern, v.Thread.TID, deref(v.Syscall), deref(v.Errno), deref(v.FD), sn.nat)
+		}
+		if len(v.Stack) < 2 || !strings.Contains(v.Stack[0], "recvfrom") || !strings.HasPrefix(v.Stack[1], "vpnserver+0x") {
+			t.Errorf("stack %q, want recvfrom <- vpnserver+0x...", v.Stack)
 		}
 	})
 

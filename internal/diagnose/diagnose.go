@@ -250,9 +250,6 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 				r.Notes = append(r.Notes, n)
 			}
 		}
-		if sr.Dropped > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("%d syscalls not counted: the aggregation table was full", sr.Dropped))
-		}
 	}
 	if rec != nil {
 		o.Samples = rec.Samples

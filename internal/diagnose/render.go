@@ -156,6 +156,8 @@ func writeCode(w io.Writer, c *verdict.Code) {
 	}
 }
 
+// topSyscall describes the thread's most frequent syscall (ThreadReport
+// lists them most frequent first).
 func topSyscall(ss []syscalls.Syscall) string {
 	if len(ss) == 0 {
 		return "-"

@@ -1,6 +1,9 @@
 package diagnose
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
@@ -46,7 +49,7 @@ type ThreadReport struct {
 	SyscallRate float64  `json:"syscalls_per_s"`
 	Samples     int      `json:"samples"`
 	Stack       []string `json:"stack,omitempty"` // hottest user stack, innermost first
-	// Syscalls are its hottest syscalls (at most three).
+	// Syscalls are its most frequent syscalls (at most three).
 	Syscalls []syscalls.Syscall `json:"syscalls,omitempty"`
 }
 
@@ -76,7 +79,12 @@ func threadReport(t *verdict.Thread, seconds float64) ThreadReport {
 	if len(t.Stacks) > 0 {
 		r.Stack = t.Stacks[0].Frames
 	}
-	for i, s := range t.Syscalls {
+	// The most frequent first: the list is sorted by time, where a thread
+	// that waits in poll between rounds of a million failing reads has
+	// poll first.
+	byCount := slices.Clone(t.Syscalls)
+	slices.SortStableFunc(byCount, func(a, b syscalls.Syscall) int { return cmp.Compare(b.Count, a.Count) })
+	for i, s := range byCount {
 		if i == 3 {
 			break
 		}

@@ -25,6 +25,25 @@ func fdOf(s *syscalls.Syscall) *string {
 	return str(fdString(s.FDs[0]))
 }
 
+// spread reports whether no fd takes half of a syscall's calls.
+func spread(s *syscalls.Syscall) bool {
+	return len(s.FDs) > 1 && 2*s.FDs[0].Count < s.Count
+}
+
+// fdsLine describes the busiest fds of a spread syscall: "fd 14 (udp
+// 0.0.0.0:54920) 0.1%, fd 15 (...) 0.1%, ...".
+func fdsLine(s *syscalls.Syscall) string {
+	var parts []string
+	for i, fd := range s.FDs {
+		if i == 2 {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("fd %s %.1f%%", fdString(fd), pct(float64(fd.Count), float64(s.Count))))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func fdString(fd syscalls.FD) string {
 	if fd.Desc == "" {
 		return fmt.Sprint(fd.FD)
@@ -59,15 +78,27 @@ func busyPoll(o *Observation, t *Thread) *Verdict {
 	v := newVerdict(BusyPoll, t)
 	v.Syscall, v.Errno, v.FD = str(best.Name), str("EAGAIN"), fdOf(best)
 	v.atSyscall(t, best.Name)
-	v.Summary = fmt.Sprintf("thread %s polls a non-blocking fd in a loop: %s keeps failing with EAGAIN (nothing to read) and is called again at once, never waiting for data",
-		t.Name, best.Name)
+	where := onFD(best)
+	if spread(best) {
+		// No fd takes most of the calls: the loop goes round many of
+		// them, reading each whether or not it is ready.
+		v.FD = str(fmt.Sprintf("many (%s)", fdsLine(best)))
+		where = " on many fds (" + fdsLine(best) + ")"
+		v.Summary = fmt.Sprintf("thread %s reads many non-blocking fds in turn, ready or not: %s fails with EAGAIN on nearly every one, and the round starts again at once",
+			t.Name, best.Name)
+		v.Advice = "read only the fds that are ready: take the ready list from epoll_wait (or poll's revents) instead of trying every socket; " +
+			"and block in the wait with a timeout instead of going round again at once"
+	} else {
+		v.Summary = fmt.Sprintf("thread %s polls a non-blocking fd in a loop: %s keeps failing with EAGAIN (nothing to read) and is called again at once, never waiting for data",
+			t.Name, best.Name)
+		v.Advice = "wait for the fd to become ready before reading it again: poll/epoll_wait/select with a timeout (or a blocking socket, or SO_RCVTIMEO); " +
+			"in an event loop, re-arm the fd and return to the loop on EAGAIN instead of retrying"
+	}
 	v.Evidence = append([]string{
 		cpuLine(t),
 		fmt.Sprintf("%s%s returned EAGAIN %s (%.1f%% of its %s calls, %.1f%% of all the thread's calls)",
-			best.Name, onFD(best), rate(n/o.Seconds), pct(n, float64(best.Count)), best.Name, pct(n, total)),
+			best.Name, where, rate(n/o.Seconds), pct(n, float64(best.Count)), best.Name, pct(n, total)),
 	}, stackLine(t)...)
-	v.Advice = "wait for the fd to become ready before reading it again: poll/epoll_wait/select with a timeout (or a blocking socket, or SO_RCVTIMEO); " +
-		"in an event loop, re-arm the fd and return to the loop on EAGAIN instead of retrying"
 	return v
 }
 

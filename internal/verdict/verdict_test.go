@@ -3,6 +3,7 @@ package verdict
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,6 +38,16 @@ func call(name string, r float64, fd string, results map[string]float64) syscall
 	}
 	if fd != "" {
 		s.FDs = []syscalls.FD{{FD: 3, Count: s.Count, Desc: fd}}
+	}
+	return s
+}
+
+// spreadFDs spreads a syscall's calls evenly over n sockets (the report
+// keeps the top five).
+func spreadFDs(s syscalls.Syscall, n int) syscalls.Syscall {
+	s.FDs = nil
+	for i := 0; i < 5; i++ {
+		s.FDs = append(s.FDs, syscalls.FD{FD: 10 + i, Count: s.Count / uint64(n), Desc: fmt.Sprintf("udp 0.0.0.0:%d", 40010+i)})
 	}
 	return s
 }
@@ -120,6 +131,8 @@ func TestJudge(t *testing.T) {
 
 		{name: "busy poll (the seed)", o: obs(thread(7, "NatThreadMain", cpu(40, 59.5), call("recvfrom", 1e6, udp, map[string]float64{"EAGAIN": 1}))),
 			want: BusyPoll, tid: 7, syscall: "recvfrom", errno: "EAGAIN", fd: "3 (udp 0.0.0.0:1701)"},
+		{name: "busy poll over many sockets (SoftEther's SecureNAT)", o: obs(thread(7, "vpnserver", cpu(30, 45), spreadFDs(call("recvfrom", 870000, "", map[string]float64{"EAGAIN": 1}), 2000))),
+			want: BusyPoll, tid: 7, syscall: "recvfrom", errno: "EAGAIN", fd: "many (fd 10 (udp 0.0.0.0:40010) 0.1%, fd 11 (udp 0.0.0.0:40011) 0.1%, ...)"},
 		{name: "EAGAIN below the loop rate", o: obs(thread(7, "t", cpu(10, 20), call("recvfrom", 0.99*LoopRate, udp, map[string]float64{"EAGAIN": 1}))), want: Healthy},
 		{name: "EAGAIN a quarter of a server's calls", o: obs(thread(7, "nginx", cpu(30, 50),
 			call("recvfrom", 40000, "tcp", map[string]float64{"ok": 0.5, "EAGAIN": 0.5}),

@@ -435,7 +435,11 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscal
 		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted because the kernel skipped the BPF program (nested run)", st.RecursionMisses))
 	}
 	if drops[dropStats] > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted: more than %d distinct (thread, syscall, result, fd) keys", drops[dropStats], opts.MaxKeys))
+		// The map is not preallocated, so an insert also fails when the
+		// kernel's BPF allocator has no element ready, which a burst of
+		// thousands of new keys (a thread going round thousands of
+		// sockets) can cause well below MaxKeys.
+		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted: the table of (thread, syscall, result, fd) keys was full (at most %d) or could not take new keys fast enough", drops[dropStats], opts.MaxKeys))
 	}
 
 	var key syscallsKey
