@@ -16,6 +16,14 @@ var (
 	writeCalls = []string{"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg"}
 	forkCalls  = []string{"fork", "vfork", "clone", "clone3"}
 	waitCalls  = []string{"wait4", "waitid"}
+	// waitingCalls are made to wait for something: an fd to be ready, a
+	// timer, a lock, a child, a signal, an AIO completion. A tracer times
+	// a call from entry to return, so their time is mostly spent off the
+	// CPU: a long one is a wait, not the kernel's work. (A blocking read
+	// of a socket waits too, but is also how data is copied: it stays a
+	// candidate.)
+	waitingCalls = slices.Concat(pollCalls, sleepCalls, waitCalls,
+		[]string{"futex", "pause", "rt_sigsuspend", "rt_sigtimedwait", "io_getevents", "io_pgetevents"})
 )
 
 func fdOf(s *syscalls.Syscall) *string {
@@ -287,9 +295,15 @@ func kernelBound(o *Observation, t *Thread) *Verdict {
 	if t.CPU.Total <= 0 || t.CPU.System/t.CPU.Total < KernelShare {
 		return nil
 	}
+	// The call doing the kernel's work is never one that waits: an
+	// event loop's epoll_wait holds most of its syscall time, blocked.
+	// Its share stays of all the thread's syscall time, waits included:
+	// a thread that waits for events longer than it spends in the call
+	// is paced by what it waits for (its clients), not bound by the
+	// kernel.
 	var s *syscalls.Syscall
 	for i := range t.Syscalls {
-		if c := &t.Syscalls[i]; s == nil || c.Share > s.Share {
+		if c := &t.Syscalls[i]; !slices.Contains(waitingCalls, c.Name) && (s == nil || c.Share > s.Share) {
 			s = c
 		}
 	}

@@ -77,6 +77,12 @@ const (
 	// the kernel's work is the cost, when one syscall also holds
 	// KernelCallShare of its syscall time and lasts KernelCallMean on
 	// average: big copies, page faults of huge reads, not many small calls.
+	// That syscall is never one made to wait (epoll_wait, futex, sleeps),
+	// whose long calls are spent off CPU, and its share is of all the
+	// thread's syscall time, waits included: a server's thread that waits
+	// for its clients longer than it sends (a busy nginx worker: 70% of
+	// its CPU in the kernel, epoll_wait 300µs a call and most of its
+	// syscall time) is not bound by the kernel's work.
 	KernelShare     = 0.7
 	KernelCallShare = 0.5
 	KernelCallMean  = 50 * time.Microsecond

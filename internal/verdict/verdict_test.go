@@ -200,6 +200,28 @@ func TestJudge(t *testing.T) {
 			want: KernelBound, tid: 16, syscall: "read", fd: "3 (/dev/zero)"},
 		{name: "kernel time in short calls", o: obs(thread(16, "t", cpu(5, 94), timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 20000, 98))), want: Healthy},
 		{name: "half in the kernel", o: obs(thread(16, "t", cpu(47, 50), timed(call("read", 300, "/dev/zero", map[string]float64{"ok": 1}), 300000, 98))), want: Healthy},
+		// A busy nginx worker serving a small page to wrk (seen in
+		// internal/e2e/servers): most of its CPU in the kernel, and
+		// epoll_wait, blocked, holds most of its syscall time in long
+		// calls. Waiting is not the kernel's work.
+		{name: "busy nginx worker: long epoll_wait", o: obs(demand(thread(23, "nginx", cpu(6.5, 17.4),
+			timed(call("epoll_wait", 3500, "epoll", map[string]float64{"ok": 1}), 307939, 89),
+			timed(call("sendfile", 40000, "tcp", map[string]float64{"ok": 1}), 2500, 5),
+			timed(call("recvfrom", 40000, "tcp", map[string]float64{"ok": 0.8, "EAGAIN": 0.2}), 800, 2),
+			timed(call("setsockopt", 40000, "tcp", map[string]float64{"ok": 1}), 600, 1.5),
+			timed(call("openat", 40000, "", map[string]float64{"ok": 1}), 600, 1.5),
+			timed(call("close", 40000, "", map[string]float64{"ok": 1}), 300, 1)), 60)), want: Healthy},
+		// nginx sending 1 MiB files to wrk with sendfile: each call is
+		// long and on the CPU, but the worker waits for its clients
+		// (epoll_wait) longer than it sends.
+		{name: "paced sendfile", o: obs(demand(thread(23, "nginx", cpu(1, 14.8),
+			timed(call("epoll_wait", 400, "epoll", map[string]float64{"ok": 1}), 942827, 78),
+			timed(call("sendfile", 930, "tcp", map[string]float64{"ok": 1}), 96259, 20.7),
+			timed(call("writev", 930, "tcp", map[string]float64{"ok": 1}), 3090, 0.7)), 62)), want: Healthy},
+		{name: "kernel bound beside a wait", o: obs(thread(16, "Copier", cpu(5, 90),
+			timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 300000, 70),
+			timed(call("epoll_wait", 1000, "epoll", map[string]float64{"ok": 1}), 400000, 30))),
+			want: KernelBound, tid: 16, syscall: "read", fd: "3 (/dev/zero)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

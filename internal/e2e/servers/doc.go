@@ -1,0 +1,24 @@
+// Package servers tests cpuwhy's diagnosis end to end against real
+// servers from Debian under load: redis-server driven by redis-benchmark,
+// nginx driven by wrk. A server doing its job, however busy, must come out
+// healthy, or at worst compute_loop in one of its own functions; a bug
+// verdict (busy_poll, error_loop, kernel_bound...) on it is a false alarm
+// that would send a user hunting for a bug that is not there.
+//
+// The package holds only tests. They need root (namespaces, BPF, perf
+// events) and the Debian packages redis-server, redis-tools, nginx-light
+// (or nginx) and wrk; without the packages they are skipped through
+// privtest (a failure when CPUWHY_REQUIRE_PRIVILEGED=1).
+//
+// Nothing reaches the host's network: each server and its client run in a
+// network namespace of their own with only loopback up, made by the test
+// (the test binary re-executed as PID 1 of new network and PID
+// namespaces). The servers run from the packages' binaries with private
+// configuration in a temporary directory, listen on 127.0.0.1 inside that
+// namespace, keep nothing on disk and are never started as system
+// services. Killing the namespace's PID 1 kills everything in it, which is
+// how each test cleans up, and what happens if the test binary dies.
+//
+// Like internal/containertest, this test-only code makes its raw
+// namespace calls (setns, the loopback ioctl) itself.
+package servers
