@@ -2,6 +2,8 @@ package symbol
 
 import (
 	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"os"
 	"os/exec"
@@ -32,9 +34,25 @@ func TestDemangle(t *testing.T) {
 	}
 }
 
-func TestLookupSizes(t *testing.T) {
-	tab := &table{syms: []sym{{0x1000, 0x10, "sized"}, {0x1000, 0, "alias"}, {0x1100, 0, "unsized"}, {0x2000, 0x10, "last"}}}
+// testTable makes a table of the given symbols, in that order.
+func testTable(syms ...struct {
+	addr, size uint64
+	name       string
+}) *table {
+	tab := &table{linesDone: true, strtabs: [][]byte{{0}}}
+	for _, s := range syms {
+		tab.syms = append(tab.syms, sym{addr: s.addr, size: s.size, name: uint32(len(tab.strtabs[0])), ord: uint32(len(tab.syms))})
+		tab.strtabs[0] = append(append(tab.strtabs[0], s.name...), 0)
+	}
 	tab.finish()
+	return tab
+}
+
+func TestLookupSizes(t *testing.T) {
+	tab := testTable([]struct {
+		addr, size uint64
+		name       string
+	}{{0x1000, 0x10, "sized"}, {0x1000, 0, "alias"}, {0x1000, 0x10, "same size, later"}, {0x1100, 0, "unsized"}, {0x2000, 0x10, "last"}}...)
 	tests := map[uint64]string{0xfff: "", 0x1000: "sized", 0x100f: "sized", 0x1010: "", 0x1100: "unsized", 0x1fff: "unsized", 0x2010: ""}
 	for v, want := range tests {
 		if got, _, _ := tab.lookup(v); got != want {
@@ -132,5 +150,59 @@ func TestMiniDebugInfoCap(t *testing.T) {
 	}
 	if _, err := parseMiniDebugInfo(b.Bytes(), 4<<20); !errors.Is(err, objfile.ErrMalformed) {
 		t.Errorf("zeros: err = %v, want ErrMalformed", err)
+	}
+}
+
+// FuzzSymtab reads arbitrary bytes as a symbol table and its string
+// table, in both classes and byte orders: nothing may panic, and what is
+// kept must be a defined function with a name in the table.
+func FuzzSymtab(f *testing.F) {
+	if data := seedObject(f); data != nil {
+		if e, err := elf.NewFile(bytes.NewReader(data)); err == nil {
+			s, str := e.Section(".symtab"), e.Section(".strtab")
+			if s != nil && str != nil {
+				d1, _ := s.Data()
+				d2, _ := str.Data()
+				f.Add(d1, d2)
+			}
+		}
+	}
+	f.Add(make([]byte, 48), []byte("\x00f\x00"))
+	f.Fuzz(func(t *testing.T, data, strtab []byte) {
+		for _, class := range []elf.Class{elf.ELFCLASS32, elf.ELFCLASS64} {
+			for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+				syms, _, err := appendFuncSymbols(nil, data, strtab, class, order, 0, 4)
+				if err != nil {
+					continue
+				}
+				if len(syms) > 4 {
+					t.Fatalf("%d symbols past the limit of 4", len(syms))
+				}
+				tab := &table{syms: syms, strtabs: [][]byte{strtab}, linesDone: true}
+				tab.finish()
+				for _, s := range tab.syms {
+					if s.addr == 0 || tab.name(s) == "" {
+						t.Fatalf("kept %+v named %q", s, tab.name(s))
+					}
+					tab.lookup(s.addr)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkLoadTable reads the function symbols of the host libc's debug
+// file (lines are not read until asked for).
+func BenchmarkLoadTable(b *testing.B) {
+	p := libcDebugFile(&testing.T{})
+	if p == "" {
+		b.Skip("no libc debug file")
+	}
+	for b.Loop() {
+		obj, err := objfile.OpenInRoot("/", p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		loadTable(obj, nil).close()
 	}
 }
