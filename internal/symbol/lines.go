@@ -1,6 +1,7 @@
 package symbol
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path"
@@ -115,10 +116,18 @@ var errLine = fmt.Errorf("%w: .debug_line", objfile.ErrMalformed)
 func newLineTable(sec []byte, addrSize int, be bool) (*lineTable, error) {
 	t := &lineTable{sec: sec, addrSize: addrSize, be: be}
 	var errs []error
+	more := 0
+	fail := func(err error) {
+		if len(errs) < 3 {
+			errs = append(errs, err)
+		} else {
+			more++
+		}
+	}
 	for off := uint64(0); off < uint64(len(sec)); {
 		p, next, err := parseLineHeader(sec, off, addrSize, be)
 		if err != nil {
-			errs = append(errs, err)
+			fail(err)
 			if next <= off {
 				break
 			}
@@ -127,25 +136,25 @@ func newLineTable(sec []byte, addrSize int, be bool) (*lineTable, error) {
 		}
 		off = next
 		if err := t.index(p); err != nil {
-			errs = append(errs, err)
+			fail(err)
 			if errors.Is(err, errTooManySeqs) {
 				break
 			}
 		}
 	}
-	sort.Slice(t.seqs, func(i, j int) bool {
-		if t.seqs[i].lo != t.seqs[j].lo {
-			return t.seqs[i].lo < t.seqs[j].lo
+	slices.SortFunc(t.seqs, func(a, b lineSeq) int {
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
 		}
-		return t.seqs[i].hi < t.seqs[j].hi
+		return cmp.Compare(a.hi, b.hi)
 	})
 	var maxHi uint64
 	for i := range t.seqs {
 		maxHi = max(maxHi, t.seqs[i].hi)
 		t.seqs[i].maxHi = maxHi
 	}
-	if len(errs) > 3 {
-		errs = append(errs[:3], fmt.Errorf("and %d more", len(errs)-3))
+	if more > 0 {
+		errs = append(errs, fmt.Errorf("and %d more programs", more))
 	}
 	return t, errors.Join(errs...)
 }
@@ -493,8 +502,8 @@ func (t *lineTable) index(p lineProg) error {
 const maxOverlap = 64
 
 // lookup returns the file and line of address v: the last row at or
-// below v in the sequence holding v. ok is false when no sequence holds
-// v or its row names no file.
+// below v in the sequence holding v; "", 0 when no sequence holds v or
+// its row names no file. The error is that of a damaged file table.
 func (t *lineTable) lookup(v uint64) (file string, line int, err error) {
 	i := sort.Search(len(t.seqs), func(i int) bool { return t.seqs[i].lo > v }) - 1
 	// Sequences may overlap or nest (code the linker discarded keeps its
@@ -539,17 +548,20 @@ func (t *lineTable) lookup(v uint64) (file string, line int, err error) {
 }
 
 // files returns the file names of program p as they stand at offset at:
-// its header's, and those DW_LNE_define_file added before at.
+// its header's, and those DW_LNE_define_file added before at. The error
+// of a damaged table is returned once.
 func (t *lineTable) files(p *lineProg, at uint64) ([]string, error) {
 	if !p.filesDone {
 		p.filesDone = true
 		p.dirs, p.files, p.filesErr = t.readFiles(p)
 		if p.filesErr != nil {
+			// Said once: the program names no files.
 			p.dirs, p.files = nil, nil
+			return nil, p.filesErr
 		}
 	}
 	if !p.defines || p.filesErr != nil {
-		return p.files, p.filesErr
+		return p.files, nil
 	}
 	files := slices.Clone(p.files)
 	r := reader{b: t.sec, off: p.start, end: min(at, p.end), be: t.be}
