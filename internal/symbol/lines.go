@@ -79,10 +79,22 @@ type lineProg struct {
 	opBase     uint8
 	opLens     []byte // standard_opcode_lengths, opcodes 1 to opBase-1
 	defines    bool   // uses DW_LNE_define_file: files change as it runs
-	dirs       []string
-	files      []string
+	dirs       []string   // DWARF 2-4: as written, [0] the compilation directory's place
+	files      []lineFile // index as in the program
 	filesErr   error
 	filesDone  bool
+	compDir    string // DWARF 2-4, read when a name needs it
+	compDirOK  bool
+}
+
+// lineFile is a file of a line program's table. A DWARF 2-4 name relative
+// to the compilation directory (dir 0, or a relative directory) is joined
+// with it only when a row naming it is looked up: the directory is in
+// .debug_info, which is read for it alone.
+type lineFile struct {
+	name string // the full name when final, else as written
+	dir  uint64
+	rel  bool // relative to the compilation directory
 }
 
 type lineSeq struct {
@@ -541,16 +553,49 @@ func (t *lineTable) lookup(v uint64) (file string, line int, err error) {
 		}
 	}
 	files, err := t.files(p, bestOff)
-	if best.file >= uint64(len(files)) || files[best.file] == "" {
+	if best.file >= uint64(len(files)) || files[best.file].name == "" {
 		return "", 0, err
 	}
-	return files[best.file], int(best.line), err
+	return t.fileName(p, files[best.file]), int(best.line), err
+}
+
+// fileName returns the full name of f, a file of program p.
+func (t *lineTable) fileName(p *lineProg, f lineFile) string {
+	if !f.rel {
+		return f.name
+	}
+	if !p.compDirOK {
+		p.compDirOK = true
+		if t.compDir != nil {
+			// A missing compilation directory leaves names relative,
+			// as debug/dwarf does.
+			p.compDir, _ = t.compDir(p.off)
+		}
+	}
+	dir := p.compDir
+	if f.dir > 0 {
+		dir = joinPath(dir, p.dirs[f.dir])
+	}
+	return joinPath(dir, f.name)
+}
+
+// fileEntry makes the DWARF 2-4 file entry name in directory dir of p.
+func fileEntry(p *lineProg, name string, dir uint64) (lineFile, bool) {
+	switch {
+	case path.IsAbs(name):
+		return lineFile{name: name}, true
+	case dir >= uint64(len(p.dirs)):
+		return lineFile{}, false
+	case dir > 0 && path.IsAbs(p.dirs[dir]):
+		return lineFile{name: joinPath(p.dirs[dir], name)}, true
+	}
+	return lineFile{name: name, dir: dir, rel: true}, true
 }
 
 // files returns the file names of program p as they stand at offset at:
 // its header's, and those DW_LNE_define_file added before at. The error
 // of a damaged table is returned once.
-func (t *lineTable) files(p *lineProg, at uint64) ([]string, error) {
+func (t *lineTable) files(p *lineProg, at uint64) ([]lineFile, error) {
 	if !p.filesDone {
 		p.filesDone = true
 		p.dirs, p.files, p.filesErr = t.readFiles(p)
@@ -585,13 +630,11 @@ func (t *lineTable) files(p *lineProg, at uint64) ([]string, error) {
 				if fr.bad || name == "" {
 					return files, nil
 				}
-				if !path.IsAbs(name) {
-					if dir >= uint64(len(p.dirs)) {
-						return files, nil
-					}
-					name = joinPath(p.dirs[dir], name)
+				f, ok := fileEntry(p, name, dir)
+				if !ok {
+					return files, nil
 				}
-				files = append(files, name)
+				files = append(files, f)
 			}
 			r.off = from + n
 		case op == lnsFixedAdvancePC:
@@ -643,14 +686,13 @@ const (
 
 // readFiles reads program p's directory and file tables. Index 0 of a
 // DWARF 2-4 file table is no file; DWARF 5 numbers from 0.
-func (t *lineTable) readFiles(p *lineProg) (dirs, files []string, err error) {
+func (t *lineTable) readFiles(p *lineProg) (dirs []string, files []lineFile, err error) {
 	r := reader{b: t.sec, off: p.tables, end: p.start, be: t.be}
-	bad := func(what string) ([]string, []string, error) {
+	bad := func(what string) ([]string, []lineFile, error) {
 		return nil, nil, fmt.Errorf("%w: program at %#x: %s", errLine, p.off, what)
 	}
 	if p.version < 5 {
-		var rel []int // directories relative to the compilation directory
-		dirs = []string{""}
+		p.dirs = []string{""}
 		for {
 			d := r.cstr()
 			if r.bad {
@@ -659,17 +701,9 @@ func (t *lineTable) readFiles(p *lineProg) (dirs, files []string, err error) {
 			if d == "" {
 				break
 			}
-			if !path.IsAbs(d) {
-				rel = append(rel, len(dirs))
-			}
-			dirs = append(dirs, d)
+			p.dirs = append(p.dirs, d)
 		}
-		type entry struct {
-			name string
-			dir  uint64
-		}
-		var raw []entry
-		needDir := len(rel) > 0
+		files = []lineFile{{}}
 		for {
 			name := r.cstr()
 			if r.bad {
@@ -684,31 +718,13 @@ func (t *lineTable) readFiles(p *lineProg) (dirs, files []string, err error) {
 			if r.bad {
 				return bad("truncated file table")
 			}
-			raw = append(raw, entry{name, dir})
-			if !path.IsAbs(name) && dir == 0 {
-				needDir = true
+			f, ok := fileEntry(p, name, dir)
+			if !ok {
+				return bad("directory index out of range")
 			}
+			files = append(files, f)
 		}
-		if needDir && t.compDir != nil {
-			// A missing compilation directory leaves names relative,
-			// as debug/dwarf does.
-			dirs[0], _ = t.compDir(p.off)
-		}
-		for _, i := range rel {
-			dirs[i] = joinPath(dirs[0], dirs[i])
-		}
-		files = make([]string, 1, len(raw)+1)
-		for _, e := range raw {
-			name := e.name
-			if !path.IsAbs(name) {
-				if e.dir >= uint64(len(dirs)) {
-					return bad("directory index out of range")
-				}
-				name = joinPath(dirs[e.dir], name)
-			}
-			files = append(files, name)
-		}
-		return dirs, files, nil
+		return p.dirs, files, nil
 	}
 	readFormat := func() [][2]uint64 {
 		n := r.u8()
@@ -813,9 +829,13 @@ func (t *lineTable) readFiles(p *lineProg) (dirs, files []string, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	files, err = readEntries(readFormat(), dirs)
+	names, err := readEntries(readFormat(), dirs)
 	if err != nil {
 		return nil, nil, err
+	}
+	files = make([]lineFile, len(names))
+	for i, n := range names {
+		files[i].name = n
 	}
 	return dirs, files, nil
 }

@@ -82,7 +82,7 @@ func loadTable(obj *objfile.File, find debugFinder) *table {
 			t.addELFSymbols(mini, "MiniDebugInfo ")
 		}
 	}
-	if g, err := loadGo(obj); err != nil {
+	if g, err := t.loadGo(obj); err != nil {
 		t.errs = append(t.errs, err)
 	} else if g != nil {
 		t.go_ = g
@@ -189,20 +189,105 @@ func parseMiniDebugInfo(data []byte, limit int) (*objfile.File, error) {
 
 // loadGo reads a Go binary's pclntab, which `go build -ldflags=-s -w`
 // keeps: the runtime needs it for tracebacks.
-func loadGo(obj *objfile.File) (*gosym.Table, error) {
+func (t *table) loadGo(obj *objfile.File) (*gosym.Table, error) {
 	data, err := obj.Section(".gopclntab")
 	if err != nil || data == nil {
 		return nil, err
 	}
-	var textStart uint64
-	if text := obj.ELF.Section(".text"); text != nil {
-		textStart = text.Addr
-	}
-	tab, err := parsePclntab(data, textStart)
+	tab, err := parsePclntab(data, t.goTextStart(obj, data))
 	if err != nil {
 		return nil, fmt.Errorf(".gopclntab: %w", err)
 	}
 	return tab, nil
+}
+
+// goTextStart returns where the Go code of obj starts, which pclntab
+// offsets count from: runtime.text. It is where .text starts only when
+// Go linked the binary itself; with external linking (cgo) the C
+// toolchain's start-up code comes first, and every address would be
+// off. From the symbol table when there is one; else from the pclntab
+// header (Go 1.18 and 1.19 fill it in the file, later versions leave 0);
+// else from runtime.firstmoduledata, found by its pointer to the pclntab;
+// else .text.
+func (t *table) goTextStart(obj *objfile.File, pcln []byte) uint64 {
+	var start, end uint64
+	if text := obj.ELF.Section(".text"); text != nil {
+		start, end = text.Addr, text.Addr+text.Size
+	}
+	for _, s := range t.syms {
+		if s.addr >= start && s.addr < end && t.name(s) == "runtime.text" {
+			return s.addr
+		}
+	}
+	if len(pcln) >= 8 && (pcln[7] == 4 || pcln[7] == 8) && pcln[6] <= 4 {
+		ptr := int(pcln[7])
+		if off := 8 + 2*ptr; len(pcln) >= off+ptr {
+			var v uint64
+			order := obj.ELF.ByteOrder
+			if ptr == 8 {
+				v = order.Uint64(pcln[off:])
+			} else {
+				v = uint64(order.Uint32(pcln[off:]))
+			}
+			// Only the Go 1.18 and 1.20 layouts have the field.
+			if magic := order.Uint32(pcln); (magic == 0xfffffff0 || magic == 0xfffffff1) && v > start && v < end {
+				return v
+			}
+		}
+	}
+	if pc := obj.ELF.Section(".gopclntab"); pc != nil {
+		if v := moduledataText(obj, pc.Addr, start, end); v != 0 {
+			return v
+		}
+	}
+	return start
+}
+
+// moduledataText returns the text field of runtime.firstmoduledata, 0
+// when it is not found: a pointer-aligned run of words whose first is the
+// pclntab's address (moduledata.pcHeader), with text (word 22) and minpc
+// (word 20) in [start, end), in .go.module (where Go 1.26 puts it when
+// linking externally), .noptrdata or .data. The layout has held from Go
+// 1.16 to 1.26. In a PIE the pointers are relocated at load and read 0 in
+// the file: not found.
+func moduledataText(obj *objfile.File, pclntab, start, end uint64) uint64 {
+	for _, name := range []string{".go.module", ".noptrdata", ".data"} {
+		if v := findModuledata(obj, name, pclntab, start, end); v != 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+func findModuledata(obj *objfile.File, section string, pclntab, start, end uint64) uint64 {
+	s := obj.ELF.Section(section)
+	if s == nil || s.Type == elf.SHT_NOBITS {
+		return 0
+	}
+	data, err := objfile.SectionData(s)
+	if err != nil {
+		return 0
+	}
+	ptr := 8
+	if obj.ELF.Class == elf.ELFCLASS32 {
+		ptr = 4
+	}
+	word := func(off int) uint64 {
+		if ptr == 8 {
+			return obj.ELF.ByteOrder.Uint64(data[off:])
+		}
+		return uint64(obj.ELF.ByteOrder.Uint32(data[off:]))
+	}
+	for off := 0; off+23*ptr <= len(data); off += ptr {
+		if word(off) != pclntab {
+			continue
+		}
+		text, minpc := word(off+22*ptr), word(off+20*ptr)
+		if text >= start && text < end && minpc >= text && minpc < end {
+			return text
+		}
+	}
+	return 0
 }
 
 // parsePclntab parses a Go pclntab; debug/gosym trusts its input, so its
@@ -408,8 +493,9 @@ func debugSection(f *objfile.File, name string) ([]byte, error) {
 
 // compDirs maps the line program offset of each compilation unit of f to
 // its compilation directory, through debug/dwarf: DWARF 2-4 programs name
-// files relative to it. debug/dwarf trusts its input, so its panics
-// become errors.
+// files relative to it. Only the sections a unit's own entry needs are
+// read (f.ELF.DWARF() would inflate them all, location lists included).
+// debug/dwarf trusts its input, so its panics become errors.
 func compDirs(f *objfile.File) (dirs map[uint64]string, err error) {
 	dirs = map[uint64]string{}
 	defer func() {
@@ -417,14 +503,22 @@ func compDirs(f *objfile.File) (dirs map[uint64]string, err error) {
 			err = fmt.Errorf("%w: panic: %v", objfile.ErrMalformed, p)
 		}
 	}()
-	for _, s := range f.ELF.Sections {
-		if (strings.HasPrefix(s.Name, ".debug_") || strings.HasPrefix(s.Name, ".zdebug_")) && s.Size > objfile.MaxSection {
-			return dirs, fmt.Errorf("%s: %w", s.Name, objfile.ErrTooLarge)
+	sec := map[string][]byte{}
+	for _, name := range []string{"abbrev", "info", "str", "line_str", "str_offsets", "addr"} {
+		data, err := debugSection(f, name)
+		if err != nil {
+			return dirs, err
 		}
+		sec[name] = data
 	}
-	d, err := f.ELF.DWARF()
+	d, err := dwarf.New(sec["abbrev"], nil, nil, sec["info"], nil, nil, nil, sec["str"])
 	if err != nil {
 		return dirs, err
+	}
+	for _, name := range []string{"line_str", "str_offsets", "addr"} {
+		if sec[name] != nil {
+			d.AddSection(".debug_"+name, sec[name])
+		}
 	}
 	r := d.Reader()
 	for n := 0; n < maxUnits; n++ {

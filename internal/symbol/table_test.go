@@ -206,3 +206,68 @@ func BenchmarkLoadTable(b *testing.B) {
 		loadTable(obj, nil).close()
 	}
 }
+
+// TestGoExternalLinking names the functions of a cgo binary linked by the
+// C toolchain, whose .text starts with C start-up code before Go's
+// runtime.text (pclntab's addresses count from the latter), with and
+// without its symbol table.
+func TestGoExternalLinking(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc is not installed")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module m\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(`package main
+
+// int twice(int x) { return 2 * x; }
+import "C"
+
+import "fmt"
+
+//go:noinline
+func work(n int) int { return int(C.twice(C.int(n))) + 1 }
+
+func main() { fmt.Println(work(3)) }
+`), 0o644)
+	cmd := exec.Command("go", "build", "-ldflags=-linkmode=external", "-o", "prog", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=", "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	prog := filepath.Join(dir, "prog")
+	run := exec.Command("objcopy", "--strip-all", prog, prog+".stripped")
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v\n%s", err, out)
+	}
+	e, err := elf.Open(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var work, text uint64
+	syms, _ := e.Symbols()
+	for _, s := range syms {
+		switch s.Name {
+		case "main.work":
+			work = s.Value
+		case "runtime.text":
+			text = s.Value
+		}
+	}
+	textSec := e.Section(".text").Addr
+	e.Close()
+	if work == 0 || text == textSec {
+		t.Fatalf("main.work at %#x, runtime.text %#x, .text %#x: the layout does not test anything", work, text, textSec)
+	}
+	for _, path := range []string{prog, prog + ".stripped"} {
+		obj, err := objfile.OpenInRoot("/", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab := loadTable(obj, nil)
+		if fn, file, line := tab.lookup(work + 4); fn != "main.work" || filepath.Base(file) != "main.go" || line != 9 {
+			t.Errorf("%s: lookup(main.work+4) = %s %s:%d, want main.work main.go:9", filepath.Base(path), fn, file, line)
+		}
+		tab.close()
+	}
+}
