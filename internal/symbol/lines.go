@@ -77,8 +77,8 @@ type lineProg struct {
 	lineBase   int8
 	lineRange  uint8
 	opBase     uint8
-	opLens     []byte // standard_opcode_lengths, opcodes 1 to opBase-1
-	defines    bool   // uses DW_LNE_define_file: files change as it runs
+	opLens     []byte     // standard_opcode_lengths, opcodes 1 to opBase-1
+	defines    bool       // uses DW_LNE_define_file: files change as it runs
 	dirs       []string   // DWARF 2-4: as written, [0] the compilation directory's place
 	files      []lineFile // index as in the program
 	filesErr   error
