@@ -80,6 +80,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	space, spaceErrs := unwind.NewSpace(maps, objects.OpenELF, unwind.ProcessMemory{Pid: pid})
 
 	symbolizer := symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs})
+	defer symbolizer.Close()
 	var ksyms *sample.KernelSymbols
 	if opts.Kernel {
 		ksyms, _ = sample.ReadKernelSymbols(opts.FS)

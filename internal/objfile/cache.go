@@ -94,6 +94,23 @@ func (c *Cache[V]) Add(k Key, v V) {
 	}
 }
 
+// Clear removes every value, calling evict on each.
+func (c *Cache[V]) Clear() {
+	c.mu.Lock()
+	var evicted []V
+	for e := c.ll.Front(); e != nil; e = e.Next() {
+		evicted = append(evicted, e.Value.(*entry[V]).val)
+	}
+	c.ll.Init()
+	clear(c.items)
+	c.mu.Unlock()
+	if c.evict != nil {
+		for _, v := range evicted {
+			c.evict(v)
+		}
+	}
+}
+
 // Len returns the number of values held.
 func (c *Cache[V]) Len() int {
 	c.mu.Lock()

@@ -120,6 +120,14 @@ func TestCache(t *testing.T) {
 	if v, ok := c.Get(a); !ok || v != 1 {
 		t.Errorf("Get(a) = %d, %v", v, ok)
 	}
+	c.Clear()
+	if _, ok := c.Get(a); ok || c.Len() != 0 || len(evicted) != 3 {
+		t.Errorf("after Clear: has a %v, len %d, evicted %v", ok, c.Len(), evicted)
+	}
+	c.Add(a, 4) // still usable
+	if v, ok := c.Get(a); !ok || v != 4 || c.Len() != 1 {
+		t.Errorf("after Clear and Add: Get(a) = %d, %v, len %d", v, ok, c.Len())
+	}
 }
 
 func TestParseSelf(t *testing.T) {

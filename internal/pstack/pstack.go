@@ -76,6 +76,7 @@ func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
 	defer objects.Close()
 	space, _ := unwind.NewSpace(maps, objects.OpenELF, unwind.ProcessMemory{Pid: pid})
 	sym := symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs})
+	defer sym.Close()
 	var u unwind.Unwinder
 	out := make([]Thread, 0, len(snaps))
 	for _, s := range snaps {

@@ -19,6 +19,16 @@
 //     carry the object's build-id;
 //   - DWARF line tables for file:line.
 //
+// What it costs: an object's symbol tables are read when an address in it
+// is first named, straight from the section bytes into compact entries
+// (names stay in the string table until asked for). Its DWARF line
+// tables are read when a line is first asked for, from .debug_line alone
+// (lines.go says why .debug_info, most of DWARF and compressed by
+// distributions, is not read): one pass indexes every sequence of rows
+// by address with a checkpoint every few rows, and each lookup decodes a
+// few rows from the checkpoint below it. The object (or its debug file)
+// stays open until then; Close releases it.
+//
 // C++ and Rust names are demangled to the function's qualified name,
 // without parameters ("vpn::Session::pump"). Objects are opened through
 // package objfile, so a container's files are read in the container's

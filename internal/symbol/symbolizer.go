@@ -91,11 +91,20 @@ func NewSymbolizer(opts Options) *Symbolizer {
 	}
 	return &Symbolizer{
 		opts:    opts,
-		tables:  objfile.NewCache[*table](opts.MaxObjects, nil),
+		tables:  objfile.NewCache[*table](opts.MaxObjects, (*table).close),
 		procs:   map[int]*procState{},
 		missing: map[objfile.Key]Missing{},
 		errs:    map[string]error{},
 	}
+}
+
+// Close releases the objects the Symbolizer keeps open to read their
+// line tables when first asked. It may be used after Close: objects are
+// then opened again.
+func (s *Symbolizer) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tables.Clear()
 }
 
 // Forget drops what is remembered of pid's mappings (call it when pid
@@ -144,7 +153,11 @@ func (s *Symbolizer) Symbolize(pid int, pc uint64) (Frame, error) {
 	f.BuildID = t.obj.BuildID
 	v, err := t.obj.PCToVaddr(pc, m)
 	if err == nil {
+		nerrs := len(t.errs)
 		f.Function, f.File, f.Line = t.lookup(v)
+		if len(t.errs) > nerrs { // the line tables, read on first use
+			s.errs[modPath] = errors.Join(t.errs...)
+		}
 	}
 	if f.Function == "" {
 		s.noteMissing(modPath, t)
@@ -244,7 +257,7 @@ func findMapping(maps []proc.Mapping, pc uint64) (proc.Mapping, bool) {
 // table returns the names of the object mapped by m, loading them once
 // per object (by build-id, or path and inode).
 func (s *Symbolizer) table(pid int, ps *procState, m proc.Mapping) (*table, error) {
-	if t, ok := ps.loaded[m.Start]; ok {
+	if t, ok := ps.loaded[m.Start]; ok && !t.closed {
 		return t, nil
 	}
 	if err, ok := ps.failed[m.Start]; ok {
@@ -263,7 +276,6 @@ func (s *Symbolizer) table(pid int, ps *procState, m proc.Mapping) (*table, erro
 	t := loadTable(obj, func(o *objfile.File, link string) *objfile.File {
 		return s.findDebugFile(pid, o, link)
 	})
-	obj.Close()
 	if len(t.errs) > 0 {
 		s.errs[strings.TrimSuffix(m.Path, " (deleted)")] = errors.Join(t.errs...)
 	}

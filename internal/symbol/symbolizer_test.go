@@ -433,3 +433,38 @@ func TestSeparateSymbols(t *testing.T) {
 		})
 	}
 }
+
+// TestEvictionAndClose names an address with its line after its object's
+// table was pushed out of a one-object cache by another object, and after
+// Close: the object is read again.
+func TestEvictionAndClose(t *testing.T) {
+	p := scenario.Build(t, "compute")
+	pid := p.Start(t, nil).Process.Pid
+	pc, _ := pcOf(t, pid, "/compute", p.Path, symbolValue(t, p.Path, "crunch_numbers")+4)
+	libc := ""
+	maps, err := proc.FS{}.Maps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range maps {
+		if strings.HasPrefix(filepath.Base(m.Path), "libc.so") {
+			libc = m.Path
+		}
+	}
+	libcPC, _ := pcOf(t, pid, libc, libc, symbolValue(t, libc, "malloc"))
+	s := symbol.NewSymbolizer(symbol.Options{MaxObjects: 1})
+	check := func(when string) {
+		t.Helper()
+		if f := symbolize(t, s, pid, pc); f.Function != "crunch_numbers" || filepath.Base(f.File) != "compute.c" || f.Line == 0 {
+			t.Errorf("%s: frame = %+v, want crunch_numbers in compute.c", when, f)
+		}
+	}
+	check("first")
+	if f := symbolize(t, s, pid, libcPC); !strings.Contains(f.Function, "malloc") {
+		t.Errorf("libc: frame = %+v, want malloc", f)
+	}
+	check("after eviction")
+	s.Close()
+	check("after Close")
+	s.Close()
+}

@@ -2,6 +2,7 @@ package symbol
 
 import (
 	"bytes"
+	"cmp"
 	"debug/dwarf"
 	"debug/elf"
 	"debug/gosym"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,7 +29,7 @@ const (
 	// maxSymbols caps the symbols kept per object (a big C++ binary has
 	// a few million).
 	maxSymbols = 16 << 20
-	// maxUnits caps the DWARF compilation units indexed per object.
+	// maxUnits caps the DWARF compilation units walked per object.
 	maxUnits = 1 << 20
 )
 
@@ -35,33 +37,28 @@ const (
 // code.
 var ErrNoSymbols = errors.New("no symbols")
 
-type sym struct {
-	addr, size uint64
-	name       string
-	// end bounds a symbol without a size (size 0) to its section: such a
-	// symbol names the addresses up to the next symbol, but not past its
-	// section's end. Else glibc's crt _init, in .init, would name every
-	// PLT stub of .plt after it. 0: no bound known.
-	end uint64
-}
-
 // table is what names addresses of one object, as linked (before any
-// load bias).
+// load bias). Symbols are read when the table is made; DWARF lines on
+// the first address asked for (many callers only want names, and the
+// line tables are the biggest part).
 type table struct {
-	obj       *objfile.File // headers only: closed once the table is built
+	obj       *objfile.File // headers; open until close when lines come from it
 	syms      []sym         // sorted by addr, one per address
+	strtabs   [][]byte      // the string tables syms' names are in
 	go_       *gosym.Table  // Go's pclntab, for Go binaries
-	dwarf     *dwarf.Data
-	units     []unit // sorted by lo
-	readers   map[dwarf.Offset]*dwarf.LineReader
-	sources   []string // what the names come from, for messages
-	errs      []error  // sources that were there but unreadable
+	sources   []string      // what the names come from, for messages
+	errs      []error       // sources that were there but unreadable
 	debuglink string
-}
 
-type unit struct {
-	lo, hi uint64
-	entry  *dwarf.Entry
+	// linesFrom is the object holding the DWARF line tables (obj or its
+	// debug file), kept open until they are read and then for the
+	// strings and directories they may still need; nil when none has
+	// DWARF.
+	linesFrom *objfile.File
+	lines     *lineTable
+	linesDone bool
+	open      []*objfile.File // what close closes
+	closed    bool
 }
 
 // debugFinder finds a separate debug file for an object: by build-id or
@@ -69,8 +66,9 @@ type unit struct {
 type debugFinder func(obj *objfile.File, debuglink string) *objfile.File
 
 // loadTable reads every source of names obj has: .symtab, .dynsym,
-// .gnu_debugdata, .gopclntab, DWARF lines, and a separate debug file when
-// find gives one.
+// .gnu_debugdata, .gopclntab, and a separate debug file when find gives
+// one. DWARF lines are read later, by lineOf. The table takes obj: close
+// releases it.
 func loadTable(obj *objfile.File, find debugFinder) *table {
 	t := &table{obj: obj}
 	t.addELFSymbols(obj, "")
@@ -84,7 +82,7 @@ func loadTable(obj *objfile.File, find debugFinder) *table {
 			t.addELFSymbols(mini, "MiniDebugInfo ")
 		}
 	}
-	if g, err := loadGo(obj); err != nil {
+	if g, err := t.loadGo(obj); err != nil {
 		t.errs = append(t.errs, err)
 	} else if g != nil {
 		t.go_ = g
@@ -96,76 +94,79 @@ func loadTable(obj *objfile.File, find debugFinder) *table {
 	}
 	t.debuglink = link
 	hasSymtab := obj.ELF.Section(".symtab") != nil
-	hasDWARF := obj.ELF.Section(".debug_info") != nil || obj.ELF.Section(".zdebug_info") != nil
-	dwarfFrom := obj
-	if find != nil && (!hasSymtab || !hasDWARF) && t.go_ == nil {
+	if hasDWARF(obj) {
+		t.linesFrom = obj
+	}
+	if find != nil && (!hasSymtab || t.linesFrom == nil) && t.go_ == nil {
 		if dbg := find(obj, link); dbg != nil {
-			defer dbg.Close()
 			t.sources = append(t.sources, "debug file "+dbg.Path)
 			t.addELFSymbols(dbg, "debug file "+dbg.Path+" ")
-			if dbg.ELF.Section(".debug_info") != nil {
-				dwarfFrom = dbg
+			if t.linesFrom == nil && hasDWARF(dbg) {
+				t.linesFrom = dbg
+				t.open = append(t.open, dbg)
+			} else {
+				dbg.Close()
 			}
 		}
 	}
-	t.loadDWARF(dwarfFrom)
+	if t.linesFrom == obj {
+		t.open = append(t.open, obj)
+	} else {
+		obj.Close()
+	}
 	t.finish()
 	return t
 }
 
+func hasDWARF(f *objfile.File) bool {
+	return f.ELF.Section(".debug_info") != nil || f.ELF.Section(".zdebug_info") != nil
+}
+
+// close releases the files the table kept open and its line index, the
+// biggest part of it: a closed table names no lines (the Symbolizer
+// loads the object again).
+func (t *table) close() {
+	for _, f := range t.open {
+		f.Close()
+	}
+	t.open, t.closed, t.linesFrom = nil, true, nil
+	t.lines, t.linesDone = nil, true
+}
+
 // addELFSymbols adds the function symbols of f's .symtab and .dynsym.
 func (t *table) addELFSymbols(f *objfile.File, what string) {
-	for _, s := range []struct {
-		name string
-		read func() ([]elf.Symbol, error)
-	}{{".symtab", f.ELF.Symbols}, {".dynsym", f.ELF.DynamicSymbols}} {
-		sec := f.ELF.Section(s.name)
+	for _, name := range []string{".symtab", ".dynsym"} {
+		sec := f.ELF.Section(name)
 		if sec == nil {
 			continue
 		}
 		if sec.Size > objfile.MaxSection {
-			t.errs = append(t.errs, fmt.Errorf("%s%s: %w", what, s.name, objfile.ErrTooLarge))
+			t.errs = append(t.errs, fmt.Errorf("%s%s: %w", what, name, objfile.ErrTooLarge))
 			continue
 		}
-		syms, err := safeSymbols(s.read)
+		data, strtab, err := symbolSection(f, sec)
 		if err != nil {
-			if !errors.Is(err, elf.ErrNoSymbols) {
-				t.errs = append(t.errs, fmt.Errorf("%s%s: %w", what, s.name, err))
-			}
+			t.errs = append(t.errs, fmt.Errorf("%s%s: %w", what, name, err))
 			continue
 		}
-		n := 0
-		for _, es := range syms {
-			typ := elf.ST_TYPE(es.Info)
-			if (typ != elf.STT_FUNC && typ != elf.STT_GNU_IFUNC) || es.Section == elf.SHN_UNDEF || es.Value == 0 || es.Name == "" {
-				continue
-			}
-			if len(t.syms) >= maxSymbols {
-				t.errs = append(t.errs, fmt.Errorf("%s%s: more than %d symbols, rest ignored", what, s.name, maxSymbols))
-				break
-			}
-			var end uint64
-			if es.Size == 0 && int(es.Section) < len(f.ELF.Sections) {
-				if sec := f.ELF.Sections[es.Section]; es.Value >= sec.Addr && es.Value-sec.Addr < sec.Size {
-					end = sec.Addr + sec.Size
-				}
-			}
-			t.syms = append(t.syms, sym{addr: es.Value, size: es.Size, name: es.Name, end: end})
-			n++
+		if len(data) == 0 {
+			continue
 		}
-		if n > 0 {
-			t.sources = append(t.sources, what+s.name)
+		n := len(t.syms)
+		var truncated bool
+		t.syms, truncated, err = appendFuncSymbols(t.syms, data, strtab, f.ELF.Class, f.ELF.ByteOrder, uint8(len(t.strtabs)), maxSymbols, f.ELF.Sections)
+		if err != nil {
+			t.errs = append(t.errs, fmt.Errorf("%s%s: %w", what, name, err))
+			continue
+		}
+		if truncated {
+			t.errs = append(t.errs, fmt.Errorf("%s%s: more than %d symbols, rest ignored", what, name, maxSymbols))
+		}
+		if len(t.syms) > n {
+			t.strtabs = append(t.strtabs, strtab)
+			t.sources = append(t.sources, what+name)
 		}
 	}
-}
-
-func safeSymbols(read func() ([]elf.Symbol, error)) (syms []elf.Symbol, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			syms, err = nil, fmt.Errorf("%w: symbols: panic: %v", objfile.ErrMalformed, p)
-		}
-	}()
-	return read()
 }
 
 // parseMiniDebugInfo decompresses .gnu_debugdata (an xz stream holding an
@@ -188,20 +189,105 @@ func parseMiniDebugInfo(data []byte, limit int) (*objfile.File, error) {
 
 // loadGo reads a Go binary's pclntab, which `go build -ldflags=-s -w`
 // keeps: the runtime needs it for tracebacks.
-func loadGo(obj *objfile.File) (*gosym.Table, error) {
+func (t *table) loadGo(obj *objfile.File) (*gosym.Table, error) {
 	data, err := obj.Section(".gopclntab")
 	if err != nil || data == nil {
 		return nil, err
 	}
-	var textStart uint64
-	if text := obj.ELF.Section(".text"); text != nil {
-		textStart = text.Addr
-	}
-	tab, err := parsePclntab(data, textStart)
+	tab, err := parsePclntab(data, t.goTextStart(obj, data))
 	if err != nil {
 		return nil, fmt.Errorf(".gopclntab: %w", err)
 	}
 	return tab, nil
+}
+
+// goTextStart returns where the Go code of obj starts, which pclntab
+// offsets count from: runtime.text. It is where .text starts only when
+// Go linked the binary itself; with external linking (cgo) the C
+// toolchain's start-up code comes first, and every address would be
+// off. From the symbol table when there is one; else from the pclntab
+// header (Go 1.18 and 1.19 fill it in the file, later versions leave 0);
+// else from runtime.firstmoduledata, found by its pointer to the pclntab;
+// else .text.
+func (t *table) goTextStart(obj *objfile.File, pcln []byte) uint64 {
+	var start, end uint64
+	if text := obj.ELF.Section(".text"); text != nil {
+		start, end = text.Addr, text.Addr+text.Size
+	}
+	for _, s := range t.syms {
+		if s.addr >= start && s.addr < end && t.name(s) == "runtime.text" {
+			return s.addr
+		}
+	}
+	if len(pcln) >= 8 && (pcln[7] == 4 || pcln[7] == 8) && pcln[6] <= 4 {
+		ptr := int(pcln[7])
+		if off := 8 + 2*ptr; len(pcln) >= off+ptr {
+			var v uint64
+			order := obj.ELF.ByteOrder
+			if ptr == 8 {
+				v = order.Uint64(pcln[off:])
+			} else {
+				v = uint64(order.Uint32(pcln[off:]))
+			}
+			// Only the Go 1.18 and 1.20 layouts have the field.
+			if magic := order.Uint32(pcln); (magic == 0xfffffff0 || magic == 0xfffffff1) && v > start && v < end {
+				return v
+			}
+		}
+	}
+	if pc := obj.ELF.Section(".gopclntab"); pc != nil {
+		if v := moduledataText(obj, pc.Addr, start, end); v != 0 {
+			return v
+		}
+	}
+	return start
+}
+
+// moduledataText returns the text field of runtime.firstmoduledata, 0
+// when it is not found: a pointer-aligned run of words whose first is the
+// pclntab's address (moduledata.pcHeader), with text (word 22) and minpc
+// (word 20) in [start, end), in .go.module (where Go 1.26 puts it when
+// linking externally), .noptrdata or .data. The layout has held from Go
+// 1.16 to 1.26. In a PIE the pointers are relocated at load and read 0 in
+// the file: not found.
+func moduledataText(obj *objfile.File, pclntab, start, end uint64) uint64 {
+	for _, name := range []string{".go.module", ".noptrdata", ".data"} {
+		if v := findModuledata(obj, name, pclntab, start, end); v != 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+func findModuledata(obj *objfile.File, section string, pclntab, start, end uint64) uint64 {
+	s := obj.ELF.Section(section)
+	if s == nil || s.Type == elf.SHT_NOBITS {
+		return 0
+	}
+	data, err := objfile.SectionData(s)
+	if err != nil {
+		return 0
+	}
+	ptr := 8
+	if obj.ELF.Class == elf.ELFCLASS32 {
+		ptr = 4
+	}
+	word := func(off int) uint64 {
+		if ptr == 8 {
+			return obj.ELF.ByteOrder.Uint64(data[off:])
+		}
+		return uint64(obj.ELF.ByteOrder.Uint32(data[off:]))
+	}
+	for off := 0; off+23*ptr <= len(data); off += ptr {
+		if word(off) != pclntab {
+			continue
+		}
+		text, minpc := word(off+22*ptr), word(off+20*ptr)
+		if text >= start && text < end && minpc >= text && minpc < end {
+			return text
+		}
+	}
+	return 0
 }
 
 // parsePclntab parses a Go pclntab; debug/gosym trusts its input, so its
@@ -256,88 +342,25 @@ func checkPclntabHeader(data []byte) error {
 	return nil
 }
 
-// loadDWARF indexes the compilation units of f's DWARF by address range,
-// for line lookups.
-func (t *table) loadDWARF(f *objfile.File) {
-	for _, s := range f.ELF.Sections {
-		if (strings.HasPrefix(s.Name, ".debug_") || strings.HasPrefix(s.Name, ".zdebug_")) && s.Size > objfile.MaxSection {
-			t.errs = append(t.errs, fmt.Errorf("DWARF %s: %w", s.Name, objfile.ErrTooLarge))
-			return
-		}
-	}
-	if f.ELF.Section(".debug_info") == nil && f.ELF.Section(".zdebug_info") == nil {
-		return
-	}
-	d, units, err := readDWARF(f.ELF)
-	if err != nil {
-		t.errs = append(t.errs, fmt.Errorf("DWARF: %w", err))
-		return
-	}
-	t.dwarf, t.units = d, units
-	t.readers = map[dwarf.Offset]*dwarf.LineReader{}
-	if len(units) > 0 {
-		t.sources = append(t.sources, "DWARF lines")
-	}
-}
-
-func readDWARF(e *elf.File) (d *dwarf.Data, units []unit, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			d, units, err = nil, nil, fmt.Errorf("%w: panic: %v", objfile.ErrMalformed, p)
-		}
-	}()
-	d, err = e.DWARF()
-	if err != nil {
-		return nil, nil, err
-	}
-	r := d.Reader()
-	for {
-		ent, err := r.Next()
-		if err != nil {
-			return nil, nil, err
-		}
-		if ent == nil {
-			break
-		}
-		if ent.Tag != dwarf.TagCompileUnit {
-			r.SkipChildren()
-			continue
-		}
-		r.SkipChildren()
-		ranges, err := d.Ranges(ent)
-		if err != nil {
-			continue
-		}
-		for _, rg := range ranges {
-			if len(units) >= maxUnits {
-				return nil, nil, fmt.Errorf("more than %d unit ranges", maxUnits)
-			}
-			if rg[0] < rg[1] {
-				units = append(units, unit{lo: rg[0], hi: rg[1], entry: ent})
-			}
-		}
-	}
-	sort.Slice(units, func(i, j int) bool { return units[i].lo < units[j].lo })
-	return d, units, nil
-}
-
 // finish sorts the symbols and keeps one per address, preferring one with
-// a size.
+// a size, then the first read.
 func (t *table) finish() {
-	sort.SliceStable(t.syms, func(i, j int) bool {
-		if t.syms[i].addr != t.syms[j].addr {
-			return t.syms[i].addr < t.syms[j].addr
+	slices.SortFunc(t.syms, func(a, b sym) int {
+		if c := cmp.Compare(a.addr, b.addr); c != 0 {
+			return c
 		}
-		return t.syms[i].size > t.syms[j].size
+		if c := cmp.Compare(b.size, a.size); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ord&(1<<24-1), b.ord&(1<<24-1))
 	})
-	out := t.syms[:0]
-	for i, s := range t.syms {
-		if i > 0 && s.addr == out[len(out)-1].addr {
-			continue
-		}
-		out = append(out, s)
-	}
-	t.syms = out
+	t.syms = slices.CompactFunc(t.syms, func(a, b sym) bool { return a.addr == b.addr })
+	t.syms = slices.Clip(t.syms)
+}
+
+// name returns the name of s.
+func (t *table) name(s sym) string {
+	return cstring(t.strtabs[s.tab()][s.name:])
 }
 
 // empty reports whether nothing in the table names code.
@@ -356,7 +379,7 @@ func (t *table) lookup(v uint64) (fn, file string, line int) {
 		sized := s.size > 0 && v-s.addr < s.size
 		unsized := s.size == 0 && (s.end == 0 || v < s.end)
 		if sized || unsized {
-			fn = Demangle(s.name)
+			fn = Demangle(t.name(s))
 		}
 	}
 	file, line = t.lineOf(v)
@@ -372,39 +395,147 @@ func safeGoPCToLine(tab *gosym.Table, pc uint64) (file string, line int, fn *gos
 	return tab.PCToLine(pc)
 }
 
-// lineOf returns the source position of v from DWARF line tables.
+// lineOf returns the source position of v from the DWARF line tables,
+// reading them on first use.
 func (t *table) lineOf(v uint64) (file string, line int) {
-	if t.dwarf == nil {
+	if !t.linesDone {
+		t.linesDone = true
+		t.loadLines()
+	}
+	if t.lines == nil {
 		return "", 0
 	}
+	file, line, err := t.lines.lookup(v)
+	if err != nil {
+		t.errs = append(t.errs, fmt.Errorf("DWARF lines: %w", err))
+	}
+	return file, line
+}
+
+// loadLines indexes the line programs of linesFrom. The directory and
+// file names they hold are read when a row asks for them.
+func (t *table) loadLines() {
+	f := t.linesFrom
+	if f == nil {
+		return
+	}
+	data, err := debugSection(f, "line")
+	if err != nil {
+		t.errs = append(t.errs, fmt.Errorf("DWARF: %w", err))
+		return
+	}
+	if data == nil {
+		return
+	}
+	addrSize := 8
+	if f.ELF.Class == elf.ELFCLASS32 {
+		addrSize = 4
+	}
+	lt, err := newLineTable(data, addrSize, f.ELF.ByteOrder == binary.BigEndian)
+	if err != nil {
+		t.errs = append(t.errs, fmt.Errorf("DWARF lines: %w", err))
+	}
+	strs := map[string][]byte{}
+	lt.strings = func(name string) ([]byte, error) {
+		if data, ok := strs[name]; ok {
+			return data, nil
+		}
+		if t.closed {
+			return nil, errClosed
+		}
+		data, err := debugSection(f, strings.TrimPrefix(name, ".debug_"))
+		if err != nil {
+			return nil, fmt.Errorf("DWARF: %w", err)
+		}
+		strs[name] = data
+		return data, nil
+	}
+	var dirs map[uint64]string
+	lt.compDir = func(off uint64) (string, error) {
+		if dirs == nil {
+			if t.closed {
+				return "", errClosed
+			}
+			var err error
+			if dirs, err = compDirs(f); err != nil {
+				t.errs = append(t.errs, fmt.Errorf("DWARF compilation directories: %w", err))
+			}
+		}
+		return dirs[off], nil
+	}
+	t.lines = lt
+	if len(lt.seqs) > 0 {
+		t.sources = append(t.sources, "DWARF lines")
+	}
+}
+
+var errClosed = errors.New("object closed")
+
+// debugSection returns the contents of .debug_<name> (or the old
+// .zdebug_<name>), decompressed, nil when there is none.
+func debugSection(f *objfile.File, name string) ([]byte, error) {
+	if s := f.ELF.Section(".debug_" + name); s != nil {
+		return objfile.SectionData(s)
+	}
+	s := f.ELF.Section(".zdebug_" + name)
+	if s == nil || s.Type == elf.SHT_NOBITS {
+		return nil, nil
+	}
+	// The size of a .zdebug section is in its own header: check it
+	// before debug/elf inflates that much.
+	var hdr [12]byte
+	if _, err := s.ReadAt(hdr[:], 0); err != nil || string(hdr[:4]) != "ZLIB" {
+		return objfile.SectionData(s)
+	}
+	if size := binary.BigEndian.Uint64(hdr[4:]); size > objfile.MaxSection {
+		return nil, fmt.Errorf("section %s: %d bytes: %w (max %d)", s.Name, size, objfile.ErrTooLarge, objfile.MaxSection)
+	}
+	return objfile.SectionData(s)
+}
+
+// compDirs maps the line program offset of each compilation unit of f to
+// its compilation directory, through debug/dwarf: DWARF 2-4 programs name
+// files relative to it. Only the sections a unit's own entry needs are
+// read (f.ELF.DWARF() would inflate them all, location lists included).
+// debug/dwarf trusts its input, so its panics become errors.
+func compDirs(f *objfile.File) (dirs map[uint64]string, err error) {
+	dirs = map[uint64]string{}
 	defer func() {
-		if recover() != nil {
-			file, line = "", 0
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: panic: %v", objfile.ErrMalformed, p)
 		}
 	}()
-	i := sort.Search(len(t.units), func(i int) bool { return t.units[i].lo > v }) - 1
-	if i < 0 || v >= t.units[i].hi {
-		return "", 0
-	}
-	u := t.units[i]
-	lr, ok := t.readers[u.entry.Offset]
-	if !ok {
-		var err error
-		lr, err = t.dwarf.LineReader(u.entry)
-		if err != nil || lr == nil {
-			t.readers[u.entry.Offset] = nil
-			return "", 0
+	sec := map[string][]byte{}
+	for _, name := range []string{"abbrev", "info", "str", "line_str", "str_offsets", "addr"} {
+		data, err := debugSection(f, name)
+		if err != nil {
+			return dirs, err
 		}
-		t.readers[u.entry.Offset] = lr
+		sec[name] = data
 	}
-	if lr == nil {
-		return "", 0
+	d, err := dwarf.New(sec["abbrev"], nil, nil, sec["info"], nil, nil, nil, sec["str"])
+	if err != nil {
+		return dirs, err
 	}
-	var le dwarf.LineEntry
-	if err := lr.SeekPC(v, &le); err != nil || le.File == nil {
-		return "", 0
+	for _, name := range []string{"line_str", "str_offsets", "addr"} {
+		if sec[name] != nil {
+			d.AddSection(".debug_"+name, sec[name])
+		}
 	}
-	return le.File.Name, le.Line
+	r := d.Reader()
+	for n := 0; n < maxUnits; n++ {
+		ent, err := r.Next()
+		if err != nil || ent == nil {
+			return dirs, err
+		}
+		r.SkipChildren()
+		off, ok1 := ent.Val(dwarf.AttrStmtList).(int64)
+		dir, ok2 := ent.Val(dwarf.AttrCompDir).(string)
+		if ok1 && ok2 && off >= 0 {
+			dirs[uint64(off)] = dir
+		}
+	}
+	return dirs, fmt.Errorf("more than %d compilation units", maxUnits)
 }
 
 var rustHash = regexp.MustCompile(`::h[0-9a-f]{16}$`)
