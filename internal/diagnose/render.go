@@ -183,14 +183,5 @@ func topSyscall(ss []syscalls.Syscall) string {
 	return out
 }
 
-func rate(r float64) string {
-	switch {
-	case r >= 1e6:
-		return fmt.Sprintf("%.2fM", r/1e6)
-	case r >= 1e4:
-		return fmt.Sprintf("%.0fk", r/1e3)
-	case r >= 1e3:
-		return fmt.Sprintf("%.1fk", r/1e3)
-	}
-	return fmt.Sprintf("%.0f", r)
-}
+// rate is a rate per second without the unit, for a column titled /S.
+func rate(r float64) string { return strings.TrimSuffix(verdict.Rate(r), "/s") }

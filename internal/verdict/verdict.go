@@ -133,7 +133,10 @@ func str(s string) *string { return &s }
 
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
-// rate formats a rate per second: 950/s, 12.3k/s, 1.05M/s.
+// Rate formats a rate per second as reports print it: 950/s, 12.3k/s,
+// 1.05M/s.
+func Rate(r float64) string { return rate(r) }
+
 func rate(r float64) string {
 	switch {
 	case r >= 1e6:
