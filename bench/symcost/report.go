@@ -154,7 +154,7 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 				posEU = fmt.Sprintf("%.1f%%", 100*p)
 			}
 			fmt.Fprintf(stdout, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s, ms(medianD(r.cold)), ms(medianD(r.coldCPU)),
-				mib(1024*medianI(r.rss)), us(medianD(r.warm)), pos, posEU, fn)
+				mib(1024*medianI(r.rss)), further(medianD(r.warm)), pos, posEU, fn)
 		}
 		c := results[t.name]["cpuwhy"]
 		if ref != nil && o.differences > 0 {
@@ -174,9 +174,13 @@ func bench(ctx context.Context, o options, stdout io.Writer) error {
 			ms(medianD(c.inCold)), o.n, us(medianD(c.again)))
 		for _, tool := range tools {
 			r := results[t.name][tool]
-			fmt.Fprintf(stdout, "cpuwhy/%s: wall %.2f, CPU %.2f, peak RSS %.2f, further address %.2f\n", tool,
+			fmt.Fprintf(stdout, "cpuwhy/%s: wall %.2f, CPU %.2f, peak RSS %.2f", tool,
 				ratio(medianD(c.cold), medianD(r.cold)), ratio(medianD(c.coldCPU), medianD(r.coldCPU)),
-				float64(medianI(c.rss))/float64(max(medianI(r.rss), 1)), ratio(medianD(c.warm), medianD(r.warm)))
+				float64(medianI(c.rss))/float64(max(medianI(r.rss), 1)))
+			if w := medianD(r.warm); w > 0 {
+				fmt.Fprintf(stdout, ", further address %.2f", ratio(medianD(c.warm), w))
+			}
+			fmt.Fprintln(stdout)
 		}
 		if t.name == "generated" {
 			met := medianD(c.cold) <= goalWall && medianI(c.rss) <= goalRSS
@@ -266,6 +270,15 @@ func mib(b int64) string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", d.Seconds()*1000) }
 func us(d time.Duration) string { return fmt.Sprintf("%.2f µs", d.Seconds()*1e6) }
+
+// further formats the cost of each further address; a tool's is a
+// difference of two runs, which noise can make negative.
+func further(d time.Duration) string {
+	if d < 0 {
+		return "≈ 0 (noise)"
+	}
+	return us(d)
+}
 
 func ratio(a, b time.Duration) float64 {
 	if b <= 0 {
