@@ -9,7 +9,9 @@
 // name and, when there is line information, a file and line. It uses what
 // is there, in order:
 //
-//   - Go's .gopclntab with debug/gosym (it survives -ldflags=-s -w);
+//   - Go's .gopclntab with debug/gosym (it survives -ldflags=-s -w),
+//     counted from runtime.text, which in cgo binaries linked by the C
+//     toolchain is not where .text starts;
 //   - the object's .symtab and .dynsym, and the .symtab inside
 //     .gnu_debugdata (MiniDebugInfo, xz-compressed, as Fedora ships);
 //   - a separate debug file when the object lacks .symtab or DWARF: by

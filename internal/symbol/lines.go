@@ -17,7 +17,7 @@ import (
 // compilation units of .debug_info: find the unit covering the address
 // (from .debug_aranges or by walking every unit), read its DIE for
 // DW_AT_stmt_list, then decode its line program. .debug_info is most of
-// an object's DWARF (five to ten times .debug_line), and distributions
+// an object's DWARF (three to fifteen times .debug_line), and distributions
 // ship it zlib-compressed, so that reading any unit of it means inflating
 // all of it: that was most of the cost of naming a libc frame. The line
 // programs say which addresses they cover by themselves, so one pass over
@@ -32,8 +32,8 @@ import (
 // sequences out of address order within one program are found (SeekPC
 // gives up on them), and paths are joined the Unix way only. DWARF 2-4
 // programs name files relative to the unit's DW_AT_comp_dir, which is in
-// .debug_info: it is read, through debug/dwarf, only when such a relative
-// name is asked for.
+// .debug_info: it is read, through debug/dwarf and from the few sections
+// a unit's entry needs, only when a row naming such a file is returned.
 
 // markEvery is how many rows apart the checkpoints of a sequence are: a
 // lookup decodes at most that many rows.
