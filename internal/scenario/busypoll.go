@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
 
 // Busypoll is a running busypoll scenario that can be asked for its own
@@ -145,12 +147,8 @@ func (b *Busypoll) Runtime() (time.Duration, error) {
 			return 0, errors.New("busypoll has no NatThreadMain thread")
 		}
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", b.PID(), b.poller))
-	if err != nil {
-		return 0, err
-	}
-	ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
-	return time.Duration(ns), err
+	st, err := proc.FS{}.Schedstat(b.PID(), b.poller)
+	return st.OnCPU, err
 }
 
 // Calls is Count for tests.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
 
 // ThreadCPU is one thread's use of the CPU over a window, from the
@@ -64,27 +67,16 @@ func schedRuntimes(pid int) (map[int]uint64, error) {
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid))
-		if err != nil {
+		st, err := proc.FS{}.Schedstat(pid, tid)
+		if errors.Is(err, proc.ErrGone) {
 			continue // the thread ended meanwhile
 		}
-		ns, err := parseSchedstat(data)
 		if err != nil {
 			return nil, fmt.Errorf("schedstat of thread %d of %d: %w", tid, pid, err)
 		}
-		out[tid] = ns
+		out[tid] = uint64(st.OnCPU)
 	}
 	return out, nil
-}
-
-// parseSchedstat returns the first field of a schedstat file: time on
-// the CPU in nanoseconds.
-func parseSchedstat(data []byte) (uint64, error) {
-	f := strings.Fields(string(data))
-	if len(f) != 3 {
-		return 0, fmt.Errorf("malformed schedstat %q", data)
-	}
-	return strconv.ParseUint(f[0], 10, 64)
 }
 
 // UDPSockets counts the UDP sockets process pid holds: its descriptors

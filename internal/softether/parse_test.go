@@ -8,26 +8,6 @@ import (
 	"time"
 )
 
-func TestParseSchedstat(t *testing.T) {
-	tests := []struct {
-		in   string
-		want uint64
-		ok   bool
-	}{
-		{"123456789 2000 17\n", 123456789, true},
-		{"0 0 0", 0, true},
-		{"12 34\n", 0, false},
-		{"x 1 2", 0, false},
-		{"", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseSchedstat([]byte(tt.in))
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("parseSchedstat(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
 const udpTable = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
   120: 00000000:01BB 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1324077 2 0000000000000000 0
  1283: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1324250 2 0000000000000000 0

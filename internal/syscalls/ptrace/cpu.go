@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
 
@@ -31,11 +32,11 @@ func (s *session) cpuTime() (time.Duration, error) {
 		if err != nil {
 			continue // exited since the listing
 		}
-		ns, err := parseSchedstat(buf[:n])
+		st, err := proc.ParseSchedstat(buf[:n])
 		if err != nil {
 			return 0, fmt.Errorf("thread %d of %d: %w", tid, s.pid, err)
 		}
-		total += time.Duration(ns)
+		total += st.OnCPU
 		read++
 	}
 	if read == 0 {
@@ -102,19 +103,6 @@ func (s *session) estimateSlowdown(base float64, baseErr error) {
 			traced*100, base*100, p.Slowdown*100)
 	}
 	p.Notes = append(p.Notes, note)
-}
-
-// parseSchedstat returns the first field of /proc/.../schedstat: the
-// nanoseconds the thread has run on a CPU.
-func parseSchedstat(b []byte) (uint64, error) {
-	if i := bytes.IndexAny(b, " \n"); i >= 0 {
-		b = b[:i]
-	}
-	v, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("malformed schedstat: %w", err)
-	}
-	return v, nil
 }
 
 // parseTracerPid returns the TracerPid field of a /proc/.../status text, 0

@@ -653,12 +653,6 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestParsers(t *testing.T) {
-	if v, err := parseSchedstat([]byte("123456 789 10\n")); v != 123456 || err != nil {
-		t.Errorf("parseSchedstat = %d, %v", v, err)
-	}
-	if _, err := parseSchedstat([]byte("x")); err == nil {
-		t.Error("parseSchedstat of garbage succeeded")
-	}
 	status := []byte("Name:\tx\nState:\tS (sleeping)\nTracerPid:\t4242\nUid:\t0\n")
 	if got := parseTracerPid(status); got != 4242 {
 		t.Errorf("parseTracerPid = %d", got)
@@ -672,7 +666,6 @@ func FuzzParsers(f *testing.F) {
 	f.Add([]byte("123 4 5\n"))
 	f.Add([]byte("Name:\tx\nTracerPid:\t-3\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parseSchedstat(b)
 		if v := parseTracerPid(b); v < 0 {
 			t.Fatalf("negative tracer %d", v)
 		}
