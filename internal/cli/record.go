@@ -101,10 +101,7 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 		return err
 	}
 	p := res.Profile
-	p.Process = t.Name
-	if t.Container != nil {
-		p.Container = containerName(t)
-	}
+	p.Process, p.Container = t.Name, t.ContainerLabel()
 	if o.output != "" {
 		if err := flame.WriteFileAs(o.output, format, p); err != nil {
 			return fmt.Errorf("writing %s: %w", o.output, err)
@@ -138,13 +135,6 @@ func outputFormat(path, name string) (flame.Format, error) {
 		return "", nil // no file: only the summary is printed
 	}
 	return flame.FormatOf(path)
-}
-
-func containerName(t target.Target) string {
-	if t.Container.Name != "" {
-		return string(t.Container.Runtime) + ":" + t.Container.Name
-	}
-	return string(t.Container.Runtime) + ":" + t.Container.ID
 }
 
 func percentOf(n, total int) float64 {

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/cpuwhy/cpuwhy/internal/fds"
 	"github.com/cpuwhy/cpuwhy/internal/symbol"
@@ -166,9 +164,7 @@ func mechanisms(name string) ([]syscalls.Mechanism, error) {
 // progress tells a person at a terminal what is going on during the
 // window; scripts and pipes get nothing on stderr but errors and notes.
 func (o *syscallsOptions) progress(format string, args ...any) {
-	f, ok := o.streams.Err.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return
+	if f := stderrTerminal(o.streams); f != nil {
+		fmt.Fprintf(f, "cpuwhy: "+format+"\n", args...)
 	}
-	fmt.Fprintf(f, "cpuwhy: "+format+"\n", args...)
 }

@@ -126,19 +126,9 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	res := &Result{Report: report}
 	if rec != nil {
 		res.Profile = rec.Profile
-		res.Profile.Process = t.Name
-		if t.Container != nil {
-			res.Profile.Container = string(t.Container.Runtime) + ":" + cmpOr(t.Container.Name, t.Container.ID)
-		}
+		res.Profile.Process, res.Profile.Container = t.Name, t.ContainerLabel()
 	}
 	return res, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // reading is the process's accounting at one moment: stat for user and

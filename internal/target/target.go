@@ -97,6 +97,15 @@ func (t Target) String() string {
 	return s
 }
 
+// ContainerLabel is how a profile labels the target's container,
+// "docker:vpn" (the id when it has no name); "" on the host.
+func (t Target) ContainerLabel() string {
+	if t.Container == nil {
+		return ""
+	}
+	return string(t.Container.Runtime) + ":" + cmp.Or(t.Container.Name, t.Container.ID)
+}
+
 // Containers names the container of a host PID; *container.Resolver is the
 // real one.
 type Containers interface {
