@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -302,23 +303,15 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 		}
 		sums[k].Count += int(s.Count)
 	}
+	touched := map[*verdict.Thread]bool{}
 	for k, s := range sums {
 		th := get(k.tid, "")
 		th.Stacks = append(th.Stacks, *s)
+		touched[th] = true
 	}
-	// Sorted per thread once all are in.
-	done := map[int]bool{}
-	for k := range sums {
-		if done[k.tid] {
-			continue
-		}
-		done[k.tid] = true
-		th := get(k.tid, "")
+	for th := range touched {
 		slices.SortFunc(th.Stacks, func(a, b verdict.Stack) int {
-			if a.Count != b.Count {
-				return b.Count - a.Count
-			}
-			return strings.Compare(strings.Join(a.Frames, ";"), strings.Join(b.Frames, ";"))
+			return cmp.Or(b.Count-a.Count, slices.Compare(a.Frames, b.Frames))
 		})
 	}
 }
