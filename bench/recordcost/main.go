@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
 
@@ -67,12 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(o.tmp)
-	o.cpuwhy = filepath.Join(o.tmp, "cpuwhy")
-	fmt.Fprintln(stderr, "building cpuwhy")
-	build := exec.Command("go", "build", "-o", o.cpuwhy, "./cmd/cpuwhy")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building cpuwhy: %w\n%s", err, out)
+	if o.cpuwhy, err = cpuwhybin.Build(o.tmp, stderr); err != nil {
+		return err
 	}
 	t, err := scenario.LaunchBusypoll(o.cpu, o.tmp)
 	if err != nil {

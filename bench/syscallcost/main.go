@@ -25,13 +25,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
 
@@ -74,12 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 	if o.cpuwhy == "" {
-		o.cpuwhy = filepath.Join(tmp, "cpuwhy")
-		fmt.Fprintln(stderr, "building cpuwhy")
-		build := exec.Command("go", "build", "-o", o.cpuwhy, "./cmd/cpuwhy")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("building cpuwhy: %w\n%s", err, out)
+		if o.cpuwhy, err = cpuwhybin.Build(tmp, stderr); err != nil {
+			return err
 		}
 	}
 	t, err := scenario.LaunchBusypoll(o.cpu, tmp)
