@@ -292,7 +292,7 @@ func writeStorm(o *Observation, t *Thread) *Verdict {
 }
 
 func kernelBound(o *Observation, t *Thread) *Verdict {
-	if t.CPU.Total <= 0 || t.CPU.System/t.CPU.Total < KernelShare {
+	if t.load() < KernelCPU || t.CPU.Total <= 0 || t.CPU.System/t.CPU.Total < KernelShare {
 		return nil
 	}
 	// The call doing the kernel's work is never one that waits: an

@@ -218,6 +218,16 @@ func TestJudge(t *testing.T) {
 			timed(call("epoll_wait", 400, "epoll", map[string]float64{"ok": 1}), 942827, 78),
 			timed(call("sendfile", 930, "tcp", map[string]float64{"ok": 1}), 96259, 20.7),
 			timed(call("writev", 930, "tcp", map[string]float64{"ok": 1}), 3090, 0.7)), 62)), want: Healthy},
+		// The same worker to a faster client (seen in internal/e2e/servers
+		// on a quiet machine): sendfile takes most of the syscall time,
+		// but the thread wants a third of a core: its clients pace it.
+		{name: "sendfile to a fast client", o: obs(demand(thread(23, "nginx", cpu(1.2, 30.8),
+			timed(call("sendfile", 2400, "tcp", map[string]float64{"ok": 1}), 111472, 59),
+			timed(call("epoll_wait", 2400, "epoll", map[string]float64{"ok": 1}), 70000, 38),
+			timed(call("setsockopt", 20000, "tcp", map[string]float64{"zero": 1}), 500, 3)), 40)), want: Healthy},
+		{name: "kernel bound wanting just over half a core", o: obs(demand(thread(16, "Copier", cpu(2, 40),
+			timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 300000, 98)), KernelCPU+1)),
+			want: KernelBound, tid: 16, syscall: "read"},
 		{name: "kernel bound beside a wait", o: obs(thread(16, "Copier", cpu(5, 90),
 			timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 300000, 70),
 			timed(call("epoll_wait", 1000, "epoll", map[string]float64{"ok": 1}), 400000, 30))),
