@@ -92,9 +92,9 @@ func TestLiveView(t *testing.T) {
 		return strings.Contains(s, "cpuwhy top") && strings.Contains(s, "sort:cpu") && row(s)
 	})
 
-	// Filter: only the compute scenario is left.
-	tm.keys("/")
-	tm.keys("-l", "compute")
+	// Filter: only the compute scenario is left. "/" and the text go in one
+	// write, as when typed fast: the terminal hands them over in one read.
+	tm.keys("-l", "/compute")
 	tm.keys("Enter")
 	s := tm.waitFor("the filtered table", func(s string) bool {
 		return strings.Contains(s, "filter:compute") && strings.Contains(s, " 1 processes")
