@@ -12,9 +12,6 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
-	"github.com/cpuwhy/cpuwhy/internal/syscalls"
-	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
-	"github.com/cpuwhy/cpuwhy/internal/syscalls/ptrace"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
 
@@ -82,11 +79,11 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
-	order, err := mechanisms(o.mechanism)
+	sel := o.global.selector(o.global.resolver())
+	tracers, err := tracers(o.mechanism, sel.CheckTrace)
 	if err != nil {
 		return usageError{err}
 	}
-	sel := o.global.selector(o.global.resolver())
 	sel.Window = selectWindow
 	o.progress("finding the busiest process")
 	t, err := sel.Select(ctx, o.spec)
@@ -96,15 +93,7 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	progress, endProgress := o.progressFunc(t)
 	opts := diagnose.Options{
 		FS: o.global.procFS(), Duration: o.duration, Frequency: o.frequency, DebugDirs: o.debugDirs,
-		CheckTrace: sel.CheckTrace, Progress: progress,
-	}
-	for _, m := range order {
-		switch m {
-		case syscalls.EBPF:
-			opts.Tracers = append(opts.Tracers, diagnose.Tracer{Mechanism: m, New: func() syscalls.Tracer { return ebpf.New() }})
-		case syscalls.Ptrace:
-			opts.Tracers = append(opts.Tracers, diagnose.Tracer{Mechanism: m, New: func() syscalls.Tracer { return ptrace.New() }})
-		}
+		Tracers: tracers, Progress: progress,
 	}
 	res, err := diagnose.Run(ctx, t, opts)
 	endProgress()

@@ -28,16 +28,10 @@ type syscallsOptions struct {
 	maxKeys   int
 	stacks    bool
 	threads   int
-
-	// tracers builds the tracer of each mechanism; tests may replace it.
-	tracers map[syscalls.Mechanism]func() syscalls.Tracer
 }
 
 func newSyscallsCmd(g *globalOptions, s Streams) *cobra.Command {
-	o := &syscallsOptions{global: g, streams: s, tracers: map[syscalls.Mechanism]func() syscalls.Tracer{
-		syscalls.EBPF:   func() syscalls.Tracer { return ebpf.New() },
-		syscalls.Ptrace: func() syscalls.Tracer { return ptrace.New() },
-	}}
+	o := &syscallsOptions{global: g, streams: s}
 	cmd := &cobra.Command{
 		Use:   "syscalls [PID]",
 		Short: "Profile a process's system calls per thread: counts, time, errno and fds",
@@ -91,38 +85,27 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	if o.timeEvery < 0 || o.maxKeys < 1 {
 		return usageError{errors.New("--time-every must be >= 0 and --max-keys >= 1")}
 	}
-	order, err := mechanisms(o.mechanism)
+	sel := o.global.selector(o.global.resolver())
+	tracers, err := tracers(o.mechanism, sel.CheckTrace)
 	if err != nil {
 		return usageError{err}
 	}
-	resolver := o.global.resolver()
-	sel := o.global.selector(resolver)
 	t, err := sel.Select(ctx, o.spec)
 	if err != nil {
 		return err
 	}
 	opts := syscalls.Options{Duration: o.duration, TimeEvery: o.timeEvery, MaxKeys: o.maxKeys, Stacks: o.stacks}
 	o.progress("tracing %s for %v", t, o.duration)
-	var profile *syscalls.Profile
-	for i, m := range order {
-		if m == syscalls.Ptrace {
-			if err := sel.CheckTrace(t.PID); err != nil {
-				return err
-			}
-		}
-		profile, err = o.tracers[m]().Trace(ctx, t.PID, opts)
-		if errors.Is(err, syscalls.ErrNotSupported) && i+1 < len(order) {
-			fmt.Fprintf(o.streams.Err, "cpuwhy: note: %v; falling back to %s, which stops the target at every call and slows it down\n", err, order[i+1])
-			continue
-		}
-		break
-	}
+	profile, _, err := syscalls.TraceFirst(ctx, t.PID, opts, tracers, func(err error, next syscalls.Mechanism) {
+		fmt.Fprintf(o.streams.Err, "cpuwhy: note: %v; falling back to %s, which stops the target at every call and slows it down\n", err, next)
+	})
 	// Interrupted (Ctrl-C), a trace still reports what it saw, as
 	// strace -c does.
 	interrupted := ctx.Err() != nil && profile != nil
 	if err != nil && !interrupted {
-		if errors.Is(err, context.Canceled) {
-			return err
+		var denied *target.PrivilegeError
+		if errors.Is(err, context.Canceled) || errors.As(err, &denied) {
+			return err // says which process already
 		}
 		return fmt.Errorf("tracing %s: %w", t, err)
 	}
@@ -148,17 +131,20 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	return syscalls.WriteText(o.streams.Out, report, syscalls.TextOptions{Threads: o.threads})
 }
 
-// mechanisms is the order in which to try mechanisms.
-func mechanisms(name string) ([]syscalls.Mechanism, error) {
-	switch name {
+// tracers lists the syscall tracers --mechanism allows, in the order to try
+// them; check is asked before ptrace stops the target.
+func tracers(mechanism string, check func(pid int) error) ([]syscalls.Candidate, error) {
+	bpf := syscalls.Candidate{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}
+	pt := syscalls.Candidate{Mechanism: syscalls.Ptrace, New: func() syscalls.Tracer { return ptrace.New() }, Check: check}
+	switch mechanism {
 	case "auto", "":
-		return []syscalls.Mechanism{syscalls.EBPF, syscalls.Ptrace}, nil
+		return []syscalls.Candidate{bpf, pt}, nil
 	case string(syscalls.EBPF):
-		return []syscalls.Mechanism{syscalls.EBPF}, nil
+		return []syscalls.Candidate{bpf}, nil
 	case string(syscalls.Ptrace):
-		return []syscalls.Mechanism{syscalls.Ptrace}, nil
+		return []syscalls.Candidate{pt}, nil
 	}
-	return nil, fmt.Errorf("--mechanism %q: use ebpf, ptrace or auto", name)
+	return nil, fmt.Errorf("--mechanism %q: use ebpf, ptrace or auto", mechanism)
 }
 
 // progress tells a person at a terminal what is going on during the

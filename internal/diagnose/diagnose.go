@@ -24,12 +24,6 @@ import (
 // DefaultDuration is the window of a diagnosis.
 const DefaultDuration = 3 * time.Second
 
-// Tracer is a syscall tracer and the mechanism it uses.
-type Tracer struct {
-	Mechanism syscalls.Mechanism
-	New       func() syscalls.Tracer
-}
-
 // Options shape a diagnosis.
 type Options struct {
 	FS        proc.FS
@@ -38,9 +32,7 @@ type Options struct {
 	DebugDirs []string
 	// Tracers are tried in order until one is supported (eBPF, then
 	// ptrace); none: no syscall profile.
-	Tracers []Tracer
-	// CheckTrace, when set, is asked before a ptrace tracer is used.
-	CheckTrace func(pid int) error
+	Tracers []syscalls.Candidate
 	// Progress, when set, is called about once a second with the time
 	// so far.
 	Progress func(elapsed time.Duration)
@@ -166,27 +158,15 @@ func blind(t target.Target, traceErr, recErr error) error {
 	return fmt.Errorf("cannot observe %s: no syscall profile (%v) and no stack samples (%v)", t, traceErr, recErr)
 }
 
-// trace runs the first supported tracer.
+// trace runs the first supported tracer, noting a fallback.
 func trace(ctx context.Context, pid int, opts Options) (*syscalls.Profile, syscalls.Mechanism, error, []string) {
 	var notes []string
-	var lastErr error
-	for i, tr := range opts.Tracers {
-		if tr.Mechanism == syscalls.Ptrace && opts.CheckTrace != nil {
-			if err := opts.CheckTrace(pid); err != nil {
-				return nil, "", err, notes
-			}
-		}
-		p, err := tr.New().Trace(ctx, pid, syscalls.Options{
-			Duration: opts.Duration, TimeEvery: syscalls.DefaultTimeEvery, MaxKeys: syscalls.DefaultMaxKeys,
-		})
-		if errors.Is(err, syscalls.ErrNotSupported) && i+1 < len(opts.Tracers) {
-			notes = append(notes, fmt.Sprintf("%v; syscalls traced with %s instead, which slows the target down", err, opts.Tracers[i+1].Mechanism))
-			lastErr = err
-			continue
-		}
-		return p, tr.Mechanism, err, notes
-	}
-	return nil, "", lastErr, notes
+	p, mech, err := syscalls.TraceFirst(ctx, pid, syscalls.Options{
+		Duration: opts.Duration, TimeEvery: syscalls.DefaultTimeEvery, MaxKeys: syscalls.DefaultMaxKeys,
+	}, opts.Tracers, func(err error, next syscalls.Mechanism) {
+		notes = append(notes, fmt.Sprintf("%v; syscalls traced with %s instead, which slows the target down", err, next))
+	})
+	return p, mech, err, notes
 }
 
 // observe builds the observation of the window and the report's skeleton.

@@ -29,7 +29,7 @@ func diagnoseProcess(t *testing.T, cmd *exec.Cmd, name string) *Report {
 	t.Helper()
 	res, err := Run(context.Background(), target.Target{PID: cmd.Process.Pid, Name: name}, Options{
 		FS: proc.FS{}, Duration: window,
-		Tracers: []Tracer{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
+		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
 	})
 	if errors.Is(err, syscalls.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
 		privtest.Require(t, fmt.Sprintf("diagnosis needs BPF, perf events and ptrace: %v", err))

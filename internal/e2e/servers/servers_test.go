@@ -268,7 +268,7 @@ func diagnoseProcess(t *testing.T, pid int) *diagnose.Report {
 	}
 	res, err := diagnose.Run(ctx, tg, diagnose.Options{
 		FS: proc.FS{}, Duration: diagnose.DefaultDuration,
-		Tracers: []diagnose.Tracer{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
+		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
 	})
 	if errors.Is(err, syscalls.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
 		privtest.Require(t, fmt.Sprintf("diagnosis needs BPF, perf events and ptrace: %v", err))
