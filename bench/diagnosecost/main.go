@@ -14,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -116,8 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, "\n## One-command diagnosis (%s, busypoll pinned to CPU %d, window %v, %d rounds, medians)\n\n",
 		time.Now().Format("2006-01-02"), o.cpu, o.window, o.rounds)
-	fmt.Fprintln(stdout, "| command | start to verdict | over the window | cpuwhy CPU (kernel's account) | cpuwhy CPU (its --json) | target's rate kept |")
-	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(stdout, "| command | start to verdict | over the window | ratio to window + 1 s | slowest round | cpuwhy CPU (kernel's account) | cpuwhy CPU (its --json) | target's rate kept |")
+	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, mode := range modes {
 		rs := results[mode]
 		cmd := "cpuwhy -d " + o.window.String() + " --json PID"
@@ -125,14 +126,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			cmd = "cpuwhy -d " + o.window.String() + " --json (busiest)"
 		}
 		wall := median(rs, func(r round) float64 { return r.wall })
-		fmt.Fprintf(stdout, "| `%s` | %.2f s | +%.2f s | %.2f s (%.1f%% of a core) | %.2f s | %.1f%% |\n", cmd,
-			wall, wall-o.window.Seconds(),
+		slowest := slices.MaxFunc(rs, func(a, b round) int { return cmp.Compare(a.wall, b.wall) }).wall
+		fmt.Fprintf(stdout, "| `%s` | %.2f s | +%.2f s | %.2f | %.2f s | %.2f s (%.1f%% of a core) | %.2f s | %.1f%% |\n", cmd,
+			wall, wall-o.window.Seconds(), wall/(o.window.Seconds()+1), slowest,
 			median(rs, func(r round) float64 { return r.childCPU }), 100*median(rs, func(r round) float64 { return r.childCPU / r.wall }),
 			median(rs, func(r round) float64 { return r.report.Cpuwhy.CPU }),
 			100*median(rs, func(r round) float64 { return r.kept }))
 	}
-	fmt.Fprintf(stdout, "\nGoal: start to verdict <= window + 1 s. ratio (start to verdict)/(window + 1 s): %.2f\n",
-		median(results["PID"], func(r round) float64 { return r.wall })/(o.window.Seconds()+1))
+	fmt.Fprintln(stdout, "\nGoal: start to verdict <= window + 1 s (ratio <= 1).")
 	return nil
 }
 
