@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 )
 
 // goGCFrames are the Go runtime's functions of garbage collection: a
@@ -109,9 +111,9 @@ func processChurn(o *Observation) (*Verdict, []int) {
 		var n uint64
 		for _, s := range t.Syscalls {
 			switch {
-			case slices.Contains(forkCalls, s.Name):
+			case slices.Contains(syscalls.ForkCalls, s.Name):
 				n += s.OK
-			case slices.Contains(waitCalls, s.Name):
+			case slices.Contains(syscalls.WaitChildCalls, s.Name):
 				// A wait that returned a child reaped one; WNOHANG's
 				// "none yet" returns 0.
 				waits += s.OK - s.Zero

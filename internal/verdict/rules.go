@@ -9,23 +9,6 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 )
 
-// Families of syscalls the rules look for.
-var (
-	pollCalls  = []string{"poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"}
-	sleepCalls = []string{"nanosleep", "clock_nanosleep"}
-	writeCalls = []string{"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg"}
-	forkCalls  = []string{"fork", "vfork", "clone", "clone3"}
-	waitCalls  = []string{"wait4", "waitid"}
-	// waitingCalls are made to wait for something: an fd to be ready, a
-	// timer, a lock, a child, a signal, an AIO completion. A tracer times
-	// a call from entry to return, so their time is mostly spent off the
-	// CPU: a long one is a wait, not the kernel's work. (A blocking read
-	// of a socket waits too, but is also how data is copied: it stays a
-	// candidate.)
-	waitingCalls = slices.Concat(pollCalls, sleepCalls, waitCalls,
-		[]string{"futex", "pause", "rt_sigsuspend", "rt_sigtimedwait", "io_getevents", "io_pgetevents"})
-)
-
 func fdOf(s *syscalls.Syscall) *string {
 	if len(s.FDs) == 0 {
 		return nil
@@ -181,7 +164,7 @@ func errnoAdvice(e string) string {
 
 func zeroTimeoutPoll(o *Observation, t *Thread) *Verdict {
 	total := float64(t.calls())
-	s := hottest(t, pollCalls, func(s *syscalls.Syscall) uint64 { return s.Zero })
+	s := hottest(t, syscalls.PollCalls, func(s *syscalls.Syscall) uint64 { return s.Zero })
 	if s == nil {
 		return nil
 	}
@@ -230,7 +213,7 @@ func timerStorm(o *Observation, t *Thread) *Verdict {
 		s := &t.Syscalls[i]
 		c := uint64(0)
 		switch {
-		case slices.Contains(sleepCalls, s.Name):
+		case slices.Contains(syscalls.SleepCalls, s.Name):
 			c = s.Count
 		case s.Name == "read" && len(s.FDs) > 0 && strings.Contains(s.FDs[0].Desc, "timerfd"):
 			c = s.FDs[0].Count
@@ -262,7 +245,7 @@ func writeStorm(o *Observation, t *Thread) *Verdict {
 	desc := map[int]string{}
 	var calls []string
 	for _, s := range t.Syscalls {
-		if !slices.Contains(writeCalls, s.Name) {
+		if !slices.Contains(syscalls.WriteCalls, s.Name) {
 			continue
 		}
 		for _, fd := range s.FDs {
@@ -303,7 +286,7 @@ func kernelBound(o *Observation, t *Thread) *Verdict {
 	// kernel.
 	var s *syscalls.Syscall
 	for i := range t.Syscalls {
-		if c := &t.Syscalls[i]; !slices.Contains(waitingCalls, c.Name) && (s == nil || c.Share > s.Share) {
+		if c := &t.Syscalls[i]; !syscalls.Waits(c.Name) && (s == nil || c.Share > s.Share) {
 			s = c
 		}
 	}
