@@ -215,6 +215,14 @@ func TestSoftEtherSecureNAT(t *testing.T) {
 				t.Errorf("fd %d has %d of %d recvfrom calls; the scan spreads them over %d sockets", fd.FD, fd.Count, rf.Count, sn.sessions)
 			}
 		}
+		// The report counts them all, though it lists a few; and the
+		// spinning thread comes first, before its namesakes that wait.
+		if rf.FDCount < sn.sessions*9/10 {
+			t.Errorf("recvfrom on %d fds, want about %d (one per session)", rf.FDCount, sn.sessions)
+		}
+		if r.Threads[0].TID != sn.nat {
+			t.Errorf("thread %d comes first, want the NAT thread %d", r.Threads[0].TID, sn.nat)
+		}
 	})
 
 	t.Run("dump", func(t *testing.T) {
@@ -280,6 +288,9 @@ func TestSoftEtherSecureNAT(t *testing.T) {
 			!strings.Contains(deref(v.FD), "udp 0.0.0.0:") {
 			t.Errorf("verdict %s on thread %d: %s %s %s; want busy_poll on %d, recvfrom EAGAIN on its UDP sessions",
 				v.Pattern, v.Thread.TID, deref(v.Syscall), deref(v.Errno), deref(v.FD), sn.nat)
+		}
+		if v.FDCount < sn.sessions*9/10 {
+			t.Errorf("verdict on %d fds, want about %d (one per session)", v.FDCount, sn.sessions)
 		}
 		if len(v.Stack) < 2 || !strings.Contains(v.Stack[0], "recvfrom") || !strings.HasPrefix(v.Stack[1], "vpnserver+0x") {
 			t.Errorf("stack %q, want recvfrom <- vpnserver+0x...", v.Stack)

@@ -84,7 +84,10 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		if v.Errno != nil {
 			where = append(where, "errno "+*v.Errno)
 		}
-		if v.FD != nil {
+		switch {
+		case v.FD != nil && v.FDCount > 1:
+			where = append(where, fmt.Sprintf("on %d fds (%s)", v.FDCount, *v.FD))
+		case v.FD != nil:
 			where = append(where, "fd "+*v.FD)
 		}
 		if len(where) > 0 {

@@ -139,6 +139,9 @@ func results(s Syscall) string {
 		}
 		text += fmt.Sprintf("; fd %d %s %s", f.FD, desc, percent(f.Count, s.Count))
 	}
+	if more := s.FDCount - len(s.FDs); more > 0 {
+		text += fmt.Sprintf("; %d more fds", more)
+	}
 	return text
 }
 

@@ -38,10 +38,15 @@ type Report struct {
 
 // Thread is one thread's syscalls.
 type Thread struct {
-	TID      int       `json:"tid"`
-	Name     string    `json:"name"`
-	Calls    uint64    `json:"calls"`
-	TotalNs  uint64    `json:"total_ns"`
+	TID     int    `json:"tid"`
+	Name    string `json:"name"`
+	Calls   uint64 `json:"calls"`
+	TotalNs uint64 `json:"total_ns"`
+	// BusyNs is TotalNs without the calls made to wait (Waits): the
+	// syscall time that may be the kernel working for the thread. The
+	// threads are ranked by it, so a thread spinning on recvfrom comes
+	// before those blocked in epoll_wait all the window.
+	BusyNs   uint64    `json:"busy_ns"`
 	Syscalls []Syscall `json:"syscalls"`
 }
 
@@ -66,8 +71,11 @@ type Syscall struct {
 	// read, no event ready, a timeout.
 	Zero   uint64            `json:"returned_0"`
 	Errors map[string]uint64 `json:"errors"`
-	FDs    []FD              `json:"fds,omitempty"`
-	Hist   []uint64          `json:"hist,omitempty"` // log2(ns) buckets of the timed calls
+	// FDs are the fds with the most calls, at most MaxFDs; FDCount is how
+	// many distinct fds there were (2000 sockets read in turn).
+	FDs     []FD     `json:"fds,omitempty"`
+	FDCount int      `json:"fd_count,omitempty"`
+	Hist    []uint64 `json:"hist,omitempty"` // log2(ns) buckets of the timed calls
 }
 
 // FD is one file descriptor a syscall was made on.
@@ -130,6 +138,9 @@ func Summarize(p *Profile, arch string, fds FDDescriber) *Report {
 			sc := summarize(arch, nr, entries, r.Duration)
 			t.Calls += sc.Count
 			t.TotalNs += sc.TotalNs
+			if !Waits(sc.Name) {
+				t.BusyNs += sc.TotalNs
+			}
 			for _, f := range sc.FDs {
 				wantFDs = append(wantFDs, f.FD)
 			}
@@ -146,7 +157,7 @@ func Summarize(p *Profile, arch string, fds FDDescriber) *Report {
 	share(r.Syscalls)
 	sortSyscalls(r.Syscalls)
 	slices.SortFunc(r.Threads, func(a, b Thread) int {
-		if c := cmp.Compare(b.TotalNs, a.TotalNs); c != 0 {
+		if c := cmp.Compare(b.BusyNs, a.BusyNs); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(b.Calls, a.Calls); c != 0 {
@@ -219,6 +230,7 @@ func summarize(arch string, nr int, entries []keyed, seconds float64) Syscall {
 	for fd, n := range perFD {
 		sc.FDs = append(sc.FDs, FD{FD: fd, Count: n})
 	}
+	sc.FDCount = len(sc.FDs)
 	slices.SortFunc(sc.FDs, func(a, b FD) int {
 		if c := cmp.Compare(b.Count, a.Count); c != 0 {
 			return c

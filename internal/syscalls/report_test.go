@@ -3,6 +3,8 @@ package syscalls
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,10 +60,11 @@ func TestSummarize(t *testing.T) {
 	if r.Calls != 3_000_000+160+320+16+48+32+3 {
 		t.Errorf("calls = %d", r.Calls)
 	}
-	// Threads come by time in syscalls, not by calls: the thread sleeping
-	// in epoll_wait (about 2.9 s) before the spinner (about 2.7 s).
-	if r.Threads[0].TID != 4680 || r.Threads[1].TID != 4677 {
-		t.Errorf("threads in order %d, %d; want 4680, 4677", r.Threads[0].TID, r.Threads[1].TID)
+	// Threads come by time in calls that do not wait: the spinner (2.7 s
+	// of recvfrom) before the thread blocked in epoll_wait for 2.9 s (and
+	// sending a little), before the one sleeping on a futex.
+	if got := []int{r.Threads[0].TID, r.Threads[1].TID, r.Threads[2].TID}; !slices.Equal(got, []int{4677, 4680, 5072}) {
+		t.Errorf("threads in order %v; want 4677, 4680, 5072", got)
 	}
 	var nat *Thread
 	for i := range r.Threads {
@@ -85,6 +88,24 @@ func TestSummarize(t *testing.T) {
 	// 900 ns lands in bucket 9 ([512, 1024)): p50 is its middle, 768.
 	if rf.P50Ns != 768 || rf.Share != 100 {
 		t.Errorf("p50 = %d, share = %v", rf.P50Ns, rf.Share)
+	}
+}
+
+// TestManyFDs covers a loop over more fds than the report lists: it says
+// how many there were, in JSON and in text.
+func TestManyFDs(t *testing.T) {
+	recvfrom := sysno.Number("amd64", "recvfrom")
+	p := &Profile{PID: 1, Duration: time.Second, Threads: map[int]string{1: "nat"}, Stats: map[Key]*Stat{}}
+	for fd := 10; fd < 10+MaxFDs+3; fd++ {
+		p.Stats[Key{TID: 1, Nr: recvfrom, Errno: 11, FD: fd}] = &Stat{Count: uint64(100 + fd)}
+	}
+	r := Summarize(p, "amd64", nil)
+	s := r.Threads[0].Syscalls[0]
+	if len(s.FDs) != MaxFDs || s.FDCount != MaxFDs+3 || s.FDs[0].FD != 10+MaxFDs+2 {
+		t.Errorf("fds %+v, fd count %d; want the %d busiest of %d", s.FDs, s.FDCount, MaxFDs, MaxFDs+3)
+	}
+	if text := results(s); !strings.HasSuffix(text, "; 3 more fds") {
+		t.Errorf("results %q do not say how many fds are not listed", text)
 	}
 }
 

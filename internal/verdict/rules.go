@@ -73,8 +73,8 @@ func busyPoll(o *Observation, t *Thread) *Verdict {
 	if spread(best) {
 		// No fd takes most of the calls: the loop goes round many of
 		// them, reading each whether or not it is ready.
-		v.FD = str(fmt.Sprintf("many (%s)", fdsLine(best)))
-		where = " on many fds (" + fdsLine(best) + ")"
+		v.FD, v.FDCount = str(fdsLine(best)), max(best.FDCount, len(best.FDs))
+		where = fmt.Sprintf(" on %d fds (%s)", v.FDCount, fdsLine(best))
 		v.Summary = fmt.Sprintf("thread %s reads many non-blocking fds in turn, ready or not: %s fails with EAGAIN on nearly every one, and the round starts again at once",
 			t.Name, best.Name)
 		v.Advice = "read only the fds that are ready: take the ready list from epoll_wait (or poll's revents) instead of trying every socket; " +

@@ -47,6 +47,10 @@ type Verdict struct {
 	Syscall *string   `json:"syscall"`
 	Errno   *string   `json:"errno"`
 	FD      *string   `json:"fd"`
+	// FDCount is how many fds the syscall went round when no one took
+	// most of its calls (SoftEther reading 2000 UDP sockets in turn); FD
+	// then lists the busiest few.
+	FDCount int `json:"fd_count,omitempty"`
 	// Stack is the hottest user stack of the thread, innermost frame
 	// first, function names only (module+offset where nothing names one).
 	Stack    []string `json:"stack"`

@@ -49,6 +49,7 @@ func spreadFDs(s syscalls.Syscall, n int) syscalls.Syscall {
 	for i := 0; i < 5; i++ {
 		s.FDs = append(s.FDs, syscalls.FD{FD: 10 + i, Count: s.Count / uint64(n), Desc: fmt.Sprintf("udp 0.0.0.0:%d", 40010+i)})
 	}
+	s.FDCount = n
 	return s
 }
 
@@ -125,6 +126,7 @@ func TestJudge(t *testing.T) {
 		syscall string
 		errno   string
 		fd      string
+		fdCount int // 0: not checked
 	}{
 		{name: "idle", o: obs(thread(1, "acceptor", cpu(0.1, 0.2))), want: Healthy, tid: 1},
 		{name: "just below busy", o: obs(thread(1, "t", cpu(4.9, 5))), want: Healthy},
@@ -132,7 +134,7 @@ func TestJudge(t *testing.T) {
 		{name: "busy poll (the seed)", o: obs(thread(7, "NatThreadMain", cpu(40, 59.5), call("recvfrom", 1e6, udp, map[string]float64{"EAGAIN": 1}))),
 			want: BusyPoll, tid: 7, syscall: "recvfrom", errno: "EAGAIN", fd: "3 (udp 0.0.0.0:1701)"},
 		{name: "busy poll over many sockets (SoftEther's SecureNAT)", o: obs(thread(7, "vpnserver", cpu(30, 45), spreadFDs(call("recvfrom", 870000, "", map[string]float64{"EAGAIN": 1}), 2000))),
-			want: BusyPoll, tid: 7, syscall: "recvfrom", errno: "EAGAIN", fd: "many (fd 10 (udp 0.0.0.0:40010) 0.1%, fd 11 (udp 0.0.0.0:40011) 0.1%, ...)"},
+			want: BusyPoll, tid: 7, syscall: "recvfrom", errno: "EAGAIN", fd: "fd 10 (udp 0.0.0.0:40010) 0.1%, fd 11 (udp 0.0.0.0:40011) 0.1%, ...", fdCount: 2000},
 		{name: "EAGAIN below the loop rate", o: obs(thread(7, "t", cpu(10, 20), call("recvfrom", 0.99*LoopRate, udp, map[string]float64{"EAGAIN": 1}))), want: Healthy},
 		{name: "EAGAIN a quarter of a server's calls", o: obs(thread(7, "nginx", cpu(30, 50),
 			call("recvfrom", 40000, "tcp", map[string]float64{"ok": 0.5, "EAGAIN": 0.5}),
@@ -260,6 +262,9 @@ func TestJudge(t *testing.T) {
 				if f.got == nil || *f.got != f.want {
 					t.Errorf("%s = %v, want %q", f.name, deref(f.got), f.want)
 				}
+			}
+			if tt.fdCount != 0 && v.FDCount != tt.fdCount {
+				t.Errorf("fd count %d, want %d", v.FDCount, tt.fdCount)
 			}
 			if v.Summary == "" || len(v.Evidence) == 0 || v.Advice == "" {
 				t.Errorf("verdict lacks summary, evidence or advice: %+v", v)
