@@ -11,6 +11,9 @@ var (
 	WriteCalls     = []string{"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg"}
 	ForkCalls      = []string{"fork", "vfork", "clone", "clone3"}
 	WaitChildCalls = []string{"wait4", "waitid"}
+	// ZeroCopyCalls move data inside the kernel without a copy through
+	// user space: already the cheap way to do what they do.
+	ZeroCopyCalls = []string{"sendfile", "splice", "tee", "vmsplice", "copy_file_range"}
 
 	// waitingCalls are made to wait for something: an fd to be ready, a
 	// timer, a lock, a child, a signal, an AIO completion.

@@ -82,7 +82,10 @@ const (
 	// thread's syscall time, waits included: a server's thread that waits
 	// for its clients longer than it sends (a busy nginx worker: 70% of
 	// its CPU in the kernel, epoll_wait 300µs a call and most of its
-	// syscall time) is not bound by the kernel's work.
+	// syscall time) is not bound by the kernel's work. Nor is that
+	// syscall a zero-copy one (sendfile, splice): a file server saturated
+	// by sendfile has the kernel do its real work the cheapest way there
+	// is.
 	KernelShare     = 0.7
 	KernelCallShare = 0.5
 	KernelCallMean  = 50 * time.Microsecond

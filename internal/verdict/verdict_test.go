@@ -227,6 +227,16 @@ func TestJudge(t *testing.T) {
 			timed(call("sendfile", 2400, "tcp", map[string]float64{"ok": 1}), 111472, 59),
 			timed(call("epoll_wait", 2400, "epoll", map[string]float64{"ok": 1}), 70000, 38),
 			timed(call("setsockopt", 20000, "tcp", map[string]float64{"zero": 1}), 500, 3)), 40)), want: Healthy},
+		// The same worker saturated (a core's worth of sendfile): the
+		// kernel does the server's work without a copy, already the
+		// cheap way; the same load made of reads is kernel_bound.
+		{name: "saturated sendfile", o: obs(demand(thread(23, "nginx", cpu(3, 92),
+			timed(call("sendfile", 8000, "tcp", map[string]float64{"ok": 1}), 111472, 90),
+			timed(call("epoll_wait", 8000, "epoll", map[string]float64{"ok": 1}), 10000, 8)), 100)), want: Healthy},
+		{name: "saturated reads", o: obs(demand(thread(23, "nginx", cpu(3, 92),
+			timed(call("read", 8000, "/srv/big", map[string]float64{"ok": 1}), 111472, 90),
+			timed(call("epoll_wait", 8000, "epoll", map[string]float64{"ok": 1}), 10000, 8)), 100)),
+			want: KernelBound, tid: 23, syscall: "read"},
 		{name: "kernel bound wanting just over half a core", o: obs(demand(thread(16, "Copier", cpu(2, 40),
 			timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 300000, 98)), KernelCPU+1)),
 			want: KernelBound, tid: 16, syscall: "read"},
