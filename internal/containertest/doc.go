@@ -17,6 +17,9 @@
 // Config.RootFiles, Dirs and Devices add what a packaged program expects
 // at fixed paths: its configuration, its log directory, /dev/net/tun.
 // InNetwork runs test code in the container's network namespace.
+// NewSandbox makes less than a container for host programs (a Debian
+// server and its load generator): a network namespace with only loopback
+// and a PID namespace around all started in it, nothing else.
 //
 // How: Start re-executes the test binary with namespace clone flags; Main,
 // called from TestMain, recognises the re-executed copy, waits until

@@ -34,16 +34,21 @@ type initSpec struct {
 	JoinNet  bool // join the namespace at netnsFD
 }
 
-// Main must be called from TestMain of every package that uses Start:
+// Main must be called from TestMain of every package that uses Start or
+// NewSandbox:
 //
 //	func TestMain(m *testing.M) { containertest.Main(m) }
 //
 // In the test binary re-executed by Start it becomes the container's init
-// step and never returns; otherwise it runs the tests and exits.
+// step, and by NewSandbox the sandbox's PID 1; then it never returns.
+// Otherwise it runs the tests and exits.
 //
 // The cleanups run after the tests, for what a package shares across them
 // (a binary built once, say).
 func Main(m *testing.M, cleanups ...func()) {
+	if os.Getenv(envSandbox) == "1" {
+		holdSandbox() // never returns
+	}
 	if spec, ok := os.LookupEnv(envInit); ok {
 		err := initContainer(spec)
 		// Only reached on failure: tell Start why.

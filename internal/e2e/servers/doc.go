@@ -11,14 +11,11 @@
 // privtest (a failure when CPUWHY_REQUIRE_PRIVILEGED=1).
 //
 // Nothing reaches the host's network: each server and its client run in a
-// network namespace of their own with only loopback up, made by the test
-// (the test binary re-executed as PID 1 of new network and PID
-// namespaces). The servers run from the packages' binaries with private
+// network namespace of their own with only loopback up
+// (containertest.NewSandbox: the test binary re-executed as PID 1 of new
+// network and PID namespaces). The servers run from the packages' binaries with private
 // configuration in a temporary directory, listen on 127.0.0.1 inside that
 // namespace, keep nothing on disk and are never started as system
 // services. Killing the namespace's PID 1 kills everything in it, which is
 // how each test cleans up, and what happens if the test binary dies.
-//
-// Like internal/containertest, this test-only code makes its raw
-// namespace calls (setns, the loopback ioctl) itself.
 package servers

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/containertest"
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
 	"github.com/cpuwhy/cpuwhy/internal/privtest"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
@@ -22,6 +23,8 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 )
+
+func TestMain(m *testing.M) { containertest.Main(m) }
 
 const (
 	// loadedCPU is the CPU (percent of one core) the diagnosed process
@@ -166,7 +169,7 @@ func TestServersUnderLoad(t *testing.T) {
 }
 
 func underLoad(t *testing.T, srv server) {
-	sb := newSandbox(t)
+	sb := containertest.NewSandbox(t)
 	dir, err := os.MkdirTemp("", "cpuwhy-"+strings.Fields(srv.name)[0]+"-")
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +180,7 @@ func underLoad(t *testing.T, srv server) {
 	var serverOut bytes.Buffer
 	server.Stdout, server.Stderr = &serverOut, &serverOut
 	server.WaitDelay = time.Second
-	if err := sb.start(server); err != nil {
+	if err := sb.Start(server); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitListening(server.Process.Pid, srv.port, 10*time.Second); err != nil {
@@ -188,7 +191,7 @@ func underLoad(t *testing.T, srv server) {
 	var clientOut, clientErr bytes.Buffer
 	client.Stdout, client.Stderr = &clientOut, &clientErr
 	client.WaitDelay = time.Second
-	if err := sb.start(client); err != nil {
+	if err := sb.Start(client); err != nil {
 		t.Fatal(err)
 	}
 
