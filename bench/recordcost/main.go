@@ -8,7 +8,8 @@
 // frequency; the recorder's CPU is its process's user+system time (from
 // the kernel's accounting of the child) over the window, so its start-up
 // and the writing of its output are included: the whole cost of one
-// recording. The target's rate is compared with untraced windows on both
+// recording; and, apart, its CPU in the middle of the window (schedstat
+// of its threads), the steady cost of sampling alone. The target's rate is compared with untraced windows on both
 // sides.
 //
 // Usage: go run ./bench/recordcost [-window 5s] [-rounds 3] [-freq 99]
@@ -31,6 +32,7 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/scenario"
 )
 
@@ -77,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer t.Stop()
 
-	type result struct{ kept, cpu []float64 }
+	type result struct{ kept, cpu, sampling []float64 }
 	results := map[string]*result{"cpuwhy": {}, "perf": {}}
 	order := []string{"cpuwhy", "perf"}
 	untraced, err := t.Measure(ctx, o.window)
@@ -87,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for round := range o.rounds {
 		for _, name := range order {
 			fmt.Fprintf(stderr, "round %d/%d: %s\n", round+1, o.rounds, name)
-			kept, cpu, err := recordOnce(ctx, o, t, name)
+			kept, cpu, sampling, err := recordOnce(ctx, o, t, name)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
@@ -97,20 +99,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			results[name].kept = append(results[name].kept, kept/((untraced.Wall+after.Wall)/2))
 			results[name].cpu = append(results[name].cpu, cpu)
+			results[name].sampling = append(results[name].sampling, sampling)
 			untraced = after
 		}
 	}
 	fmt.Fprintf(stdout, "\n## Recording cost (%s, busypoll pinned to CPU %d, %d Hz, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), o.cpu, o.freq, o.rounds, o.window)
-	fmt.Fprintln(stdout, "| recorder | command | target's rate kept (median) | recorder CPU, % of a core (median) |")
-	fmt.Fprintln(stdout, "|---|---|---:|---:|")
+	fmt.Fprintln(stdout, "| recorder | command | target's rate kept (median) | recorder CPU while sampling, % of a core (median) | whole command, % of a core over the window (median) |")
+	fmt.Fprintln(stdout, "|---|---|---:|---:|---:|")
 	for _, name := range order {
 		r := results[name]
-		fmt.Fprintf(stdout, "| %s | `%s` | %.1f%% | %.2f%% |\n", name, strings.Join(command(o, name, 0), " "), 100*median(r.kept), 100*median(r.cpu))
+		fmt.Fprintf(stdout, "| %s | `%s` | %.1f%% | %.2f%% | %.2f%% |\n", name, strings.Join(command(o, name, 0), " "),
+			100*median(r.kept), 100*median(r.sampling), 100*median(r.cpu))
 	}
-	c, p := median(results["cpuwhy"].cpu), median(results["perf"].cpu)
-	if p > 0 {
-		fmt.Fprintf(stdout, "\ncpuwhy/perf CPU ratio: %.2f\n", c/p)
+	cw, pw := median(results["cpuwhy"].cpu), median(results["perf"].cpu)
+	cs, ps := median(results["cpuwhy"].sampling), median(results["perf"].sampling)
+	if pw > 0 && ps > 0 {
+		fmt.Fprintf(stdout, "\ncpuwhy/perf CPU ratio: while sampling %.2f, whole command %.2f\n", cs/ps, cw/pw)
 	}
+	fmt.Fprintf(stdout, "Goal: sampling <= 1%% of a core: cpuwhy %.2f%%\n", 100*cs)
 	return nil
 }
 
@@ -129,8 +135,9 @@ func command(o options, name string, pid int) []string {
 }
 
 // recordOnce runs one recorder over the target and returns the target's
-// call rate meanwhile and the recorder's CPU as a share of one core.
-func recordOnce(ctx context.Context, o options, t *scenario.Busypoll, name string) (float64, float64, error) {
+// call rate meanwhile, the recorder's CPU as a share of one core over the
+// whole command, and over the middle of the window alone.
+func recordOnce(ctx context.Context, o options, t *scenario.Busypoll, name string) (kept, whole, sampling float64, err error) {
 	argv := command(o, name, t.PID())
 	if name == "cpuwhy" {
 		argv[0] = o.cpuwhy
@@ -145,20 +152,72 @@ func recordOnce(ctx context.Context, o options, t *scenario.Busypoll, name strin
 	cmd.Stdout, cmd.Stderr = &out, &out
 	c0, err := t.Count()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("%v: %w\n%s", argv, err, out.Bytes())
+	if err := cmd.Start(); err != nil {
+		return 0, 0, 0, fmt.Errorf("%v: %w", argv, err)
+	}
+	sampling, sampleErr := samplingCPU(ctx, cmd.Process.Pid, o.window)
+	if err := cmd.Wait(); err != nil {
+		return 0, 0, 0, fmt.Errorf("%v: %w\n%s", argv, err, out.Bytes())
+	}
+	if sampleErr != nil {
+		return 0, 0, 0, sampleErr
 	}
 	elapsed := time.Since(start)
 	c1, err := t.Count()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	ps := cmd.ProcessState
-	cpu := (ps.UserTime() + ps.SystemTime()).Seconds() / o.window.Seconds()
-	return float64(c1-c0) / elapsed.Seconds(), cpu, nil
+	whole = (ps.UserTime() + ps.SystemTime()).Seconds() / o.window.Seconds()
+	return float64(c1-c0) / elapsed.Seconds(), whole, sampling, nil
+}
+
+// samplingCPU measures the recorder's CPU, a share of one core, from 1 s
+// into the window to 0.5 s before its end: the steady cost of sampling,
+// without start-up (loading, opening events) or the work after the
+// window (unwinding, naming, writing). It sums the schedstat of every
+// thread of the process, in nanoseconds.
+func samplingCPU(ctx context.Context, pid int, window time.Duration) (float64, error) {
+	from, to := time.Second, window-window/10
+	if to <= from {
+		return 0, fmt.Errorf("window %v too short to measure the sampling alone", window)
+	}
+	sleep := func(d time.Duration) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := sleep(from); err != nil {
+		return 0, err
+	}
+	t0, a := time.Now(), onCPU(pid)
+	if err := sleep(to - from); err != nil {
+		return 0, err
+	}
+	b := onCPU(pid)
+	return (b - a).Seconds() / time.Since(t0).Seconds(), nil
+}
+
+// onCPU is the time process pid's live threads have run.
+func onCPU(pid int) time.Duration {
+	var sum time.Duration
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, e := range tasks {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if s, err := (proc.FS{}).Schedstat(pid, tid); err == nil {
+			sum += s.OnCPU
+		}
+	}
+	return sum
 }
 
 func median(v []float64) float64 {
