@@ -17,6 +17,20 @@ type Process struct {
 	Threads []Stat
 }
 
+// Exited reports whether every thread of the process has exited (a
+// zombie process); it needs the threads read.
+func (p *Process) Exited() bool {
+	if !p.Stat.Exited() {
+		return false
+	}
+	for _, t := range p.Threads {
+		if !t.Exited() {
+			return false
+		}
+	}
+	return true
+}
+
 // Snapshot is one pass over /proc.
 type Snapshot struct {
 	Taken     time.Time     // the scan's start, wall clock with monotonic reading

@@ -35,6 +35,11 @@ const pfKthread = 0x00200000
 // KernelThread reports whether the task is a kernel thread.
 func (s Stat) KernelThread() bool { return s.Flags&pfKthread != 0 }
 
+// Exited reports whether the task has exited: a zombie waiting to be
+// reaped, or dead. A process whose main thread exited while others run
+// shows its main thread so too: see Process.Exited.
+func (s Stat) Exited() bool { return s.State == 'Z' || s.State == 'X' }
+
 // ErrStatFormat is returned for a stat line that does not parse.
 var ErrStatFormat = errors.New("malformed stat line")
 

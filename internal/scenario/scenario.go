@@ -84,6 +84,10 @@ var recipes = map[string]recipe{
 		main: "spawner",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "spawner", "spawner.c"}},
 	},
+	"leaderexit": {
+		main: "leaderexit",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "leaderexit", "leaderexit.c"}},
+	},
 	"threads": {
 		main: "threads",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},

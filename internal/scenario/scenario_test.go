@@ -36,7 +36,7 @@ func threadNames(t *testing.T, pid int) []string {
 
 func TestNames(t *testing.T) {
 	want := []string{"busypoll", "churn", "compute", "cxxhot", "echoserver", "gcpressure", "gostripped", "idle",
-		"kernelbound", "lockstorm", "refused", "spawner", "spinyield", "threads", "timerstorm", "writestorm", "zeropoll"}
+		"kernelbound", "leaderexit", "lockstorm", "refused", "spawner", "spinyield", "threads", "timerstorm", "writestorm", "zeropoll"}
 	if got := scenario.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)
 	}

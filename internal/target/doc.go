@@ -11,5 +11,5 @@
 // Errors are meant to be shown to the user as they are, on one line: each
 // says what is wrong and what to do. Callers can tell them apart with
 // errors.Is against ErrNoProcess, ErrAmbiguous, ErrNoContainer,
-// ErrKernelThread, ErrGone and ErrPrivilege.
+// ErrKernelThread, ErrGone, ErrLeaderExited and ErrPrivilege.
 package target

@@ -22,6 +22,7 @@ var (
 	ErrNoContainer  = errors.New("no such container")
 	ErrKernelThread = errors.New("kernel thread")
 	ErrGone         = errors.New("process exited")
+	ErrLeaderExited = errors.New("main thread exited")
 	ErrPrivilege    = errors.New("insufficient privilege")
 	ErrUsage        = errors.New("invalid target")
 )
@@ -194,6 +195,19 @@ func (s *Selector) byPID(pid int) (Target, error) {
 	}
 	if p.KernelThread() {
 		return Target{}, fail(ErrKernelThread, "PID %d (%s) is a kernel thread, with no user space to examine; pick a user process", pid, p.Comm)
+	}
+	if p.Stat.Exited() {
+		// The main thread may have exited while others run on: only a
+		// process none of whose threads runs is a zombie.
+		all, err := sc.ReadProcess(pid, true)
+		if err != nil || all.Exited() {
+			return Target{}, fail(ErrGone, "PID %d (%s) has exited: a zombie until its parent, PID %d, reaps it; nothing runs there", pid, p.Comm, p.PPID)
+		}
+		// Its memory map, root and fds are out of reach through the
+		// PID (the kernel finds them through the main thread): cpuwhy
+		// would name no frame and describe no fd. Say so rather than
+		// print a report of raw addresses.
+		return Target{}, fail(ErrLeaderExited, "PID %d (%s) runs on in other threads after its main thread exited (pthread_exit in main); cpuwhy cannot examine such a process yet: its memory map and fds are out of reach through PID %d", pid, p.Comm, pid)
 	}
 	t := s.describe(p.Stat)
 	return t, nil

@@ -3,6 +3,10 @@ package target
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +82,50 @@ func TestSelect(t *testing.T) {
 			}
 			if got.PID != tt.wantPID {
 				t.Errorf("Select(%+v) = %d (%s), want %d", tt.spec, got.PID, got.Name, tt.wantPID)
+			}
+		})
+	}
+}
+
+// waitState waits until the main thread of pid is in state.
+func waitState(t *testing.T, pid int, state byte) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		p, err := proc.NewScanner(proc.FS{}).ReadProcess(pid, false)
+		if err == nil && p.State == state {
+			return
+		}
+	}
+	t.Fatalf("PID %d never reached state %c", pid, state)
+}
+
+// TestSelectExited covers processes that no longer run as a whole: a
+// zombie, and one whose main thread exited while a thread spins on. Both
+// get one line saying so, not a report without names.
+func TestSelectExited(t *testing.T) {
+	zombie := exec.Command("true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { zombie.Wait() })
+	waitState(t, zombie.Process.Pid, 'Z')
+	leader := start(t, "leaderexit")
+	waitState(t, leader, 'Z')
+
+	sel := &Selector{Proc: proc.FS{}}
+	for _, tt := range []struct {
+		name string
+		pid  int
+		want error
+		text string
+	}{
+		{"zombie", zombie.Process.Pid, ErrGone, "a zombie until its parent, PID " + strconv.Itoa(os.Getpid())},
+		{"main thread exited", leader, ErrLeaderExited, "runs on in other threads after its main thread exited"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := sel.Select(context.Background(), Spec{PID: tt.pid})
+			if !errors.Is(err, tt.want) || !strings.Contains(fmt.Sprint(err), tt.text) {
+				t.Errorf("Select(%d) = %v; want %v saying %q", tt.pid, err, tt.want, tt.text)
 			}
 		})
 	}
