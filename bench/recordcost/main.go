@@ -9,8 +9,8 @@
 // the kernel's accounting of the child) over the window, so its start-up
 // and the writing of its output are included: the whole cost of one
 // recording; and, apart, its CPU in the middle of the window (schedstat
-// of its threads), the steady cost of sampling alone. The target's rate is compared with untraced windows on both
-// sides.
+// of its threads), the steady cost of sampling alone. The target's rate
+// is compared with untraced windows on both sides.
 //
 // Usage: go run ./bench/recordcost [-window 5s] [-rounds 3] [-freq 99]
 package main
@@ -207,15 +207,9 @@ func samplingCPU(ctx context.Context, pid int, window time.Duration) (float64, e
 // onCPU is the time process pid's live threads have run.
 func onCPU(pid int) time.Duration {
 	var sum time.Duration
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	for _, e := range tasks {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if s, err := (proc.FS{}).Schedstat(pid, tid); err == nil {
-			sum += s.OnCPU
-		}
+	stats, _ := proc.FS{}.ThreadSchedstats(pid) // none: the recorder ended
+	for _, st := range stats {
+		sum += st.OnCPU
 	}
 	return sum
 }

@@ -2,6 +2,7 @@ package proc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -28,6 +29,39 @@ func (f FS) Schedstat(pid, tid int) (Sched, error) {
 		return Sched{}, fmt.Errorf("reading schedstat of thread %d: %w", tid, gone(err))
 	}
 	return ParseSchedstat(buf[:n])
+}
+
+// ThreadSchedstats reads the schedstat of every live thread of process
+// pid, by TID, in one pass over /proc/PID/task: the ground truth of what
+// each thread ran, for measuring a window. Threads that end while it reads
+// are left out; the error matches ErrGone when the process is gone.
+func (f FS) ThreadSchedstats(pid int) (map[int]Sched, error) {
+	dir, err := sys.OpenDir(f.PIDPath(pid, "task"))
+	if err != nil {
+		return nil, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
+	}
+	defer dir.Close()
+	tids, err := dir.Numbers(nil, make([]byte, 16<<10))
+	if err != nil {
+		return nil, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
+	}
+	out := make(map[int]Sched, len(tids))
+	var buf [128]byte
+	for _, tid := range tids {
+		n, err := dir.ReadFile(strconv.Itoa(tid)+"/schedstat", buf[:])
+		if errors.Is(gone(err), ErrGone) {
+			continue // ended since the listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading schedstat of thread %d of %d: %w", tid, pid, err)
+		}
+		st, err := ParseSchedstat(buf[:n])
+		if err != nil {
+			return nil, fmt.Errorf("thread %d of %d: %w", tid, pid, err)
+		}
+		out[tid] = st
+	}
+	return out, nil
 }
 
 // ParseSchedstat parses the three numbers of a schedstat line.

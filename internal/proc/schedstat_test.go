@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"syscall"
@@ -50,6 +51,21 @@ func TestSchedstatSelf(t *testing.T) {
 	}
 	if _, err := (FS{}).Schedstat(pid, 1<<30); err == nil {
 		t.Error("no error for a missing thread")
+	}
+}
+
+func TestThreadSchedstatsSelf(t *testing.T) {
+	pid := os.Getpid()
+	stats, err := FS{}.ThreadSchedstats(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Go runtime runs several threads; the main one has run.
+	if len(stats) < 2 || stats[pid].OnCPU <= 0 {
+		t.Errorf("schedstats of our own threads: %+v", stats)
+	}
+	if _, err := (FS{}).ThreadSchedstats(1 << 30); !errors.Is(err, ErrGone) {
+		t.Errorf("missing process: %v, want ErrGone", err)
 	}
 }
 

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,13 +25,13 @@ type ThreadCPU struct {
 // ThreadsCPU measures every thread of pid over window, busiest first.
 // Threads that start or end within the window are left out.
 func ThreadsCPU(pid int, window time.Duration) ([]ThreadCPU, error) {
-	before, err := schedRuntimes(pid)
+	before, err := proc.FS{}.ThreadSchedstats(pid)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	time.Sleep(window)
-	after, err := schedRuntimes(pid)
+	after, err := proc.FS{}.ThreadSchedstats(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +42,7 @@ func ThreadsCPU(pid int, window time.Duration) ([]ThreadCPU, error) {
 		if !ok {
 			continue
 		}
-		out = append(out, ThreadCPU{TID: tid, CPU: 100 * float64(t1-t0) / float64(elapsed)})
+		out = append(out, ThreadCPU{TID: tid, CPU: 100 * float64(t1.OnCPU-t0.OnCPU) / float64(elapsed)})
 	}
 	slices.SortFunc(out, func(a, b ThreadCPU) int {
 		if c := cmp.Compare(b.CPU, a.CPU); c != 0 {
@@ -52,30 +50,6 @@ func ThreadsCPU(pid int, window time.Duration) ([]ThreadCPU, error) {
 		}
 		return cmp.Compare(a.TID, b.TID)
 	})
-	return out, nil
-}
-
-// schedRuntimes reads the on-CPU nanoseconds of every thread of pid.
-func schedRuntimes(pid int) (map[int]uint64, error) {
-	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return nil, fmt.Errorf("listing the threads of %d: %w", pid, err)
-	}
-	out := make(map[int]uint64, len(dirs))
-	for _, d := range dirs {
-		tid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		st, err := proc.FS{}.Schedstat(pid, tid)
-		if errors.Is(err, proc.ErrGone) {
-			continue // the thread ended meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("schedstat of thread %d of %d: %w", tid, pid, err)
-		}
-		out[tid] = uint64(st.OnCPU)
-	}
 	return out, nil
 }
 

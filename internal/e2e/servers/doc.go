@@ -13,9 +13,9 @@
 // Nothing reaches the host's network: each server and its client run in a
 // network namespace of their own with only loopback up
 // (containertest.NewSandbox: the test binary re-executed as PID 1 of new
-// network and PID namespaces). The servers run from the packages' binaries with private
-// configuration in a temporary directory, listen on 127.0.0.1 inside that
-// namespace, keep nothing on disk and are never started as system
-// services. Killing the namespace's PID 1 kills everything in it, which is
+// network and PID namespaces). The servers run from the packages'
+// binaries with private configuration in a temporary directory, listen on
+// 127.0.0.1 inside that namespace, keep nothing on disk and are never
+// started as system services. Killing the namespace's PID 1 kills everything in it, which is
 // how each test cleans up, and what happens if the test binary dies.
 package servers

@@ -7,40 +7,21 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
 
 // cpuTime is the CPU time used so far by the threads of the target alive
 // now, from /proc/PID/task/*/schedstat (nanoseconds, unlike stat's ticks).
 func (s *session) cpuTime() (time.Duration, error) {
-	dir, err := sys.OpenDir(s.fs.PIDPath(s.pid, "task"))
+	stats, err := s.fs.ThreadSchedstats(s.pid)
 	if err != nil {
 		return 0, err
 	}
-	defer dir.Close()
-	tids, err := dir.Numbers(nil, make([]byte, 16<<10))
-	if err != nil {
-		return 0, err
+	if len(stats) == 0 {
+		return 0, fmt.Errorf("no schedstat readable for %d", s.pid)
 	}
 	var total time.Duration
-	var buf [256]byte
-	read := 0
-	for _, tid := range tids {
-		n, err := dir.ReadFile(strconv.Itoa(tid)+"/schedstat", buf[:])
-		if err != nil {
-			continue // exited since the listing
-		}
-		st, err := proc.ParseSchedstat(buf[:n])
-		if err != nil {
-			return 0, fmt.Errorf("thread %d of %d: %w", tid, s.pid, err)
-		}
+	for _, st := range stats {
 		total += st.OnCPU
-		read++
-	}
-	if read == 0 {
-		return 0, fmt.Errorf("no schedstat readable for %d", s.pid)
 	}
 	return total, nil
 }
