@@ -149,13 +149,21 @@ func writeCode(w io.Writer, c *verdict.Code) {
 		}
 		ins = ins[best : best+maxCodeLines]
 	}
-	fmt.Fprintf(w, "  hottest instructions of %s (%d samples):\n", c.Function, c.Samples)
+	loop := ""
+	if c.Loop != nil {
+		loop = ", the loop around the hottest marked |"
+	}
+	fmt.Fprintf(w, "  hottest instructions of %s (%d samples%s):\n", c.Function, c.Samples, loop)
 	for _, in := range ins {
 		share := ""
 		if in.Samples > 0 && c.Samples > 0 {
 			share = fmt.Sprintf("%5.1f%%", 100*float64(in.Samples)/float64(c.Samples))
 		}
-		fmt.Fprintf(w, "    %6s  %#x  %s\n", share, in.Addr, in.Text)
+		mark := " "
+		if c.Loop != nil && in.Addr >= c.Loop.Start && in.Addr < c.Loop.End {
+			mark = "|"
+		}
+		fmt.Fprintf(w, "    %6s %s %#x  %s\n", share, mark, in.Addr, in.Text)
 	}
 }
 

@@ -59,6 +59,18 @@ type Code struct {
 	Function     string        `json:"function"`
 	Samples      int           `json:"samples"` // samples whose leaf is in the function
 	Instructions []Instruction `json:"instructions"`
+	// Loop is the innermost loop around the hottest instruction, when
+	// its code has one; Instructions then hold all of it. A spin is told
+	// by what its loop holds, which does not depend on which of its
+	// instructions the samples land on.
+	Loop *Loop `json:"loop,omitempty"`
+}
+
+// Loop is the address range of a loop: from its first instruction (the
+// target of the branch that closes it) to the end of that branch.
+type Loop struct {
+	Start uint64 `json:"start"`
+	End   uint64 `json:"end"` // exclusive
 }
 
 // Instruction is one disassembled instruction.

@@ -328,14 +328,7 @@ func userSpin(o *Observation, t *Thread) *Verdict {
 	if o.NoSyscalls || c == nil || c.Samples == 0 || t.CPU.Total <= 0 || t.CPU.User/t.CPU.Total < ComputeUser {
 		return nil
 	}
-	// A sample lands on the hint or, as often, on the instruction after
-	// it, which waits for the pause to finish.
-	var n int
-	for i, in := range c.Instructions {
-		if spinHint(in.Text) || i > 0 && spinHint(c.Instructions[i-1].Text) {
-			n += in.Samples
-		}
-	}
+	n, where := spinSamples(c)
 	if float64(n)/float64(c.Samples) < SpinShare {
 		return nil
 	}
@@ -343,10 +336,39 @@ func userSpin(o *Observation, t *Thread) *Verdict {
 	v.Code = c
 	v.Summary = fmt.Sprintf("thread %s spins in user space in %s, waiting for a lock or a flag with a spin-wait (pause) loop instead of sleeping", t.Name, c.Function)
 	v.Evidence = append([]string{cpuLine(t),
-		fmt.Sprintf("%.0f%% of the samples in %s are on its spin-wait instruction", pct(float64(n), float64(c.Samples)), c.Function),
+		fmt.Sprintf("%.0f%% of the samples in %s are %s", pct(float64(n), float64(c.Samples)), c.Function, where),
 		fmt.Sprintf("%s syscalls: it never blocks", rate(float64(t.calls())/o.Seconds))}, stackLine(t)...)
 	v.Advice = "bound the spin and then block (futex, pthread mutex or condition variable, which spin briefly and then sleep); never spin on a single core machine"
 	return v
+}
+
+// spinSamples counts the samples of c in spin-wait code, and says where
+// they are. A spin is told by the code's structure: the loop around the
+// hottest instruction holds a spin-wait hint, wherever in the loop the
+// samples land (a timer sample, on a machine without hardware counters,
+// lands after the PAUSE, never on it; a slow load spreads them). Without
+// a loop, the samples on a hint or just after one.
+func spinSamples(c *Code) (int, string) {
+	var n int
+	if l := c.Loop; l != nil {
+		hint := false
+		for _, in := range c.Instructions {
+			if in.Addr >= l.Start && in.Addr < l.End {
+				n += in.Samples
+				hint = hint || spinHint(in.Text)
+			}
+		}
+		if hint {
+			return n, fmt.Sprintf("in a %d-byte loop at %#x that holds a spin-wait (pause) instruction", l.End-l.Start, l.Start)
+		}
+	}
+	n = 0
+	for i, in := range c.Instructions {
+		if spinHint(in.Text) || i > 0 && spinHint(c.Instructions[i-1].Text) {
+			n += in.Samples
+		}
+	}
+	return n, "on its spin-wait instruction or just after it"
 }
 
 func computeLoop(o *Observation, t *Thread) *Verdict {

@@ -104,8 +104,9 @@ const (
 	ComputeUser    = 0.8
 	ComputeMaxRate = 1000.0
 
-	// SpinShare is the part of a hot function's samples on or just after
-	// a spin-wait hint (x86 PAUSE, arm64 YIELD) above which the function
-	// is a spin lock or a spin wait.
+	// SpinShare is the part of a hot function's samples in a loop that
+	// holds a spin-wait hint (x86 PAUSE, arm64 YIELD), or on or just after
+	// such a hint where no loop was found, above which the function is a
+	// spin lock or a spin wait.
 	SpinShare = 0.2
 )

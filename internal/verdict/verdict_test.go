@@ -82,6 +82,35 @@ func code(fn string, insns ...Instruction) *Code {
 	return c
 }
 
+// loopCode is code whose hottest instruction is in the loop [start, end).
+func loopCode(fn string, start, end uint64, insns ...Instruction) *Code {
+	c := code(fn, insns...)
+	c.Loop = &Loop{Start: start, End: end}
+	return c
+}
+
+// spinLoop is the spin loop of spinyield's spin_wait_for_work, as gcc
+// 12 -O2 builds it, with these samples on its instructions and elsewhere
+// more in the function, outside the listing.
+func spinLoop(samples map[uint64]int, elsewhere int) *Code {
+	insns := []Instruction{
+		{Addr: 0x1530, Text: "mov eax, dword ptr [rip+0x2bca]"},
+		{Addr: 0x1536, Text: "test eax, eax"},
+		{Addr: 0x1538, Text: "jnz 0x15f7"},
+		{Addr: 0x153e, Text: "pause"},
+		{Addr: 0x1540, Text: "mov rdx, qword ptr [rbx]"},
+		{Addr: 0x1543, Text: "test rdx, rdx"},
+		{Addr: 0x1546, Text: "jz 0x1530"},
+		{Addr: 0x1548, Text: "mov rax, qword ptr [rbx+0x8]"},
+	}
+	for i := range insns {
+		insns[i].Samples = samples[insns[i].Addr]
+	}
+	c := loopCode("spin_wait_for_work", 0x1530, 0x1548, insns...)
+	c.Samples += elsewhere
+	return c
+}
+
 func noSyscalls(o *Observation) *Observation { o.NoSyscalls = true; return o }
 
 func demand(t Thread, d float64) Thread { t.Demand = d; return t }
@@ -163,6 +192,23 @@ func TestJudge(t *testing.T) {
 			Instruction{Addr: 0x1000, Text: "PAUSE", Samples: 30}, Instruction{Addr: 0x1002, Text: "MOV EAX, [RIP+0x2f]", Samples: 40},
 			Instruction{Addr: 0x1008, Text: "TEST EAX, EAX", Samples: 20}, Instruction{Addr: 0x100a, Text: "JNE 0x1000", Samples: 10}))),
 			want: SpinYield, tid: 11},
+		// The loop of spinyield's spin_wait_for_work as gcc builds it:
+		// wherever its samples land, the loop holds a pause.
+		{name: "spin loop, samples on the pause", o: obs(withCode(thread(11, "Spinner", cpu(99, 0.5)), spinLoop(map[uint64]int{0x153e: 100}, 0))),
+			want: SpinYield, tid: 11},
+		{name: "spin loop, samples after the pause (timer sampling)", o: obs(withCode(thread(11, "Spinner", cpu(99, 0.5)), spinLoop(map[uint64]int{0x1540: 100}, 0))),
+			want: SpinYield, tid: 11},
+		{name: "spin loop, samples spread away from the pause", o: obs(withCode(thread(11, "Spinner", cpu(99, 0.5)),
+			spinLoop(map[uint64]int{0x1530: 40, 0x1536: 30, 0x1546: 30}, 0))), want: SpinYield, tid: 11},
+		{name: "spin loop at the share", o: obs(withCode(thread(11, "Spinner", cpu(99, 0.5)),
+			spinLoop(map[uint64]int{0x1530: 20}, 80))), want: SpinYield, tid: 11},
+		{name: "spin loop below the share", o: obs(withCode(thread(11, "cruncher", cpu(99, 0.5)),
+			spinLoop(map[uint64]int{0x1530: 19}, 81))), want: ComputeLoop, tid: 11},
+		{name: "loop without a pause, samples spread", o: obs(withCode(thread(11, "cruncher", cpu(99, 0.5)),
+			loopCode("crunch", 0x1580, 0x1595, Instruction{Addr: 0x1580, Text: "sub rax, 0x3b9aca00", Samples: 30},
+				Instruction{Addr: 0x1586, Text: "mov rcx, rdx", Samples: 30}, Instruction{Addr: 0x1589, Text: "add rdx, 0x1", Samples: 20},
+				Instruction{Addr: 0x158d, Text: "cmp rax, 0x3b9ac9ff", Samples: 10}, Instruction{Addr: 0x1593, Text: "jnle 0x1580", Samples: 10}))),
+			want: ComputeLoop, tid: 11},
 		{name: "hot loop without a pause", o: obs(withCode(thread(12, "cruncher", cpu(99, 0.5)), code("crunch_numbers",
 			Instruction{Addr: 0x1000, Text: "IMUL RAX, RDX", Samples: 60}, Instruction{Addr: 0x1004, Text: "ADD RAX, 1", Samples: 40}))),
 			want: ComputeLoop, tid: 12},
