@@ -33,9 +33,10 @@
 //   - gostripped: Go built with -ldflags="-s -w" (no .symtab, no DWARF,
 //     the pclntab remains); main.spin burns CPU on a locked thread.
 //   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
-//   - kernelbound: a thread named Copier reads 8 MiB of /dev/zero with
+//   - kernelbound: a thread named Copier reads a chunk of /dev/zero with
 //     one read(2), in a loop: on a CPU all the time, all of it in the
-//     kernel, at only hundreds of calls a second.
+//     kernel, at only hundreds of calls a second. The chunk is sized at
+//     start so that a read costs 0.5-1 ms of CPU on any machine.
 //   - lockstorm: [RATE [THREADS]]; THREADS (default 4) threads named
 //     Worker, pinned round robin to the allowed CPUs, take one pthread
 //     mutex around a tiny critical section (update_shared_stats): a storm
