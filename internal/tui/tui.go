@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/cpuwhy/cpuwhy/internal/top"
 )
@@ -30,7 +30,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	m := &model{opts: o, sort: o.Sort, status: "measuring…"}
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(o.In), tea.WithOutput(o.Out), tea.WithAltScreen())
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(o.In), tea.WithOutput(o.Out))
 	_, err := p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return ctx.Err()
@@ -101,41 +101,40 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		return m, m.tick()
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		return m, m.keys(msg)
 	}
 	return m, nil
 }
 
 // keys handles one key message. A terminal read can carry several typed
-// characters ("/cpu" typed fast, or pasted), which bubbletea hands over as
-// one message of several runes; each is a key of its own, so "/" still opens
-// the filter and the runes after it become the filter's text.
-func (m *model) keys(k tea.KeyMsg) tea.Cmd {
-	if k.Type != tea.KeyRunes || len(k.Runes) < 2 {
-		return m.key(k)
+// characters ("/cpu" typed fast, or pasted), which bubbletea v1 handed over
+// as one message of several runes; each is a key of its own, so "/" still
+// opens the filter and the runes after it become the filter's text.
+func (m *model) keys(k tea.KeyPressMsg) tea.Cmd {
+	if r := []rune(k.Text); len(r) >= 2 && k.Mod == 0 {
+		var cmds []tea.Cmd
+		for _, c := range r {
+			cmds = append(cmds, m.key(tea.KeyPressMsg{Code: c, Text: string(c)}))
+		}
+		return tea.Batch(cmds...)
 	}
-	var cmds []tea.Cmd
-	for _, r := range k.Runes {
-		cmd := m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
-		cmds = append(cmds, cmd)
-	}
-	return tea.Batch(cmds...)
+	return m.key(k)
 }
 
-func (m *model) key(k tea.KeyMsg) tea.Cmd {
+func (m *model) key(k tea.KeyPressMsg) tea.Cmd {
 	if m.typing {
-		switch k.Type {
+		switch k.Code {
 		case tea.KeyEnter:
 			m.typing = false
-		case tea.KeyEsc:
+		case tea.KeyEscape:
 			m.typing, m.filter = false, ""
 		case tea.KeyBackspace:
 			if m.filter != "" {
 				m.filter = m.filter[:len(m.filter)-1]
 			}
-		case tea.KeyRunes, tea.KeySpace:
-			m.filter += string(k.Runes)
+		default:
+			m.filter += k.Text
 		}
 		m.cursor = 0
 		return nil
@@ -220,7 +219,15 @@ func (m *model) selected() *top.Process {
 	return &rows[m.cursor]
 }
 
-func (m *model) View() string {
+// View draws the frame on the alternate screen, which the terminal puts
+// back as it was when the view ends.
+func (m *model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	return v
+}
+
+func (m *model) render() string {
 	var b strings.Builder
 	width := m.width
 	if width <= 0 {

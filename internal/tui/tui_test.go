@@ -3,7 +3,7 @@ package tui
 import (
 	"testing"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/cpuwhy/cpuwhy/internal/top"
 )
@@ -13,20 +13,20 @@ import (
 // "/compute" into tmux and the view took it as one unknown key, so the
 // filter never opened.
 func TestKeysInOneRead(t *testing.T) {
-	runes := func(s string) tea.KeyMsg { return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)} }
+	runes := func(s string) tea.KeyPressMsg { return tea.KeyPressMsg{Code: []rune(s)[0], Text: s} }
 	tests := []struct {
 		name   string
-		msgs   []tea.KeyMsg
+		msgs   []tea.KeyPressMsg
 		typing bool
 		filter string
 		sort   top.SortKey
 	}{
-		{"slash and text together", []tea.KeyMsg{runes("/compute")}, true, "compute", top.SortCPU},
-		{"slash, text, enter", []tea.KeyMsg{runes("/comp"), runes("ute"), {Type: tea.KeyEnter}}, false, "compute", top.SortCPU},
-		{"one key at a time", []tea.KeyMsg{runes("/"), runes("c"), runes("u")}, true, "cu", top.SortCPU},
-		{"sort keys together", []tea.KeyMsg{runes("pm")}, false, "", top.SortMem},
-		{"sort then filter", []tea.KeyMsg{runes("t/x")}, true, "x", top.SortThreads},
-		{"escape drops the filter", []tea.KeyMsg{runes("/ab"), {Type: tea.KeyEsc}}, false, "", top.SortCPU},
+		{"slash and text together", []tea.KeyPressMsg{runes("/compute")}, true, "compute", top.SortCPU},
+		{"slash, text, enter", []tea.KeyPressMsg{runes("/comp"), runes("ute"), {Code: tea.KeyEnter}}, false, "compute", top.SortCPU},
+		{"one key at a time", []tea.KeyPressMsg{runes("/"), runes("c"), runes("u")}, true, "cu", top.SortCPU},
+		{"sort keys together", []tea.KeyPressMsg{runes("pm")}, false, "", top.SortMem},
+		{"sort then filter", []tea.KeyPressMsg{runes("t/x")}, true, "x", top.SortThreads},
+		{"escape drops the filter", []tea.KeyPressMsg{runes("/ab"), {Code: tea.KeyEscape}}, false, "", top.SortCPU},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
