@@ -30,7 +30,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 type options struct {

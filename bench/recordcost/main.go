@@ -33,7 +33,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 type options struct {

@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 type options struct {

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // readyTimeout bounds how long one load process may take to start its

@@ -13,9 +13,9 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/internal/top"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // A mode is one kind of cpuwhy refresh.

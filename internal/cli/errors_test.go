@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // runBinary runs the built cpuwhy with no terminal and no TERM, as a cron

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/top"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
 )
 
 func TestMain(m *testing.M) {

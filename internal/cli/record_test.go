@@ -15,9 +15,9 @@ import (
 
 	"github.com/google/pprof/profile"
 
-	"github.com/cpuwhy/cpuwhy/internal/browsertest"
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/browsertest"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 func TestRecordContainer(t *testing.T) {

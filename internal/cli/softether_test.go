@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
-	"github.com/cpuwhy/cpuwhy/internal/softether"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/test/softether"
 )
 
 // secureNAT is the field report's own case running: Debian's SoftEther

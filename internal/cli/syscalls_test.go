@@ -14,8 +14,8 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 func decodeReport(t *testing.T, out string) *syscalls.Report {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // startBusyPoll runs the seed's scenario in a hand-made docker-like

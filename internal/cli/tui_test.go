@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 // tmux drives a terminal program as a person would: keys in, screen out.

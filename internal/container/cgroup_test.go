@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/golden"
+	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
 // cgroupResult is what a golden file next to each testdata/cgroup/*.txt holds.

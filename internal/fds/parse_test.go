@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/cpuwhy/cpuwhy/internal/golden"
+	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
 // parseNamed parses a table sample by its file name: tcp.txt, tcp6-hand.txt.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/golden"
+	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cpuwhy/cpuwhy/internal/browsertest"
+	"github.com/cpuwhy/cpuwhy/test/browsertest"
 )
 
 // hostileProfile is the seed plus a thread whose frame name tries to end

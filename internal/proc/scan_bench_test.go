@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // benchThreads is the size of the process BenchmarkScan reads.

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sample"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // record runs sample.Record and skips (or fails, when privileges are

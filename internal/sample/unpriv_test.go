@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/sample"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 const helperEnv = "CPUWHY_SAMPLE_HELPER_PID"

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
 	"github.com/cpuwhy/cpuwhy/internal/objfile"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/symbol"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // bait makes a host file that would name the main binary's entry point

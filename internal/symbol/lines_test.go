@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/objfile"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // lineSources is a small C program with code from a header (inlined)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"golang.org/x/sys/unix"
 )
 

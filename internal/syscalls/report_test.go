@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/golden"
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
+	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
 type fakeFDs map[int]string

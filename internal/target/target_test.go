@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 func TestSpecValidate(t *testing.T) {

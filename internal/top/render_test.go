@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
-	"github.com/cpuwhy/cpuwhy/internal/golden"
+	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
 // sampleFrame is the seed's situation: the VPN server's NatThreadMain

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // TestRowsMatchReadelf evaluates every row of every FDE of real objects

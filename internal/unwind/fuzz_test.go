@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.frame from the built scenarios and the host's libc")

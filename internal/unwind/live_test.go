@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/symbol"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // stackCopySize is how much of a stopped thread's stack the tests copy,

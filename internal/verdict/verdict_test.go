@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cpuwhy/cpuwhy/internal/golden"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
 // The window of every observation below: rates are counts / 2.

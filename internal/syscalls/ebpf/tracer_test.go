@@ -17,12 +17,12 @@ import (
 
 	cebpf "github.com/cilium/ebpf"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // The re-executed test binary is the tracer that TestTracerKilled kills.

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // envTracer makes the test binary a tracer of the PID it names, for the

@@ -22,7 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 // Config describes the container to start.

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 // envSandbox marks the test binary re-executed as a sandbox's PID 1.

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // testNetNS is the test process's network namespace, read before any test

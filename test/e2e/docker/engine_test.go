@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 const (

@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
-	"github.com/cpuwhy/cpuwhy/internal/scenario"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // writeRootfs writes a tarball for docker import holding prog at

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 // Where Debian's packages put the programs. Each finds its hamcore.se2

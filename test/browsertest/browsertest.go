@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 // EnvScreenshotDir is the environment variable naming a directory where

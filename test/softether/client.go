@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
 )
 
 // Client is a running SoftEther VPN Client connected to a Server.

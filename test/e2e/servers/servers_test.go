@@ -14,14 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cpuwhy/cpuwhy/internal/containertest"
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
-	"github.com/cpuwhy/cpuwhy/internal/privtest"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 func TestMain(m *testing.M) { containertest.Main(m) }
