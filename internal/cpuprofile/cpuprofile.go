@@ -26,6 +26,9 @@ type Options struct {
 	// Progress, when set, is called about once a second while recording
 	// with the time so far.
 	Progress func(elapsed time.Duration)
+	// Ready is sample.Options.Ready: called once sampling is set up,
+	// the window starting when it returns.
+	Ready func()
 }
 
 // maxFrames bounds an unwound user stack.
@@ -62,7 +65,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	start := time.Now()
 
 	stopProgress := progress(opts.Progress, start)
-	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel, FS: opts.FS})
+	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel, FS: opts.FS, Ready: opts.Ready})
 	stopProgress()
 	if err != nil {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)

@@ -54,10 +54,16 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	}
 	began, cpu0 := time.Now(), sys.ProcessCPU()
 	scanner := proc.NewScanner(opts.FS)
-	snap0, err := snapshot(opts.FS, scanner, t.PID)
-	if err != nil {
+	// The target is read once before the set-up, so that a bad target
+	// fails at once, and again, with its threads, at each end of the
+	// window.
+	if _, err := scanner.ReadProcess(t.PID, false); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", t, err)
 	}
+	win := newReadings(func() (reading, error) { return snapshot(opts.FS, scanner, t.PID) }, opts.Duration)
+	line := newLineup(2, func() { win.open(ctx) })
+	traceReady, traceDone := line.member(ctx)
+	sampleReady, sampleDone := line.member(ctx)
 
 	var wg sync.WaitGroup
 	var prof *syscalls.Profile
@@ -67,14 +73,17 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		prof, mech, traceErr, notes = trace(ctx, t.PID, opts)
+		defer traceDone()
+		prof, mech, traceErr, notes = trace(ctx, t.PID, opts, traceReady)
 	}()
 	rec, recErr := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
-		DebugDirs: opts.DebugDirs, Progress: opts.Progress,
+		DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady,
 	})
+	sampleDone()
 	wg.Wait()
-	snap1, endErr := snapshot(opts.FS, scanner, t.PID)
+	win.close()
+	snap0, snap1, endErr := win.first, win.last, errors.Join(win.err0, win.err1)
 	// Interrupted (Ctrl-C), the instruments return what they saw so far,
 	// and the verdict is on that, as strace -c reports on Ctrl-C.
 	if ctx.Err() != nil {
@@ -159,10 +168,10 @@ func blind(t target.Target, traceErr, recErr error) error {
 }
 
 // trace runs the first supported tracer, noting a fallback.
-func trace(ctx context.Context, pid int, opts Options) (*syscalls.Profile, syscalls.Mechanism, error, []string) {
+func trace(ctx context.Context, pid int, opts Options, ready func()) (*syscalls.Profile, syscalls.Mechanism, error, []string) {
 	var notes []string
 	p, mech, err := syscalls.TraceFirst(ctx, pid, syscalls.Options{
-		Duration: opts.Duration, TimeEvery: syscalls.DefaultTimeEvery, MaxKeys: syscalls.DefaultMaxKeys,
+		Duration: opts.Duration, TimeEvery: syscalls.DefaultTimeEvery, MaxKeys: syscalls.DefaultMaxKeys, Ready: ready,
 	}, opts.Tracers, func(err error, next syscalls.Mechanism) {
 		notes = append(notes, fmt.Sprintf("%v; syscalls traced with %s instead, which slows the target down", err, next))
 	})

@@ -2,10 +2,13 @@ package sample
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,8 +32,12 @@ const (
 	minPoll = time.Millisecond
 	// rescanInterval is how often the thread list is read, to follow
 	// threads the target starts. A thread that lives less than this may
-	// be missed entirely.
+	// be missed entirely. A list of thousands of threads takes long to
+	// read (20 ms at 20,000), so the interval is at least rescanCost
+	// times what the last reading took: reading it costs at most 1/20
+	// of a core.
 	rescanInterval = 100 * time.Millisecond
+	rescanCost     = 20
 	// A thread's ring holds at least minRingSamples of the largest
 	// samples, and at higher frequencies 20 ms worth of them, up to
 	// maxRingSamples (about 2 MiB a thread with the default stack copy).
@@ -47,6 +54,13 @@ type Options struct {
 	MaxSamples int           // samples kept; more are counted in Dropped. 0 means DefaultMaxSamples
 	MaxBytes   int64         // user stack bytes kept over all samples; 0 means DefaultMaxBytes
 	FS         proc.FS       // where to read the target's thread list
+	// Ready, when set, is called once the events of every thread are
+	// open, before any is enabled: the set-up, which grows with the
+	// thread count (a few hundred milliseconds at 5,000 threads), is
+	// done, and the window starts when Ready returns. It may block: the
+	// diagnosis lines its instruments up on it, so that each watches
+	// the window the user asked for.
+	Ready func()
 }
 
 // Recording is what Record saw.
@@ -75,15 +89,22 @@ var ErrPermission = errors.New("not permitted to sample")
 // ErrGone means the target does not exist.
 var ErrGone = proc.ErrGone
 
+// thread is a sampled thread: one event on each CPU, each writing to
+// that CPU's ring.
 type thread struct {
-	ev   *sys.PerfEvent
+	evs  []*sys.PerfEvent // by index in recorder.cpus
 	name string
 }
 
 type recorder struct {
-	pid       int
-	opts      Options
-	attr      sys.PerfEventAttr
+	pid  int
+	opts Options
+	attr sys.PerfEventAttr
+	// cpus are the CPUs events are opened on, and rings the ring of
+	// each, by index in cpus: the event of the first thread opened on
+	// that CPU, kept open until the end even when its thread exits.
+	cpus      []int
+	rings     []*sys.PerfEvent
 	layout    Layout
 	ringPages int
 	pollEvery time.Duration // how often the rings are drained
@@ -93,7 +114,13 @@ type recorder struct {
 	dirents   []byte
 	tids      []int
 	openFull  bool // stopped opening events after EMFILE
+	started   bool // the window has started: new events open enabled
+	fileLimit uint64
 }
+
+// fileSlack is what the limit on open files keeps beyond the events: for
+// the target's files cpuwhy opens while it samples (its objects, /proc).
+const fileSlack = 512
 
 // Record samples every thread of process pid on CPU at opts.Frequency
 // until opts.Duration has passed, ctx is done, or the target exits (which
@@ -111,6 +138,10 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 		rec:     &Recording{Threads: map[int]string{}, KernelSampled: true},
 		dirents: make([]byte, 32<<10),
 	}
+	if r.cpus, err = sys.OnlineCPUs(); err != nil || len(r.cpus) == 0 {
+		return nil, fmt.Errorf("sampling process %d: listing the online CPUs: %w (%w)", pid, ErrNotSupported, err)
+	}
+	r.rings = make([]*sys.PerfEvent, len(r.cpus))
 	r.setAttr()
 	watch, err := sys.WatchProcess(pid)
 	if err != nil {
@@ -122,7 +153,6 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	defer watch.Close()
 	defer r.closeAll()
 
-	start := time.Now()
 	if err := r.rescan(); err != nil {
 		return nil, err
 	}
@@ -132,15 +162,25 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	if len(r.threads) == 0 {
 		return nil, fmt.Errorf("sampling process %d: no thread could be sampled: %w", pid, ErrGone)
 	}
+	if opts.Ready != nil {
+		opts.Ready()
+	}
+	// The window runs from before the first event is enabled to before
+	// the first is disabled, and both go in the same order, so each
+	// event samples for the window asked, however many there are
+	// (enabling 10,000 takes about 100 ms).
+	start := time.Now()
 	var deadline <-chan time.Time
 	if opts.Duration > 0 {
 		t := time.NewTimer(opts.Duration)
 		defer t.Stop()
 		deadline = t.C
 	}
+	r.setEnabled(true)
 	poll := time.NewTicker(r.pollEvery)
 	defer poll.Stop()
 	lastScan := time.Now()
+	var scanTook time.Duration
 loop:
 	for {
 		select {
@@ -155,9 +195,11 @@ loop:
 				r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
 				break loop
 			}
-			if now.Sub(lastScan) >= rescanInterval {
+			if now.Sub(lastScan) >= max(rescanInterval, rescanCost*scanTook) {
 				lastScan = now
-				if err := r.rescan(); err != nil {
+				err := r.rescan()
+				scanTook = time.Since(now)
+				if err != nil {
 					if errors.Is(err, proc.ErrGone) {
 						r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
 						break loop
@@ -167,10 +209,8 @@ loop:
 			}
 		}
 	}
-	for _, th := range r.threads {
-		th.ev.Disable()
-	}
 	r.rec.Duration = time.Since(start)
+	r.setEnabled(false)
 	r.drainAll()
 	r.refreshNames()
 	return r.rec, nil
@@ -206,13 +246,18 @@ func (r *recorder) setAttr() {
 		st |= sys.PerfSampleCallchain
 	}
 	r.attr = sys.PerfEventAttr{
-		Type:        sys.PerfTypeSoftware,
-		Config:      sys.PerfCountSWCPUClock,
-		Sample:      uint64(r.opts.Frequency),
+		Type:   sys.PerfTypeSoftware,
+		Config: sys.PerfCountSWCPUClock,
+		// A period of CPU time, in nanoseconds: cpu-clock counts them,
+		// so the period is exact and needs none of frequency mode's
+		// adjustment, which starts every event at a period of one and
+		// made thousands of new events burst at once.
+		Sample:      uint64(time.Second) / uint64(r.opts.Frequency),
 		Sample_type: st,
 		// We unwind user stacks ourselves from the registers and the
 		// stack copy; the kernel's user callchain needs frame pointers.
-		Bits:              sys.PerfBitFreq | sys.PerfBitExcludeHv | sys.PerfBitExcludeCallchainUser,
+		// Events open disabled until the window starts.
+		Bits:              sys.PerfBitDisabled | sys.PerfBitExcludeHv | sys.PerfBitExcludeCallchainUser,
 		Sample_regs_user:  regsMask(),
 		Sample_stack_user: uint32(r.opts.StackBytes),
 		Wakeup:            1,
@@ -220,7 +265,9 @@ func (r *recorder) setAttr() {
 	r.layout = archLayout(st, uint32(r.opts.StackBytes))
 	// A ring holds the largest samples of 20 ms at the frequency (at
 	// least minRingSamples, at most maxRingSamples), rounded up to a
-	// power of two of pages.
+	// power of two of pages. A ring serves one CPU, where one thread
+	// runs at a time, each sampled at the frequency of its CPU time: it
+	// fills no faster than one thread's ring would.
 	largest := r.opts.StackBytes + 8*maxCallchain + 256
 	page := os.Getpagesize()
 	samples := min(max(r.opts.Frequency/50, minRingSamples), maxRingSamples)
@@ -271,37 +318,73 @@ func (r *recorder) rescan() error {
 	if err != nil {
 		return fmt.Errorf("listing threads of %d: %w", r.pid, err)
 	}
+	// An event per thread and CPU: the limit on open files is raised to
+	// hold them where it may be (perf asks the user to, with ulimit).
+	// Where it may not, the threads that fit are sampled, the busiest
+	// first, and a note says how many were left out.
+	var fresh []int
 	alive := make(map[int]bool, len(r.tids))
 	for _, tid := range r.tids {
 		alive[tid] = true
-		if _, ok := r.threads[tid]; ok || r.openFull {
-			continue
+		if _, ok := r.threads[tid]; !ok && !r.openFull {
+			fresh = append(fresh, tid)
 		}
+	}
+	if len(fresh) > 0 {
+		want := uint64((len(r.threads)+len(fresh))*len(r.cpus) + fileSlack)
+		if want > r.fileLimit {
+			if r.fileLimit, err = sys.EnsureFileLimit(want); err != nil {
+				r.note("%v", err)
+			}
+		}
+		room := (int(r.fileLimit)-fileSlack)/len(r.cpus) - len(r.threads)
+		if room < len(fresh) {
+			fresh = r.busiestFirst(fresh)[:max(room, 0)]
+			r.openFull = true
+			r.note("sampled %d of %d threads, the busiest by CPU time so far: an event per thread and CPU needs %d open files, and the limit is %d (raise it with ulimit -n, or give cpuwhy CAP_SYS_RESOURCE)",
+				len(r.threads)+len(fresh), len(r.tids), want-fileSlack, r.fileLimit)
+		}
+	}
+	for _, tid := range fresh {
 		if err := r.open(tid); err != nil {
 			return err
 		}
 	}
 	for tid, th := range r.threads {
 		if !alive[tid] {
-			r.drain(th)
-			th.ev.Close()
+			r.closeThread(th)
 			delete(r.threads, tid)
 		}
 	}
 	return nil
 }
 
-// open starts sampling thread tid. A thread that exits first is skipped;
-// only errors that would hit every thread are returned.
+// open starts sampling thread tid: an event on each CPU, each writing to
+// that CPU's ring (the first event opened on a CPU makes its ring). A
+// thread that exits first is skipped; only errors that would hit every
+// thread are returned.
 func (r *recorder) open(tid int) error {
-	for {
-		ev, err := sys.OpenPerfEvent(&r.attr, tid, -1, r.ringPages)
+	th := &thread{evs: make([]*sys.PerfEvent, 0, len(r.cpus))}
+	for i := 0; i < len(r.cpus); {
+		var ev *sys.PerfEvent
+		var err error
+		if r.rings[i] == nil {
+			ev, err = sys.OpenPerfEvent(&r.attr, tid, r.cpus[i], r.ringPages)
+		} else {
+			ev, err = sys.OpenPerfEventInto(&r.attr, tid, r.cpus[i], r.rings[i])
+		}
+		if err == nil {
+			if r.rings[i] == nil {
+				r.rings[i] = ev
+			}
+			th.evs = append(th.evs, ev)
+			i++
+			continue
+		}
+		// What is open of this thread is closed on every way out but
+		// success, except the rings, which other threads share.
+		r.closeThread(th)
 		switch {
-		case err == nil:
-			name := r.readComm(tid)
-			r.threads[tid] = &thread{ev: ev, name: name}
-			r.rec.Threads[tid] = name
-			return nil
 		case errors.Is(err, unix.ESRCH):
 			return nil
 		case errors.Is(err, sys.ErrPerfRing):
@@ -312,6 +395,7 @@ func (r *recorder) open(tid int) error {
 			return nil
 		case (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) && r.attr.Bits&sys.PerfBitExcludeKernel == 0:
 			r.excludeKernel(err)
+			th, i = &thread{evs: th.evs[:0]}, 0
 			continue
 		case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
 			return fmt.Errorf("sampling thread %d of %d: %w (%w)", tid, r.pid, ErrPermission, err)
@@ -325,6 +409,59 @@ func (r *recorder) open(tid int) error {
 			return nil
 		default:
 			return fmt.Errorf("sampling thread %d of %d: %w", tid, r.pid, err)
+		}
+	}
+	if r.started {
+		for _, ev := range th.evs {
+			ev.Enable()
+		}
+	}
+	th.name = r.readComm(tid)
+	r.threads[tid] = th
+	r.rec.Threads[tid] = th.name
+	return nil
+}
+
+// busiestFirst orders tids by the CPU time each has used, most first,
+// running threads ahead of all: when not every thread can be sampled,
+// those that work are the ones worth it.
+func (r *recorder) busiestFirst(tids []int) []int {
+	p, err := proc.NewScanner(r.opts.FS).ReadProcess(r.pid, true)
+	if err != nil {
+		return tids
+	}
+	weight := make(map[int]uint64, len(p.Threads))
+	for _, t := range p.Threads {
+		weight[t.PID] = t.UTime + t.STime
+		if t.State == 'R' {
+			weight[t.PID] += 1 << 62
+		}
+	}
+	slices.SortStableFunc(tids, func(a, b int) int { return cmp.Compare(weight[b], weight[a]) })
+	return tids
+}
+
+// closeThread closes the events of a thread that are not rings.
+func (r *recorder) closeThread(th *thread) {
+	for i, ev := range th.evs {
+		if ev != r.rings[i] {
+			ev.Close()
+		}
+	}
+}
+
+// setEnabled enables or disables every event, in the order of thread
+// IDs both ways. Enabled, those opened later open enabled.
+func (r *recorder) setEnabled(on bool) {
+	r.started = on
+	tids := slices.Sorted(maps.Keys(r.threads))
+	for _, tid := range tids {
+		for _, ev := range r.threads[tid].evs {
+			if on {
+				ev.Enable()
+			} else {
+				ev.Disable()
+			}
 		}
 	}
 }
@@ -349,15 +486,13 @@ func (r *recorder) refreshNames() {
 }
 
 func (r *recorder) drainAll() {
-	for _, th := range r.threads {
-		r.drain(th)
+	for _, ring := range r.rings {
+		if ring != nil {
+			lost := ring.Lost()
+			ring.Read(r.handle)
+			r.rec.Lost += ring.Lost() - lost
+		}
 	}
-}
-
-func (r *recorder) drain(th *thread) {
-	lost := th.ev.Lost()
-	th.ev.Read(r.handle)
-	r.rec.Lost += th.ev.Lost() - lost
 }
 
 func (r *recorder) handle(rec []byte) {
@@ -388,8 +523,14 @@ func (r *recorder) handle(rec []byte) {
 
 func (r *recorder) closeAll() {
 	for tid, th := range r.threads {
-		th.ev.Close()
+		r.closeThread(th)
 		delete(r.threads, tid)
+	}
+	for i, ring := range r.rings {
+		if ring != nil {
+			ring.Close()
+			r.rings[i] = nil
+		}
 	}
 }
 

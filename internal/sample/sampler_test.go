@@ -177,3 +177,34 @@ func onCPU(t *testing.T, pid, tid int) time.Duration {
 	}
 	return time.Duration(ns)
 }
+
+// TestReadyStartsTheWindow: nothing is sampled until Ready returns,
+// however long the caller holds it (the diagnosis holds it until its
+// other instruments are set up), and the window runs from then. The
+// samples follow the CPU the thread used from then on at 99 Hz, a count
+// set by the frequency, not the machine's speed; sampled from the open
+// of the events, there would be twice as many.
+func TestReadyStartsTheWindow(t *testing.T) {
+	checkNoLeak(t)
+	cmd := scenario.Build(t, "compute").Start(t, nil)
+	pid := cmd.Process.Pid
+	cruncher := threadNamed(t, pid, "cruncher")
+	var oncpu0 time.Duration
+	readied := 0
+	rec := record(t, pid, sample.Options{Duration: time.Second, Ready: func() {
+		readied++
+		time.Sleep(time.Second)
+		oncpu0 = onCPU(t, pid, cruncher)
+	}})
+	oncpu := onCPU(t, pid, cruncher) - oncpu0
+	if readied != 1 {
+		t.Errorf("Ready called %d times, want once", readied)
+	}
+	if rec.Duration < time.Second || rec.Duration > 2*time.Second {
+		t.Errorf("window of %v, want the second asked for (a second more: a hang)", rec.Duration)
+	}
+	want := oncpu.Seconds() * sample.DefaultFrequency
+	if n := float64(len(rec.Samples)); n < 0.7*want || n > 1.3*want+2 {
+		t.Errorf("%.0f samples for %v on CPU after Ready at 99 Hz, want %.0f..%.0f", n, oncpu, 0.7*want, 1.3*want+2)
+	}
+}

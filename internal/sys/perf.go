@@ -100,6 +100,26 @@ func OpenPerfEvent(attr *PerfEventAttr, tid, cpu, dataPages int) (*PerfEvent, er
 	return e, nil
 }
 
+// OpenPerfEventInto opens an event for thread tid on one CPU whose
+// records go to the ring of another event on the same CPU
+// (PERF_EVENT_IOC_SET_OUTPUT), as perf record does for a process: one
+// ring per CPU, however many threads, where a ring per thread costs each
+// thread its own locked memory (256 KiB at 99 Hz: 1.25 GiB for 5,000
+// threads) and a drain. The event has no mapping of its own: Read
+// returns nothing, and its records are read from ring.
+func OpenPerfEventInto(attr *PerfEventAttr, tid, cpu int, ring *PerfEvent) (*PerfEvent, error) {
+	attr.Size = uint32(unsafe.Sizeof(*attr))
+	fd, err := unix.PerfEventOpen(attr, tid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("perf_event_open for thread %d on CPU %d: %w", tid, cpu, err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_OUTPUT, ring.fd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("redirecting thread %d's event on CPU %d to its CPU's ring: %w", tid, cpu, err)
+	}
+	return &PerfEvent{fd: fd}, nil
+}
+
 // FD is the event's file descriptor, for epoll.
 func (e *PerfEvent) FD() int { return e.fd }
 
@@ -124,7 +144,10 @@ func (e *PerfEvent) Close() error {
 	if e.fd < 0 {
 		return nil
 	}
-	err := unix.Munmap(e.mapping)
+	var err error
+	if e.mapping != nil {
+		err = unix.Munmap(e.mapping)
+	}
 	if cerr := unix.Close(e.fd); err == nil {
 		err = cerr
 	}
@@ -208,4 +231,72 @@ func PerfEventParanoid() (int, error) {
 		return 0, fmt.Errorf("reading perf_event_paranoid: %w", err)
 	}
 	return v, nil
+}
+
+// OnlineCPUs lists the CPUs that are online, where per-CPU events can be
+// opened.
+func OnlineCPUs() ([]int, error) {
+	var buf [4096]byte
+	n, err := ReadProcFile("/sys/devices/system/cpu/online", buf[:])
+	if err != nil {
+		return nil, err
+	}
+	return ParseCPUList(string(buf[:n]))
+}
+
+// maxCPUs bounds a CPU list: the kernel's NR_CPUS is at most 8192.
+const maxCPUs = 8192
+
+// ParseCPUList parses the kernel's CPU list format ("0-3,8,10-11\n").
+func ParseCPUList(s string) ([]int, error) {
+	var cpus []int
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := strconv.Atoi(lo)
+		if err != nil || first < 0 || first >= maxCPUs {
+			return nil, fmt.Errorf("CPU list %q: bad CPU %q", s, lo)
+		}
+		last := first
+		if isRange {
+			if last, err = strconv.Atoi(hi); err != nil || last < first || last >= maxCPUs {
+				return nil, fmt.Errorf("CPU list %q: bad range %q", s, part)
+			}
+		}
+		if len(cpus)+last-first+1 > maxCPUs {
+			return nil, fmt.Errorf("CPU list %q: more than %d CPUs", s, maxCPUs)
+		}
+		for c := first; c <= last; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// EnsureFileLimit raises this process's soft limit on open files to at
+// least want, and its hard limit too when it may (CAP_SYS_RESOURCE, up
+// to fs.nr_open). It returns the soft limit it leaves, which is less
+// than want when the hard limit could not be raised.
+func EnsureFileLimit(want uint64) (uint64, error) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("reading RLIMIT_NOFILE: %w", err)
+	}
+	if lim.Cur >= want {
+		return lim.Cur, nil
+	}
+	if lim.Max < want {
+		raised := unix.Rlimit{Cur: want, Max: want}
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &raised); err == nil {
+			return want, nil
+		}
+	}
+	lim.Cur = min(want, lim.Max)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("raising RLIMIT_NOFILE to %d: %w", lim.Cur, err)
+	}
+	return lim.Cur, nil
 }

@@ -125,3 +125,41 @@ func TestPerfEventParanoid(t *testing.T) {
 	}
 	t.Logf("perf_event_paranoid = %d", v)
 }
+
+func TestParseCPUList(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []int
+		ok   bool
+	}{
+		{"0-1\n", []int{0, 1}, true},
+		{"0", []int{0}, true},
+		{"0-3,8,10-11\n", []int{0, 1, 2, 3, 8, 10, 11}, true},
+		{"", nil, true},
+		{"3-1", nil, false},
+		{"a", nil, false},
+		{"0-", nil, false},
+		{"-1", nil, false},
+		{"0-9999999", nil, false},
+	} {
+		got, err := ParseCPUList(tt.in)
+		if (err == nil) != tt.ok || !slices.Equal(got, tt.want) {
+			t.Errorf("ParseCPUList(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+	if cpus, err := OnlineCPUs(); err != nil || len(cpus) == 0 {
+		t.Errorf("OnlineCPUs() = %v, %v", cpus, err)
+	}
+}
+
+// FuzzParseCPUList: any text, no panic, and never more CPUs than a
+// kernel can have.
+func FuzzParseCPUList(f *testing.F) {
+	f.Add("0-3,8,10-11\n")
+	f.Add("0-8191")
+	f.Fuzz(func(t *testing.T, s string) {
+		if cpus, err := ParseCPUList(s); err == nil && len(cpus) > maxCPUs {
+			t.Fatalf("%d CPUs from %q", len(cpus), s)
+		}
+	})
+}

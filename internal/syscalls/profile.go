@@ -127,6 +127,11 @@ type Options struct {
 	MaxKeys int
 	// Stacks records user stacks at syscall entry for the hottest pairs.
 	Stacks bool
+	// Ready, when set, is called once the tracer is set up (BPF programs
+	// loaded and verified), just before it starts counting; the window
+	// starts when it returns. It may block: the diagnosis lines its
+	// instruments up on it.
+	Ready func()
 }
 
 // Defaults for Options.

@@ -96,6 +96,11 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	names := map[int]string{}
 	readThreadNames(scanner, pid, names)
 
+	// Attaching is what starts the counting, and takes milliseconds;
+	// loading and verifying, before, take much longer.
+	if opts.Ready != nil {
+		opts.Ready()
+	}
 	att, err := attach(objs, opts)
 	if err != nil {
 		return nil, err

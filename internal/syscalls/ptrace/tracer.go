@@ -224,6 +224,9 @@ func (s *session) run(ctx context.Context) (prof *syscalls.Profile, err error) {
 		}
 	}()
 
+	if s.opts.Ready != nil {
+		s.opts.Ready()
+	}
 	if err := s.attach(); err != nil {
 		return nil, err
 	}

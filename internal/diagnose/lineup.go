@@ -1,0 +1,99 @@
+package diagnose
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// lineup starts the window once every instrument is set up, so that each
+// watches the window the user asked for and the CPU accounting covers
+// the same stretch. Setting up grows with the target (a perf event per
+// thread and CPU, BPF programs to verify): at 5,000 threads it took
+// longer than a 3 s window, which the accounting then averaged over.
+//
+// Each instrument calls its ready function when set up, which blocks
+// until all are, and its done function when it returns, which counts as
+// ready for one that failed before it got there. The last to be ready
+// runs start before any is let go: the first reading of the accounting.
+type lineup struct {
+	mu      sync.Mutex
+	pending int
+	start   func()
+	started chan struct{}
+}
+
+func newLineup(n int, start func()) *lineup {
+	return &lineup{pending: n, start: start, started: make(chan struct{})}
+}
+
+// member returns the ready and done functions of one instrument.
+func (l *lineup) member(ctx context.Context) (ready, done func()) {
+	var once sync.Once
+	arrive := func() { once.Do(l.arrive) }
+	ready = func() {
+		arrive()
+		select {
+		case <-l.started:
+		case <-ctx.Done():
+		}
+	}
+	return ready, arrive
+}
+
+func (l *lineup) arrive() {
+	l.mu.Lock()
+	l.pending--
+	last := l.pending == 0
+	l.mu.Unlock()
+	if last {
+		l.start()
+		close(l.started)
+	}
+}
+
+// readings takes the two readings of the accounting: the first when every
+// instrument is ready, the second a duration later, or sooner when the
+// context ends (Ctrl-C) or the instruments are done (the target exited).
+type readings struct {
+	read     func() (reading, error)
+	duration time.Duration
+
+	began        time.Time
+	first, last  reading
+	err0, err1   error
+	instrumented chan struct{} // closed when the instruments are done
+	taken        chan struct{} // closed when the second reading is taken
+	once         sync.Once
+}
+
+func newReadings(read func() (reading, error), d time.Duration) *readings {
+	return &readings{read: read, duration: d, instrumented: make(chan struct{}), taken: make(chan struct{})}
+}
+
+// open takes the first reading and starts the clock of the second.
+func (w *readings) open(ctx context.Context) {
+	w.began = time.Now()
+	w.first, w.err0 = w.read()
+	go func() {
+		// From when the first reading began: reading thousands of
+		// threads takes a good part of a second.
+		t := time.NewTimer(w.duration - time.Since(w.began))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-w.instrumented:
+		}
+		w.last, w.err1 = w.read()
+		close(w.taken)
+	}()
+}
+
+// close waits for the second reading, once the instruments are done.
+// The window has opened by then: an instrument that is done counts as
+// ready, so the last one done opens it if none got there.
+func (w *readings) close() {
+	w.once.Do(func() { close(w.instrumented) })
+	<-w.taken
+}
