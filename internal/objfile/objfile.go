@@ -306,22 +306,26 @@ func statOf(fi fs.FileInfo, err error) (st *syscall.Stat_t, ok bool) {
 	return st, ok
 }
 
-// Opener opens the objects of process pid by the paths its mappings name,
-// through its root, for callers that want the parsed ELF (the unwinder's
-// tables). Close closes every object it opened.
+// Opener opens the objects of process pid's mappings as Open does, for
+// callers that want the parsed ELF (the unwinder's tables), so that the
+// unwinder reads the same file as the symbolizer: the one mapped, not
+// whatever has since replaced it at its path. Close closes every object
+// it opened.
 type Opener struct {
-	root   string
+	fs     proc.FS
+	pid    int
 	opened []*File
 }
 
 // NewOpener returns an Opener of the objects of pid.
 func NewOpener(fs proc.FS, pid int) *Opener {
-	return &Opener{root: fs.PIDPath(pid, "root")}
+	return &Opener{fs: fs, pid: pid}
 }
 
-// OpenELF opens path inside the process's root.
-func (o *Opener) OpenELF(path string) (*elf.File, error) {
-	f, err := OpenInRoot(o.root, path)
+// OpenELF opens the object m maps as Open does: the file mapped, checked
+// by device and inode, through the target's root or its map_files.
+func (o *Opener) OpenELF(m proc.Mapping) (*elf.File, error) {
+	f, err := Open(o.fs, o.pid, m)
 	if err != nil {
 		return nil, err
 	}

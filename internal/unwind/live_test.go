@@ -271,7 +271,7 @@ func startScenario(t testing.TB, name, thread string) (pid, tid int, space *Spac
 	if err != nil {
 		t.Fatal(err)
 	}
-	space, errs := NewSpace(maps, elf.Open, ProcessMemory{Pid: pid})
+	space, errs := NewSpace(maps, func(m proc.Mapping) (*elf.File, error) { return elf.Open(m.Path) }, ProcessMemory{Pid: pid})
 	for _, err := range errs {
 		t.Errorf("NewSpace: %v", err)
 	}

@@ -25,11 +25,12 @@ type spaceMapping struct {
 	table            *Table // nil: no usable CFI
 }
 
-// OpenELF opens the file a mapping names, by its path in /proc/PID/maps.
-// The caller decides where that path is resolved (the host, or
-// /proc/PID/root for a process in a container) and closes nothing: Space
-// reads the sections it needs before returning.
-type OpenELF func(path string) (*elf.File, error)
+// OpenELF opens the file a mapping maps. The caller decides how (the
+// target's root, or its map_files for an object deleted or replaced since
+// it was mapped, checking it is the very file mapped) and closes nothing:
+// Space reads the sections it needs before returning. Mappings of one
+// path share the first one's object.
+type OpenELF func(m proc.Mapping) (*elf.File, error)
 
 // NewSpace builds the tables of every executable mapping of maps: files
 // through open, the vdso from mem (the kernel maps it as an ELF image).
@@ -59,7 +60,7 @@ func NewSpace(maps []proc.Mapping, open OpenELF, mem Memory) (*Space, []error) {
 			if obj, ok = objects[path]; !ok {
 				obj = &object{}
 				objects[path] = obj
-				f, err := open(path)
+				f, err := open(m)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("opening %s: %w", path, err))
 				} else {
