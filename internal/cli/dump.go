@@ -65,7 +65,7 @@ func runDump(ctx context.Context, o *dumpOptions) error {
 	if err := sel.CheckTrace(t.PID); err != nil {
 		return err
 	}
-	threads, err := pstack.Dump(ctx, t.PID, pstack.Options{FS: o.global.procFS(), DebugDirs: o.debugDirs})
+	threads, err := pstack.Dump(ctx, t.PID, pstack.Options{FS: o.global.procFS(), DebugDirs: o.debugDirs, NsPID: t.NsPID})
 	if err != nil {
 		return fmt.Errorf("dumping %s: %w", t, err)
 	}

@@ -91,7 +91,7 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	progress, endProgress := o.progressFunc(t)
 	res, err := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
 		FS: o.global.procFS(), Frequency: o.frequency, Duration: o.duration, Kernel: o.kernel,
-		DebugDirs: o.debugDirs, Progress: progress,
+		DebugDirs: o.debugDirs, Progress: progress, NsPID: t.NsPID,
 	})
 	endProgress()
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cpuwhy/cpuwhy/internal/fds"
-	"github.com/cpuwhy/cpuwhy/internal/symbol"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ptrace"
@@ -114,15 +114,19 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	}
 	// Read the mappings before the fds are described: both are as the
 	// process is now, and the sooner the closer to the window.
-	var modules *symbol.Modules
+	// The stacks are named as every other command names them.
+	var names *stack.Resolver
 	if len(profile.Stacks) > 0 {
-		modules, _ = symbol.ReadModules(o.global.procFS(), t.PID)
+		names, _ = stack.New(t.PID, stack.Options{FS: o.global.procFS(), NsPID: t.NsPID})
 	}
 	report := syscalls.Summarize(profile, "", fds.NewDescriber(o.global.procFS()))
-	if modules != nil {
-		for i := range report.Stacks {
-			report.Stacks[i].Frames = modules.Frames(report.Stacks[i].PCs)
+	if names != nil {
+		for i, cs := range report.Stacks {
+			for _, f := range names.Frames(cs.TID, nil, cs.PCs) {
+				report.Stacks[i].Frames = append(report.Stacks[i].Frames, f.Name())
+			}
 		}
+		names.Close()
 	}
 	report.Name, report.NsPID, report.Container, report.TimeEvery = t.Name, t.NsPID, t.Container, o.timeEvery
 	if o.json {

@@ -1,18 +1,15 @@
 package cpuprofile
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/flame"
-	"github.com/cpuwhy/cpuwhy/internal/objfile"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sample"
-	"github.com/cpuwhy/cpuwhy/internal/symbol"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
@@ -29,10 +26,10 @@ type Options struct {
 	// Ready is sample.Options.Ready: called once sampling is set up,
 	// the window starting when it returns.
 	Ready func()
+	// NsPID is the process's PID in its own namespace, where a JIT
+	// names its /tmp/perf-PID.map; 0: the same.
+	NsPID int
 }
-
-// maxFrames bounds an unwound user stack.
-const maxFrames = 128
 
 // Result is a recorded profile and what is worth saying about it.
 type Result struct {
@@ -59,146 +56,118 @@ type Leaf struct {
 	Count    int
 }
 
-// Record samples process pid and returns its profile.
+// queueLen bounds the samples waiting to be unwound: 256 stack copies of
+// 16 KiB, 4 MiB, whatever the window's length. At 99 Hz on a few busy
+// threads the queue stays nearly empty; it absorbs the first seconds,
+// when every new address is named for the first time.
+const queueLen = 256
+
+// job is one sample handed from the sampler to the unwinder.
+type job struct {
+	tid    int
+	regs   unwind.Regs
+	valid  bool
+	stack  []byte
+	kernel []uint64
+}
+
+// Record samples process pid and returns its profile. Each sample is
+// unwound and named as it arrives, while the mappings it ran under are
+// current, and counted; none is kept, so memory grows with the distinct
+// stacks, not with the window.
 func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
-	startMaps, _ := opts.FS.Maps(pid)
+	resolver, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs, Kernel: opts.Kernel})
+	if err != nil {
+		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
+	}
+	defer resolver.Close()
 	start := time.Now()
 
+	// The sampler drains the rings and hands each sample over; one
+	// worker unwinds and names. When the worker falls behind, samples
+	// are dropped here and counted, never silently.
+	queue := make(chan *job, queueLen)
+	free := make(chan *job, queueLen)
+	var dropped uint64
+	counts := stack.NewCounts()
+	var unwoundToStart int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for j := range queue {
+			var user []uint64
+			if j.valid {
+				pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
+				if stop.Complete() {
+					unwoundToStart++
+				}
+				user = pcs
+			}
+			var leaf uint64
+			if len(user) > 0 {
+				leaf = user[0]
+			}
+			counts.Add(j.tid, resolver.Frames(j.tid, j.kernel, user), leaf)
+			free <- j
+		}
+	}()
+	allocated := 0
+	handle := func(s *sample.Sample) {
+		var j *job
+		select {
+		case j = <-free:
+		default:
+			if allocated == queueLen {
+				dropped++
+				return
+			}
+			allocated++
+			j = &job{}
+		}
+		j.tid, j.valid = s.TID, s.UserRegsValid
+		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
+		j.stack = append(j.stack[:0], s.Stack...)
+		j.kernel = append(j.kernel[:0], s.Kernel...)
+		queue <- j // never blocks: at most queueLen jobs exist
+	}
+
 	stopProgress := progress(opts.Progress, start)
-	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel, FS: opts.FS, Ready: opts.Ready})
+	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
+		FS: opts.FS, Ready: opts.Ready, Handle: handle})
 	stopProgress()
+	close(queue)
+	<-done
 	if err != nil {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}
 
-	// The mappings now, while the process still runs (they are needed to
-	// unwind and name what was sampled); those from the start when it has
-	// exited.
-	maps, err := opts.FS.Maps(pid)
-	if err != nil {
-		maps = startMaps
+	res := &Result{Samples: int(counts.Total()), Lost: rec.Lost, Dropped: rec.Dropped + dropped, UnwoundToStart: unwoundToStart, Notes: rec.Notes}
+	if dropped > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d samples dropped: unwinding fell behind the sampling", dropped))
 	}
-	objects := objfile.NewOpener(opts.FS, pid)
-	defer objects.Close()
-	space, spaceErrs := unwind.NewSpace(maps, objects.OpenELF, unwind.ProcessMemory{Pid: pid})
-
-	symbolizer := symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs})
-	defer symbolizer.Close()
-	var ksyms *sample.KernelSymbols
-	if opts.Kernel {
-		ksyms, _ = sample.ReadKernelSymbols(opts.FS)
+	res.Notes = append(res.Notes, resolver.Notes()...)
+	for _, l := range counts.Leaves() {
+		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Native(l.PC, false).Name(), Count: l.Count})
 	}
-
-	res := &Result{Samples: len(rec.Samples), Lost: rec.Lost, Dropped: rec.Dropped, Notes: rec.Notes}
-	names := namer{pid: pid, sym: symbolizer, ksyms: ksyms, user: map[uint64]flame.Frame{}, kernel: map[uint64]flame.Frame{}}
-	var u unwind.Unwinder
-	samples := make([]flame.Sample, 0, len(rec.Samples))
-	type leafKey struct {
-		tid int
-		pc  uint64
+	stacks := counts.Stacks()
+	fs := make([]flame.Stack, len(stacks))
+	for i, st := range stacks {
+		fs[i] = flame.Stack{Frames: st.Frames, Thread: rec.Threads[st.TID], TID: st.TID, Count: st.Count}
 	}
-	leaves := map[leafKey]int{}
-	for _, s := range rec.Samples {
-		var frames []flame.Frame
-		for _, pc := range s.Kernel {
-			frames = append(frames, names.kernelFrame(pc))
-		}
-		if s.UserRegsValid {
-			tr := u.Trace(unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR},
-				unwind.StackCopy{Base: s.Regs.SP, Data: s.Stack}, space.Lookup, maxFrames)
-			if tr.Stop.Complete() {
-				res.UnwoundToStart++
-			}
-			for i, f := range tr.Frames {
-				frames = append(frames, names.userFrame(f.PC, i > 0))
-			}
-			if len(tr.Frames) > 0 {
-				leaves[leafKey{s.TID, tr.Frames[0].PC}]++
-			}
-		}
-		samples = append(samples, flame.Sample{Frames: frames, Thread: rec.Threads[s.TID], TID: s.TID})
-	}
-
-	for k, n := range leaves {
-		res.Leaves = append(res.Leaves, Leaf{TID: k.tid, PC: k.pc, Function: names.userFrame(k.pc, false).Name(), Count: n})
-	}
-	slices.SortFunc(res.Leaves, func(a, b Leaf) int {
-		return cmp.Or(b.Count-a.Count, a.TID-b.TID, cmp.Compare(a.PC, b.PC))
-	})
-
 	p := &flame.Profile{
-		Stacks:   flame.Aggregate(samples),
+		Stacks:   flame.Merge(fs),
 		Duration: rec.Duration,
 		PID:      pid,
 		Start:    start,
+		Missing:  resolver.Missing(),
 	}
 	if f := opts.Frequency; f > 0 {
 		p.Period = time.Second / time.Duration(f)
 	} else {
 		p.Period = time.Second / sample.DefaultFrequency
 	}
-	for _, m := range symbolizer.MissingSymbols() {
-		p.Missing = append(p.Missing, fmt.Sprintf("%s (build-id %s): %s", m.Module, orNone(m.BuildID), m.Hint))
-	}
-	if len(spaceErrs) > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d objects without usable call frame information were walked by frame pointers (first: %v)", len(spaceErrs), spaceErrs[0]))
-	}
 	res.Profile = p
 	return res, nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-// namer names frames, once per distinct address.
-type namer struct {
-	pid    int
-	sym    *symbol.Symbolizer
-	ksyms  *sample.KernelSymbols
-	user   map[uint64]flame.Frame
-	kernel map[uint64]flame.Frame
-}
-
-// userFrame names a user address. A caller's frame holds a return
-// address, one past its call instruction, which may already belong to the
-// next function or line: the call is looked up instead.
-func (n *namer) userFrame(pc uint64, caller bool) flame.Frame {
-	at := pc
-	if caller && at > 0 {
-		at--
-	}
-	if f, ok := n.user[at]; ok {
-		return f
-	}
-	sf, _ := n.sym.Symbolize(n.pid, at)
-	f := flame.Frame{Function: sf.Function, File: sf.File, Line: sf.Line, Module: sf.Module, Offset: sf.Offset, BuildID: sf.BuildID}
-	if !sf.Mapped && f.Function == "" {
-		f.Module = "[unknown]"
-		f.Offset = at
-	}
-	n.user[at] = f
-	return f
-}
-
-func (n *namer) kernelFrame(pc uint64) flame.Frame {
-	if f, ok := n.kernel[pc]; ok {
-		return f
-	}
-	f := flame.Frame{Kernel: true, Module: "[kernel]", Offset: pc, Function: "[kernel]"}
-	if n.ksyms != nil {
-		if name, module, _, ok := n.ksyms.Lookup(pc); ok {
-			f.Function = name
-			if module != "" {
-				f.Module = "[" + module + "]"
-			}
-		}
-	}
-	n.kernel[pc] = f
-	return f
 }
 
 // progress calls report once a second until the returned stop is called.

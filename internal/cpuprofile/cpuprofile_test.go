@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { containertest.Main(m) }
 func userFrames(s flame.Stack) []string {
 	var out []string
 	for _, f := range s.Frames {
-		if !f.Kernel {
+		if !f.IsKernel() {
 			out = append(out, f.Name())
 		}
 	}

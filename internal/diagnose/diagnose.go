@@ -78,7 +78,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	}()
 	rec, recErr := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
-		DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady,
+		DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
 	})
 	sampleDone()
 	wg.Wait()
@@ -278,7 +278,7 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 	for _, s := range p.Stacks {
 		var user, kernel []string
 		for _, f := range s.Frames {
-			if f.Kernel {
+			if f.IsKernel() {
 				kernel = append(kernel, f.Name())
 			} else {
 				user = append(user, f.Name())

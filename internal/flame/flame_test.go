@@ -3,6 +3,7 @@ package flame
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ const (
 // spinning on recvfrom in a loop, the main thread idle in futex, one
 // unsymbolized frame in the stripped vpnserver binary.
 func seedProfile() *Profile {
-	k := func(fn string, off uint64) Frame { return Frame{Function: fn, Kernel: true, Offset: off} }
+	k := func(fn string, off uint64) Frame { return Frame{Function: fn, Kind: stack.Kernel, Offset: off} }
 	startThread := Frame{Function: "start_thread", Module: libc, Offset: 0x89134, BuildID: "c047672cae7964324658491e7dee26748ae5d2f8"}
 	clone3 := Frame{Function: "__clone3", Module: libc, Offset: 0x109a40, BuildID: "c047672cae7964324658491e7dee26748ae5d2f8"}
 	natLoop := Frame{Module: vpnserver, Offset: 0x4a1f3, BuildID: "5e1f0b3c"}
@@ -125,8 +126,8 @@ func TestFrameName(t *testing.T) {
 	}{
 		{Frame{Function: "recvfrom", Module: libc, Offset: 0x1176c2}, "recvfrom"},
 		{Frame{Module: vpnserver, Offset: 0x4a1f3}, "vpnserver+0x4a1f3"},
-		{Frame{Kernel: true, Offset: 0xffffffff81000000}, "[kernel]+0xffffffff81000000"},
-		{Frame{Kernel: true, Module: "nf_conntrack", Offset: 0x12}, "nf_conntrack+0x12"},
+		{Frame{Kind: stack.Kernel, Offset: 0xffffffff81000000}, "[kernel]+0xffffffff81000000"},
+		{Frame{Kind: stack.Kernel, Module: "nf_conntrack", Offset: 0x12}, "nf_conntrack+0x12"},
 		{Frame{Offset: 0x10}, "[unknown]+0x10"},
 	}
 	for _, tt := range tests {

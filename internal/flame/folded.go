@@ -13,7 +13,7 @@ import (
 // kernel frames carry the "_[k]" suffix that selects the kernel palette.
 func foldedName(f Frame) string {
 	name := strings.NewReplacer(";", ":", "\n", " ", "\r", " ").Replace(f.Name())
-	if f.Kernel {
+	if f.IsKernel() {
 		name += "_[k]"
 	}
 	return name

@@ -180,10 +180,10 @@ func (b *pprofBuilder) location(frames []Frame) *profile.Location {
 // for one path (the file replaced while recording) stay two mappings.
 func (b *pprofBuilder) mapping(f Frame) *profile.Mapping {
 	file := f.Module
-	if f.Kernel {
+	if f.IsKernel() {
 		file = kernelModule
 	} else if file == "" {
-		file = f.moduleName()
+		file = f.ModuleName()
 	}
 	for _, m := range b.mappings[file] {
 		if m.BuildID == f.BuildID || f.BuildID == "" {

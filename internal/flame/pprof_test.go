@@ -63,7 +63,7 @@ func TestPprofParsesBack(t *testing.T) {
 		for _, f := range want.Frames {
 			wantNames = append(wantNames, f.Name())
 			m := f.Module
-			if f.Kernel {
+			if f.IsKernel() {
 				m = "[kernel]"
 			}
 			wantModules = append(wantModules, m)

@@ -3,48 +3,17 @@ package flame
 import (
 	"cmp"
 	"fmt"
-	"path/filepath"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"slices"
 	"strings"
 	"time"
 )
 
-// Frame is one symbolized frame. Function may be empty when no symbol
-// names the PC; then the frame prints as Module+0xOffset (see Name).
-type Frame struct {
-	Function string // symbol, demangled; empty when unknown
-	File     string // source file, when debug info gave one
-	Line     int
-	Module   string // path or name of the ELF object; "" for the kernel core
-	Offset   uint64 // file offset of the PC inside Module
-	BuildID  string
-	Kernel   bool
-	Inlined  bool // inlined into the next (outer) frame, at the same PC
-}
+// Frame is one named frame (package stack's).
+type Frame = stack.Frame
 
 // kernelModule names the mapping that holds kernel frames.
 const kernelModule = "[kernel]"
-
-// Name is how the frame prints: its function, or module+0xoffset when no
-// symbol names it, so a reader can still resolve it later by hand.
-func (f Frame) Name() string {
-	if f.Function != "" {
-		return f.Function
-	}
-	return fmt.Sprintf("%s+0x%x", f.moduleName(), f.Offset)
-}
-
-// moduleName is the short name of the frame's module, as tools print it.
-func (f Frame) moduleName() string {
-	switch {
-	case f.Module != "":
-		return filepath.Base(f.Module)
-	case f.Kernel:
-		return kernelModule
-	default:
-		return "[unknown]"
-	}
-}
 
 // Kind says what sort of code a frame is, for colouring and the legend.
 type Kind string
@@ -55,9 +24,9 @@ const (
 	KindUnsymbolized Kind = "unsymbolized"
 )
 
-func (f Frame) kind() Kind {
+func kindOf(f Frame) Kind {
 	switch {
-	case f.Kernel:
+	case f.IsKernel():
 		return KindKernel
 	case f.Function == "":
 		return KindUnsymbolized
@@ -182,8 +151,8 @@ func stackKey(s Stack) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\x00%d", s.Thread, s.TID)
 	for _, f := range s.Frames {
-		fmt.Fprintf(&b, "\x00%s\x00%s\x00%d\x00%s\x00%x\x00%s\x00%t\x00%t",
-			f.Function, f.File, f.Line, f.Module, f.Offset, f.BuildID, f.Kernel, f.Inlined)
+		fmt.Fprintf(&b, "\x00%s\x00%s\x00%d\x00%s\x00%x\x00%s\x00%s\x00%t",
+			f.Function, f.File, f.Line, f.Module, f.Offset, f.BuildID, f.Kind, f.Inlined)
 	}
 	return b.String()
 }

@@ -47,7 +47,7 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 
 	stats := make(map[funcKey]*funcStat)
 	stat := func(f Frame) *funcStat {
-		k := funcKey{name: f.Name(), module: f.moduleName(), kernel: f.Kernel}
+		k := funcKey{name: f.Name(), module: f.ModuleName(), kernel: f.IsKernel()}
 		s, ok := stats[k]
 		if !ok {
 			s = &funcStat{funcKey: k}

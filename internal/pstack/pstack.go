@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cpuwhy/cpuwhy/internal/objfile"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/symbol"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
@@ -21,15 +21,12 @@ import (
 // pointer: deep enough for any real stack's frames, as perf's maximum.
 const stackCopy = 64 << 10
 
-// maxFrames bounds one thread's unwound stack.
-const maxFrames = 128
-
 // Thread is one thread's stack at the moment it was stopped.
 type Thread struct {
 	TID    int
 	Name   string
 	State  string // as /proc showed it before the stop
-	Frames []symbol.Frame
+	Frames []stack.Frame
 	Stop   unwind.Stop   // why the unwinding ended
 	Held   time.Duration // how long the thread was stopped
 	Err    error         // why this thread has no stack
@@ -38,6 +35,7 @@ type Thread struct {
 // Options configure a dump.
 type Options struct {
 	FS        proc.FS
+	NsPID     int // the process's PID in its own namespace (runtimes' files); 0: the same
 	DebugDirs []string
 }
 
@@ -68,16 +66,11 @@ func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
 		return nil, err
 	}
 
-	maps, err := opts.FS.Maps(pid)
+	r, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs})
 	if err != nil {
-		return nil, fmt.Errorf("reading the mappings of %d: %w", pid, err)
+		return nil, err
 	}
-	objects := objfile.NewOpener(opts.FS, pid)
-	defer objects.Close()
-	space, _ := unwind.NewSpace(maps, objects.OpenELF, unwind.ProcessMemory{Pid: pid})
-	sym := symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs})
-	defer sym.Close()
-	var u unwind.Unwinder
+	defer r.Close()
 	out := make([]Thread, 0, len(snaps))
 	for _, s := range snaps {
 		t := Thread{TID: s.tid, Name: s.name, State: s.state, Held: s.held, Err: s.err}
@@ -85,16 +78,9 @@ func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
 			continue
 		}
 		if s.err == nil {
-			tr := u.Trace(s.regs, s.stack, space.Lookup, maxFrames)
-			t.Stop = tr.Stop
-			for i, f := range tr.Frames {
-				at := f.PC
-				if i > 0 && at > 0 {
-					at-- // a return address: name the call
-				}
-				fr, _ := sym.Symbolize(pid, at)
-				t.Frames = append(t.Frames, fr)
-			}
+			var pcs []uint64
+			pcs, t.Stop = r.Unwind(s.regs, s.stack)
+			t.Frames = slices.Clone(r.Frames(s.tid, nil, pcs))
 		}
 		out = append(out, t)
 	}

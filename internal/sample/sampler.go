@@ -54,6 +54,13 @@ type Options struct {
 	MaxSamples int           // samples kept; more are counted in Dropped. 0 means DefaultMaxSamples
 	MaxBytes   int64         // user stack bytes kept over all samples; 0 means DefaultMaxBytes
 	FS         proc.FS       // where to read the target's thread list
+	// Handle, when set, is given each sample as the rings are drained,
+	// and nothing is kept: its Stack and Kernel are valid only during
+	// the call. Without it, samples are kept in Recording.Samples, up to
+	// MaxSamples and MaxBytes. Handle runs on the draining goroutine:
+	// while it runs, the rings fill, and what overflows them the kernel
+	// counts as lost.
+	Handle func(*Sample)
 	// Ready, when set, is called once the events of every thread are
 	// open, before any is enabled: the set-up, which grows with the
 	// thread count (a few hundred milliseconds at 5,000 threads), is
@@ -65,7 +72,8 @@ type Options struct {
 
 // Recording is what Record saw.
 type Recording struct {
-	Samples   []Sample
+	Samples   []Sample       // without Options.Handle
+	Count     int            // samples read and kept or handled
 	Lost      uint64         // samples the kernel dropped because a ring was full
 	Dropped   uint64         // samples read but not kept, over MaxSamples or MaxBytes
 	Throttled uint64         // times the kernel throttled an event for taking too much CPU
@@ -506,6 +514,11 @@ func (r *recorder) handle(rec []byte) {
 			r.rec.Dropped++
 			return
 		}
+		if r.opts.Handle != nil {
+			r.rec.Count++
+			r.opts.Handle(&s)
+			return
+		}
 		if len(r.rec.Samples) >= r.opts.MaxSamples || r.keptBytes+int64(len(s.Stack)) > r.opts.MaxBytes {
 			r.rec.Dropped++
 			return
@@ -518,6 +531,7 @@ func (r *recorder) handle(rec []byte) {
 			r.keptBytes += int64(len(s.Stack))
 		}
 		r.rec.Samples = append(r.rec.Samples, s)
+		r.rec.Count++
 	}
 }
 

@@ -164,6 +164,13 @@ func (u *Unwinder) Trace(regs Regs, mem Memory, lookup Lookup, max int) Trace {
 	return tr
 }
 
+// TraceInto is Trace into tr, reusing its frames' storage: a caller that
+// unwinds sample after sample allocates nothing once tr has grown.
+func (u *Unwinder) TraceInto(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int) {
+	tr.Frames, tr.Stop, tr.Err = tr.Frames[:0], 0, nil
+	u.walk(tr, regs, mem, lookup, max)
+}
+
 // regState is what the unwinder knows of the registers of one frame.
 type regState struct {
 	v     [RegAMD64RA + 1]uint64

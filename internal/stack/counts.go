@@ -1,0 +1,105 @@
+package stack
+
+import (
+	"encoding/binary"
+	"slices"
+)
+
+// Counts counts samples by thread and frames as they arrive. Each
+// distinct frame is kept once and a stack is a string of frame numbers,
+// so memory grows with the distinct stacks, not with the samples.
+type Counts struct {
+	ids    map[Frame]uint32
+	frames []Frame
+	stacks map[string]int64 // thread ID and frame numbers, innermost first
+	leaves map[Leaf]int     // Leaf.Count unused in the key
+	key    []byte
+	total  int64
+}
+
+// Leaf is the innermost user address of samples of one thread: where the
+// CPU was, for the disassembly of a hot loop.
+type Leaf struct {
+	TID   int
+	PC    uint64
+	Count int
+}
+
+// NewCounts returns empty counts.
+func NewCounts() *Counts {
+	return &Counts{ids: map[Frame]uint32{}, stacks: map[string]int64{}, leaves: map[Leaf]int{}}
+}
+
+// Add counts one sample of thread tid with these frames, innermost first,
+// whose innermost user address is leaf (0: none).
+func (c *Counts) Add(tid int, frames []Frame, leaf uint64) {
+	c.key = binary.AppendUvarint(c.key[:0], uint64(tid))
+	for _, f := range frames {
+		id, ok := c.ids[f]
+		if !ok {
+			id = uint32(len(c.frames))
+			c.ids[f] = id
+			c.frames = append(c.frames, f)
+		}
+		c.key = binary.AppendUvarint(c.key, uint64(id))
+	}
+	c.stacks[string(c.key)]++
+	if leaf != 0 {
+		c.leaves[Leaf{TID: tid, PC: leaf}]++
+	}
+	c.total++
+}
+
+// Total is the number of samples counted.
+func (c *Counts) Total() int64 { return c.total }
+
+// Stack is one distinct stack of one thread and its count.
+type Stack struct {
+	TID    int
+	Frames []Frame // innermost first
+	Count  int64
+}
+
+// Stacks returns the distinct stacks, in no particular order.
+func (c *Counts) Stacks() []Stack {
+	out := make([]Stack, 0, len(c.stacks))
+	for k, n := range c.stacks {
+		b := []byte(k)
+		tid, w := binary.Uvarint(b)
+		b = b[w:]
+		var frames []Frame
+		for len(b) > 0 {
+			id, w := binary.Uvarint(b)
+			b = b[w:]
+			frames = append(frames, c.frames[id])
+		}
+		out = append(out, Stack{TID: int(tid), Frames: frames, Count: n})
+	}
+	return out
+}
+
+// Leaves returns the innermost user addresses with their counts, most
+// sampled first.
+func (c *Counts) Leaves() []Leaf {
+	out := make([]Leaf, 0, len(c.leaves))
+	for l, n := range c.leaves {
+		l.Count = n
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b Leaf) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		if a.TID != b.TID {
+			return a.TID - b.TID
+		}
+		if a.PC < b.PC {
+			return -1
+		}
+		if a.PC > b.PC {
+			return 1
+		}
+		return 0
+	})
+	return out
+}

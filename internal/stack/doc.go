@@ -1,0 +1,32 @@
+// Package stack turns what was seen of a thread (registers and a copy of
+// its stack, or a list of return addresses) into named frames, for every
+// command that shows a stack: record, the diagnosis, dump and syscalls
+// --stacks. One Resolver serves one process: it unwinds with the call
+// frame information of the objects the process maps, opened the way the
+// symbolizer opens them (the very file mapped, through the target's root
+// or its map_files), names each address once, and lets language runtimes
+// name their own frames.
+//
+// # Runtimes
+//
+// A Runtime is one language runtime's knowledge, in a package of its own
+// (internal/stack/perfmap: the /tmp/perf-PID.map files that JITs write),
+// behind one small interface, as the OpenTelemetry eBPF profiler keeps its
+// interpreters: it recognises itself in a process (Attach), names or
+// replaces the frames of one sample (Expand), follows the process's
+// mappings as they change (Sync) and lets go (Detach). The resolver and
+// its callers never learn a language: a frame says which runtime named
+// it in its Kind.
+//
+// # Counting
+//
+// Counts counts samples as they arrive by thread and frames, interning
+// each distinct frame once, so memory grows with the distinct stacks of a
+// profile, not with its length.
+//
+// # Limits
+//
+// A process that maps new code (dlopen, a JIT, exec) is followed when an
+// address falls outside what the resolver knows: the mappings are read
+// again, at most every refreshInterval.
+package stack

@@ -1,0 +1,52 @@
+package stack
+
+import (
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
+)
+
+// Runtime is one language runtime's knowledge of processes that run it.
+type Runtime interface {
+	// Name is the runtime's name, and the Kind of the frames it names.
+	Name() Kind
+	// Attach returns the runtime's view of the process, or nil (and no
+	// error) when the process does not run it. It must not stop or
+	// slow the process; its reads of the process's memory and files
+	// are of hostile input.
+	Attach(p Process) (Instance, error)
+}
+
+// Process is what a runtime may look at of a target.
+type Process struct {
+	PID   int     // as the host sees it
+	NsPID int     // as the process's own PID namespace sees it (its /tmp/perf-NSPID.map)
+	FS    proc.FS // the host's /proc; the target's files through FS.PIDPath(PID, "root")
+	Maps  []proc.Mapping
+	Mem   unwind.Memory
+}
+
+// Instance is a runtime's view of one process.
+type Instance interface {
+	// Expand names or replaces the user frames of one sample of thread
+	// tid, innermost first, pcs[i] the address of frames[i]: it names
+	// code nothing else named (JIT code in anonymous memory), or
+	// replaces an interpreter's frames by the functions it was running.
+	// It returns the frames (frames itself when it changed nothing).
+	Expand(tid int, pcs []uint64, frames []Frame) []Frame
+	// Sync is called when the process's mappings changed.
+	Sync(maps []proc.Mapping)
+	// Notes says what went wrong that a user should know (a map that was
+	// damaged or too large), once each.
+	Notes() []string
+	// Detach lets the process go.
+	Detach()
+}
+
+// runtimes are the registered runtimes, tried in order.
+var runtimes []Runtime
+
+// Register adds a runtime; each runtime's package calls it from init.
+func Register(r Runtime) { runtimes = append(runtimes, r) }
+
+// Registered returns the registered runtimes.
+func Registered() []Runtime { return runtimes }
