@@ -13,12 +13,18 @@
 // time on a CPU (schedstat), so time the shared machine gives to others is
 // not counted against a tracer.
 //
+// A tracer that is not installed, needs tracefs where it cannot be mounted,
+// or exits before its window is skipped with the reason in its row; the
+// others are measured all the same. tracefs is mounted for bpftrace and
+// perf trace when it is not (and unmounted at the end).
+//
 // Usage: go run ./bench/syscallcost [-window 3s] [-rounds 3]
 package main
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -84,6 +90,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer t.Stop()
 
+	// Each tracer is readied before the first window, so that one that
+	// cannot run costs no round.
+	skipped := map[string]string{}
+	var mounted bool
+	for _, name := range o.tracers {
+		if why := prepare(host{}, name, commandOf(o, name, 0)[0], &mounted); why != "" {
+			skipped[name] = why
+			fmt.Fprintf(stderr, "%s: skipped: %s\n", name, why)
+		}
+	}
+	if mounted {
+		fmt.Fprintf(stderr, "mounted tracefs at %s for this run\n", tracefsDir)
+		defer func() {
+			if err := unmountTracefs(); err != nil {
+				fmt.Fprintf(stderr, "tracefs left mounted: %v\n", err)
+			}
+		}()
+	}
+
 	results := map[string][]scenario.Rates{}
 	var untraced []scenario.Rates
 	measureUntraced := func() error {
@@ -99,9 +124,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for round := range o.rounds {
 		for _, name := range o.tracers {
+			if skipped[name] != "" {
+				continue
+			}
 			fmt.Fprintf(stderr, "round %d/%d: %s\n", round+1, o.rounds, name)
 			before := untraced[len(untraced)-1]
 			r, err := traced(ctx, o, t, name)
+			var notStarted *startError
+			if errors.As(err, &notStarted) {
+				skipped[name] = fmt.Sprintf("round %d: %v", round+1, err)
+				fmt.Fprintf(stderr, "%s: skipped: %s\n", name, skipped[name])
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
@@ -118,17 +152,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\n## Syscall tracing cost (%s, target pinned to CPU %d, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), o.cpu, o.rounds, o.window)
 	fmt.Fprintf(stdout, "Untraced: %s recvfrom calls per second (%s per second of the poller on a CPU), medians of %d windows.\n\n",
 		human(median(untraced, wallOf)), human(median(untraced, cpuOf)), len(untraced))
-	fmt.Fprintln(stdout, "| tracer | command | rate kept, per wall second (median) | per CPU second (median) | rounds (wall) |")
-	fmt.Fprintln(stdout, "|---|---|---:|---:|---|")
+	writeTable(stdout, o, results, skipped)
+	return nil
+}
+
+// writeTable prints a row per tracer: its medians over the rounds it ran,
+// and for one skipped, why (with the rounds it ran before, if any).
+func writeTable(w io.Writer, o options, results map[string][]scenario.Rates, skipped map[string]string) {
+	fmt.Fprintln(w, "| tracer | command | rate kept, per wall second (median) | per CPU second (median) | rounds (wall) |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---|")
 	for _, name := range o.tracers {
 		var rounds []string
 		for _, v := range results[name] {
 			rounds = append(rounds, fmt.Sprintf("%.1f%%", 100*v.Wall))
 		}
-		fmt.Fprintf(stdout, "| %s | `%s` | %.1f%% | %.1f%% | %s |\n", name, strings.Join(commandOf(o, name, 0), " "),
-			100*median(results[name], wallOf), 100*median(results[name], cpuOf), strings.Join(rounds, " "))
+		wall, cpu := "-", "-"
+		if len(results[name]) > 0 {
+			wall, cpu = fmt.Sprintf("%.1f%%", 100*median(results[name], wallOf)), fmt.Sprintf("%.1f%%", 100*median(results[name], cpuOf))
+		}
+		if why := skipped[name]; why != "" {
+			rounds = append(rounds, "skipped: "+why)
+		}
+		fmt.Fprintf(w, "| %s | `%s` | %s | %s | %s |\n", name, strings.Join(commandOf(o, name, 0), " "), wall, cpu, strings.Join(rounds, " "))
 	}
-	return nil
 }
 
 func wallOf(r scenario.Rates) float64 { return r.Wall }
@@ -165,7 +211,7 @@ func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return scenario.Rates{}, err
+		return scenario.Rates{}, &startError{err: err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -180,7 +226,7 @@ func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (
 	}
 	select {
 	case err := <-done:
-		return scenario.Rates{}, fmt.Errorf("exited before the window: %v\n%s", err, out.Bytes())
+		return scenario.Rates{}, &startError{err: fmt.Errorf("exited before the window (%v)", err), output: out.Bytes()}
 	case <-time.After(o.settle):
 	case <-ctx.Done():
 		stopTracer()

@@ -29,6 +29,7 @@ type diagnoseOptions struct {
 	mechanism string
 	debugDirs []string
 	threads   int
+	minCPU    float64
 }
 
 // selectWindow is how long CPU is measured to find the busiest process
@@ -66,6 +67,7 @@ func bindDiagnose(root *cobra.Command, g *globalOptions, s Streams) {
 	f.StringVar(&o.mechanism, "mechanism", "auto", "syscall tracing: ebpf, ptrace, or auto (eBPF, else ptrace)")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
 	f.IntVar(&o.threads, "threads", 5, "threads listed in the text report")
+	addMinCPUFlag(root, &o.minCPU)
 }
 
 func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
@@ -79,14 +81,23 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if err := checkMinCPU(o.minCPU); err != nil {
+		return err
+	}
 	sel := o.global.selector(o.global.resolver())
+	sel.MinCPU = o.minCPU
 	tracers, err := tracers(o.mechanism, sel.CheckTrace)
 	if err != nil {
 		return usageError{err}
 	}
 	sel.Window = selectWindow
-	o.progress("finding the busiest process")
+	if o.spec.IsZero() {
+		o.progress("finding the busiest process")
+	}
 	t, err := sel.Select(ctx, o.spec)
+	if idle, err := nothingBusy(o.streams.Out, err, o.json); idle {
+		return err
+	}
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,19 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
+	"github.com/cpuwhy/cpuwhy/internal/verdict"
 )
 
 // decodeDiagnosis decodes `cpuwhy --json` and checks the fields other
@@ -117,6 +124,90 @@ func TestDiagnoseBusiest(t *testing.T) {
 	r := decodeDiagnosis(t, out)
 	if r.Target.PID != spin.Process.Pid || r.Verdicts[0].Pattern != "busy_poll" {
 		t.Errorf("diagnosed %+v with %s, want the busypoll scenario (PID %d)", r.Target, r.Verdicts[0].Pattern, spin.Process.Pid)
+	}
+	if p := r.Target.Picked; p == nil || p.Among != "the host" || p.Window != selectWindow || p.CPU < verdict.BusyCPU {
+		t.Errorf("picked %+v, want the host's busiest over %v", p, selectWindow)
+	}
+}
+
+// idleProc writes a proc tree where nothing runs: two processes whose
+// figures never move, so the busiest of them uses 0% of a core.
+func idleProc(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for pid, comm := range map[int]string{1: "init", 40: "sshd"} {
+		task := filepath.Join(root, strconv.Itoa(pid), "task", strconv.Itoa(pid))
+		if err := os.MkdirAll(task, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stat := fmt.Sprintf("%d (%s) S 0 %d %d 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 16979 3133440 412 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n", pid, comm, pid, pid)
+		for _, dir := range []string{filepath.Dir(filepath.Dir(task)), task} {
+			if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
+}
+
+// TestDiagnoseNothingBusy: with no target and nothing at --min-cpu, the
+// diagnosis is one line naming the busiest process with its figure, exit
+// 0, and no window watched. An idle host cannot be had on a shared test
+// machine, so it is made two ways: a proc tree where nothing moves (the
+// default threshold, the exact line), and the real host with a threshold
+// no process reaches (ten cores on this machine).
+func TestDiagnoseNothingBusy(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want *regexp.Regexp
+	}{
+		{"idle proc tree", []string{"--proc", idleProc(t)},
+			regexp.MustCompile(`^cpuwhy: nothing is busy: the busiest process, init \(PID 1\), used 0\.0% of a core over 0\.5 s \(below 10%\); name a process \(PID, --name, --container\) to examine it anyway\n$`)},
+		{"idle proc tree, json", []string{"--proc", idleProc(t), "--json"},
+			regexp.MustCompile(`^\{"nothing_busy":\{"pid":1,"name":"init","cpu":0,"window_s":0\.5,"min_cpu":10\}\}\n$`)},
+		{"real host", []string{"--min-cpu", "1000"}, nothingBusyLine},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			code, out, errOut := runBinary(t, nil, append(tt.args, "-d", "10s")...)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errOut)
+			}
+			if !tt.want.MatchString(out) {
+				t.Errorf("stdout %q, want %s", out, tt.want)
+			}
+			// The selection's half second, not the 10 s window.
+			if d := time.Since(start); d > 8*time.Second {
+				t.Errorf("took %v: the window was watched", d)
+			}
+		})
+	}
+}
+
+// TestDiagnoseFiguresAgree: the header's CPU is the sum of the thread
+// table's (with the threads that exited, none here), in text and JSON. The
+// process's own stat and its threads' are truncated to ticks apart, and
+// four threads each crossing ticks of their own made them differ by a
+// tick or more (0.4% against 0.9% on an idle PID 1).
+func TestDiagnoseFiguresAgree(t *testing.T) {
+	pid := strconv.Itoa(startProgram(t, "threads", "8", "4").Process.Pid)
+	for round := range 2 {
+		code, out, errOut := runBinary(t, nil, "-d", "1s", "--json", pid)
+		if code != 0 {
+			t.Fatalf("round %d: exit %d: %s", round, code, errOut)
+		}
+		r := decodeDiagnosis(t, out)
+		var rows float64
+		for _, th := range r.Threads {
+			rows += th.CPU
+		}
+		// Each row and the header are rounded to 0.1 apart.
+		slack := 0.05 * float64(len(r.Threads)+1)
+		if d := math.Abs(r.Target.CPU - r.Target.Exited - rows); d > slack {
+			t.Errorf("round %d: header %.1f%% (%.1f%% in exited threads), rows sum to %.1f%%: %.2f apart", round, r.Target.CPU, r.Target.Exited, rows, d)
+		}
 	}
 }
 

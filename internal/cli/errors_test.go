@@ -22,9 +22,17 @@ import (
 // streams.
 func runBinary(t *testing.T, cred *syscall.Credential, args ...string) (int, string, string) {
 	t.Helper()
+	return runBinaryIn(t, "", cred, args...)
+}
+
+// runBinaryIn is runBinary in directory dir, for commands that write
+// files where they run.
+func runBinaryIn(t *testing.T, dir string, cred *syscall.Credential, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cpuwhyBinary(t), args...)
+	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}

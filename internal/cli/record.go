@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,14 +33,17 @@ type recordOptions struct {
 func newRecordCmd(g *globalOptions, s Streams) *cobra.Command {
 	o := &recordOptions{global: g, streams: s}
 	cmd := &cobra.Command{
-		Use:   "record [PID] -o FILE",
+		Use:   "record [PID] [-o FILE]",
 		Short: "Sample where a process spends its CPU, with named stacks, into a profile",
 		Long: `Sample the threads of one process on CPU (perf_event_open, -F per second of
 CPU), unwind each user stack with the call frame information of the target's
 own binaries (stripped, without frame pointers, inside a container: it works
 from the host), name the frames from what the binaries carry, and write the
 profile by file name: .pb.gz (pprof), .folded (flamegraph.pl) or .html (a
-self-contained interactive flame graph). The hottest stacks are printed too.
+self-contained interactive flame graph). Without -o, as perf record writes
+perf.data, the profile goes to cpuwhy.pb.gz in the current directory (or
+cpuwhy.folded, cpuwhy.html with --format), and a profile already there is
+kept as cpuwhy.pb.gz.old. The hottest stacks are printed too.
 
 Frames nothing names print as module+0xoffset, and the report says which
 modules lack symbols and how to get them (--debug-dir).`,
@@ -57,7 +63,7 @@ modules lack symbols and how to get them (--debug-dir).`,
 	addTargetFlags(cmd, &o.spec)
 	f.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "how long to record")
 	f.IntVarP(&o.frequency, "frequency", "F", 99, "samples per second of CPU, per thread")
-	f.StringVarP(&o.output, "output", "o", "", "profile file: .pb.gz, .folded or .html")
+	f.StringVarP(&o.output, "output", "o", "", "profile file: .pb.gz, .folded or .html (default cpuwhy.pb.gz)")
 	f.StringVar(&o.format, "format", "", "pprof, folded or html, whatever the file name")
 	f.BoolVar(&o.kernel, "kernel", true, "record kernel stacks too")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
@@ -83,12 +89,20 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	output := o.output
+	if output == "" {
+		output = defaultOutput(format)
+	}
+	// A profile that cannot be written is known now, not after the window.
+	if err := checkWritable(output, o.output != ""); err != nil {
+		return err
+	}
 	resolver := o.global.resolver()
 	t, err := o.global.selector(resolver).Select(ctx, o.spec)
 	if err != nil {
 		return err
 	}
-	progress, endProgress := o.progressFunc(t)
+	progress, endProgress := o.progressFunc(t, output)
 	res, err := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
 		FS: o.global.procFS(), Frequency: o.frequency, Duration: o.duration, Kernel: o.kernel,
 		DebugDirs: o.debugDirs, Progress: progress, NsPID: t.NsPID,
@@ -102,10 +116,13 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	}
 	p := res.Profile
 	p.Process, p.Container = t.Name, t.ContainerLabel()
-	if o.output != "" {
-		if err := flame.WriteFileAs(o.output, format, p); err != nil {
-			return fmt.Errorf("writing %s: %w", o.output, err)
+	if o.output == "" {
+		if err := keepOld(output); err != nil {
+			return err
 		}
+	}
+	if err := flame.WriteFileAs(output, format, p); err != nil {
+		return fmt.Errorf("writing %s: %w", output, err)
 	}
 	w := o.streams.Out
 	fmt.Fprintf(w, "cpuwhy record: %s, %d samples in %.1fs, %.0f%% of them unwound to their thread's start\n",
@@ -119,22 +136,92 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if err := flame.WriteTop(w, p, o.top); err != nil {
 		return err
 	}
-	if o.output != "" {
-		fmt.Fprintf(w, "profile written to %s\n", o.output)
+	if o.output == "" {
+		fmt.Fprintf(w, "profile written to %s (no -o given)%s\n", output, readHint(output, format))
+	} else {
+		fmt.Fprintf(w, "profile written to %s\n", output)
 	}
 	return nil
 }
 
 // outputFormat is the format to write: --format if given, else the file
-// name's.
+// name's, else pprof, the format of the default file.
 func outputFormat(path, name string) (flame.Format, error) {
 	if name != "" {
 		return flame.ParseFormat(name)
 	}
 	if path == "" {
-		return "", nil // no file: only the summary is printed
+		return flame.FormatPprof, nil
 	}
 	return flame.FormatOf(path)
+}
+
+// defaultOutput is where a profile goes without -o. A recording that
+// leaves nothing behind wastes the window it took (perf record writes
+// perf.data for the same reason); pprof is the default format because
+// go tool pprof, pprof's web UI and most profilers' viewers read it.
+func defaultOutput(f flame.Format) string {
+	switch f {
+	case flame.FormatFolded:
+		return "cpuwhy.folded"
+	case flame.FormatHTML:
+		return "cpuwhy.html"
+	}
+	return "cpuwhy.pb.gz"
+}
+
+// readHint tells a user who did not choose the file how to open it.
+func readHint(path string, f flame.Format) string {
+	switch f {
+	case flame.FormatPprof:
+		return "; read it with go tool pprof " + path + ", or give -o FILE.html for a flame graph"
+	case flame.FormatFolded:
+		return "; flamegraph.pl " + path + " draws it"
+	case flame.FormatHTML:
+		return "; open it in a browser"
+	}
+	return ""
+}
+
+// checkWritable makes sure a profile can be created beside path before
+// the window starts, so that a read-only or missing directory is refused in
+// one line at once instead of after a recording.
+func checkWritable(path string, chosen bool) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		// The probe's own name would only puzzle the user.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		if !chosen {
+			return fmt.Errorf("cannot write the default profile %s in %s: %w; give -o FILE in a writable directory", path, absDir(dir), err)
+		}
+		return fmt.Errorf("cannot write the profile %s: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
+}
+
+// keepOld renames a profile already at the default path to path.old, as
+// perf record keeps perf.data.old: the user did not name the file, so
+// replacing the last recording would lose one they never chose to drop.
+func keepOld(path string) error {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.Rename(path, path+".old"); err != nil {
+		return fmt.Errorf("keeping the previous profile as %s.old: %w", path, err)
+	}
+	return nil
 }
 
 func percentOf(n, total int) float64 {
@@ -145,8 +232,8 @@ func percentOf(n, total int) float64 {
 }
 
 // progressFunc reports the recording's progress on a terminal's stderr.
-func (o *recordOptions) progressFunc(t target.Target) (report func(time.Duration), end func()) {
-	return progressLine(o.streams, fmt.Sprintf("recording %s for %v (Ctrl-C to stop early)", t, o.duration), o.duration)
+func (o *recordOptions) progressFunc(t target.Target, output string) (report func(time.Duration), end func()) {
+	return progressLine(o.streams, fmt.Sprintf("recording %s for %v into %s (Ctrl-C to stop early)", t, o.duration, output), o.duration)
 }
 
 // progressLine reports a window's progress on a terminal's stderr: a

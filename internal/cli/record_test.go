@@ -274,6 +274,7 @@ func TestRecordHTMLInChromium(t *testing.T) {
 func TestRecordProgress(t *testing.T) {
 	pid := strconv.Itoa(startProgram(t, "compute").Process.Pid)
 	header := "cpuwhy: recording " + pid + " (compute) for "
+	profile := filepath.Join(t.TempDir(), "compute.pb.gz")
 	tests := []struct {
 		name      string
 		duration  string
@@ -285,9 +286,9 @@ func TestRecordProgress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// sleep keeps the pane, and its last screen, after cpuwhy exits.
-			tm := newTmux(t, cpuwhyBinary(t)+" record -d "+tt.duration+" "+pid+"; sleep 60")
+			tm := newTmux(t, cpuwhyBinary(t)+" record -d "+tt.duration+" -o "+profile+" "+pid+"; sleep 60")
 			tm.waitFor("the header and the first second counted", func(s string) bool {
-				return strings.Contains(s, header+tt.duration+" (Ctrl-C to stop early)\n") &&
+				return strings.Contains(s, header+tt.duration+" into "+profile+" (Ctrl-C to stop early)\n") &&
 					strings.Contains(s, "    1s / "+tt.duration)
 			})
 			if tt.interrupt {
@@ -307,12 +308,68 @@ func TestRecordProgress(t *testing.T) {
 		})
 	}
 	t.Run("pipe", func(t *testing.T) {
-		code, out, errOut := runBinary(t, nil, "record", "-d", "1s", pid)
+		code, out, errOut := runBinary(t, nil, "record", "-d", "1s", "-o", profile, pid)
 		if code != 0 || !strings.Contains(out, "cpuwhy record: "+pid) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 		}
 		if errOut != "" {
 			t.Errorf("stderr %q, want no progress on a pipe", errOut)
+		}
+	})
+}
+
+// rawFigure is a number a person would not read: four or more decimals,
+// as time.Duration prints a period of 1/99 s or a timer's window.
+var rawFigure = regexp.MustCompile(`\d\.\d{4,}`)
+
+// TestRecordDefaultOutput: without -o, record writes cpuwhy.pb.gz where it
+// runs (keeping the last one as cpuwhy.pb.gz.old, as perf keeps
+// perf.data.old), says so, and prints no raw figure; where it cannot
+// write, it refuses before the window, in one line naming -o.
+func TestRecordDefaultOutput(t *testing.T) {
+	pid := strconv.Itoa(startProgram(t, "compute").Process.Pid)
+	dir := t.TempDir()
+	previous := filepath.Join(dir, "cpuwhy.pb.gz")
+	if err := os.WriteFile(previous, []byte("last recording"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runBinaryIn(t, dir, nil, "record", "-d", "1s", pid)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "profile written to cpuwhy.pb.gz (no -o given)") {
+		t.Errorf("the summary does not name the default file:\n%s", out)
+	}
+	if raw := rawFigure.FindAllString(out, -1); raw != nil {
+		t.Errorf("the summary has unrounded figures %q:\n%s", raw, out)
+	}
+	f, err := os.Open(previous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("cpuwhy.pb.gz is not a pprof profile: %v", err)
+	}
+	if len(p.Sample) == 0 {
+		t.Errorf("cpuwhy.pb.gz holds no samples of a busy program")
+	}
+	if old, err := os.ReadFile(previous + ".old"); err != nil || string(old) != "last recording" {
+		t.Errorf("the previous profile was not kept as cpuwhy.pb.gz.old: %q, %v", old, err)
+	}
+
+	t.Run("unwritable directory", func(t *testing.T) {
+		// Nobody, root included, creates files in /proc.
+		start := time.Now()
+		code, _, errOut := runBinaryIn(t, "/proc", nil, "record", "-d", "30s", pid)
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		assertOneLine(t, errOut, "cannot write the default profile cpuwhy.pb.gz in /proc", "give -o FILE")
+		// Well under the window: refused before recording, not after.
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("refused after %v, want before the 30 s window", d)
 		}
 	})
 }

@@ -28,6 +28,7 @@ type syscallsOptions struct {
 	maxKeys   int
 	stacks    bool
 	threads   int
+	minCPU    float64
 }
 
 func newSyscallsCmd(g *globalOptions, s Streams) *cobra.Command {
@@ -45,7 +46,9 @@ to user space, so the target keeps almost all its speed. Without BPF (an old
 kernel, or no CAP_BPF) cpuwhy falls back to ptrace, which stops the target
 at every call: it says so, and how much slower the target ran.
 
-With no target, the busiest process of the last second is profiled.`,
+With no target, the busiest process of the last second is profiled, and
+the report says so; when even that one uses less than --min-cpu, nothing
+is busy: cpuwhy says so in one line, with its figure, and exits 0.`,
 		Example: `  cpuwhy syscalls 5072                 # three seconds of PID 5072
   cpuwhy syscalls --container vpn -d 10s
   cpuwhy syscalls --name vpnserver --json
@@ -68,6 +71,7 @@ With no target, the busiest process of the last second is profiled.`,
 	f.IntVar(&o.maxKeys, "max-keys", syscalls.DefaultMaxKeys, "bound of the aggregation table (thread, syscall, result, fd)")
 	f.BoolVar(&o.stacks, "stacks", false, "record the user stacks at syscall entry of the hottest calls")
 	f.IntVar(&o.threads, "threads", 10, "threads shown in the text report (0: all)")
+	addMinCPUFlag(cmd, &o.minCPU)
 	_ = cmd.RegisterFlagCompletionFunc("mechanism", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"auto", "ebpf", "ptrace"}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -85,12 +89,22 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	if o.timeEvery < 0 || o.maxKeys < 1 {
 		return usageError{errors.New("--time-every must be >= 0 and --max-keys >= 1")}
 	}
+	if err := checkMinCPU(o.minCPU); err != nil {
+		return err
+	}
 	sel := o.global.selector(o.global.resolver())
+	sel.MinCPU = o.minCPU
 	tracers, err := tracers(o.mechanism, sel.CheckTrace)
 	if err != nil {
 		return usageError{err}
 	}
+	if o.spec.IsZero() {
+		o.progress("finding the busiest process")
+	}
 	t, err := sel.Select(ctx, o.spec)
+	if idle, err := nothingBusy(o.streams.Out, err, o.json); idle {
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -128,7 +142,7 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 		}
 		names.Close()
 	}
-	report.Name, report.NsPID, report.Container, report.TimeEvery = t.Name, t.NsPID, t.Container, o.timeEvery
+	report.Name, report.NsPID, report.Container, report.TimeEvery, report.Picked = t.Name, t.NsPID, t.Container, o.timeEvery, t.Picked
 	if o.json {
 		return syscalls.WriteJSON(o.streams.Out, report)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -281,3 +282,67 @@ func loadedSyscallPrograms(t *testing.T) []ebpf.ProgramID {
 		}
 	}
 }
+
+var syscallsHeader = regexp.MustCompile(`^cpuwhy syscalls: PID (\d+) \(.*\), [0-9.]+s, (ebpf|ptrace): (.*)$`)
+
+// TestSyscallsBusiest: with no target, the report says which process it
+// picked and why, its header counts what it saw without contradicting
+// itself on a quiet process, and when nothing reaches --min-cpu it says so
+// in one line and exits 0.
+func TestSyscallsBusiest(t *testing.T) {
+	startProgram(t, "compute") // something busy, whatever else the host runs
+	idle := startProgram(t, "idle")
+
+	t.Run("picked", func(t *testing.T) {
+		code, out, errOut := runBinary(t, nil, "syscalls", "-d", "1s")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		lines := strings.Split(out, "\n")
+		if len(lines) < 2 || !syscallsHeader.MatchString(lines[0]) ||
+			!strings.HasPrefix(lines[1], "picked as the busiest process of the host: ") ||
+			!strings.HasSuffix(lines[1], "% of a core over 1 s (name a process to choose another)") {
+			t.Errorf("report does not start with its header and why its process was picked:\n%s", out)
+		}
+		if strings.Contains(out, " 1 calls") || strings.Contains(out, " timed: ") {
+			t.Errorf("report contradicts itself:\n%s", out)
+		}
+	})
+	t.Run("picked json", func(t *testing.T) {
+		code, out, errOut := runBinary(t, nil, "syscalls", "-d", "1s", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		r := decodeReport(t, out)
+		if p := r.Picked; p == nil || p.Among != "the host" || p.Window != time.Second || p.CPU < 10 {
+			t.Errorf("picked %+v, want the host's busiest over 1 s, at 10%% of a core or more", r.Picked)
+		}
+	})
+	t.Run("no calls", func(t *testing.T) {
+		// idle blocks in accept and pause: no call completes in the window.
+		code, out, errOut := runBinary(t, nil, "syscalls", "-d", "0.5s", strconv.Itoa(idle.Process.Pid))
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		head, _, _ := strings.Cut(out, "\n")
+		if m := syscallsHeader.FindStringSubmatch(head); m == nil || m[3] != "no calls" {
+			t.Errorf("header %q, want it to end in \": no calls\"", head)
+		}
+		if strings.Contains(out, "picked as") {
+			t.Errorf("a process named by PID is said to be picked:\n%s", out)
+		}
+	})
+	t.Run("nothing busy", func(t *testing.T) {
+		// No process uses ten cores on this machine.
+		code, out, errOut := runBinary(t, nil, "syscalls", "-d", "1s", "--min-cpu", "1000")
+		if code != 0 || errOut != "" {
+			t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errOut)
+		}
+		if !nothingBusyLine.MatchString(out) || !strings.Contains(out, "over 1 s (below 1000%)") {
+			t.Errorf("stdout %q, want one line saying nothing is busy, with the busiest process's figure", out)
+		}
+	})
+}
+
+// nothingBusyLine is the whole output of a command that found nothing busy.
+var nothingBusyLine = regexp.MustCompile(`^cpuwhy: nothing is busy: the busiest process, .+ \(PID \d+\), used [0-9]+\.[0-9]% of a core over [0-9.]+ s \(below [0-9]+%\); name a process \(PID, --name, --container\) to examine it anyway\n$`)

@@ -195,11 +195,13 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 		}
 		return th
 	}
+	var group, live proc.CPU // the process's own account, and its live threads'
+	alive := map[int]bool{}
 	for _, u := range proc.Compare(snap0.Snapshot, snap1.Snapshot) {
 		if u.PID != t.PID {
 			continue
 		}
-		o.CPU = u.CPU
+		group = u.CPU
 		p0, p1 := snap0.Processes[0].Stat, snap1.Processes[0].Stat
 		if p1.StartTime == p0.StartTime {
 			ticks := (p1.CUTime + p1.CSTime) - min(p0.CUTime+p0.CSTime, p1.CUTime+p1.CSTime)
@@ -208,6 +210,8 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 		for _, tu := range u.Threads {
 			th := get(tu.PID, tu.Comm)
 			th.CPU = tu.CPU
+			live = addCPU(live, tu.CPU)
+			alive[tu.PID] = true
 			s0, ok0 := snap0.sched[tu.PID]
 			s1, ok1 := snap1.sched[tu.PID]
 			if ok0 && ok1 && seconds > 0 {
@@ -242,6 +246,8 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 		r.Notes = append(r.Notes, rec.Notes...)
 		r.Missing = rec.Profile.Missing
 	}
+	exited := exitedCPU(group, live, exitedThreads(snap0, alive, threads))
+	o.CPU = addCPU(live, exited)
 	o.Runtime = runtimeOf(opts.FS, t.PID, threads)
 	for _, th := range threads {
 		o.Threads = append(o.Threads, *th)
@@ -256,7 +262,8 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 		return a.TID - b.TID
 	})
 	r.Target = Target{PID: t.PID, NsPID: t.NsPID, Name: t.Name, Cmdline: t.Cmdline, Container: t.Container,
-		CPU: round1(o.CPU.Total), User: round1(o.CPU.User), System: round1(o.CPU.System), Children: round1(o.Children)}
+		CPU: round1(o.CPU.Total), User: round1(o.CPU.User), System: round1(o.CPU.System), Children: round1(o.Children),
+		Exited: round1(exited.Total), Picked: t.Picked}
 	for _, th := range o.Threads {
 		if len(r.Threads) == maxThreads {
 			r.Notes = append(r.Notes, fmt.Sprintf("%d more threads not listed", len(o.Threads)-maxThreads))
@@ -265,6 +272,47 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 		r.Threads = append(r.Threads, threadReport(&th, o.Seconds))
 	}
 	return o, r
+}
+
+// The process's CPU is the sum of its threads' rows, so that the header
+// and the thread table are one measurement: the process's own figure in
+// /proc/PID/stat and each thread's in /proc/PID/task/TID/stat are the same
+// nanoseconds truncated to clock ticks separately, and over a window they
+// differ by a tick either way (an idle PID 1 read 0.4% in the header and
+// 0.9% in one thread's row). The process's figure is needed for one thing
+// only: the CPU of threads that exited during the window, which no row
+// has. exitedCPU is that remainder, and only when a thread did exit;
+// otherwise the difference is the truncation and nothing else.
+func exitedCPU(group, live proc.CPU, anyExited bool) proc.CPU {
+	if !anyExited {
+		return proc.CPU{}
+	}
+	c := proc.CPU{User: max(0, group.User-live.User), System: max(0, group.System-live.System)}
+	c.Total = c.User + c.System
+	return c
+}
+
+// exitedThreads reports whether a thread of the process ended during the
+// window: one read at its start, or seen by the syscall tracer or the
+// sampler, is gone at its end.
+func exitedThreads(snap0 reading, alive map[int]bool, seen map[int]*verdict.Thread) bool {
+	for _, p := range snap0.Processes {
+		for _, th := range p.Threads {
+			if !alive[th.PID] {
+				return true
+			}
+		}
+	}
+	for tid := range seen {
+		if !alive[tid] {
+			return true
+		}
+	}
+	return false
+}
+
+func addCPU(a, b proc.CPU) proc.CPU {
+	return proc.CPU{Total: a.Total + b.Total, User: a.User + b.User, System: a.System + b.System}
 }
 
 // addStacks gives each thread its user stacks, summed over the kernel

@@ -169,3 +169,95 @@ func TestComputeCode(t *testing.T) {
 		t.Errorf("instructions shown hold %d of the function's %d samples", n, c.Samples)
 	}
 }
+
+// TestOneMeasurement: the header's CPU is the sum of the thread table's,
+// whatever the process's own stat says, plus the CPU of threads that
+// exited during the window, which only the process's stat has.
+func TestOneMeasurement(t *testing.T) {
+	const pid, other = 10, 11
+	at := func(sec int, group proc.Stat, threads ...proc.Stat) reading {
+		return reading{&proc.Snapshot{
+			Taken:     time.Unix(1000, 0).Add(time.Duration(sec) * time.Second),
+			SinceBoot: time.Duration(100+sec) * time.Second,
+			Processes: []proc.Process{{Stat: group, Threads: threads}},
+		}, map[int]proc.Sched{}}
+	}
+	stat := func(tid int, user, system uint64) proc.Stat {
+		return proc.Stat{PID: tid, Comm: "p", State: 'S', UTime: user, STime: system, StartTime: uint64(tid)}
+	}
+	tests := []struct {
+		name         string
+		snap0, snap1 reading
+		cpu, user    float64 // header, percent of a core over the 1 s window
+		exited       float64
+		rowsSum      float64
+	}{
+		{
+			// An idle daemon: its thread's stat crossed a tick, the
+			// process's did not (the same nanoseconds, truncated apart).
+			name:  "a tick apart",
+			snap0: at(0, stat(pid, 1000, 500), stat(pid, 600, 300), stat(other, 400, 200)),
+			snap1: at(1, stat(pid, 1000, 500), stat(pid, 601, 300), stat(other, 400, 200)),
+			cpu:   1, user: 1, rowsSum: 1,
+		},
+		{
+			// The process's figure a tick above its threads': no thread
+			// exited, so the tick is truncation, not a missing row.
+			name:  "process a tick above",
+			snap0: at(0, stat(pid, 1000, 500), stat(pid, 600, 300), stat(other, 400, 200)),
+			snap1: at(1, stat(pid, 1001, 500), stat(pid, 600, 300), stat(other, 400, 200)),
+			cpu:   0, user: 0, rowsSum: 0,
+		},
+		{
+			// Thread 11 ran 30 ticks and exited: only the process's
+			// stat has them.
+			name:  "a thread exited",
+			snap0: at(0, stat(pid, 1000, 500), stat(pid, 600, 300), stat(other, 400, 200)),
+			snap1: at(1, stat(pid, 1050, 500), stat(pid, 620, 300)),
+			cpu:   50, user: 50, exited: 30, rowsSum: 20,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, r := observe(target.Target{PID: pid, Name: "p"}, Options{FS: proc.FS{Root: t.TempDir()}}, tt.snap0, tt.snap1, nil, nil)
+			var rows float64
+			for _, th := range r.Threads {
+				rows += th.CPU
+			}
+			if r.Target.CPU != tt.cpu || r.Target.User != tt.user || r.Target.Exited != tt.exited || rows != tt.rowsSum {
+				t.Errorf("header %.1f%% (%.1f user, %.1f exited), rows %.1f%%; want %.1f%% (%.1f user, %.1f exited), rows %.1f%%",
+					r.Target.CPU, r.Target.User, r.Target.Exited, rows, tt.cpu, tt.user, tt.exited, tt.rowsSum)
+			}
+			if got := r.Target.CPU - r.Target.Exited; got != rows {
+				t.Errorf("header %.1f%% less %.1f%% exited is %.1f%%, not the rows' sum %.1f%%", r.Target.CPU, r.Target.Exited, got, rows)
+			}
+		})
+	}
+}
+
+// TestHeaderLines: the header gives the CPU of exited threads when there
+// is some, and a target nobody named says why it was picked, without the
+// selection's figure: the header's is the one figure of the process.
+func TestHeaderLines(t *testing.T) {
+	r := &Report{
+		Target: Target{PID: 10, Name: "p", CPU: 50, User: 50, Exited: 30,
+			Picked: &target.Pick{Among: "the host", Window: 500 * time.Millisecond, CPU: 48.2}},
+		Window:   1,
+		Verdicts: []verdict.Verdict{{Pattern: verdict.Healthy}},
+	}
+	var b strings.Builder
+	if err := WriteText(&b, r, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	want := []string{
+		"cpuwhy: p (PID 10): 50.0% of a core over 1.0 s (50.0 user, 0.0 system; 30.0 in threads that exited)",
+		"picked as the busiest process of the host over 0.5 s (name a process to choose another)",
+	}
+	if len(lines) < 2 || lines[0] != want[0] || lines[1] != want[1] {
+		t.Errorf("header\n%s\nwant\n%s", strings.Join(lines[:min(2, len(lines))], "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(b.String(), "48.2") {
+		t.Errorf("the selection's figure is in the report:\n%s", b.String())
+	}
+}

@@ -51,10 +51,16 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		fmt.Fprintf(bw, " in %s container %s, PID %d inside", c.Runtime, name, t.NsPID)
 	}
 	fmt.Fprintf(bw, ": %.1f%% of a core over %.1f s (%.1f user, %.1f system", t.CPU, r.Window, t.User, t.System)
+	if t.Exited >= 0.1 {
+		fmt.Fprintf(bw, "; %.1f in threads that exited", t.Exited)
+	}
 	if t.Children >= 0.5 {
 		fmt.Fprintf(bw, ", children %.1f", t.Children)
 	}
 	fmt.Fprintln(bw, ")")
+	if t.Picked != nil {
+		fmt.Fprintln(bw, t.Picked.Reason())
+	}
 
 	fmt.Fprintf(bw, "\n%-16s %8s %7s %6s %6s %11s  %s\n", "THREAD", "TID", "CPU%", "USER", "SYS", "SYSCALLS/S", "TOP SYSCALL")
 	shown := 0

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 )
 
@@ -36,6 +37,11 @@ type Target struct {
 	User      float64         `json:"user"`
 	System    float64         `json:"system"`
 	Children  float64         `json:"children_cpu"` // of children waited for in the window
+	// Exited is the part of CPU used by threads that exited during the
+	// window: CPU is the sum of the threads' rows and this.
+	Exited float64 `json:"exited_threads_cpu,omitempty"`
+	// Picked says why this process when the user named none.
+	Picked *target.Pick `json:"picked,omitempty"`
 }
 
 // ThreadReport is one thread over the window.

@@ -308,3 +308,38 @@ func TestWritersEdgeCases(t *testing.T) {
 		}
 	}
 }
+
+func TestReadable(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{10101010 * time.Nanosecond, "10.1ms"}, // 99 Hz
+		{10007646552 * time.Nanosecond, "10s"},
+		{1010777625 * time.Nanosecond, "1.01s"},
+		{10051 * time.Millisecond, "10.1s"},
+		{999 * time.Nanosecond, "999ns"},
+		{500 * time.Microsecond, "500µs"},
+		{0, "0s"},
+	}
+	for _, tt := range tests {
+		if got := readable(tt.in).String(); got != tt.want {
+			t.Errorf("readable(%v) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestTopFiguresRounded checks the summary's first line as record prints
+// it after a real window, whose timer never lands on a round figure.
+func TestTopFiguresRounded(t *testing.T) {
+	p := seedProfile()
+	p.Duration = 10007646552 * time.Nanosecond
+	var b bytes.Buffer
+	if err := WriteTop(&b, p, 1); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(b.String(), "\n")
+	if want := "995 samples every 10.1ms (10.1s of CPU) in 10s"; first != want {
+		t.Errorf("first line %q, want %q", first, want)
+	}
+}

@@ -34,10 +34,10 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 	total := p.Total()
 	fmt.Fprintf(w, "%d samples", total)
 	if p.Period > 0 {
-		fmt.Fprintf(w, " every %v (%v of CPU)", p.Period, (p.Period * time.Duration(total)).Round(time.Millisecond))
+		fmt.Fprintf(w, " every %v (%v of CPU)", readable(p.Period), readable(p.Period*time.Duration(total)))
 	}
 	if p.Duration > 0 {
-		fmt.Fprintf(w, " in %v", p.Duration)
+		fmt.Fprintf(w, " in %v", readable(p.Duration))
 	}
 	fmt.Fprintln(w)
 	if total == 0 {
@@ -107,6 +107,17 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 		fmt.Fprintf(w, "  %s\n", m)
 	}
 	return nil
+}
+
+// readable rounds d to three significant digits: a period of 1/99 s is
+// 10.1ms to a reader, not 10.10101ms, and a window asked for as 10 s is
+// 10s, not the 10.007646552s the timer measured.
+func readable(d time.Duration) time.Duration {
+	unit := time.Duration(1)
+	for d/unit >= 1000 {
+		unit *= 10
+	}
+	return d.Round(unit)
 }
 
 // byName keeps of each frame only the name a summary line prints, so that

@@ -40,14 +40,10 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		}
 		title += fmt.Sprintf(" in %s container %s as PID %d", c.Runtime, name, r.NsPID)
 	}
-	timing := "no calls timed"
-	if r.TimeEvery == 1 {
-		timing = "every call timed"
-	} else if r.TimeEvery > 1 {
-		timing = fmt.Sprintf("1 call in %d timed", r.TimeEvery)
+	fmt.Fprintf(bw, "cpuwhy syscalls: %s, %.1fs, %s: %s\n", title, r.Duration, r.Mechanism, callsLine(r))
+	if r.Picked != nil {
+		fmt.Fprintf(bw, "%s\n", r.Picked)
 	}
-	fmt.Fprintf(bw, "cpuwhy syscalls: %s, %.1fs, %s, %s: %s calls, %s/s\n",
-		title, r.Duration, r.Mechanism, timing, count(r.Calls), rate(float64(r.Calls)/max(r.Duration, 1e-9)))
 	if r.Ended != "" {
 		fmt.Fprintf(bw, "note: partial window: %s\n", r.Ended)
 	}
@@ -65,7 +61,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		threads = threads[:o.Threads]
 	}
 	for _, t := range threads {
-		fmt.Fprintf(bw, "\nthread %d (%s): %s calls, %s/s", t.TID, t.Name, count(t.Calls), rate(float64(t.Calls)/max(r.Duration, 1e-9)))
+		fmt.Fprintf(bw, "\nthread %d (%s): %s, %s/s", t.TID, t.Name, calls(t.Calls), rate(float64(t.Calls)/max(r.Duration, 1e-9)))
 		if t.TotalNs > 0 {
 			fmt.Fprintf(bw, ", %s in syscalls", duration(t.TotalNs))
 		}
@@ -94,6 +90,38 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// callsLine is the header's account of the calls: how many, how fast, and
+// how many of them were timed, counted rather than described as a ratio,
+// so that it cannot contradict itself ("1 call in 16 timed: 0 calls"); how
+// the timed ones were chosen is a note of the tracer's.
+func callsLine(r *Report) string {
+	if r.Calls == 0 {
+		return "no calls"
+	}
+	line := fmt.Sprintf("%s, %s/s", calls(r.Calls), rate(float64(r.Calls)/max(r.Duration, 1e-9)))
+	var timed uint64
+	for _, s := range r.Syscalls {
+		timed += s.Timed
+	}
+	switch {
+	case r.TimeEvery == 0:
+		return line + ", none timed (--time-every 0)"
+	case timed == 0:
+		return line + ", none of them timed"
+	case timed >= r.Calls:
+		return line + ", every one timed"
+	}
+	return line + ", " + count(timed) + " of them timed"
+}
+
+// calls is a count of calls in words: "1 call", "3.00M calls".
+func calls(n uint64) string {
+	if n == 1 {
+		return "1 call"
+	}
+	return count(n) + " calls"
 }
 
 func table(w io.Writer, list []Syscall) {

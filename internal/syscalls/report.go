@@ -10,6 +10,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
+	"github.com/cpuwhy/cpuwhy/internal/target"
 )
 
 // Report is a Profile summarized for people and scripts: per process and
@@ -21,8 +22,10 @@ type Report struct {
 	NsPID     int             `json:"ns_pid,omitempty"`
 	Name      string          `json:"name,omitempty"`
 	Container *container.Info `json:"container,omitempty"`
-	Duration  float64         `json:"duration_s"`
-	Mechanism Mechanism       `json:"mechanism"`
+	// Picked says why this process when the user named none.
+	Picked    *target.Pick `json:"picked,omitempty"`
+	Duration  float64      `json:"duration_s"`
+	Mechanism Mechanism    `json:"mechanism"`
 	// TimeEvery is the sampling of durations: one call in TimeEvery was
 	// timed (0: none).
 	TimeEvery int        `json:"time_every"`

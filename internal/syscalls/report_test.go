@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
+	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
@@ -152,5 +153,49 @@ func TestErrnoName(t *testing.T) {
 		if got := ErrnoName(errno); got != want {
 			t.Errorf("ErrnoName(%d) = %q, want %q", errno, got, want)
 		}
+	}
+}
+
+// TestHeaderCounts: the header counts the timed calls instead of quoting
+// the sampling ratio, so tiny and empty windows read true: no "1 call in
+// 16 timed: 0 calls", no "1 calls".
+func TestHeaderCounts(t *testing.T) {
+	futex := sysno.Number("amd64", "futex")
+	tests := []struct {
+		name      string
+		stat      *Stat // of one thread, nil for no calls
+		timeEvery int
+		want      string
+	}{
+		{"no calls", nil, 16, "ebpf: no calls\n"},
+		{"one call, untimed", &Stat{Count: 1}, 16, "ebpf: 1 call, 1.0/s, none of them timed\n"},
+		{"timing off", &Stat{Count: 40}, 0, "ebpf: 40 calls, 40/s, none timed (--time-every 0)\n"},
+		{"every call timed", timed(40, 1, 100), 1, "ebpf: 40 calls, 40/s, every one timed\n"},
+		{"some timed", timed(48, 16, 100), 16, "ebpf: 48 calls, 48/s, 3 of them timed\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Profile{PID: 1, Mechanism: EBPF, Duration: time.Second, Threads: map[int]string{1: "init"}, Stats: map[Key]*Stat{}}
+			if tt.stat != nil {
+				p.Stats[Key{TID: 1, Nr: futex, FD: NoFD}] = tt.stat
+			}
+			r := Summarize(p, "amd64", nil)
+			r.Name, r.TimeEvery = "init", tt.timeEvery
+			r.Picked = &target.Pick{Among: "the host", Window: time.Second, CPU: 0.4}
+			var b bytes.Buffer
+			if err := WriteText(&b, r, TextOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitAfter(b.String(), "\n")
+			if head := "cpuwhy syscalls: PID 1 (init), 1.0s, " + tt.want; lines[0] != head {
+				t.Errorf("header %q, want %q", lines[0], head)
+			}
+			if want := "picked as the busiest process of the host: 0.4% of a core over 1 s (name a process to choose another)\n"; lines[1] != want {
+				t.Errorf("second line %q, want %q", lines[1], want)
+			}
+			if strings.Contains(b.String(), " 1 calls") {
+				t.Errorf("report says \"1 calls\":\n%s", b.String())
+			}
+		})
 	}
 }

@@ -3,11 +3,14 @@ package target
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +28,7 @@ var (
 	ErrLeaderExited = errors.New("main thread exited")
 	ErrPrivilege    = errors.New("insufficient privilege")
 	ErrUsage        = errors.New("invalid target")
+	ErrNothingBusy  = errors.New("nothing is busy")
 )
 
 // selError is a selection error: its text is the whole message for the
@@ -84,6 +88,76 @@ type Target struct {
 	Name      string // comm
 	Cmdline   string
 	Container *container.Info
+	// Picked says why cpuwhy chose this process when the user named none
+	// (or named a container of several); nil when the user named it.
+	Picked *Pick
+}
+
+// Pick is why a process nobody named was examined: of the processes
+// measured, it used the most CPU over Window. A report says so, since a
+// user who typed no PID cannot otherwise tell whether cpuwhy looked where
+// they meant.
+type Pick struct {
+	Among  string        // "the host", or "container vpn (docker 0247046d3c16)"
+	Window time.Duration // how long CPU was measured
+	CPU    float64       // its CPU over Window, percent of one core
+}
+
+// String is the reason in words with the selection's figure, for reports
+// that show no CPU figure of their own (the syscall profile).
+func (p *Pick) String() string {
+	return fmt.Sprintf("picked as the busiest process of %s: %.1f%% of a core over %s (name a process to choose another)", p.Among, p.CPU, roundWindow(p.Window))
+}
+
+// Reason is the reason without the figure, for reports that measure the
+// process again over their own window and print that figure: one report
+// must not give two for the same thing.
+func (p *Pick) Reason() string {
+	return fmt.Sprintf("picked as the busiest process of %s over %s (name a process to choose another)", p.Among, roundWindow(p.Window))
+}
+
+// pickJSON is Pick in the JSON reports: the window in seconds, as every
+// other duration there.
+type pickJSON struct {
+	Among  string  `json:"among"`
+	Window float64 `json:"window_s"`
+	CPU    float64 `json:"cpu"`
+}
+
+func (p *Pick) MarshalJSON() ([]byte, error) {
+	return json.Marshal(pickJSON{p.Among, p.Window.Seconds(), math.Round(p.CPU*10) / 10})
+}
+
+func (p *Pick) UnmarshalJSON(b []byte) error {
+	var v pickJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Pick{Among: v.Among, Window: time.Duration(v.Window * float64(time.Second)), CPU: v.CPU}
+	return nil
+}
+
+// IdleError is the selection's answer when nothing was named and even the
+// busiest process uses less than Selector.MinCPU: there is nothing burning
+// CPU to examine. It matches ErrNothingBusy.
+type IdleError struct {
+	PID    int
+	Name   string
+	CPU    float64 // percent of one core over Window
+	Window time.Duration
+	MinCPU float64
+}
+
+func (e *IdleError) Error() string {
+	return fmt.Sprintf("nothing is busy: the busiest process, %s (PID %d), used %.1f%% of a core over %s (below %.0f%%); name a process (PID, --name, --container) to examine it anyway",
+		e.Name, e.PID, e.CPU, roundWindow(e.Window), e.MinCPU)
+}
+
+func (e *IdleError) Unwrap() error { return ErrNothingBusy }
+
+// roundWindow prints a measuring window as a person would say it: "0.5 s".
+func roundWindow(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
 
 func (t Target) String() string {
@@ -122,6 +196,11 @@ type Selector struct {
 	Window time.Duration
 	// Self is cpuwhy's own PID, never selected; default os.Getpid().
 	Self int
+	// MinCPU is, when nothing is named, the least CPU (percent of one
+	// core over Window) the busiest process must use to be selected;
+	// below it Select returns an *IdleError instead of a process that is
+	// not burning CPU. 0 selects the busiest whatever it uses.
+	MinCPU float64
 }
 
 func (s *Selector) window() time.Duration {
@@ -151,11 +230,27 @@ func (s *Selector) Select(ctx context.Context, spec Spec) (Target, error) {
 	case spec.Name != "":
 		return s.byName(spec.Name)
 	}
-	pid, err := s.busiest(ctx, nil)
+	best, err := s.busiest(ctx, nil)
 	if err != nil {
 		return Target{}, err
 	}
-	return s.byPID(pid)
+	if idle := s.idle(best); idle != nil {
+		return Target{}, idle
+	}
+	t, err := s.byPID(best.PID)
+	if err != nil {
+		return Target{}, err
+	}
+	t.Picked = &Pick{Among: "the host", Window: s.window(), CPU: best.CPU.Total}
+	return t, nil
+}
+
+// idle is the error for a busiest process below MinCPU, nil otherwise.
+func (s *Selector) idle(best proc.ProcessUsage) *IdleError {
+	if best.CPU.Total >= s.MinCPU {
+		return nil
+	}
+	return &IdleError{PID: best.PID, Name: best.Comm, CPU: best.CPU.Total, Window: s.window(), MinCPU: s.MinCPU}
 }
 
 // Match resolves spec to every process it names, for views that show a
@@ -324,12 +419,13 @@ func (s *Selector) byContainer(ctx context.Context, query string, nsPID int) (Ta
 	for i, m := range members {
 		pids[i] = m.PID
 	}
-	pid, err := s.busiest(ctx, pids)
+	best, err := s.busiest(ctx, pids)
 	if err != nil {
 		return Target{}, fmt.Errorf("container %s: %w", label, err)
 	}
 	for _, m := range members {
-		if m.PID == pid {
+		if m.PID == best.PID {
+			m.Picked = &Pick{Among: "container " + label, Window: s.window(), CPU: best.CPU.Total}
 			return m, nil
 		}
 	}
@@ -380,34 +476,33 @@ func (s *Selector) findContainer(query string) (*container.Info, []Target, error
 }
 
 // busiest measures CPU over the window and returns the process that used
-// the most; among pids only, when given.
-func (s *Selector) busiest(ctx context.Context, pids []int) (int, error) {
+// the most, with its usage; among pids only, when given.
+func (s *Selector) busiest(ctx context.Context, pids []int) (proc.ProcessUsage, error) {
 	sc := proc.NewScanner(s.Proc)
 	before, err := sc.Scan(proc.ScanOptions{PIDs: pids})
 	if err != nil {
-		return 0, err
+		return proc.ProcessUsage{}, err
 	}
 	select {
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return proc.ProcessUsage{}, ctx.Err()
 	case <-time.After(s.window()):
 	}
 	after, err := sc.Scan(proc.ScanOptions{PIDs: pids})
 	if err != nil {
-		return 0, err
+		return proc.ProcessUsage{}, err
 	}
 	self := s.self()
 	usage := slices.DeleteFunc(proc.Compare(before, after), func(u proc.ProcessUsage) bool { return u.PID == self })
 	if len(usage) == 0 {
-		return 0, fail(ErrGone, "no user process left to examine")
+		return proc.ProcessUsage{}, fail(ErrGone, "no user process left to examine")
 	}
-	best := slices.MaxFunc(usage, func(a, b proc.ProcessUsage) int {
+	return slices.MaxFunc(usage, func(a, b proc.ProcessUsage) int {
 		if c := cmp.Compare(a.CPU.Total, b.CPU.Total); c != 0 {
 			return c
 		}
 		return cmp.Compare(b.PID, a.PID) // the older process on a tie
-	})
-	return best.PID, nil
+	}), nil
 }
 
 func listTargets(ts []Target) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,5 +162,81 @@ func TestPrivilegeErrorText(t *testing.T) {
 	}
 	if !errors.Is(e, ErrPrivilege) {
 		t.Error("PrivilegeError is not ErrPrivilege")
+	}
+}
+
+// idleHost writes a proc tree of two processes whose figures never move,
+// as on a host where nothing runs: their CPU over any window is 0.
+func idleHost(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for pid, comm := range map[int]string{1: "init", 40: "sshd"} {
+		dir := filepath.Join(root, strconv.Itoa(pid))
+		if err := os.MkdirAll(filepath.Join(dir, "task", strconv.Itoa(pid)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stat := fmt.Sprintf("%d (%s) S 0 %d %d 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 16979 3133440 412 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n", pid, comm, pid, pid)
+		for _, f := range []string{filepath.Join(dir, "stat"), filepath.Join(dir, "task", strconv.Itoa(pid), "stat")} {
+			if err := os.WriteFile(f, []byte(stat), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
+}
+
+func TestSelectNothingBusy(t *testing.T) {
+	root := idleHost(t)
+	tests := []struct {
+		name   string
+		minCPU float64
+		idle   bool
+	}{
+		{"threshold above the busiest", 10, true},
+		{"threshold at the busiest", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sel := &Selector{Proc: proc.FS{Root: root}, Window: 20 * time.Millisecond, Self: -1, MinCPU: tt.minCPU}
+			got, err := sel.Select(context.Background(), Spec{})
+			if !tt.idle {
+				if err != nil {
+					t.Fatalf("Select: %v", err)
+				}
+				// On a tie the older process: PID 1.
+				if got.PID != 1 || got.Picked == nil || got.Picked.Among != "the host" {
+					t.Errorf("Select = %+v (picked %+v), want PID 1 picked as the host's busiest", got, got.Picked)
+				}
+				return
+			}
+			var idle *IdleError
+			if !errors.As(err, &idle) || !errors.Is(err, ErrNothingBusy) {
+				t.Fatalf("Select = %+v, %v; want an IdleError", got, err)
+			}
+			want := "nothing is busy: the busiest process, init (PID 1), used 0.0% of a core over 0.02 s (below 10%)"
+			if !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q, want it to start %q", err, want)
+			}
+		})
+	}
+}
+
+func TestIdleThreshold(t *testing.T) {
+	tests := []struct {
+		cpu, min float64
+		idle     bool
+	}{
+		{0, 10, true},
+		{9.9, 10, true},
+		{10, 10, false},
+		{97, 10, false},
+		{0, 0, false}, // --min-cpu 0: the busiest, whatever it uses
+	}
+	for _, tt := range tests {
+		sel := &Selector{MinCPU: tt.min}
+		got := sel.idle(proc.ProcessUsage{CPU: proc.CPU{Total: tt.cpu}})
+		if (got != nil) != tt.idle {
+			t.Errorf("busiest at %.1f%%, MinCPU %.1f: idle = %v, want %v", tt.cpu, tt.min, got, tt.idle)
+		}
 	}
 }
