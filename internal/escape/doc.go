@@ -9,12 +9,12 @@
 //
 // The rule: the data (the structs the commands fill, and their JSON) keeps
 // the target's bytes exactly; text for a person is escaped where it is
-// written. Text renderers and the command line print through Fprintf,
-// Fprintln and Sprintf, which escape every argument that is not a number,
-// so a renderer cannot forget one field; the format string is ours and is
-// written as it is. String escapes one value, for code that measures or
-// cuts text before it is printed (column widths), and JSON makes encoded
-// JSON safe on a terminal without changing what it decodes to.
+// written. Text renderers and the command line print through Fprintf and
+// Sprintf, which escape every argument that is not a number, so a renderer
+// cannot forget one field; the format string is ours and is written as it
+// is. String escapes one value, for code that measures or cuts text before
+// it is printed (column widths), and JSON makes encoded JSON safe on a
+// terminal without changing what it decodes to.
 //
 // What String escapes, in Go's notation: C0 controls and DEL (\n, \t,
 // \x1b), each byte of invalid UTF-8 (\xff), and every rune that is not

@@ -98,15 +98,11 @@ func writeEscape(b *strings.Builder, c byte, r rune, size int) {
 }
 
 // Fprintf is fmt.Fprintf with every argument but numbers and booleans
-// escaped (see Args).
+// escaped (see Args). Text of cpuwhy's own, newlines included, belongs in
+// the format string, which is written as it is; there is no Fprintln,
+// whose arguments would be both ours and escaped.
 func Fprintf(w io.Writer, format string, args ...any) (int, error) {
 	return fmt.Fprintf(w, format, Args(args)...)
-}
-
-// Fprintln is fmt.Fprintln with every argument but numbers and booleans
-// escaped (see Args).
-func Fprintln(w io.Writer, args ...any) (int, error) {
-	return fmt.Fprintln(w, Args(args)...)
 }
 
 // Sprintf is fmt.Sprintf with every argument but numbers and booleans

@@ -137,16 +137,6 @@ func TestSprintf(t *testing.T) {
 	}
 }
 
-func TestFprintln(t *testing.T) {
-	var b strings.Builder
-	if _, err := Fprintln(&b, "a\x1b", 7); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := b.String(), "a\\x1b 7\n"; got != want {
-		t.Errorf("Fprintln wrote %q, want %q", got, want)
-	}
-}
-
 func TestArgsKeepsCallersSlice(t *testing.T) {
 	args := []any{"\n"}
 	Args(args)
