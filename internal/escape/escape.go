@@ -120,31 +120,49 @@ func Sprintf(format string, args ...any) string {
 // that are numbers are cpuwhy's own (durations, errnos) and say nothing a
 // target chose; a rune printed with %c would be, so do not.
 func Args(args []any) []any {
-	out := make([]any, len(args))
+	var out []any // a copy, made at the first argument that changes
 	for i, a := range args {
-		out[i] = arg(a)
+		e, changed := arg(a)
+		if !changed {
+			if out != nil {
+				out[i] = a
+			}
+			continue
+		}
+		if out == nil {
+			out = make([]any, len(args))
+			copy(out, args[:i])
+		}
+		out[i] = e
+	}
+	if out == nil {
+		return args
 	}
 	return out
 }
 
-func arg(a any) any {
+// arg returns a as Args passes it on, and whether that differs from a.
+func arg(a any) (any, bool) {
 	switch v := a.(type) {
 	case nil:
-		return a
+		return a, false
 	case string:
-		return String(v)
+		if e := String(v); e != v {
+			return e, true
+		}
+		return a, false
 	case []byte:
-		return String(string(v))
+		return String(string(v)), true
 	case int, int64, uint64, uint32, int32, uint, float64, bool:
-		return a
+		return a, false
 	}
 	switch reflect.ValueOf(a).Kind() {
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
 		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
-		return a
+		return a, false
 	}
-	return String(fmt.Sprint(a))
+	return String(fmt.Sprint(a)), true
 }
 
 // JSON returns encoded JSON (from encoding/json) with the runes a terminal

@@ -138,10 +138,20 @@ func TestSprintf(t *testing.T) {
 }
 
 func TestArgsKeepsCallersSlice(t *testing.T) {
-	args := []any{"\n"}
-	Args(args)
-	if args[0] != "\n" {
-		t.Errorf("Args changed its argument to %q", args[0])
+	args := []any{1, "a", "\n", "b"}
+	got := Args(args)
+	if args[2] != "\n" {
+		t.Errorf("Args changed its argument to %q", args[2])
+	}
+	if got[0] != 1 || got[1] != "a" || got[2] != `\n` || got[3] != "b" {
+		t.Errorf("Args = %q", got)
+	}
+}
+
+func TestArgsDoesNotAllocateWhenSafe(t *testing.T) {
+	args := []any{42, "NatThreadMain", 99.1, "R"}
+	if n := testing.AllocsPerRun(100, func() { _ = Args(args) }); n != 0 {
+		t.Errorf("Args of safe strings and numbers allocated %v times", n)
 	}
 }
 
