@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"io"
 	"math"
 
@@ -52,9 +53,9 @@ func nothingBusy(w io.Writer, err error, asJSON bool) (bool, error) {
 		if err != nil {
 			return true, fmt.Errorf("encoding report: %w", err)
 		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
+		_, err = escape.Fprintf(w, "%s\n", b)
 		return true, err
 	}
-	_, werr := fmt.Fprintf(w, "cpuwhy: %v\n", idle)
+	_, werr := escape.Fprintf(w, "cpuwhy: %v\n", idle)
 	return true, werr
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
@@ -135,7 +136,7 @@ func stderrTerminal(s Streams) *os.File {
 
 func (o *diagnoseOptions) progress(format string, args ...any) {
 	if f := stderrTerminal(o.streams); f != nil {
-		fmt.Fprintf(f, "cpuwhy: "+format+"\n", args...)
+		escape.Fprintf(f, "cpuwhy: "+format+"\n", args...)
 	}
 }
 

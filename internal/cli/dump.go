@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/pstack"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
@@ -89,22 +90,22 @@ func runDump(ctx context.Context, o *dumpOptions) error {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(o.streams.Out, "%s\n", b)
+		_, err = o.streams.Out.Write(append(escape.JSON(b), '\n'))
 		return err
 	}
 	w := o.streams.Out
-	fmt.Fprintf(w, "cpuwhy dump: %s, %d threads\n", t, len(threads))
+	escape.Fprintf(w, "cpuwhy dump: %s, %d threads\n", t, len(threads))
 	for _, th := range threads {
-		fmt.Fprintf(w, "\nThread %d (%s) state %s, held %dµs:\n", th.TID, th.Name, th.State, th.Held.Microseconds())
+		escape.Fprintf(w, "\nThread %d (%s) state %s, held %dµs:\n", th.TID, th.Name, th.State, th.Held.Microseconds())
 		if th.Err != nil {
-			fmt.Fprintf(w, "  (no stack: %v)\n", th.Err)
+			escape.Fprintf(w, "  (no stack: %v)\n", th.Err)
 			continue
 		}
 		for i, f := range th.Frames {
-			fmt.Fprintf(w, "  #%-2d %s\n", i, f)
+			escape.Fprintf(w, "  #%-2d %s\n", i, f)
 		}
 		if len(th.Frames) > 0 {
-			fmt.Fprintf(w, "      (%s)\n", th.Stop)
+			escape.Fprintf(w, "      (%s)\n", th.Stop)
 		}
 	}
 	return nil

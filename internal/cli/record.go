@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
@@ -125,21 +126,21 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 		return fmt.Errorf("writing %s: %w", output, err)
 	}
 	w := o.streams.Out
-	fmt.Fprintf(w, "cpuwhy record: %s, %d samples in %.1fs, %.0f%% of them unwound to their thread's start\n",
+	escape.Fprintf(w, "cpuwhy record: %s, %d samples in %.1fs, %.0f%% of them unwound to their thread's start\n",
 		t, res.Samples, p.Duration.Seconds(), percentOf(res.UnwoundToStart, res.Samples))
 	if res.Lost+res.Dropped > 0 {
-		fmt.Fprintf(w, "note: %d samples lost by the kernel, %d dropped over the limits\n", res.Lost, res.Dropped)
+		escape.Fprintf(w, "note: %d samples lost by the kernel, %d dropped over the limits\n", res.Lost, res.Dropped)
 	}
 	for _, n := range res.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+		escape.Fprintf(w, "note: %s\n", n)
 	}
 	if err := flame.WriteTop(w, p, o.top); err != nil {
 		return err
 	}
 	if o.output == "" {
-		fmt.Fprintf(w, "profile written to %s (no -o given)%s\n", output, readHint(output, format))
+		escape.Fprintf(w, "profile written to %s (no -o given)%s\n", output, readHint(output, format))
 	} else {
-		fmt.Fprintf(w, "profile written to %s\n", output)
+		escape.Fprintf(w, "profile written to %s\n", output)
 	}
 	return nil
 }
@@ -247,17 +248,17 @@ func progressLine(s Streams, header string, window time.Duration) (report func(t
 	if f == nil {
 		return nil, func() {}
 	}
-	fmt.Fprintf(f, "cpuwhy: %s\n", header)
+	escape.Fprintf(f, "cpuwhy: %s\n", header)
 	// The instruments call report from their own goroutine and have
 	// stopped calling it when they return, before end is called.
 	open := false
 	report = func(elapsed time.Duration) {
-		fmt.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), window.Seconds())
+		escape.Fprintf(f, "\r%5.0fs / %.0fs", elapsed.Seconds(), window.Seconds())
 		open = true
 	}
 	end = func() {
 		if open {
-			fmt.Fprintln(f)
+			escape.Fprintf(f, "\n")
 			open = false
 		}
 	}

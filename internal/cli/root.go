@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -12,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
@@ -100,10 +100,10 @@ func Main(args []string, s Streams) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, target.ErrUsage) || isCobraUsage(err) {
-		fmt.Fprintf(s.Err, "cpuwhy: %v (see cpuwhy --help)\n", err)
+		escape.Fprintf(s.Err, "cpuwhy: %v (see cpuwhy --help)\n", err)
 		return 2
 	}
-	fmt.Fprintf(s.Err, "cpuwhy: %v\n", err)
+	escape.Fprintf(s.Err, "cpuwhy: %v\n", err)
 	return 1
 }
 

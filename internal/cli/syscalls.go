@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/fds"
 	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
@@ -111,7 +112,7 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	opts := syscalls.Options{Duration: o.duration, TimeEvery: o.timeEvery, MaxKeys: o.maxKeys, Stacks: o.stacks}
 	o.progress("tracing %s for %v", t, o.duration)
 	profile, _, err := syscalls.TraceFirst(ctx, t.PID, opts, tracers, func(err error, next syscalls.Mechanism) {
-		fmt.Fprintf(o.streams.Err, "cpuwhy: note: %v; falling back to %s, which stops the target at every call and slows it down\n", err, next)
+		escape.Fprintf(o.streams.Err, "cpuwhy: note: %v; falling back to %s, which stops the target at every call and slows it down\n", err, next)
 	})
 	// Interrupted (Ctrl-C), a trace still reports what it saw, as
 	// strace -c does.
@@ -169,6 +170,6 @@ func tracers(mechanism string, check func(pid int) error) ([]syscalls.Candidate,
 // window; scripts and pipes get nothing on stderr but errors and notes.
 func (o *syscallsOptions) progress(format string, args ...any) {
 	if f := stderrTerminal(o.streams); f != nil {
-		fmt.Fprintf(f, "cpuwhy: "+format+"\n", args...)
+		escape.Fprintf(f, "cpuwhy: "+format+"\n", args...)
 	}
 }

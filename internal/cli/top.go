@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/top"
 	"github.com/cpuwhy/cpuwhy/internal/tui"
@@ -203,7 +204,7 @@ func runTop(ctx context.Context, o *topOptions) error {
 			}
 			sampler.ResolveBlocked(shown)
 			if i > 0 {
-				fmt.Fprintln(o.streams.Out)
+				escape.Fprintf(o.streams.Out, "\n")
 			}
 			err = top.WriteText(o.streams.Out, frame, top.TextOptions{Limit: o.limit, Width: o.width})
 		}
@@ -273,7 +274,7 @@ func noteAccess(o *topOptions, sel *target.Selector, t target.Target) {
 	err := sel.CheckTrace(t.PID)
 	var pe *target.PrivilegeError
 	if errors.As(err, &pe) {
-		fmt.Fprintf(o.streams.Err, "cpuwhy: note: %v; the syscall each thread is blocked in is not shown\n", err)
+		escape.Fprintf(o.streams.Err, "cpuwhy: note: %v; the syscall each thread is blocked in is not shown\n", err)
 	}
 }
 

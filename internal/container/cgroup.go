@@ -75,18 +75,18 @@ func matchPath(path string) (*Info, bool) {
 			// The leaf has no prefix naming the runtime.
 			return &Info{Runtime: Containerd, ID: next}, true
 		case c == "lxc" && next != "": // LXC before 4.0, and LXD
-			return &Info{Runtime: LXC, ID: clean(next), Name: clean(next)}, false
+			return &Info{Runtime: LXC, ID: capField(next), Name: capField(next)}, false
 		case c == "lxc.payload" && next != "":
-			return &Info{Runtime: LXC, ID: clean(next), Name: clean(next)}, false
+			return &Info{Runtime: LXC, ID: capField(next), Name: capField(next)}, false
 		case strings.HasPrefix(c, "lxc.payload.") && len(c) > len("lxc.payload."):
-			name := clean(strings.TrimPrefix(c, "lxc.payload."))
+			name := capField(strings.TrimPrefix(c, "lxc.payload."))
 			return &Info{Runtime: LXC, ID: name, Name: name}, false
 		case c == "lxc.monitor" || strings.HasPrefix(c, "lxc.monitor."):
 			// LXC's monitor process runs on the host on behalf of a
 			// container; it is not in it, and nothing deeper is either.
 			return nil, false
 		case strings.HasPrefix(c, "systemd-nspawn@") && strings.HasSuffix(c, ".service"):
-			name := clean(unescapeUnit(c[len("systemd-nspawn@") : len(c)-len(".service")]))
+			name := capField(unescapeUnit(c[len("systemd-nspawn@") : len(c)-len(".service")]))
 			if name != "" {
 				return &Info{Runtime: Nspawn, ID: name, Name: name}, false
 			}
@@ -95,7 +95,7 @@ func matchPath(path string) (*Info, bool) {
 			if strings.HasPrefix(name, "qemu-") {
 				return nil, false // a libvirt VM: a host process, not a container
 			}
-			if name = clean(name); name != "" {
+			if name = capField(name); name != "" {
 				return &Info{Runtime: Nspawn, ID: name, Name: name}, false
 			}
 		}

@@ -75,15 +75,18 @@ func TestUnescapeUnit(t *testing.T) {
 	}
 }
 
-func TestClean(t *testing.T) {
-	if got := clean("ev\x1b[31mil"); got != "ev?[31mil" {
-		t.Errorf("clean kept a control character: %q", got)
+func TestCapField(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"kept exactly", "ev\x1b[31mil\n\xff", "ev\x1b[31mil\n\xff"},
+		{"cut on a rune boundary", strings.Repeat("é", maxField), strings.Repeat("é", maxField/2)},
+		{"cut in invalid UTF-8", strings.Repeat("\x80", maxField+1), strings.Repeat("\x80", maxField-3)},
 	}
-	if got := clean("\xff"); got != "?" {
-		t.Errorf("clean kept invalid UTF-8: %q", got)
-	}
-	if got := clean(strings.Repeat("é", maxField)); len(got) > maxField || !strings.HasPrefix(got, "éé") {
-		t.Errorf("clean did not cut on a rune boundary: %d bytes", len(got))
+	for _, tt := range tests {
+		if got := capField(tt.in); got != tt.want {
+			t.Errorf("%s: capField gave %d bytes %.20q, want %d bytes", tt.name, len(got), got, len(tt.want))
+		}
 	}
 }
 

@@ -2,8 +2,6 @@ package container
 
 import (
 	"errors"
-	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -42,32 +40,20 @@ var (
 
 // maxField caps every string we hand back. Names come from files that
 // containers' creators (and, for cgroup paths, sometimes unprivileged users)
-// control, and they end up on a terminal.
+// control.
 const maxField = 256
 
-// clean makes s safe to print: invalid UTF-8 and control characters become
-// '?', so a name cannot carry terminal escape sequences, and it is cut to
-// maxField bytes on a rune boundary.
-func clean(s string) string {
-	ok := len(s) <= maxField
-	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			ok = false
-			break
-		}
-	}
-	if ok {
+// capField cuts s to maxField bytes on a rune boundary. It does not escape
+// it: an Info keeps the bytes its creator chose, for JSON and for matching
+// --container, and a text output escapes them where it writes them
+// (package escape), as it does every name a target chose.
+func capField(s string) string {
+	if len(s) <= maxField {
 		return s
 	}
-	var b strings.Builder
-	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			r = '?'
-		}
-		if b.Len()+utf8.RuneLen(r) > maxField {
-			break
-		}
-		b.WriteRune(r)
+	cut := maxField
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
 	}
-	return b.String()
+	return s[:cut]
 }

@@ -41,7 +41,8 @@
 //   - Cgroup names inside a delegated subtree (a user's systemd instance, a
 //     container with a writable cgroupfs) are chosen by whoever owns that
 //     subtree, so a process there can pretend to be in a container. Names
-//     taken from paths are cleaned of control characters for that reason.
+//     are capped in length but kept as their creator wrote them, escape
+//     sequences included; text outputs escape them (package escape).
 //
 // # Errors
 //

@@ -58,7 +58,7 @@ func parseDockerContainer(data []byte) (Info, error) {
 }
 
 func cleanInfo(i *Info) {
-	i.Name, i.Pod, i.Namespace, i.Image = clean(i.Name), clean(i.Pod), clean(i.Namespace), clean(i.Image)
+	i.Name, i.Pod, i.Namespace, i.Image = capField(i.Name), capField(i.Pod), capField(i.Namespace), capField(i.Image)
 }
 
 // errUnknownToEngine is an engine's definite "no such container", as opposed

@@ -49,7 +49,7 @@ func parseStorageContainers(data []byte, id string) (name, image string, found b
 		if json.Unmarshal([]byte(c.Metadata), &meta) == nil {
 			image = meta.ImageName
 		}
-		return clean(name), clean(image), true, nil
+		return capField(name), capField(image), true, nil
 	}
 	return "", "", false, nil
 }

@@ -2,24 +2,28 @@ package diagnose
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 )
 
 // WriteJSON writes the report as one JSON object.
 func WriteJSON(w io.Writer, r *Report) error {
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // stacks read "a <- b"
 	if err := enc.Encode(r); err != nil {
 		return fmt.Errorf("encoding report: %w", err)
 	}
-	return nil
+	_, err := w.Write(escape.JSON(b.Bytes()))
+	return err
 }
 
 // TextOptions shape the text report.
@@ -29,14 +33,16 @@ type TextOptions struct {
 
 // WriteText writes the report for a person: the target, its hottest
 // threads, then each verdict with its evidence and fix, in about one
-// screen, plain text without color.
+// screen, plain text without color. What the target named (its name,
+// threads, fds, symbols, container) is escaped: every line is written
+// through package escape.
 func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if o.Threads <= 0 {
 		o.Threads = 5
 	}
 	bw := bufio.NewWriter(w)
 	t := r.Target
-	fmt.Fprintf(bw, "cpuwhy: %s (PID %d)", t.Name, t.PID)
+	escape.Fprintf(bw, "cpuwhy: %s (PID %d)", t.Name, t.PID)
 	if c := t.Container; c != nil {
 		id := c.ID
 		if len(id) > 12 {
@@ -48,41 +54,41 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		} else {
 			name += " (" + id + ")"
 		}
-		fmt.Fprintf(bw, " in %s container %s, PID %d inside", c.Runtime, name, t.NsPID)
+		escape.Fprintf(bw, " in %s container %s, PID %d inside", c.Runtime, name, t.NsPID)
 	}
-	fmt.Fprintf(bw, ": %.1f%% of a core over %.1f s (%.1f user, %.1f system", t.CPU, r.Window, t.User, t.System)
+	escape.Fprintf(bw, ": %.1f%% of a core over %.1f s (%.1f user, %.1f system", t.CPU, r.Window, t.User, t.System)
 	if t.Exited >= 0.1 {
-		fmt.Fprintf(bw, "; %.1f in threads that exited", t.Exited)
+		escape.Fprintf(bw, "; %.1f in threads that exited", t.Exited)
 	}
 	if t.Children >= 0.5 {
-		fmt.Fprintf(bw, ", children %.1f", t.Children)
+		escape.Fprintf(bw, ", children %.1f", t.Children)
 	}
-	fmt.Fprintln(bw, ")")
+	escape.Fprintf(bw, ")\n")
 	if t.Picked != nil {
-		fmt.Fprintln(bw, t.Picked.Reason())
+		escape.Fprintf(bw, "%s\n", t.Picked.Reason())
 	}
 
-	fmt.Fprintf(bw, "\n%-16s %8s %7s %6s %6s %11s  %s\n", "THREAD", "TID", "CPU%", "USER", "SYS", "SYSCALLS/S", "TOP SYSCALL")
+	escape.Fprintf(bw, "\n%-16s %8s %7s %6s %6s %11s  %s\n", "THREAD", "TID", "CPU%", "USER", "SYS", "SYSCALLS/S", "TOP SYSCALL")
 	shown := 0
 	for _, th := range r.Threads {
 		if shown == o.Threads || shown > 0 && th.CPU < 1 && th.SyscallRate < 100 {
 			break
 		}
 		shown++
-		fmt.Fprintf(bw, "%-16s %8d %7.1f %6.1f %6.1f %11s  %s\n", th.Name, th.TID, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
+		escape.Fprintf(bw, "%-16s %8d %7.1f %6.1f %6.1f %11s  %s\n", th.Name, th.TID, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
 	}
 	if n := len(r.Threads) - shown; n > 0 {
-		fmt.Fprintf(bw, "(%d more threads, each below 1%% CPU or not shown; --json lists them)\n", n)
+		escape.Fprintf(bw, "(%d more threads, each below 1%% CPU or not shown; --json lists them)\n", n)
 	}
 
 	for i, v := range r.Verdicts {
-		fmt.Fprintln(bw)
+		escape.Fprintf(bw, "\n")
 		who := fmt.Sprintf("%s (TID %d)", v.Thread.Name, v.Thread.TID)
 		if v.Thread.TID == 0 {
 			who = t.Name
 		}
-		fmt.Fprintf(bw, "VERDICT %d: %s — %s, %.1f%% of a core\n", i+1, v.Pattern, who, v.CPU)
-		fmt.Fprintf(bw, "  %s\n", v.Summary)
+		escape.Fprintf(bw, "VERDICT %d: %s — %s, %.1f%% of a core\n", i+1, v.Pattern, who, v.CPU)
+		escape.Fprintf(bw, "  %s\n", v.Summary)
 		var where []string
 		if v.Syscall != nil {
 			where = append(where, "syscall "+*v.Syscall)
@@ -97,33 +103,33 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 			where = append(where, "fd "+*v.FD)
 		}
 		if len(where) > 0 {
-			fmt.Fprintf(bw, "  %s\n", strings.Join(where, ", "))
+			escape.Fprintf(bw, "  %s\n", strings.Join(where, ", "))
 		}
 		if len(v.Stack) > 0 && v.Pattern != verdict.Healthy {
 			stack := v.Stack
 			if len(stack) > 8 {
 				stack = append(slices.Clip(stack[:8]), "...")
 			}
-			fmt.Fprintf(bw, "  stack: %s\n", strings.Join(stack, " <- "))
+			escape.Fprintf(bw, "  stack: %s\n", strings.Join(stack, " <- "))
 		}
 		for _, e := range v.Evidence {
-			fmt.Fprintf(bw, "  - %s\n", e)
+			escape.Fprintf(bw, "  - %s\n", e)
 		}
 		if v.Code != nil {
 			writeCode(bw, v.Code)
 		}
-		fmt.Fprintf(bw, "  fix: %s\n", v.Advice)
+		escape.Fprintf(bw, "  fix: %s\n", v.Advice)
 	}
 
-	fmt.Fprintln(bw)
+	escape.Fprintf(bw, "\n")
 	c := r.Cpuwhy
 	how := "no syscall profile"
 	if c.Mechanism != "" {
 		how = string(c.Mechanism) + " syscall counts"
 	}
-	fmt.Fprintf(bw, "cpuwhy used %.2f s of CPU in %.1f s to this verdict (%.1f%% of a core; %s, %d stack samples)\n", c.CPU, c.Elapsed, c.CPUShare, how, c.Samples)
+	escape.Fprintf(bw, "cpuwhy used %.2f s of CPU in %.1f s to this verdict (%.1f%% of a core; %s, %d stack samples)\n", c.CPU, c.Elapsed, c.CPUShare, how, c.Samples)
 	for _, n := range r.Notes {
-		fmt.Fprintf(bw, "note: %s\n", n)
+		escape.Fprintf(bw, "note: %s\n", n)
 	}
 	if len(r.Missing) > 0 {
 		mods := make([]string, 0, len(r.Missing))
@@ -131,7 +137,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 			mod, _, _ := strings.Cut(m, " ")
 			mods = append(mods, mod)
 		}
-		fmt.Fprintf(bw, "note: no symbols for %s: frames there print as module+offset (`cpuwhy record` says how to get them)\n", strings.Join(mods, ", "))
+		escape.Fprintf(bw, "note: no symbols for %s: frames there print as module+offset (`cpuwhy record` says how to get them)\n", strings.Join(mods, ", "))
 	}
 	return bw.Flush()
 }
@@ -159,7 +165,7 @@ func writeCode(w io.Writer, c *verdict.Code) {
 	if c.Loop != nil {
 		loop = ", the loop around the hottest marked |"
 	}
-	fmt.Fprintf(w, "  hottest instructions of %s (%d samples%s):\n", c.Function, c.Samples, loop)
+	escape.Fprintf(w, "  hottest instructions of %s (%d samples%s):\n", c.Function, c.Samples, loop)
 	for _, in := range ins {
 		share := ""
 		if in.Samples > 0 && c.Samples > 0 {
@@ -169,7 +175,7 @@ func writeCode(w io.Writer, c *verdict.Code) {
 		if c.Loop != nil && in.Addr >= c.Loop.Start && in.Addr < c.Loop.End {
 			mark = "|"
 		}
-		fmt.Fprintf(w, "    %6s %s %#x  %s\n", share, mark, in.Addr, in.Text)
+		escape.Fprintf(w, "    %6s %s %#x  %s\n", share, mark, in.Addr, in.Text)
 	}
 }
 

@@ -188,7 +188,7 @@ func unfoundSocket(inode uint64, protocol string) string {
 	if t, ok := protocolTables[protocol]; ok {
 		return t + " " + s
 	}
-	return s + " (" + clean(strings.ToLower(strings.TrimPrefix(protocol, "AF_"))) + ")"
+	return s + " (" + capText(strings.ToLower(strings.TrimPrefix(protocol, "AF_"))) + ")"
 }
 
 // readTable reads /proc/PID/net/<t.name> line by line and records in found

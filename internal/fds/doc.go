@@ -19,8 +19,10 @@
 // The parsers (ParseFDLink, ParseInetTable, ParseUnixTable,
 // ParseNetlinkTable, ParsePacketTable) are pure functions over the bytes
 // of one file, skip malformed lines, and stop at MaxLines. Text taken from
-// the target (paths, unix socket names) is made printable: control
-// characters become '?'.
+// the target (paths, unix socket names) is kept as the target wrote it,
+// cut at PATH_MAX: it may hold escape sequences, newlines and invalid
+// UTF-8, which text outputs escape where they write it (package escape)
+// and JSON encodes.
 //
 // Limits: a description is of what the fd is now, not what it was when
 // the profile counted its calls: an fd closed and reused in between is

@@ -3,7 +3,6 @@ package fds
 import (
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -107,46 +106,31 @@ func (l Link) String() string {
 		if n, ok := anonNames[l.Name]; ok {
 			return n
 		}
-		return clean(l.Name)
+		return capText(l.Name)
 	case KindPath:
 		if l.Deleted {
-			return clean(l.Name) + deletedSuffix
+			return capText(l.Name) + deletedSuffix
 		}
-		return clean(l.Name)
+		return capText(l.Name)
 	}
-	return clean(l.Raw)
+	return capText(l.Raw)
 }
 
 // maxText caps a name taken from the target (a path, a unix socket path):
 // PATH_MAX, which no real one exceeds.
 const maxText = 4096
 
-// clean makes text from the target safe to print on one line of a
-// terminal: a container chooses its file names and socket paths, and
-// could otherwise move the cursor or forge report lines. Control
-// characters, invalid UTF-8 and other runes a terminal does not simply
-// print (bidi overrides, zero-width and private-use characters, which can
-// disguise one name as another) become '?', and the text is cut at
-// maxText bytes on a rune boundary.
-func clean(s string) string {
-	ok := len(s) <= maxText
-	for i := 0; ok && i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c >= utf8.RuneSelf {
-			ok = false
-		}
-	}
-	if ok {
+// capText cuts text from the target at maxText bytes, on a rune boundary.
+// It does not escape it: a description keeps the target's bytes, for JSON
+// and for matching, and a text output escapes it where it is written
+// (package escape), as it does every name a target chose.
+func capText(s string) string {
+	if len(s) <= maxText {
 		return s
 	}
-	var b strings.Builder
-	for _, r := range s {
-		if r == utf8.RuneError || r != ' ' && !unicode.IsPrint(r) {
-			r = '?'
-		}
-		if b.Len()+utf8.RuneLen(r) > maxText {
-			break
-		}
-		b.WriteRune(r)
+	cut := maxText
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
 	}
-	return b.String()
+	return s[:cut]
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/test/golden"
 )
 
@@ -35,7 +36,8 @@ func checkGolden(t *testing.T, path string, got []byte) {
 
 // TestParseTablesGolden parses every table under testdata/tables, real
 // ones captured from /proc/net and hand-made ones, and compares each
-// socket's inode and description with the .golden file beside it.
+// socket's inode and description with the .golden file beside it, the
+// description escaped as a text report writes it.
 func TestParseTablesGolden(t *testing.T) {
 	samples, err := filepath.Glob("testdata/tables/*.txt")
 	if err != nil || len(samples) == 0 {
@@ -54,7 +56,7 @@ func TestParseTablesGolden(t *testing.T) {
 			}
 			var got bytes.Buffer
 			for _, s := range socks {
-				fmt.Fprintf(&got, "%d\t%s\n", s.Inode, s)
+				fmt.Fprintf(&got, "%d\t%s\n", s.Inode, escape.String(s.String()))
 			}
 			checkGolden(t, strings.TrimSuffix(sample, ".txt")+".golden", got.Bytes())
 		})
@@ -95,7 +97,7 @@ func TestParseFDLink(t *testing.T) {
 		{"/memfd:jit (deleted)", Link{Kind: KindPath, Name: "/memfd:jit", Deleted: true}, "/memfd:jit (deleted)"},
 		{"/dev/null", Link{Kind: KindPath, Name: "/dev/null"}, "/dev/null"},
 		{"/dev/pts/0", Link{Kind: KindPath, Name: "/dev/pts/0"}, "/dev/pts/0"},
-		{"/tmp/\x1b[2Jevil\n", Link{Kind: KindPath, Name: "/tmp/\x1b[2Jevil\n"}, "/tmp/?[2Jevil?"},
+		{"/tmp/\x1b[2Jevil\n", Link{Kind: KindPath, Name: "/tmp/\x1b[2Jevil\n"}, "/tmp/\x1b[2Jevil\n"}, // escaped where written
 		{"net:[4026531840]", Link{Kind: KindOther}, "net:[4026531840]"},
 		{"socket:[]", Link{Kind: KindOther}, "socket:[]"},
 		{"socket:[-1]", Link{Kind: KindOther}, "socket:[-1]"},
@@ -117,17 +119,23 @@ func TestParseFDLink(t *testing.T) {
 	}
 }
 
-func TestClean(t *testing.T) {
-	if got := clean("ok\xffé\u0085 \u202egpj.exe\u200b\ue2f5"); got != "ok?é? ?gpj.exe??" {
-		t.Errorf("clean = %q", got)
+func TestCapText(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"kept exactly", "ok\xffé\u0085 \u202egpj.exe\u200b\ue2f5\x1b]0;x\a\n", "ok\xffé\u0085 \u202egpj.exe\u200b\ue2f5\x1b]0;x\a\n"},
+		{"cut on a rune boundary", strings.Repeat("é", maxText), strings.Repeat("é", maxText/2)},
+		{"cut in invalid UTF-8", strings.Repeat("\x80", maxText+1), strings.Repeat("\x80", maxText-3)},
 	}
-	if got := clean(strings.Repeat("é", maxText)); len(got) > maxText || !strings.HasPrefix(got, "éé") {
-		t.Errorf("clean did not cut on a rune boundary: %d bytes", len(got))
+	for _, tt := range tests {
+		if got := capText(tt.in); got != tt.want {
+			t.Errorf("%s: capText gave %d bytes %.20q, want %d bytes", tt.name, len(got), got, len(tt.want))
+		}
 	}
 }
 
-// printable is what every description must be: one line a terminal shows
-// as it is.
+// printable is what a description cpuwhy composes from numbers must be:
+// one line a terminal shows as it is.
 func printable(t *testing.T, s string) {
 	t.Helper()
 	for _, r := range s {
@@ -192,7 +200,11 @@ func FuzzParseUnixTable(f *testing.F) {
 			if !strings.HasPrefix(desc, "unix ") || len(desc) > maxLineLen+32 {
 				t.Fatalf("description %q", desc)
 			}
-			printable(t, desc)
+			// The name as the target bound it, escaped only where
+			// text is written.
+			if !strings.HasSuffix(desc, s.Path) {
+				t.Fatalf("description %q of path %q", desc, s.Path)
+			}
 		}
 		// The other line formats must be as robust.
 		ParseNetlinkTable(data)
@@ -213,7 +225,12 @@ func FuzzParseFDLink(f *testing.F) {
 		if len(desc) > maxText+len(deletedSuffix) {
 			t.Fatalf("description of %d bytes", len(desc))
 		}
-		printable(t, desc)
+		if l.Kind == KindSocket || l.Kind == KindPipe {
+			printable(t, desc)
+		}
+		if l.Kind == KindPath && len(link) <= maxText && desc != link {
+			t.Fatalf("path %q described as %q, not as it is", link, desc)
+		}
 		switch l.Kind {
 		case KindSocket, KindPipe:
 			if back := ParseFDLink(desc); back.Kind != l.Kind || back.Inode != l.Inode {

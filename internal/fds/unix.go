@@ -53,7 +53,7 @@ func (s Socket) unixString() string {
 	case s.Path == "":
 		return "unix socket"
 	case s.Path[0] == '@':
-		return "unix (abstract) " + clean(s.Path)
+		return "unix (abstract) " + capText(s.Path)
 	}
-	return "unix " + clean(s.Path)
+	return "unix " + capText(s.Path)
 }

@@ -137,16 +137,19 @@ func TestFrameName(t *testing.T) {
 	}
 }
 
+// TestFoldedEscapes: names a target chose (its thread names, its symbols)
+// can hold the folded format's separators and terminal escapes; a newline
+// would forge a stack line.
 func TestFoldedEscapes(t *testing.T) {
-	p := &Profile{Stacks: []Stack{{Thread: "a;b", TID: 1, Count: 2, Frames: []Frame{
-		{Function: "f;g\nh", Module: "m"},
+	p := &Profile{Stacks: []Stack{{Thread: "a;b\x1b]0;x\a\nfake", TID: 1, Count: 2, Frames: []Frame{
+		{Function: "f;g\nh\xff", Module: "m"},
 		{Function: "operator<<(std::ostream&, int)", Module: "m"},
 	}}}}
 	var b bytes.Buffer
 	if err := WriteFolded(&b, p); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := b.String(), "a:b-1;operator<<(std::ostream&, int);f:g h 2\n"; got != want {
+	if got, want := b.String(), `a:b\x1b]0:x\a\nfake-1;operator<<(std::ostream&, int);f:g\nh\xff 2`+"\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

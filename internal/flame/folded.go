@@ -2,21 +2,30 @@ package flame
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 )
 
 // foldedName is a frame as flamegraph.pl reads it: ';' separates frames
 // and a line ends at a newline, so neither may appear inside a name;
 // kernel frames carry the "_[k]" suffix that selects the kernel palette.
 func foldedName(f Frame) string {
-	name := strings.NewReplacer(";", ":", "\n", " ", "\r", " ").Replace(f.Name())
+	name := foldedText(f.Name())
 	if f.IsKernel() {
 		name += "_[k]"
 	}
 	return name
+}
+
+// foldedText is a name a target chose (a symbol, a thread name) as the
+// folded format can hold it: escaped (package escape), since the file is
+// text that is read on terminals too and a newline would forge a stack,
+// and with ';' made ':'.
+func foldedText(s string) string {
+	return strings.ReplaceAll(escape.String(s), ";", ":")
 }
 
 // WriteFolded writes p in the collapsed format of stackcollapse-perf.pl
@@ -32,7 +41,7 @@ func WriteFolded(w io.Writer, p *Profile) error {
 			continue
 		}
 		parts := make([]string, 0, len(s.Frames)+1)
-		parts = append(parts, strings.ReplaceAll(s.threadName(), ";", ":"))
+		parts = append(parts, foldedText(s.threadName()))
 		for i := len(s.Frames) - 1; i >= 0; i-- {
 			parts = append(parts, foldedName(s.Frames[i]))
 		}
@@ -45,7 +54,7 @@ func WriteFolded(w io.Writer, p *Profile) error {
 	slices.Sort(lines)
 	bw := bufio.NewWriter(w)
 	for _, l := range lines {
-		fmt.Fprintf(bw, "%s %d\n", l, counts[l])
+		escape.Fprintf(bw, "%s %d\n", l, counts[l])
 	}
 	return bw.Flush()
 }

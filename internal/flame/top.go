@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 )
 
 // funcKey identifies a function across stacks for the summary: the same
@@ -32,16 +34,16 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 		return err
 	}
 	total := p.Total()
-	fmt.Fprintf(w, "%d samples", total)
+	escape.Fprintf(w, "%d samples", total)
 	if p.Period > 0 {
-		fmt.Fprintf(w, " every %v (%v of CPU)", readable(p.Period), readable(p.Period*time.Duration(total)))
+		escape.Fprintf(w, " every %v (%v of CPU)", readable(p.Period), readable(p.Period*time.Duration(total)))
 	}
 	if p.Duration > 0 {
-		fmt.Fprintf(w, " in %v", readable(p.Duration))
+		escape.Fprintf(w, " in %v", readable(p.Duration))
 	}
-	fmt.Fprintln(w)
+	escape.Fprintf(w, "\n")
 	if total == 0 {
-		_, err := fmt.Fprintln(w, "no samples: the target did not run on a CPU while recorded")
+		_, err := escape.Fprintf(w, "no samples: the target did not run on a CPU while recorded\n")
 		return err
 	}
 
@@ -79,13 +81,13 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 	})
 	pct := func(v int64) string { return fmt.Sprintf("%5.1f%%", 100*float64(v)/float64(total)) }
 
-	fmt.Fprintln(w, "\nHottest functions:")
-	fmt.Fprintln(w, "  SELF   TOTAL  FUNCTION (MODULE)")
+	escape.Fprintf(w, "\nHottest functions:\n")
+	escape.Fprintf(w, "  SELF   TOTAL  FUNCTION (MODULE)\n")
 	for _, s := range funcs[:min(n, len(funcs))] {
-		fmt.Fprintf(w, "%s  %s  %s (%s)\n", pct(s.self), pct(s.total), s.name, s.module)
+		escape.Fprintf(w, "%s  %s  %s (%s)\n", pct(s.self), pct(s.total), s.name, s.module)
 	}
 
-	fmt.Fprintln(w, "\nHottest stacks (innermost first):")
+	escape.Fprintf(w, "\nHottest stacks (innermost first):\n")
 	stacks := Merge(byName(p.Stacks))
 	for _, s := range stacks[:min(n, len(stacks))] {
 		// The outermost frames (start_thread, main) say least about
@@ -98,13 +100,13 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 			}
 			names = append(names, f.Name())
 		}
-		fmt.Fprintf(w, "%s  %s: %s\n", pct(s.Count), s.threadName(), strings.Join(names, " <- "))
+		escape.Fprintf(w, "%s  %s: %s\n", pct(s.Count), s.threadName(), strings.Join(names, " <- "))
 	}
 	for i, m := range p.Missing {
 		if i == 0 {
-			fmt.Fprintln(w, "\nWithout symbols:")
+			escape.Fprintf(w, "\nWithout symbols:\n")
 		}
-		fmt.Fprintf(w, "  %s\n", m)
+		escape.Fprintf(w, "  %s\n", m)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 )
 
 // WriteJSON writes the report as one JSON object.
@@ -16,7 +18,7 @@ func WriteJSON(w io.Writer, r *Report) error {
 	if err != nil {
 		return fmt.Errorf("encoding report: %w", err)
 	}
-	_, err = w.Write(append(b, '\n'))
+	_, err = w.Write(append(escape.JSON(b), '\n'))
 	return err
 }
 
@@ -26,7 +28,9 @@ type TextOptions struct {
 }
 
 // WriteText writes the report in the manner of `strace -c`, once for the
-// process and once per thread, with the errno split and the fds.
+// process and once per thread, with the errno split and the fds. What the
+// target named (its name, threads, fds, symbols) is escaped: every line is
+// written through package escape.
 func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	bw := bufio.NewWriter(w)
 	title := fmt.Sprintf("PID %d", r.PID)
@@ -40,44 +44,44 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		}
 		title += fmt.Sprintf(" in %s container %s as PID %d", c.Runtime, name, r.NsPID)
 	}
-	fmt.Fprintf(bw, "cpuwhy syscalls: %s, %.1fs, %s: %s\n", title, r.Duration, r.Mechanism, callsLine(r))
+	escape.Fprintf(bw, "cpuwhy syscalls: %s, %.1fs, %s: %s\n", title, r.Duration, r.Mechanism, callsLine(r))
 	if r.Picked != nil {
-		fmt.Fprintf(bw, "%s\n", r.Picked)
+		escape.Fprintf(bw, "%s\n", r.Picked)
 	}
 	if r.Ended != "" {
-		fmt.Fprintf(bw, "note: partial window: %s\n", r.Ended)
+		escape.Fprintf(bw, "note: partial window: %s\n", r.Ended)
 	}
 	if r.Dropped > 0 {
-		fmt.Fprintf(bw, "note: %s calls not counted: the aggregation table was full (raise --max-keys)\n", count(r.Dropped))
+		escape.Fprintf(bw, "note: %s calls not counted: the aggregation table was full (raise --max-keys)\n", count(r.Dropped))
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(bw, "note: %s\n", n)
+		escape.Fprintf(bw, "note: %s\n", n)
 	}
-	fmt.Fprintln(bw)
-	fmt.Fprintln(bw, "process")
+	escape.Fprintf(bw, "\n")
+	escape.Fprintf(bw, "process\n")
 	table(bw, r.Syscalls)
 	threads := r.Threads
 	if o.Threads > 0 && len(threads) > o.Threads {
 		threads = threads[:o.Threads]
 	}
 	for _, t := range threads {
-		fmt.Fprintf(bw, "\nthread %d (%s): %s, %s/s", t.TID, t.Name, calls(t.Calls), rate(float64(t.Calls)/max(r.Duration, 1e-9)))
+		escape.Fprintf(bw, "\nthread %d (%s): %s, %s/s", t.TID, t.Name, calls(t.Calls), rate(float64(t.Calls)/max(r.Duration, 1e-9)))
 		if t.TotalNs > 0 {
-			fmt.Fprintf(bw, ", %s in syscalls", duration(t.TotalNs))
+			escape.Fprintf(bw, ", %s in syscalls", duration(t.TotalNs))
 		}
-		fmt.Fprintln(bw)
+		escape.Fprintf(bw, "\n")
 		table(bw, t.Syscalls)
 	}
 	if n := len(r.Threads) - len(threads); n > 0 {
-		fmt.Fprintf(bw, "\n(%d more threads; --json lists them all)\n", n)
+		escape.Fprintf(bw, "\n(%d more threads; --json lists them all)\n", n)
 	}
 	if len(r.Stacks) > 0 {
-		fmt.Fprintln(bw, "\ncall sites (user stack at syscall entry, innermost first)")
+		escape.Fprintf(bw, "\ncall sites (user stack at syscall entry, innermost first)\n")
 		for i, cs := range r.Stacks {
 			if i == 5 {
 				break
 			}
-			fmt.Fprintf(bw, "  %s calls of %s by %d (%s):\n", count(cs.Count), cs.Name, cs.TID, cs.Thread)
+			escape.Fprintf(bw, "  %s calls of %s by %d (%s):\n", count(cs.Count), cs.Name, cs.TID, cs.Thread)
 			frames := cs.Frames
 			if len(frames) == 0 {
 				for _, pc := range cs.PCs {
@@ -85,7 +89,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 				}
 			}
 			for _, f := range frames {
-				fmt.Fprintf(bw, "      %s\n", f)
+				escape.Fprintf(bw, "      %s\n", f)
 			}
 		}
 	}
@@ -125,9 +129,9 @@ func calls(n uint64) string {
 }
 
 func table(w io.Writer, list []Syscall) {
-	fmt.Fprintf(w, "  %6s %9s %9s %9s %9s %9s %9s  %-16s %s\n", "%time", "total", "mean", "p50", "p99", "calls", "rate/s", "syscall", "results and fds")
+	escape.Fprintf(w, "  %6s %9s %9s %9s %9s %9s %9s  %-16s %s\n", "%time", "total", "mean", "p50", "p99", "calls", "rate/s", "syscall", "results and fds")
 	for _, s := range list {
-		fmt.Fprintf(w, "  %6.1f %9s %9s %9s %9s %9s %9s  %-16s %s\n",
+		escape.Fprintf(w, "  %6.1f %9s %9s %9s %9s %9s %9s  %-16s %s\n",
 			s.Share, durOrDash(s.TotalNs), durOrDash(s.MeanNs), durOrDash(s.P50Ns), durOrDash(s.P99Ns),
 			count(s.Count), rate(s.Rate), s.Name, results(s))
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 )
 
 // WriteJSON writes the frame as one line of JSON, so that batch mode with
@@ -18,7 +20,7 @@ func WriteJSON(w io.Writer, f *Frame) error {
 	if err != nil {
 		return fmt.Errorf("encoding frame: %w", err)
 	}
-	b = append(b, '\n')
+	b = append(escape.JSON(b), '\n')
 	_, err = w.Write(b)
 	return err
 }
@@ -32,7 +34,9 @@ type TextOptions struct {
 // WriteText writes the frame as a table in the manner of `top -b -H`: one
 // line per process and, indented below it, one per thread when the frame
 // has threads. Numbers are right-aligned, names left-aligned, and the
-// command comes last so that it can run long.
+// command comes last so that it can run long. Names, command lines and
+// container labels are escaped (package escape) before columns are
+// measured and cut.
 func WriteText(w io.Writer, f *Frame, o TextOptions) error {
 	procs := f.Processes
 	if o.Limit > 0 && len(procs) > o.Limit {
@@ -40,25 +44,25 @@ func WriteText(w io.Writer, f *Frame, o TextOptions) error {
 	}
 	cw := len("CONTAINER")
 	for i := range procs {
-		cw = max(cw, min(len(ContainerLabel(&procs[i])), maxContainerWidth))
+		cw = max(cw, min(utf8.RuneCountInString(escape.String(ContainerLabel(&procs[i]))), maxContainerWidth))
 	}
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "cpuwhy top - %s, interval %.1fs, %d processes, %.1f%% CPU in all (100%% = one core)\n",
+	escape.Fprintf(bw, "cpuwhy top - %s, interval %.1fs, %d processes, %.1f%% CPU in all (100%% = one core)\n",
 		f.Time.Format("15:04:05"), f.Interval, len(f.Processes), f.Total())
-	fmt.Fprintf(bw, "%8s %7s %6s %6s %6s %s %5s %6s  %-*s  %s\n",
+	escape.Fprintf(bw, "%8s %7s %6s %6s %6s %s %5s %6s  %-*s  %s\n",
 		"PID", "NSPID", "%CPU", "%USR", "%SYS", "S", "THR", "RSS", cw, "CONTAINER", "COMMAND")
 	for i := range procs {
 		p := &procs[i]
-		fmt.Fprintf(bw, "%8d %7d %6.1f %6.1f %6.1f %-1s %5d %6s  %-*s  %s\n",
+		escape.Fprintf(bw, "%8d %7d %6.1f %6.1f %6.1f %-1s %5d %6s  %-*s  %s\n",
 			p.PID, p.NsPID, p.CPU, p.User, p.System, p.State, p.NumThreads,
-			HumanBytes(p.RSSBytes), cw, fit(ContainerLabel(p), cw), fit(Command(p), o.Width))
+			HumanBytes(p.RSSBytes), cw, fit(escape.String(ContainerLabel(p)), cw), fit(escape.String(Command(p)), o.Width))
 		for _, t := range p.Threads {
 			where := t.Syscall
 			if where == "" {
 				where = t.Wchan
 			}
-			fmt.Fprintf(bw, "%8d %7s %6.1f %6.1f %6.1f %-1s %5s %6s  %-*s    %s\n",
-				t.TID, "", t.CPU, t.User, t.System, t.State, "", "", cw, "", fit(threadLabel(t.Name, where), o.Width))
+			escape.Fprintf(bw, "%8d %7s %6.1f %6.1f %6.1f %-1s %5s %6s  %-*s    %s\n",
+				t.TID, "", t.CPU, t.User, t.System, t.State, "", "", cw, "", fit(escape.String(threadLabel(t.Name, where)), o.Width))
 		}
 	}
 	return bw.Flush()

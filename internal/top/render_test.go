@@ -2,12 +2,15 @@ package top
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/test/golden"
+	"github.com/cpuwhy/cpuwhy/test/termtest"
 )
 
 // sampleFrame is the seed's situation: the VPN server's NatThreadMain
@@ -53,6 +56,49 @@ func TestRender(t *testing.T) {
 			}
 			golden.Check(t, filepath.Join("testdata", tt.golden), b.Bytes())
 		})
+	}
+}
+
+// hostileFrame is a process whose names attack the terminal (issue 18).
+func hostileFrame() *Frame {
+	f := sampleFrame()
+	f.Processes = append(f.Processes, Process{
+		PID: 6225, NsPID: 6225, Name: "\x1b]0;PWNED\a\nhx", Cmdline: "\x1b[2J line\nforged \xff \u202eevil \u009b31m", State: "R",
+		CPU: 50, NumThreads: 2,
+		Container: &container.Info{Runtime: container.Docker, ID: "abc", Name: "c\x1b[31m\nforged"},
+		Threads: []Thread{
+			{TID: 6225, Name: "\x1b]0;PWNED\a\nhx", State: "S", Syscall: "futex"},
+			{TID: 6226, Name: "\x1b[2Jhot\nfake\x7f", CPU: 50, State: "R"},
+		},
+	})
+	return f
+}
+
+func TestRenderEscapesNames(t *testing.T) {
+	f := hostileFrame()
+	var text, js bytes.Buffer
+	if err := WriteText(&text, f, TextOptions{Width: 200}); err != nil {
+		t.Fatal(err)
+	}
+	termtest.Check(t, "text", text.String(), "hx", "fake", "forged")
+	for _, want := range []string{`\x1b[2J line\nforged \xff \u202eevil \u009b31m`, `docker:c\x1b[31m\nforged`, `\x1b[2Jhot\nfake\x7f`, `\x1b]0;PWNED\a\nhx [futex]`} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %s:\n%s", want, text.String())
+		}
+	}
+	if err := WriteJSON(&js, f); err != nil {
+		t.Fatal(err)
+	}
+	termtest.Check(t, "JSON", js.String())
+	var back Frame
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := back.Processes[2].Threads[1].Name, f.Processes[2].Threads[1].Name; got != want {
+		t.Errorf("JSON thread name %q, want the exact %q", got, want)
+	}
+	if got, want := back.Processes[2].Container.Name, f.Processes[2].Container.Name; got != want {
+		t.Errorf("JSON container name %q, want the exact %q", got, want)
 	}
 }
 

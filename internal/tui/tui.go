@@ -10,6 +10,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/top"
 )
 
@@ -227,6 +228,10 @@ func (m *model) View() tea.View {
 	return v
 }
 
+// render draws the view as text. Everything a process chose (names,
+// command lines, container labels, and the filter typed or pasted) goes
+// through package escape before it is measured and clipped: bubbletea
+// writes the lines to the terminal as they are.
 func (m *model) render() string {
 	var b strings.Builder
 	width := m.width
@@ -239,10 +244,10 @@ func (m *model) render() string {
 		header += fmt.Sprintf("  %d processes  %.1f%% CPU", len(rows), sumCPU(rows))
 	}
 	if m.drill != 0 {
-		header += fmt.Sprintf("  threads of %d (%s)", m.drill, m.drillName)
+		header += escape.Sprintf("  threads of %d (%s)", m.drill, m.drillName)
 	}
 	if m.filter != "" || m.typing {
-		header += "  filter:" + m.filter
+		header += "  filter:" + escape.String(m.filter)
 		if m.typing {
 			header += "_"
 		}
@@ -276,9 +281,9 @@ func (m *model) processTable(b *strings.Builder, rows []top.Process, width int) 
 	}
 	for i := start; i < len(rows) && i < start+m.visible(); i++ {
 		p := &rows[i]
-		line := fmt.Sprintf("%8d %6d %6.1f %5.1f %5.1f %1s %5d %6s %-24s %s",
+		line := escape.Sprintf("%8d %6d %6.1f %5.1f %5.1f %1s %5d %6s %-24s %s",
 			p.PID, p.NsPID, p.CPU, p.User, p.System, p.State, p.NumThreads,
-			top.HumanBytes(p.RSSBytes), clip(top.ContainerLabel(p), 24), top.Command(p))
+			top.HumanBytes(p.RSSBytes), clip(escape.String(top.ContainerLabel(p)), 24), top.Command(p))
 		b.WriteString(mark(i == m.cursor, clip(line, width-2)) + "\n")
 	}
 }
@@ -298,7 +303,7 @@ func (m *model) threadTable(b *strings.Builder, rows []top.Process, width int) {
 		if where == "" {
 			where = t.Wchan
 		}
-		line := fmt.Sprintf("%8d %6.1f %5.1f %5.1f %1s %-16s %s", t.TID, t.CPU, t.User, t.System, t.State, t.Name, where)
+		line := escape.Sprintf("%8d %6.1f %5.1f %5.1f %1s %-16s %s", t.TID, t.CPU, t.User, t.System, t.State, t.Name, where)
 		b.WriteString("  " + clip(line, width-2) + "\n")
 	}
 }

@@ -32,6 +32,13 @@
 //     $SCENARIO_COUNT_FILE.
 //   - gostripped: Go built with -ldflags="-s -w" (no .symtab, no DWARF,
 //     the pclntab remains); main.spin burns CPU on a locked thread.
+//   - hostile: [idle]; a process whose every name attacks the terminal
+//     that shows it (issue 18): it re-executes itself with an argv of
+//     escape sequences, newlines and invalid UTF-8, names itself and its
+//     threads the same way, and its thread "\x1b[2Jhot\nfake" burns about
+//     a third of a core in a function whose symbol is HostileSymbol,
+//     writing to a memfd and sending to an abstract unix socket with
+//     hostile names between bursts. With idle it burns nothing.
 //   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
 //   - kernelbound: a thread named Copier reads a chunk of /dev/zero with
 //     one read(2), in a loop: on a CPU all the time, all of it in the

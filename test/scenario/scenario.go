@@ -84,6 +84,15 @@ var recipes = map[string]recipe{
 		main: "spawner",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "spawner", "spawner.c"}},
 	},
+	"hostile": {
+		main: "hostile",
+		cmds: [][]string{
+			{"gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-Wall", "-pthread", "-o", "hostile", "hostile.c"},
+			// A symbol name no compiler writes: an escape sequence, a
+			// newline and a byte of invalid UTF-8.
+			{"objcopy", "--redefine-sym", "burn=" + HostileSymbol, "hostile"},
+		},
+	},
 	"leaderexit": {
 		main: "leaderexit",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "leaderexit", "leaderexit.c"}},
@@ -109,6 +118,10 @@ var recipes = map[string]recipe{
 	"writestorm":  pattern("writestorm"),
 	"zeropoll":    pattern("zeropoll"),
 }
+
+// HostileSymbol is the name the hostile scenario's burn function has in
+// its symbol table, where its thread spends its CPU.
+const HostileSymbol = "burn\x1b]0;SYM\a\nforged\xff"
 
 // pattern is the recipe of a C scenario built from testdata/name/name.c
 // with scenario.h. It keeps symbols, DWARF and frame pointers, so that

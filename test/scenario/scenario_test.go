@@ -35,8 +35,8 @@ func threadNames(t *testing.T, pid int) []string {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"busypoll", "churn", "compute", "cxxhot", "echoserver", "gcpressure", "gostripped", "idle",
-		"kernelbound", "leaderexit", "lockstorm", "refused", "spawner", "spinyield", "threads", "timerstorm", "writestorm", "zeropoll"}
+	want := []string{"busypoll", "churn", "compute", "cxxhot", "echoserver", "gcpressure", "gostripped", "hostile",
+		"idle", "kernelbound", "leaderexit", "lockstorm", "refused", "spawner", "spinyield", "threads", "timerstorm", "writestorm", "zeropoll"}
 	if got := scenario.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)
 	}
@@ -53,6 +53,7 @@ func TestScenariosRun(t *testing.T) {
 		{name: "compute", thread: "cruncher", tasks: 2},
 		{name: "cxxhot", thread: "pump", tasks: 2},
 		{name: "gostripped"},
+		{name: "hostile", thread: "\x1b[2Jhot\nfake", tasks: 4},
 		{name: "idle", thread: "acceptor", tasks: 2},
 		{name: "spawner"},
 		{name: "threads", args: []string{"50"}, tasks: 51},
@@ -133,6 +134,22 @@ func TestComputeSymbol(t *testing.T) {
 	}
 	if !slices.ContainsFunc(syms, func(s elf.Symbol) bool { return s.Name == "crunch_numbers" }) {
 		t.Error("compute has no symbol crunch_numbers")
+	}
+}
+
+func TestHostileSymbol(t *testing.T) {
+	p := scenario.Build(t, "hostile")
+	f, err := elf.Open(p.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(syms, func(s elf.Symbol) bool { return s.Name == scenario.HostileSymbol }) {
+		t.Errorf("hostile has no symbol %q", scenario.HostileSymbol)
 	}
 }
 
