@@ -14,6 +14,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/verdict"
 	"github.com/cpuwhy/cpuwhy/test/softether"
 )
 
@@ -60,10 +61,13 @@ func startSecureNAT(t *testing.T) *secureNAT {
 		t.Fatal(err)
 	}
 	t.Logf("busiest threads by schedstat: %+v", threads[:3])
-	// Loose: the machine is shared. Idle, no thread of the server
-	// reaches a few percent.
-	if threads[0].CPU < 30 {
-		t.Fatalf("the busiest thread uses %.1f%% of a core under the load, want most of one", threads[0].CPU)
+	// Idle, no thread of the server reaches a few percent. Under the
+	// load the NAT thread used 71% of a core on an AMD EPYC VM: per
+	// packet work, which a CPU twice as fast does in half the time, so
+	// the bound is the diagnosis's own, below which it would not examine
+	// the thread.
+	if threads[0].CPU < verdict.HotThreadCPU {
+		t.Fatalf("the busiest thread uses %.1f%% of a core under the load, want at least %.0f%%", threads[0].CPU, verdict.HotThreadCPU)
 	}
 	return &secureNAT{server: s, svc: svc, svcNsPID: nsPID(t, svc), nat: threads[0].TID, natCPU: threads[0].CPU, sessions: sessions}
 }
@@ -198,6 +202,9 @@ func TestSoftEtherSecureNAT(t *testing.T) {
 		if float64(rf.Errors["EAGAIN"]) < 0.99*float64(rf.Count) {
 			t.Errorf("recvfrom results ok %d errors %v of %d; want EAGAIN for nearly all", rf.OK, rf.Errors, rf.Count)
 		}
+		// Each wake-up costs a recvfrom per open session: hundreds of
+		// thousands a second (510K traced on an AMD EPYC VM, 3.2M in the
+		// README's run), hundreds of times the bound at half the speed.
 		if rf.Rate < 1000 {
 			t.Errorf("recvfrom at %.0f/s, want a spin", rf.Rate)
 		}

@@ -102,6 +102,7 @@ func FuzzParseCgroup(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()
 		info, err := ParseCgroup(data)
+		// Only a blow-up: a cgroup file parses in microseconds.
 		if elapsed := time.Since(start); elapsed > time.Second {
 			t.Fatalf("took %v on %d bytes", elapsed, len(data))
 		}

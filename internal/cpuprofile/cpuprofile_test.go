@@ -2,12 +2,14 @@ package cpuprofile
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/sample"
 	"github.com/cpuwhy/cpuwhy/test/containertest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
@@ -33,12 +35,23 @@ func TestSeedStack(t *testing.T) {
 	c := containertest.Start(t, containertest.Config{Program: prog.Path, Files: prog.Files, Args: []string{"1701"}, Network: true})
 	c.WaitReady(t, 10*time.Second)
 
+	// NatThreadMain's CPU time over the 2 s the sampling lasts (it starts
+	// as Record does, and unwinding comes after): 99 samples per second
+	// of it, at any speed of the machine and whatever share of a core the
+	// thread gets on a loaded one.
+	nat := threadCalled(t, c.HostPID, "NatThreadMain")
+	cpu0 := onCPU(t, c.HostPID, nat)
+	cpu1 := make(chan time.Duration, 1)
+	time.AfterFunc(2*time.Second, func() { cpu1 <- onCPU(t, c.HostPID, nat) })
 	res, err := Record(context.Background(), c.HostPID, Options{FS: proc.FS{}, Duration: 2 * time.Second, Kernel: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Samples < 50 {
-		t.Fatalf("only %d samples in 2 s of a spinning thread", res.Samples)
+	oncpu := <-cpu1 - cpu0
+	expected := oncpu.Seconds() * sample.DefaultFrequency
+	t.Logf("%d samples; NatThreadMain ran %v of the 2 s: %.2f of the %.0f expected", res.Samples, oncpu.Round(time.Millisecond), float64(res.Samples)/max(expected, 1), expected)
+	if float64(res.Samples) < 0.6*expected || res.Samples == 0 {
+		t.Fatalf("only %d samples of a spinning thread that ran %v, expected at least %.0f (0.6 of %.0f)", res.Samples, oncpu, 0.6*expected, expected)
 	}
 	share := float64(res.UnwoundToStart) / float64(res.Samples)
 	t.Logf("%d samples, %.1f%% unwound to the thread's start; notes %q", res.Samples, 100*share, res.Notes)
@@ -94,4 +107,29 @@ func TestSeedStack(t *testing.T) {
 	if !strings.Contains(missing, "vpnserver") {
 		t.Errorf("missing symbols %q do not name vpnserver", missing)
 	}
+}
+
+// threadCalled returns the TID of pid's thread named name.
+func threadCalled(t *testing.T, pid int, name string) int {
+	t.Helper()
+	stats, err := proc.FS{}.ThreadSchedstats(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tid := range stats {
+		if comm, err := os.ReadFile(proc.FS{}.TaskPath(pid, tid, "comm")); err == nil && strings.TrimSpace(string(comm)) == name {
+			return tid
+		}
+	}
+	t.Fatalf("process %d has no thread %s", pid, name)
+	return 0
+}
+
+// onCPU is the time thread tid of pid has run so far, from schedstat.
+func onCPU(t *testing.T, pid, tid int) time.Duration {
+	st, err := proc.FS{}.Schedstat(pid, tid)
+	if err != nil {
+		t.Error(err)
+	}
+	return st.OnCPU
 }

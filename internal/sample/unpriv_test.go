@@ -14,6 +14,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/sample"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -39,11 +40,11 @@ func TestHelperRecordUnprivileged(t *testing.T) {
 // Record must fall back to user-only sampling with a note.
 func TestRecordUnprivileged(t *testing.T) {
 	if os.Getuid() != 0 {
-		t.Skip("needs root to run the target and the sampler as nobody")
+		privtest.Require(t, "needs root to run the target and the sampler as nobody")
 	}
 	paranoid, err := sys.PerfEventParanoid()
 	if err != nil {
-		t.Skipf("no perf_event_paranoid: %v", err)
+		privtest.Require(t, fmt.Sprintf("no perf_event_paranoid (no perf events?): %v", err))
 	}
 	// Copies nobody can execute: the build caches are root's.
 	dir := t.TempDir()

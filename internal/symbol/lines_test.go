@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/objfile"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -152,7 +153,7 @@ func TestLinesMatchDebugDWARF(t *testing.T) {
 	compiled := func(cmd ...string) func(t *testing.T) string {
 		return func(t *testing.T) string {
 			if _, err := exec.LookPath(cmd[0]); err != nil {
-				t.Skipf("%s is not installed", cmd[0])
+				privtest.Require(t, fmt.Sprintf("%s is not installed", cmd[0]))
 			}
 			return compileLines(t, t.TempDir(), cmd...)
 		}
@@ -183,7 +184,8 @@ func TestLinesMatchDebugDWARF(t *testing.T) {
 		{"libc debug file", func(t *testing.T) string {
 			p := libcDebugFile(t)
 			if p == "" {
-				t.Skip("no debug file for libc.so.6 under /usr/lib/debug (Debian: libc6-dbg)")
+				// .ci/run installs libc6-dbg.
+				privtest.Require(t, "no debug file for libc.so.6 under /usr/lib/debug (Debian: apt-get install libc6-dbg)")
 			}
 			return p
 		}, false},

@@ -13,6 +13,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/cpuwhy/cpuwhy/internal/objfile"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 func TestDemangle(t *testing.T) {
@@ -216,7 +217,7 @@ func BenchmarkLoadTable(b *testing.B) {
 // without its symbol table.
 func TestGoExternalLinking(t *testing.T) {
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc is not installed")
+		privtest.Require(t, "gcc is not installed")
 	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module m\n"), 0o644)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -18,7 +19,7 @@ import (
 // readelf --debug-dump=frames-interp prints for the same address.
 func TestRowsMatchReadelf(t *testing.T) {
 	if _, err := exec.LookPath("readelf"); err != nil {
-		t.Skip("readelf (binutils) is not installed")
+		privtest.Require(t, "readelf (binutils) is not installed")
 	}
 	bp := scenario.Build(t, "busypoll")
 	cp := scenario.Build(t, "compute")

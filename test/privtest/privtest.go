@@ -1,5 +1,6 @@
 // Package privtest decides what a test does when a privileged feature it
-// needs (namespaces, cgroups, perf events, ptrace) is missing.
+// needs (namespaces, cgroups, perf events, ptrace), or a package that CI
+// installs (.ci/run: compilers, libc6-dbg, the real servers), is missing.
 //
 // A test tries the real operation first and calls Require only when the
 // operation shows that the feature is truly unavailable. Normally that

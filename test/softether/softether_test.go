@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/verdict"
 	"github.com/cpuwhy/cpuwhy/test/containertest"
 	"github.com/cpuwhy/cpuwhy/test/softether"
 )
@@ -17,7 +18,7 @@ func TestMain(m *testing.M) { containertest.Main(m) }
 // TestSecureNATSpins runs the report's case end to end: the server in its
 // container, a client connected over loopback, a host behind the client
 // opening UDP sessions through SecureNAT; the server's busiest thread
-// must go from idle to most of a core.
+// must go from idle to hot.
 func TestSecureNATSpins(t *testing.T) {
 	s := softether.StartServer(t, softether.ServerConfig{})
 	svc, err := s.ServicePID()
@@ -57,13 +58,20 @@ func TestSecureNATSpins(t *testing.T) {
 	if !strings.Contains(log, fmt.Sprintf("SecureNAT: The UDP session %d has been created.", sessions)) {
 		t.Errorf("server log does not show %d UDP sessions created; it ends:\n%s", sessions, log[max(0, len(log)-2000):])
 	}
-	// Loose: the machine is shared and noisy. Idle, SecureNAT wakes
-	// every 256 ms; under the load it scans 2000 sockets per packet.
+	// Idle, SecureNAT wakes every 256 ms; under the load it scans 2000
+	// sockets per packet. Both are work done per event, whose CPU follows
+	// the machine's speed: measured on an AMD EPYC VM, 0.4% idle and 71%
+	// under 1000 packets a second. On a CPU twice as fast the load would
+	// take about 35%, so the bound under load is the diagnosis's hot
+	// thread (a thread below it is not examined) and a rise from idle of
+	// twenty times at least (160 here), which no speed changes. A CPU half
+	// as fast saturates the thread, capped at one core.
 	if idle[0].CPU > 20 {
 		t.Errorf("before the load the busiest thread used %.1f%% of a core, want idle", idle[0].CPU)
 	}
-	if busy[0].CPU < 50 {
-		t.Errorf("under the load the busiest thread used %.1f%% of a core, want most of one", busy[0].CPU)
+	if busy[0].CPU < verdict.HotThreadCPU || busy[0].CPU < 20*idle[0].CPU {
+		t.Errorf("under the load the busiest thread used %.1f%% of a core (idle %.1f%%), want at least %.0f%% and twenty times idle",
+			busy[0].CPU, idle[0].CPU, verdict.HotThreadCPU)
 	}
 }
 

@@ -10,7 +10,7 @@
 //
 // Counting: on SIGUSR1 the program writes its own counts of each outcome to
 // the file named by SCENARIO_COUNT_FILE, as one line
-//   send=N send_refused=N recv_refused=N recv_again=N recv_other=N
+//   send=N send_refused=N send_other=N recv_refused=N recv_again=N recv_other=N
 // (send counts successful sends), so tests can check a profile's errno
 // split against the truth.
 //
@@ -36,7 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static volatile unsigned long n_send, n_send_refused, n_recv_refused, n_recv_again, n_recv_other;
+static volatile unsigned long n_send, n_send_refused, n_send_other, n_recv_refused, n_recv_again, n_recv_other;
 static const char *count_file;
 static int fd;
 static long rate;
@@ -67,6 +67,7 @@ static void on_usr1(int sig)
 	(void)sig;
 	n += put(line + n, "send=", n_send);
 	n += put(line + n, " send_refused=", n_send_refused);
+	n += put(line + n, " send_other=", n_send_other);
 	n += put(line + n, " recv_refused=", n_recv_refused);
 	n += put(line + n, " recv_again=", n_recv_again);
 	n += put(line + n, " recv_other=", n_recv_other);
@@ -95,6 +96,8 @@ static void *client(void *arg)
 			n_send++;
 		else if (errno == ECONNREFUSED)
 			n_send_refused++;
+		else
+			n_send_other++;
 		if (recv(fd, buf, sizeof(buf), 0) < 0) {
 			if (errno == ECONNREFUSED)
 				n_recv_refused++;
