@@ -3,8 +3,10 @@ package flame
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -304,6 +306,24 @@ func TestWritersEdgeCases(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Errorf("%s, %s: error %v, want error %v", tt.name, format, err, tt.wantErr)
 			}
+		}
+	}
+}
+
+// TestWriteTopCount runs WriteTop with every kind of count a command line
+// can give it: a negative count once sliced the lists and panicked.
+func TestWriteTopCount(t *testing.T) {
+	for _, n := range []int{math.MinInt, -3, -1, 0, 1, 2, 1000, math.MaxInt} {
+		var b bytes.Buffer
+		if err := WriteTop(&b, seedProfile(), n); err != nil {
+			t.Errorf("WriteTop(%d): %v", n, err)
+		}
+		rows := len(regexp.MustCompile(`(?m)^ *[0-9.]+%`).FindAllString(b.String(), -1))
+		if n <= 0 && rows != 0 {
+			t.Errorf("WriteTop(%d) printed %d rows, want none:\n%s", n, rows, b.String())
+		}
+		if n > 0 && rows == 0 {
+			t.Errorf("WriteTop(%d) printed no rows:\n%s", n, b.String())
 		}
 	}
 }
