@@ -58,23 +58,17 @@ func bindDiagnose(root *cobra.Command, g *globalOptions, s Streams) {
 	}
 	f := root.Flags()
 	addTargetFlags(root, &o.spec)
-	f.DurationVarP(&o.duration, "duration", "d", diagnose.DefaultDuration, "how long to observe")
+	durationVar(f, &o.duration, "duration", "d", diagnose.DefaultDuration, diagnoseWindow, "how long to observe")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	f.StringVarP(&o.output, "output", "o", "", "also write the stack profile: .pb.gz, .folded or .html")
 	f.StringVar(&o.format, "format", "", "profile format (pprof, folded, html), whatever the file name")
-	f.IntVarP(&o.frequency, "frequency", "F", 99, "stack samples per second of CPU, per thread")
+	intVar(f, &o.frequency, "frequency", "F", 99, frequency, "stack samples per second of CPU, per thread")
 	f.StringVar(&o.mechanism, "mechanism", "auto", "syscall tracing: ebpf, ptrace, or auto (eBPF, else ptrace)")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
-	f.IntVar(&o.threads, "threads", 5, "threads listed in the text report")
+	intVar(f, &o.threads, "threads", "", 5, listed, "threads listed in the text report")
 }
 
 func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
-	if o.duration <= 0 || o.duration > maxDuration {
-		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxDuration)}
-	}
-	if o.frequency < 1 || o.frequency > 10000 {
-		return usageError{fmt.Errorf("-F %d: give a frequency between 1 and 10000", o.frequency)}
-	}
 	format, err := outputFormat(o.output, o.format)
 	if err != nil {
 		return usageError{err}

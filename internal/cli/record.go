@@ -55,30 +55,20 @@ modules lack symbols and how to get them (--debug-dir).`,
 	}
 	f := cmd.Flags()
 	addTargetFlags(cmd, &o.spec)
-	f.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "how long to record")
-	f.IntVarP(&o.frequency, "frequency", "F", 99, "samples per second of CPU, per thread")
+	durationVar(f, &o.duration, "duration", "d", 10*time.Second, recordWindow, "how long to record")
+	intVar(f, &o.frequency, "frequency", "F", 99, frequency, "samples per second of CPU, per thread")
 	f.StringVarP(&o.output, "output", "o", "", "profile file: .pb.gz, .folded or .html")
 	f.StringVar(&o.format, "format", "", "pprof, folded or html, whatever the file name")
 	f.BoolVar(&o.kernel, "kernel", true, "record kernel stacks too")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
-	f.IntVar(&o.top, "top", 5, "hottest stacks printed")
+	intVar(f, &o.top, "top", "", 5, hottest, "hottest functions and stacks printed")
 	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"pprof", "folded", "html"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
 }
 
-// maxRecord bounds a recording; a profile of an hour says no more than one
-// of ten minutes.
-const maxRecord = time.Hour
-
 func runRecord(ctx context.Context, o *recordOptions) error {
-	if o.duration <= 0 || o.duration > maxRecord {
-		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxRecord)}
-	}
-	if o.frequency < 1 || o.frequency > 10000 {
-		return usageError{fmt.Errorf("-F %d: give a frequency between 1 and 10000", o.frequency)}
-	}
 	format, err := outputFormat(o.output, o.format)
 	if err != nil {
 		return usageError{err}
