@@ -11,7 +11,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
-	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
 
@@ -78,6 +77,11 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	out, err := openOutput(ctx, o.streams, o.output)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
 	sel.Window = selectWindow
 	o.progress("finding the busiest process")
 	t, err := sel.Select(ctx, o.spec)
@@ -94,11 +98,14 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.output != "" && res.Profile != nil {
-		if err := flame.WriteFileAs(o.output, format, res.Profile); err != nil {
-			return fmt.Errorf("writing %s: %w", o.output, err)
+	if out != nil {
+		if res.Profile == nil {
+			res.Report.Notes = append(res.Report.Notes, "no stack profile was recorded: nothing written to "+o.output)
+		} else if err := writeProfile(out, format, res.Profile); err != nil {
+			return err
+		} else {
+			res.Report.Notes = append(res.Report.Notes, "profile written to "+o.output)
 		}
-		res.Report.Notes = append(res.Report.Notes, "profile written to "+o.output)
 	}
 	if o.json {
 		return diagnose.WriteJSON(o.streams.Out, res.Report)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
+	"github.com/cpuwhy/cpuwhy/internal/outfile"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
 
@@ -73,6 +76,11 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	out, err := openOutput(ctx, o.streams, o.output)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
 	resolver := o.global.resolver()
 	t, err := o.global.selector(resolver).Select(ctx, o.spec)
 	if err != nil {
@@ -92,9 +100,9 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	}
 	p := res.Profile
 	p.Process, p.Container = t.Name, t.ContainerLabel()
-	if o.output != "" {
-		if err := flame.WriteFileAs(o.output, format, p); err != nil {
-			return fmt.Errorf("writing %s: %w", o.output, err)
+	if out != nil {
+		if err := writeProfile(out, format, p); err != nil {
+			return err
 		}
 	}
 	w := o.streams.Out
@@ -111,6 +119,44 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	}
 	if o.output != "" {
 		fmt.Fprintf(w, "profile written to %s\n", o.output)
+	}
+	return nil
+}
+
+// openOutput checks -o before the window, and opens it when it is written
+// in place (a device, a FIFO): a path that cannot take the profile fails
+// now, not after the whole window. No -o, no file (nil, which Close
+// accepts).
+func openOutput(ctx context.Context, s Streams, path string) (*outfile.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	var streams []*os.File
+	for _, w := range []io.Writer{s.Out, s.Err} {
+		if f, ok := w.(*os.File); ok {
+			streams = append(streams, f)
+		}
+	}
+	out, err := outfile.Open(ctx, path, outfile.Options{
+		Streams: streams,
+		Waiting: func() {
+			fmt.Fprintf(s.Err, "cpuwhy: waiting for a process to read the FIFO %s (Ctrl-C to give up)\n", path)
+		},
+	})
+	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, err
+	case err != nil:
+		return nil, usageError{fmt.Errorf("-o %s: %w", path, err)}
+	}
+	return out, nil
+}
+
+// writeProfile writes p to out in format f.
+func writeProfile(out *outfile.File, f flame.Format, p *flame.Profile) error {
+	err := out.Write(func(w io.Writer) error { return flame.Write(w, f, p) })
+	if err != nil {
+		return fmt.Errorf("writing the %s profile: %w", f, err)
 	}
 	return nil
 }
