@@ -100,7 +100,7 @@ func TestSymlinks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "real/target.html"), []byte("old"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	mustLink("real/target.html", "rel.html")         // relative
+	mustLink("real/target.html", "rel.html")          // relative
 	mustLink(filepath.Join(dir, "rel.html"), "chain") // absolute, to a link
 	mustLink("real/new.html", "dangling.html")        // to nothing yet
 	// A ".." in a link's target climbs from where the directory link
