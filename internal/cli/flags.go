@@ -59,6 +59,9 @@ var (
 	// maxKeys bounds --max-keys, the BPF table of (thread, syscall,
 	// result, fd): see syscalls.KeysLimit.
 	maxKeys = intRange{min: 1, max: syscalls.KeysLimit}
+	// cpuShare bounds a flag in percent of one core (a threshold such as
+	// --min-cpu): a process on a thousand cores reaches 100,000%.
+	cpuShare = floatRange{min: 0, max: 100_000}
 )
 
 // intRange is the range of an integer flag.
@@ -90,6 +93,17 @@ func (r durationRange) String() string {
 
 func (r durationRange) want() string {
 	return "give a duration from " + r.String() + " (seconds, or with a unit: 500ms, 2m)"
+}
+
+// floatRange is the range of a float flag, both ends included.
+type floatRange struct{ min, max float64 }
+
+func (r floatRange) String() string {
+	return fmt.Sprintf("%s to %s", thousands(int(r.min)), thousands(int(r.max)))
+}
+
+func (r floatRange) want() string {
+	return "give a number from " + r.String()
 }
 
 // rangeError is a flag value out of its range, or not a value of its kind
@@ -153,6 +167,31 @@ func parseDuration(s string) (time.Duration, bool) {
 	}
 	d, err := time.ParseDuration(s)
 	return d, err == nil
+}
+
+// floatFlag is a float flag that accepts only its range: never NaN, which
+// every comparison would let through, nor an infinity.
+type floatFlag struct {
+	p *float64
+	r floatRange
+}
+
+func (f *floatFlag) String() string { return strconv.FormatFloat(*f.p, 'g', -1, 64) }
+func (f *floatFlag) Type() string   { return "float" }
+
+func (f *floatFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || v < f.r.min || v > f.r.max {
+		return &rangeError{want: f.r.want()}
+	}
+	*f.p = v
+	return nil
+}
+
+// floatVar defines a float flag bounded by r, with r in its help.
+func floatVar(fs *pflag.FlagSet, p *float64, name, short string, def float64, r floatRange, usage string) {
+	*p = def
+	fs.VarP(&floatFlag{p: p, r: r}, name, short, usage+" ("+r.String()+")")
 }
 
 // intVar defines an int flag bounded by r, with r in its help.

@@ -43,6 +43,8 @@ func inRange(v pflag.Value) bool {
 		return *f.p >= f.r.min && *f.p <= f.r.max
 	case *durationFlag:
 		return *f.p >= f.r.min && *f.p <= f.r.max
+	case *floatFlag:
+		return *f.p >= f.r.min && *f.p <= f.r.max
 	}
 	return false
 }
@@ -66,13 +68,13 @@ func TestEveryNumericFlagIsBounded(t *testing.T) {
 		f := bf.flag
 		name := bf.cmd + " --" + f.Name
 		switch f.Value.(type) {
-		case *intFlag, *durationFlag:
+		case *intFlag, *durationFlag, *floatFlag:
 		default:
 			switch f.Value.Type() {
 			case "bool", "string", "stringSlice":
 				continue // strings are checked where they are used (--format, --sort, --mechanism, --name)
 			}
-			t.Errorf("%s is a %s flag without bounds: define it with intVar or durationVar", name, f.Value.Type())
+			t.Errorf("%s is a %s flag without bounds: define it with intVar, durationVar or floatVar", name, f.Value.Type())
 			continue
 		}
 		n++
@@ -112,6 +114,8 @@ func edges(v pflag.Value) []string {
 	case *durationFlag:
 		return []string{(f.r.min - 1).String(), f.r.min.String(), f.r.max.String(), (f.r.max + 1).String(),
 			strconv.FormatFloat(f.r.max.Seconds()+0.001, 'f', -1, 64)}
+	case *floatFlag:
+		return []string{fmt.Sprint(math.Nextafter(f.r.min, math.Inf(-1))), fmt.Sprint(f.r.min), fmt.Sprint(f.r.max), fmt.Sprint(math.Nextafter(f.r.max, math.Inf(1)))}
 	}
 	return nil
 }
@@ -123,6 +127,8 @@ func TestFlagRanges(t *testing.T) {
 		out   []string
 	}{
 		{&intFlag{p: new(int), r: intRange{min: 0, max: 10}}, []string{"0", "10", "007"}, []string{"-1", "11", "0x1", "1.0", "1e1", " 1"}},
+		{&floatFlag{p: new(float64), r: cpuShare}, []string{"0", "10", "12.5", "1000", "100000", "1e3"},
+			[]string{"-0.001", "100000.01", "NaN", "nan", "Inf", "-Inf", "1e309", "x", ""}},
 		{&durationFlag{p: new(time.Duration), r: durationRange{min: 100 * time.Millisecond, max: time.Hour}},
 			[]string{"0.1", "100ms", "1", "3600", "1h", "59m60s", ".5"},
 			[]string{"0", "0s", "0.0999", "99ms", "3600.001", "1h1ns", "NaN", "Inf", "-Inf", "1e9", "1e300", "-1", "3 s"}},
@@ -157,7 +163,7 @@ func FuzzFlagValue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v string) {
 		for _, bf := range flags {
 			switch bf.flag.Value.(type) {
-			case *intFlag, *durationFlag:
+			case *intFlag, *durationFlag, *floatFlag:
 			default:
 				continue
 			}
@@ -188,6 +194,9 @@ func TestFlagBoundsThroughBinary(t *testing.T) {
 			want = "from " + v.r.String()
 		case *durationFlag:
 			values = []string{(v.r.min - 1).String(), (v.r.max + 1).String(), "0", "0s", "-1", "NaN", "Inf", "1e9", "100000h"}
+			want = "from " + v.r.String()
+		case *floatFlag:
+			values = []string{"-1", fmt.Sprint(v.r.max * 2), "NaN", "Inf", "-Inf", "1e309"}
 			want = "from " + v.r.String()
 		default:
 			continue
