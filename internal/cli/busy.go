@@ -20,7 +20,7 @@ import (
 // so an idle host gets that answer at once instead of a sleeping PID 1
 // watched for a window.
 func addMinCPUFlag(cmd *cobra.Command, min *float64) {
-	cmd.Flags().Float64Var(min, "min-cpu", verdict.BusyCPU,
+	floatVar(cmd.Flags(), min, "min-cpu", "", verdict.BusyCPU, cpuShare,
 		"with no target: the least CPU, in % of a core, the busiest process must use to be examined (0: examine it whatever it uses)")
 }
 

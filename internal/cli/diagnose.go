@@ -12,7 +12,6 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
 	"github.com/cpuwhy/cpuwhy/internal/escape"
-	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
 
@@ -60,24 +59,18 @@ func bindDiagnose(root *cobra.Command, g *globalOptions, s Streams) {
 	}
 	f := root.Flags()
 	addTargetFlags(root, &o.spec)
-	f.DurationVarP(&o.duration, "duration", "d", diagnose.DefaultDuration, "how long to observe")
+	durationVar(f, &o.duration, "duration", "d", diagnose.DefaultDuration, diagnoseWindow, "how long to observe")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	f.StringVarP(&o.output, "output", "o", "", "also write the stack profile: .pb.gz, .folded or .html")
 	f.StringVar(&o.format, "format", "", "profile format (pprof, folded, html), whatever the file name")
-	f.IntVarP(&o.frequency, "frequency", "F", 99, "stack samples per second of CPU, per thread")
+	intVar(f, &o.frequency, "frequency", "F", 99, frequency, "stack samples per second of CPU, per thread")
 	f.StringVar(&o.mechanism, "mechanism", "auto", "syscall tracing: ebpf, ptrace, or auto (eBPF, else ptrace)")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
-	f.IntVar(&o.threads, "threads", 5, "threads listed in the text report")
+	intVar(f, &o.threads, "threads", "", 5, listed, "threads listed in the text report")
 	addMinCPUFlag(root, &o.minCPU)
 }
 
 func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
-	if o.duration <= 0 || o.duration > maxDuration {
-		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxDuration)}
-	}
-	if o.frequency < 1 || o.frequency > 10000 {
-		return usageError{fmt.Errorf("-F %d: give a frequency between 1 and 10000", o.frequency)}
-	}
 	format, err := outputFormat(o.output, o.format)
 	if err != nil {
 		return usageError{err}
@@ -91,6 +84,11 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
+	out, err := openOutput(ctx, o.streams, o.output)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
 	sel.Window = selectWindow
 	if o.spec.IsZero() {
 		o.progress("finding the busiest process")
@@ -112,11 +110,14 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.output != "" && res.Profile != nil {
-		if err := flame.WriteFileAs(o.output, format, res.Profile); err != nil {
-			return fmt.Errorf("writing %s: %w", o.output, err)
+	if out != nil {
+		if res.Profile == nil {
+			res.Report.Notes = append(res.Report.Notes, "no stack profile was recorded: nothing written to "+o.output)
+		} else if err := writeProfile(out, format, res.Profile); err != nil {
+			return err
+		} else {
+			res.Report.Notes = append(res.Report.Notes, "profile written to "+o.output)
 		}
-		res.Report.Notes = append(res.Report.Notes, "profile written to "+o.output)
 	}
 	if o.json {
 		return diagnose.WriteJSON(o.streams.Out, res.Report)

@@ -218,7 +218,8 @@ func TestDiagnoseBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"tpo"}, 2, `"tpo" is neither a PID nor a command`},
-		{[]string{"999999999"}, 1, "no process has PID 999999999"},
+		{[]string{"4194303"}, 1, "no process has PID 4194303"},
+		{[]string{"999999999"}, 2, `"999999999" is not a PID (1 to 4,194,304)`},
 		{[]string{"--container", "no-such-container-here", "--docker-socket", "/nonexistent", "--docker-data-root", "/nonexistent"}, 1, "no-such-container-here"},
 		{[]string{"1", "-d", "0s"}, 2, "-d 0s"},
 		{[]string{"1", "-o", "x.txt"}, 2, ".pb.gz"},

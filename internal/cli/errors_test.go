@@ -114,7 +114,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 		{"two targets", []string{"top", "--name", "x", "--container", "y"}, 2, []string{"give one of"}},
 		{"bad regexp", []string{"top", "--name", "("}, 2, []string{"not a regular expression"}},
 		{"unknown flag", []string{"top", "--bogus"}, 2, []string{"unknown flag: --bogus"}},
-		{"bad interval", []string{"top", "-d", "soon"}, 2, []string{`interval "soon"`}},
+		{"bad interval", []string{"top", "-d", "soon"}, 2, []string{"-d soon: give a duration from 100ms to 1h"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

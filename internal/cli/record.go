@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
+	"github.com/cpuwhy/cpuwhy/internal/outfile"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 )
 
@@ -62,42 +64,41 @@ modules lack symbols and how to get them (--debug-dir).`,
 	}
 	f := cmd.Flags()
 	addTargetFlags(cmd, &o.spec)
-	f.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "how long to record")
-	f.IntVarP(&o.frequency, "frequency", "F", 99, "samples per second of CPU, per thread")
+	durationVar(f, &o.duration, "duration", "d", 10*time.Second, recordWindow, "how long to record")
+	intVar(f, &o.frequency, "frequency", "F", 99, frequency, "samples per second of CPU, per thread")
 	f.StringVarP(&o.output, "output", "o", "", "profile file: .pb.gz, .folded or .html (default cpuwhy.pb.gz)")
 	f.StringVar(&o.format, "format", "", "pprof, folded or html, whatever the file name")
 	f.BoolVar(&o.kernel, "kernel", true, "record kernel stacks too")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
-	f.IntVar(&o.top, "top", 5, "hottest stacks printed")
+	intVar(f, &o.top, "top", "", 5, hottest, "hottest functions and stacks printed")
 	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"pprof", "folded", "html"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return cmd
 }
 
-// maxRecord bounds a recording; a profile of an hour says no more than one
-// of ten minutes.
-const maxRecord = time.Hour
-
 func runRecord(ctx context.Context, o *recordOptions) error {
-	if o.duration <= 0 || o.duration > maxRecord {
-		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxRecord)}
-	}
-	if o.frequency < 1 || o.frequency > 10000 {
-		return usageError{fmt.Errorf("-F %d: give a frequency between 1 and 10000", o.frequency)}
-	}
 	format, err := outputFormat(o.output, o.format)
 	if err != nil {
 		return usageError{err}
 	}
 	output := o.output
 	if output == "" {
+		// As perf record writes perf.data, keeping the last one as
+		// perf.data.old: checked, and the old one kept, before the window.
 		output = defaultOutput(format)
+		if err := checkWritable(output, false); err != nil {
+			return err
+		}
+		if err := keepOld(output); err != nil {
+			return err
+		}
 	}
-	// A profile that cannot be written is known now, not after the window.
-	if err := checkWritable(output, o.output != ""); err != nil {
+	out, err := openOutput(ctx, o.streams, output)
+	if err != nil {
 		return err
 	}
+	defer out.Close()
 	resolver := o.global.resolver()
 	t, err := o.global.selector(resolver).Select(ctx, o.spec)
 	if err != nil {
@@ -117,13 +118,10 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	}
 	p := res.Profile
 	p.Process, p.Container = t.Name, t.ContainerLabel()
-	if o.output == "" {
-		if err := keepOld(output); err != nil {
+	if out != nil {
+		if err := writeProfile(out, format, p); err != nil {
 			return err
 		}
-	}
-	if err := flame.WriteFileAs(output, format, p); err != nil {
-		return fmt.Errorf("writing %s: %w", output, err)
 	}
 	w := o.streams.Out
 	escape.Fprintf(w, "cpuwhy record: %s, %d samples in %.1fs, %.0f%% of them unwound to their thread's start\n",
@@ -141,6 +139,44 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 		escape.Fprintf(w, "profile written to %s (no -o given)%s\n", output, readHint(output, format))
 	} else {
 		escape.Fprintf(w, "profile written to %s\n", output)
+	}
+	return nil
+}
+
+// openOutput checks -o before the window, and opens it when it is written
+// in place (a device, a FIFO): a path that cannot take the profile fails
+// now, not after the whole window. No -o, no file (nil, which Close
+// accepts).
+func openOutput(ctx context.Context, s Streams, path string) (*outfile.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	var streams []*os.File
+	for _, w := range []io.Writer{s.Out, s.Err} {
+		if f, ok := w.(*os.File); ok {
+			streams = append(streams, f)
+		}
+	}
+	out, err := outfile.Open(ctx, path, outfile.Options{
+		Streams: streams,
+		Waiting: func() {
+			fmt.Fprintf(s.Err, "cpuwhy: waiting for a process to read the FIFO %s (Ctrl-C to give up)\n", path)
+		},
+	})
+	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, err
+	case err != nil:
+		return nil, usageError{fmt.Errorf("-o %s: %w", path, err)}
+	}
+	return out, nil
+}
+
+// writeProfile writes p to out in format f.
+func writeProfile(out *outfile.File, f flame.Format, p *flame.Profile) error {
+	err := out.Write(func(w io.Writer) error { return flame.Write(w, f, p) })
+	if err != nil {
+		return fmt.Errorf("writing the %s profile: %w", f, err)
 	}
 	return nil
 }

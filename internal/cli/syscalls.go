@@ -65,13 +65,13 @@ is busy: cpuwhy says so in one line, with its figure, and exits 0.`,
 	}
 	f := cmd.Flags()
 	addTargetFlags(cmd, &o.spec)
-	f.DurationVarP(&o.duration, "duration", "d", syscalls.DefaultDuration, "how long to trace")
+	durationVar(f, &o.duration, "duration", "d", syscalls.DefaultDuration, diagnoseWindow, "how long to trace")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	f.StringVar(&o.mechanism, "mechanism", "auto", "ebpf, ptrace, or auto (eBPF, else ptrace)")
-	f.IntVar(&o.timeEvery, "time-every", syscalls.DefaultTimeEvery, "time one call in N per thread (1: every call, 0: none)")
-	f.IntVar(&o.maxKeys, "max-keys", syscalls.DefaultMaxKeys, "bound of the aggregation table (thread, syscall, result, fd)")
+	intVar(f, &o.timeEvery, "time-every", "", syscalls.DefaultTimeEvery, timeEvery, "time one call in N per thread; 1 times every call")
+	intVar(f, &o.maxKeys, "max-keys", "", syscalls.DefaultMaxKeys, maxKeys, "bound of the aggregation table (thread, syscall, result, fd)")
 	f.BoolVar(&o.stacks, "stacks", false, "record the user stacks at syscall entry of the hottest calls")
-	f.IntVar(&o.threads, "threads", 10, "threads shown in the text report (0: all)")
+	intVar(f, &o.threads, "threads", "", 10, listedOrAll, "threads shown in the text report")
 	addMinCPUFlag(cmd, &o.minCPU)
 	_ = cmd.RegisterFlagCompletionFunc("mechanism", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"auto", "ebpf", "ptrace"}, cobra.ShellCompDirectiveNoFileComp
@@ -79,17 +79,7 @@ is busy: cpuwhy says so in one line, with its figure, and exits 0.`,
 	return cmd
 }
 
-// maxDuration bounds a trace: a forgotten ptrace fallback must not slow a
-// production target for long.
-const maxDuration = 10 * time.Minute
-
 func runSyscalls(ctx context.Context, o *syscallsOptions) error {
-	if o.duration <= 0 || o.duration > maxDuration {
-		return usageError{fmt.Errorf("-d %v: give a duration between 0 and %v", o.duration, maxDuration)}
-	}
-	if o.timeEvery < 0 || o.maxKeys < 1 {
-		return usageError{errors.New("--time-every must be >= 0 and --max-keys >= 1")}
-	}
 	if err := checkMinCPU(o.minCPU); err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ type topOptions struct {
 	spec       target.Spec
 	threads    bool
 	iterations int
-	delay      string
+	delay      time.Duration
 	batch      bool
 	json       bool
 	sort       string
@@ -70,13 +70,13 @@ with --batch, -n or --json, it prints -n reports (default 1) -d apart.`,
 	f := cmd.Flags()
 	addTargetFlags(cmd, &o.spec)
 	f.BoolVarP(&o.threads, "threads", "H", false, "show every process's threads (implied with one target)")
-	f.IntVarP(&o.iterations, "iterations", "n", 1, "reports to print in batch mode")
-	f.StringVarP(&o.delay, "delay", "d", "1s", "interval between reports (seconds, or a duration such as 500ms)")
+	intVar(f, &o.iterations, "iterations", "n", 1, topReports, "reports to print in batch mode")
+	durationVar(f, &o.delay, "delay", "d", time.Second, topInterval, "interval between reports, in seconds or with a unit (500ms)")
 	f.BoolVarP(&o.batch, "batch", "b", false, "print reports instead of the live view")
 	f.BoolVar(&o.json, "json", false, "print each report as one line of JSON")
 	f.StringVarP(&o.sort, "sort", "s", string(top.SortCPU), "sort by cpu, mem, pid, threads or name")
-	f.IntVar(&o.limit, "limit", 0, "processes to print per report in text mode (0: all)")
-	f.IntVarP(&o.width, "width", "w", 120, "command column width in text mode (0: no limit)")
+	intVar(f, &o.limit, "limit", "", 0, listedOrAll, "processes to print per report in text mode")
+	intVar(f, &o.width, "width", "w", 120, widthRange, "command column width in text mode")
 	_ = cmd.RegisterFlagCompletionFunc("sort", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		keys := make([]string, len(top.SortKeys))
 		for i, k := range top.SortKeys {
@@ -87,14 +87,20 @@ with --batch, -n or --json, it prints -n reports (default 1) -d apart.`,
 	return cmd
 }
 
-// pidArg sets spec.PID from a command's optional PID argument.
+// pidArg sets spec.PID from a command's optional PID argument. A PID
+// given both ways is refused, even twice the same: one of the two would
+// be silently ignored, and the user may not know which (the other target
+// flags are refused with it by spec.Validate).
 func pidArg(args []string, spec *target.Spec) error {
 	if len(args) == 0 {
 		return nil
 	}
 	pid, err := strconv.Atoi(args[0])
-	if err != nil || pid <= 0 {
-		return usageError{fmt.Errorf("%q is not a PID; name a process with --name REGEX", args[0])}
+	if err != nil || pid < pidRange.min || pid > pidRange.max {
+		return usageError{fmt.Errorf("%q is not a PID (%s); name a process with --name REGEX", args[0], pidRange)}
+	}
+	if spec.PID != 0 {
+		return usageError{fmt.Errorf("PID %d and -p %d both name the target: give one", pid, spec.PID)}
 	}
 	spec.PID = pid
 	return nil
@@ -108,24 +114,10 @@ func pidCompletion(*cobra.Command, []string, string) ([]string, cobra.ShellCompD
 // addTargetFlags binds the target selection flags every command shares.
 func addTargetFlags(cmd *cobra.Command, spec *target.Spec) {
 	f := cmd.Flags()
-	f.IntVarP(&spec.PID, "pid", "p", 0, "host PID of the target process")
+	intVar(f, &spec.PID, "pid", "p", 0, pidRange, "host PID of the target process")
 	f.StringVarP(&spec.Container, "container", "c", "", "container name or id prefix (docker, containerd, cri-o, podman, nspawn, lxc)")
-	f.IntVar(&spec.NsPID, "ns-pid", 0, "with --container: the target's PID as seen inside the container")
+	intVar(f, &spec.NsPID, "ns-pid", "", 0, pidRange, "with --container: the target's PID as seen inside the container")
 	f.StringVar(&spec.Name, "name", "", "regular expression on the process name (or command line)")
-}
-
-func parseInterval(s string) (time.Duration, error) {
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if secs <= 0 {
-			return 0, fmt.Errorf("interval %q must be positive", s)
-		}
-		return time.Duration(secs * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("interval %q is neither seconds nor a positive duration such as 500ms", s)
-	}
-	return d, nil
 }
 
 // stdoutIsTerminal says whether the live view can run: it needs a terminal
@@ -150,16 +142,10 @@ type view struct {
 }
 
 func runTop(ctx context.Context, o *topOptions) error {
-	interval, err := parseInterval(o.delay)
-	if err != nil {
-		return usageError{err}
-	}
+	interval := o.delay
 	sortKey, err := top.ParseSortKey(o.sort)
 	if err != nil {
 		return usageError{err}
-	}
-	if o.iterations < 1 {
-		return usageError{fmt.Errorf("-n %d: give at least one report", o.iterations)}
 	}
 	resolver := o.global.resolver()
 	v, err := buildView(ctx, o, o.global.selector(resolver))

@@ -7,7 +7,8 @@
 // innermost frame first, with a sample count. Aggregate and Merge build
 // them from raw samples. The sampler, unwinder and symbolizer fill it; this
 // package only writes it and does no I/O beyond its writer (WriteFile is a
-// thin wrapper that picks the format by extension).
+// thin wrapper that picks the format by extension and leaves the file to
+// package outfile).
 //
 // A frame without a symbol is always shown as module+0xoffset (a file
 // offset, which `addr2line -e module` or pprof's symbolizer can resolve

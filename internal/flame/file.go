@@ -1,12 +1,14 @@
 package flame
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cpuwhy/cpuwhy/internal/outfile"
 )
 
 // Format is an output format of a profile.
@@ -81,28 +83,17 @@ func WriteFile(path string, p *Profile) error {
 	return WriteFileAs(path, f, p)
 }
 
-// WriteFileAs writes p to path in format f. The file appears whole or not
-// at all: it is written beside path and renamed over it, so an error (or
-// Ctrl-C) never leaves a truncated profile that a viewer would half-read.
+// WriteFileAs writes p to path in format f, as cpuwhy writes every output
+// file (package outfile): a regular file appears whole or not at all, and
+// a device, a FIFO or a link is written through, never replaced.
 func WriteFileAs(path string, f Format, p *Profile) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	out, err := outfile.Open(context.Background(), path, outfile.Options{})
 	if err != nil {
 		return fmt.Errorf("writing profile: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if err := Write(tmp, f, p); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s profile to %s: %w", f, path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing profile to %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing profile to %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing profile to %s: %w", path, err)
+	defer out.Close()
+	if err := out.Write(func(w io.Writer) error { return Write(w, f, p) }); err != nil {
+		return fmt.Errorf("writing %s profile: %w", f, err)
 	}
 	return nil
 }

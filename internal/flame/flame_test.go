@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"github.com/cpuwhy/cpuwhy/internal/stack"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -344,5 +346,23 @@ func TestTopFiguresRounded(t *testing.T) {
 	first, _, _ := strings.Cut(b.String(), "\n")
 	if want := "995 samples every 10.1ms (10.1s of CPU) in 10s"; first != want {
 		t.Errorf("first line %q, want %q", first, want)
+	}
+}
+
+// TestWriteTopCount runs WriteTop with every kind of count a command line
+// can give it: a negative count once sliced the lists and panicked.
+func TestWriteTopCount(t *testing.T) {
+	for _, n := range []int{math.MinInt, -3, -1, 0, 1, 2, 1000, math.MaxInt} {
+		var b bytes.Buffer
+		if err := WriteTop(&b, seedProfile(), n); err != nil {
+			t.Errorf("WriteTop(%d): %v", n, err)
+		}
+		rows := len(regexp.MustCompile(`(?m)^ *[0-9.]+%`).FindAllString(b.String(), -1))
+		if n <= 0 && rows != 0 {
+			t.Errorf("WriteTop(%d) printed %d rows, want none:\n%s", n, rows, b.String())
+		}
+		if n > 0 && rows == 0 {
+			t.Errorf("WriteTop(%d) printed no rows:\n%s", n, b.String())
+		}
 	}
 }

@@ -28,11 +28,14 @@ const topStackDepth = 10
 
 // WriteTop prints a terminal summary of p: the n hottest functions by
 // self samples, with self and total share, then the n hottest stacks.
-// A function that recurses counts once per stack in its total.
+// A function that recurses counts once per stack in its total. An n of 0
+// or less prints the totals alone: n comes from a command line, and no
+// value of it may stop the summary (the profile is already recorded).
 func WriteTop(w io.Writer, p *Profile, n int) error {
 	if err := p.check(); err != nil {
 		return err
 	}
+	n = max(n, 0)
 	total := p.Total()
 	escape.Fprintf(w, "%d samples", total)
 	if p.Period > 0 {

@@ -3,6 +3,7 @@ package syscalls
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/bits"
 	"time"
 )
@@ -140,6 +141,41 @@ const (
 	DefaultTimeEvery = 16
 	DefaultMaxKeys   = 16384
 )
+
+// Limits of Options, which Validate enforces: a value past them is a
+// mistake to refuse, not a reason to try another mechanism.
+const (
+	// KeysLimit bounds MaxKeys. A process makes a few hundred (thread,
+	// syscall, result, fd) keys, SoftEther's NAT thread over 2,000 sockets
+	// some thousands; a table of 2^20 is 64 times the default. The BPF
+	// table's buckets (16 MB at the limit) are allocated when it is
+	// created, its values (344 bytes per key per CPU) as keys arrive, and
+	// past 2^31 the kernel refuses the table outright.
+	KeysLimit = 1 << 20
+	// TimeEveryLimit bounds TimeEvery: one call in a million is already
+	// too few timed to measure anything, and the eBPF tracer's timing
+	// period (a slice per TimeEvery slices) must stay a valid duration.
+	TimeEveryLimit = 1_000_000
+)
+
+// ErrOptions is wrapped by the error of a Tracer given Options outside
+// their limits.
+var ErrOptions = errors.New("invalid trace options")
+
+// Validate checks o against the limits. A Tracer calls it before it
+// touches the kernel: an absurd value must fail as itself, not surface as
+// a kernel error that reads like a missing feature.
+func (o Options) Validate() error {
+	switch {
+	case o.MaxKeys < 0 || o.MaxKeys > KeysLimit:
+		return fmt.Errorf("%w: MaxKeys %d is not between 0 (the default) and %d", ErrOptions, o.MaxKeys, KeysLimit)
+	case o.TimeEvery < 0 || o.TimeEvery > TimeEveryLimit:
+		return fmt.Errorf("%w: TimeEvery %d is not between 0 and %d", ErrOptions, o.TimeEvery, TimeEveryLimit)
+	case o.Duration < 0:
+		return fmt.Errorf("%w: Duration %v is negative", ErrOptions, o.Duration)
+	}
+	return nil
+}
 
 // Tracer gathers a Profile of one process (every thread, including those
 // started during the window).

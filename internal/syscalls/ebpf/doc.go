@@ -35,7 +35,11 @@
 // syscalls.ErrNotSupported, with the reason, when this kernel or these
 // privileges cannot load or attach the programs (no CAP_BPF and
 // CAP_PERFMON or CAP_SYS_ADMIN, a kernel before 5.5 or without BTF),
-// so the caller can fall back to ptrace.
+// so the caller can fall back to ptrace. Options past their limits
+// (syscalls.ErrOptions) and an aggregation table the kernel will not make
+// as big as Options.MaxKeys asks are errors of their own, never
+// ErrNotSupported: a number the user chose is no reason to stop the
+// target at every call.
 //
 // The programs are compiled by bpf2go with Debian 12's clang-14 for amd64
 // and arm64; the objects and their Go wrappers are committed. Run gen.sh

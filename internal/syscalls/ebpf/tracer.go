@@ -79,6 +79,9 @@ func New() *Tracer { return &Tracer{} }
 // opts.Duration, or until ctx ends or the process exits: then the profile
 // covers the window so far and, for an exit, says so in Ended.
 func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*syscalls.Profile, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	opts = withDefaults(opts)
 	watch, err := sys.WatchProcess(pid)
 	if err != nil {
@@ -176,10 +179,14 @@ func withDefaults(o syscalls.Options) syscalls.Options {
 	return o
 }
 
-// load loads the programs for pid. Every failure is reported as
-// syscalls.ErrNotSupported: whatever stops the programs from loading on
-// this host, the caller's answer is the same (fall back to ptrace), and
-// the error says why.
+// load loads the programs for pid. A failure of the host to load them is
+// reported as syscalls.ErrNotSupported: whatever stops the programs from
+// loading on this host, the caller's answer is the same (fall back to
+// ptrace), and the error says why. The one exception is the aggregation
+// table, whose size the caller chose (opts.MaxKeys): the kernel refusing
+// to make it that big, or to find the memory for it, while it permits BPF,
+// is the size's fault, and must not send the caller to a mechanism that
+// stops the target at every call.
 func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
 	// to the cgroup, and this is a no-op.
@@ -219,8 +226,19 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 		spec.Maps[syscallsMapInflight].MaxEntries = 1
 	}
 
+	stats, err := ebpf.NewMap(spec.Maps[syscallsMapStats])
+	if err != nil {
+		if bpfUnavailable(err) {
+			return nil, notSupported("creating a BPF map", err)
+		}
+		return nil, fmt.Errorf("creating the BPF table of %d (thread, syscall, result, fd) keys: %w", opts.MaxKeys, err)
+	}
+	// The collection takes a clone of the table: ours goes when loaded.
+	defer stats.Close()
 	var objs syscallsObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{syscallsMapStats: stats},
+	}); err != nil {
 		return nil, notSupported("loading the BPF programs", err)
 	}
 	if err := fillFDSyscalls(objs.FdSyscalls); err != nil {
@@ -241,6 +259,12 @@ func fillFDSyscalls(m *ebpf.Map) error {
 		}
 	}
 	return nil
+}
+
+// bpfUnavailable says whether err means that this host or these
+// privileges cannot do BPF at all, rather than that a request was too big.
+func bpfUnavailable(err error) bool {
+	return errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported)
 }
 
 // notSupported wraps a failure to load or attach with the reason in the

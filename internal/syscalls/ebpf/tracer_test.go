@@ -426,3 +426,39 @@ func TestTracerKilled(t *testing.T) {
 		t.Errorf("after the tracer was killed busypoll runs at %.0f calls/s, untraced it ran at %.0f", after, untraced)
 	}
 }
+
+// TestTableSizeIsNotMissingBPF checks that a table size the kernel
+// refuses is an error of its own, never syscalls.ErrNotSupported: that
+// would send the caller to ptrace, which stops the target at every call,
+// because of a number someone typed (`--max-keys 99999999999` once did).
+// Trace refuses sizes past syscalls.KeysLimit before asking the kernel;
+// past 2^31 the kernel refuses a hash table itself (E2BIG).
+func TestTableSizeIsNotMissingBPF(t *testing.T) {
+	self := os.Getpid()
+	for _, keys := range []int{syscalls.KeysLimit + 1, 99999999999, -1} {
+		_, err := ebpf.New().Trace(context.Background(), self, syscalls.Options{Duration: time.Second, MaxKeys: keys})
+		if !errors.Is(err, syscalls.ErrOptions) || errors.Is(err, syscalls.ErrNotSupported) {
+			t.Errorf("Trace with MaxKeys %d: %v; want syscalls.ErrOptions and no ErrNotSupported", keys, err)
+		}
+	}
+	if _, err := ebpf.New().Trace(context.Background(), self, syscalls.Options{Duration: time.Second, TimeEvery: syscalls.TimeEveryLimit + 1}); !errors.Is(err, syscalls.ErrOptions) {
+		t.Errorf("Trace with TimeEvery past the limit: %v; want syscalls.ErrOptions", err)
+	}
+
+	if err := ebpf.LoadError(self, syscalls.Options{MaxKeys: syscalls.DefaultMaxKeys}); err != nil {
+		if errors.Is(err, syscalls.ErrNotSupported) && (errors.Is(err, os.ErrPermission) || errors.Is(err, cebpf.ErrNotSupported)) {
+			privtest.Require(t, err.Error())
+		}
+		t.Fatalf("loading with the default table: %v", err)
+	}
+	err := ebpf.LoadError(self, syscalls.Options{MaxKeys: 1<<31 + 1})
+	if err == nil {
+		t.Fatal("the kernel made a hash table of 2^31+1 keys")
+	}
+	if errors.Is(err, syscalls.ErrNotSupported) || !strings.Contains(err.Error(), "2147483649") {
+		t.Errorf("a table the kernel refuses: %v; want an error naming its size, not ErrNotSupported", err)
+	}
+	if testing.Verbose() {
+		t.Logf("a table the kernel refuses: %v", err)
+	}
+}

@@ -81,6 +81,9 @@ func New() *Tracer { return &Tracer{} }
 // CAP_SYS_PTRACE, Yama, or another tracer such as a debugger is attached)
 // and proc.ErrGone when the process does not exist.
 func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*syscalls.Profile, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err // before the target is stopped even once
+	}
 	prof := &syscalls.Profile{
 		PID:       pid,
 		Mechanism: syscalls.Ptrace,
