@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -67,7 +68,10 @@ func runDump(ctx context.Context, o *dumpOptions) error {
 		return err
 	}
 	threads, err := pstack.Dump(ctx, t.PID, pstack.Options{FS: o.global.procFS(), DebugDirs: o.debugDirs, NsPID: t.NsPID})
-	if err != nil {
+	switch {
+	case errors.Is(err, pstack.ErrSelf) || errors.Is(err, pstack.ErrNoStacks) || errors.Is(err, pstack.ErrExited):
+		return err // each names the process and says what happened
+	case err != nil:
 		return fmt.Errorf("dumping %s: %w", t, err)
 	}
 	if o.json {

@@ -160,7 +160,7 @@ func openOutput(ctx context.Context, s Streams, path string) (*outfile.File, err
 	out, err := outfile.Open(ctx, path, outfile.Options{
 		Streams: streams,
 		Waiting: func() {
-			fmt.Fprintf(s.Err, "cpuwhy: waiting for a process to read the FIFO %s (Ctrl-C to give up)\n", path)
+			escape.Fprintf(s.Err, "cpuwhy: waiting for a process to read the FIFO %s (Ctrl-C to give up)\n", path)
 		},
 	})
 	switch {

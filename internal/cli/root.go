@@ -27,6 +27,9 @@ type globalOptions struct {
 	procRoot       string
 	dockerDataRoot string
 	dockerSocket   string
+	// stderr is where notes about the target go: a note is for the
+	// person reading, never part of a report a script parses.
+	stderr io.Writer
 }
 
 func (g *globalOptions) resolver() *container.Resolver {
@@ -42,6 +45,9 @@ func (g *globalOptions) selector(r *container.Resolver) *target.Selector {
 	if r != nil { // a nil *Resolver in the interface would not compare nil
 		sel.Containers = r
 	}
+	if g.stderr != nil {
+		sel.Notify = func(note string) { escape.Fprintf(g.stderr, "cpuwhy: note: %s\n", note) }
+	}
 	return sel
 }
 
@@ -53,7 +59,7 @@ func (e usageError) Unwrap() error { return e.err }
 
 // NewRootCmd builds the cpuwhy command tree.
 func NewRootCmd(s Streams) *cobra.Command {
-	g := &globalOptions{}
+	g := &globalOptions{stderr: s.Err}
 	root := &cobra.Command{
 		Use:   "cpuwhy",
 		Short: "Tell why a process or a container is burning CPU",

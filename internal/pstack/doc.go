@@ -9,4 +9,11 @@
 // detach, never swallowed. A thread that ends while it is being read is
 // left out. If cpuwhy dies while a thread is held, the kernel detaches it
 // (cpuwhy never sets PTRACE_O_EXITKILL).
+//
+// A dump with nothing to show is an error, never an empty or unnamed
+// listing: ErrSelf for cpuwhy's own process, ErrNoStacks when every thread
+// refused to be stopped (with ErrTraced, and a TracedError naming the
+// tracer, when another tracer such as strace or gdb holds them: a thread
+// has one tracer at a time), and ErrExited when the process ended before
+// its stacks were named, since naming needs its memory map and objects.
 package pstack

@@ -1,9 +1,11 @@
 package pstack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"syscall"
@@ -39,8 +41,50 @@ type Options struct {
 	DebugDirs []string
 }
 
-// Dump takes the stack of every thread of pid.
+// Errors of a dump that has nothing to show.
+var (
+	// ErrSelf: the target is the dumping process itself, whose threads
+	// the kernel does not let it trace.
+	ErrSelf = errors.New("a process cannot stop its own threads")
+	// ErrNoStacks: no thread of the target could be stopped.
+	ErrNoStacks = errors.New("no thread could be stopped")
+	// ErrTraced: a thread already has a tracer, and a thread has one at
+	// a time.
+	ErrTraced = errors.New("already traced")
+	// ErrExited: the target exited during the dump, and what was read of
+	// it cannot be named without its memory map.
+	ErrExited = errors.New("exited during the dump")
+)
+
+// TracedError is the attach a thread refused because another process
+// traces it (strace, gdb, a debugger, another cpuwhy dump).
+type TracedError struct {
+	TID       int
+	TracerPID int
+	Tracer    string // the tracer's name, "" when it could not be read
+}
+
+func (e *TracedError) Error() string {
+	return fmt.Sprintf("thread %d is already traced by %s, and a thread has one tracer at a time", e.TID, e.tracer())
+}
+
+func (e *TracedError) Unwrap() error { return ErrTraced }
+
+func (e *TracedError) tracer() string {
+	if e.Tracer == "" {
+		return fmt.Sprintf("PID %d", e.TracerPID)
+	}
+	return fmt.Sprintf("PID %d (%s)", e.TracerPID, e.Tracer)
+}
+
+// Dump takes the stack of every thread of pid. It fails when it has no
+// stack to show: pid is the calling process (ErrSelf), every thread refused
+// to be stopped (ErrNoStacks, with ErrTraced when another tracer holds
+// them), or pid exited before its stacks were named (ErrExited).
 func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
+	if pid == os.Getpid() {
+		return nil, fmt.Errorf("PID %d is this cpuwhy dump itself: %w to read their stacks", pid, ErrSelf)
+	}
 	p, err := proc.NewScanner(opts.FS).ReadProcess(pid, true)
 	if err != nil {
 		return nil, err
@@ -58,6 +102,9 @@ func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
 			}
 			s := take(th.PID)
 			s.name, s.state = th.Comm, string(th.State)
+			if errors.Is(s.err, unix.EPERM) {
+				s.err = refused(opts.FS, pid, th.PID, s.err)
+			}
 			snaps = append(snaps, s)
 		}
 	}()
@@ -66,7 +113,21 @@ func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
 		return nil, err
 	}
 
+	if err := noStacks(pid, p.Comm, snaps); err != nil {
+		return nil, err
+	}
+	exited := func() error {
+		return fmt.Errorf("PID %d (%s) %w: %d of its %d threads were read before it ended, and their stacks cannot be named without its memory map",
+			pid, p.Comm, ErrExited, countRead(snaps), len(p.Threads))
+	}
+	maps, err := opts.FS.Maps(pid)
+	if errors.Is(err, proc.ErrGone) || err == nil && len(maps) == 0 {
+		return nil, exited() // a zombie's maps are empty
+	}
 	r, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs})
+	if errors.Is(err, proc.ErrGone) {
+		return nil, exited()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +145,71 @@ func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
 		}
 		out = append(out, t)
 	}
+	// Frames named after the process ended would be "(unmapped)" or
+	// module+offset where it had names: a dump of the dead is not shown.
+	if now, err := proc.NewScanner(opts.FS).ReadProcess(pid, false); err != nil || now.Exited() || now.StartTime != p.StartTime {
+		return nil, exited()
+	}
 	return out, nil
+}
+
+// countRead counts the threads whose registers and stack were read.
+func countRead(snaps []snapshot) int {
+	n := 0
+	for _, s := range snaps {
+		if s.err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// noStacks returns why no thread could be stopped, or nil when one was.
+func noStacks(pid int, name string, snaps []snapshot) error {
+	var first error
+	var tracer *TracedError
+	sameTracer, live := true, 0
+	for _, s := range snaps {
+		if s.err == nil {
+			return nil
+		}
+		if errors.Is(s.err, errGone) {
+			continue
+		}
+		live++
+		first = cmp.Or(first, s.err)
+		var te *TracedError
+		switch {
+		case !errors.As(s.err, &te):
+			sameTracer = false
+		case tracer == nil:
+			tracer = te
+		case te.TracerPID != tracer.TracerPID:
+			sameTracer = false
+		}
+	}
+	switch {
+	case live == 0:
+		return fmt.Errorf("PID %d (%s) %w: its threads ended before any could be stopped", pid, name, ErrExited)
+	case tracer != nil && sameTracer:
+		return fmt.Errorf("PID %d (%s): %w: every thread is %w by %s, and a thread has one tracer at a time; dump it once that tracer detaches",
+			pid, name, ErrNoStacks, ErrTraced, tracer.tracer())
+	}
+	return fmt.Errorf("PID %d (%s): %w: %d threads refused (first: %w)", pid, name, ErrNoStacks, live, first)
+}
+
+// refused explains an attach the kernel refused with EPERM after the
+// access check passed: the thread already has a tracer.
+func refused(fs proc.FS, pid, tid int, err error) error {
+	st, serr := fs.TaskStatus(pid, tid)
+	if serr != nil || st.TracerPID == 0 {
+		return err
+	}
+	te := &TracedError{TID: tid, TracerPID: st.TracerPID}
+	if p, err := proc.NewScanner(fs).ReadProcess(st.TracerPID, false); err == nil {
+		te.Tracer = p.Comm
+	}
+	return te
 }
 
 // snapshot is what was read of one thread while it was stopped.

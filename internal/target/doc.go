@@ -3,6 +3,12 @@
 // process cpuwhy examines. Every command that examines a process selects it
 // here, so they all accept the same arguments and fail the same way.
 //
+// A thread's ID given as a PID (or as --ns-pid) selects the process the
+// thread belongs to: the kernel answers /proc/TID for any thread, so read
+// as a process a thread would be examined under its own number, with a
+// pidfd that cannot be opened. Target.Note says so in one line, and
+// Selector.Notify hears it, so every command says it the same way.
+//
 // With nothing named, the target is the process that used the most CPU
 // over a short window (Window, one second by default), cpuwhy itself
 // excluded. A container's busiest process is chosen the same way, among the

@@ -91,6 +91,9 @@ type Target struct {
 	// Picked says why cpuwhy chose this process when the user named none
 	// (or named a container of several); nil when the user named it.
 	Picked *Pick
+	// Named is the thread the user named when it was not the process
+	// itself (a TID given as a PID); nil when the process was named.
+	Named *Thread
 }
 
 // Pick is why a process nobody named was examined: of the processes
@@ -160,6 +163,29 @@ func roundWindow(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
 
+// Thread is one thread of a process, as the user named it.
+type Thread struct {
+	TID   int
+	NsTID int // as seen inside its container; TID on the host
+	Name  string
+}
+
+// Note says what the selection made of what the user named, when that was
+// not a process; "" when it was. Commands print it before their output:
+// the report is about the whole process, not the thread named.
+func (t Target) Note() string {
+	if t.Named == nil {
+		return ""
+	}
+	tid, pid := t.Named.TID, t.PID
+	if t.Container != nil && t.Named.NsTID != t.Named.TID {
+		return fmt.Sprintf("TID %d (%s) is a thread of PID %d (%s) in container %s, not a process: examining PID %d, all its threads",
+			t.Named.NsTID, t.Named.Name, t.NsPID, t.Name, containerLabel(t.Container), t.NsPID)
+	}
+	return fmt.Sprintf("TID %d (%s) is a thread of process %d (%s), not a process: examining process %d, all its threads",
+		tid, t.Named.Name, pid, t.Name, pid)
+}
+
 func (t Target) String() string {
 	s := fmt.Sprintf("%d (%s)", t.PID, t.Name)
 	if t.Container != nil {
@@ -201,6 +227,10 @@ type Selector struct {
 	// below it Select returns an *IdleError instead of a process that is
 	// not burning CPU. 0 selects the busiest whatever it uses.
 	MinCPU float64
+	// Notify, when set, is told what Target.Note says whenever a
+	// selection resolves a thread to its process, so that every command
+	// says so the same way.
+	Notify func(note string)
 }
 
 func (s *Selector) window() time.Duration {
@@ -217,8 +247,18 @@ func (s *Selector) self() int {
 	return s.Self
 }
 
-// Select resolves spec to one process.
+// Select resolves spec to one process. A thread's ID, given as a PID or
+// as --ns-pid, resolves to the process the thread belongs to (Target.Named
+// says which thread; Notify is told).
 func (s *Selector) Select(ctx context.Context, spec Spec) (Target, error) {
+	t, err := s.selectOne(ctx, spec)
+	if err == nil && t.Named != nil && s.Notify != nil {
+		s.Notify(t.Note())
+	}
+	return t, err
+}
+
+func (s *Selector) selectOne(ctx context.Context, spec Spec) (Target, error) {
 	if err := spec.Validate(); err != nil {
 		return Target{}, err
 	}
@@ -288,6 +328,13 @@ func (s *Selector) byPID(pid int) (Target, error) {
 	if err != nil {
 		return Target{}, fmt.Errorf("reading PID %d: %w", pid, err)
 	}
+	// /proc answers for any thread's TID, though it lists only processes:
+	// read as a process, a thread would be examined as one (its stat, the
+	// whole process's threads and maps under its number), and a pidfd of
+	// it cannot be opened.
+	if st, err := s.Proc.Status(pid); err == nil && st.TGID != pid && st.TGID > 0 {
+		return s.ofThread(Thread{TID: pid, NsTID: st.NsPID, Name: p.Comm}, st.TGID)
+	}
 	if p.KernelThread() {
 		return Target{}, fail(ErrKernelThread, "PID %d (%s) is a kernel thread, with no user space to examine; pick a user process", pid, p.Comm)
 	}
@@ -305,6 +352,23 @@ func (s *Selector) byPID(pid int) (Target, error) {
 		return Target{}, fail(ErrLeaderExited, "PID %d (%s) runs on in other threads after its main thread exited (pthread_exit in main); cpuwhy cannot examine such a process yet: its memory map and fds are out of reach through PID %d", pid, p.Comm, pid)
 	}
 	t := s.describe(p.Stat)
+	return t, nil
+}
+
+// ofThread selects the process a named thread belongs to.
+func (s *Selector) ofThread(th Thread, pid int) (Target, error) {
+	t, err := s.byPID(pid)
+	if err != nil {
+		var se *selError
+		if errors.As(err, &se) {
+			return Target{}, fail(se.kind, "TID %d (%s) is a thread of process %d, not a process: %s", th.TID, th.Name, pid, se.msg)
+		}
+		return Target{}, fmt.Errorf("TID %d is a thread of process %d: %w", th.TID, pid, err)
+	}
+	if th.NsTID == th.TID || t.Container == nil {
+		th.NsTID = th.TID
+	}
+	t.Named = &th
 	return t, nil
 }
 
@@ -410,6 +474,9 @@ func (s *Selector) byContainer(ctx context.Context, query string, nsPID int) (Ta
 				return m, nil
 			}
 		}
+		if t, ok := s.threadInside(members, nsPID); ok {
+			return t, nil
+		}
 		return Target{}, fail(ErrNoProcess, "container %s has no PID %d inside it (it has %s)", label, nsPID, listNsPIDs(members))
 	}
 	if len(members) == 1 {
@@ -430,6 +497,45 @@ func (s *Selector) byContainer(ctx context.Context, query string, nsPID int) (Ta
 		}
 	}
 	return Target{}, fail(ErrGone, "the processes of container %s exited while being measured", label)
+}
+
+// threadInside finds the process of members that has a thread whose ID
+// inside the container is nsTID.
+func (s *Selector) threadInside(members []Target, nsTID int) (Target, bool) {
+	for _, m := range members {
+		tids, err := s.tasks(m.PID)
+		if err != nil {
+			continue
+		}
+		for _, tid := range tids {
+			st, err := s.Proc.TaskStatus(m.PID, tid)
+			if err != nil || st.NsPID != nsTID {
+				continue
+			}
+			name := ""
+			if p, err := proc.NewScanner(s.Proc).ReadProcess(tid, false); err == nil {
+				name = p.Comm
+			}
+			m.Named = &Thread{TID: tid, NsTID: nsTID, Name: name}
+			return m, true
+		}
+	}
+	return Target{}, false
+}
+
+// tasks lists the TIDs of process pid.
+func (s *Selector) tasks(pid int) ([]int, error) {
+	entries, err := os.ReadDir(s.Proc.PIDPath(pid, "task"))
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }
 
 // findContainer finds the one container whose name is query or whose id

@@ -240,3 +240,57 @@ func TestIdleThreshold(t *testing.T) {
 		}
 	}
 }
+
+// otherThread returns a TID of pid that is not pid itself.
+func otherThread(t *testing.T, pid int) int {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			if tid, _ := strconv.Atoi(task.Name()); tid != pid {
+				return tid
+			}
+		}
+	}
+	t.Fatalf("PID %d never started a second thread", pid)
+	return 0
+}
+
+// TestSelectThread names a thread's TID where a PID is expected: the
+// selection is its process, and the note says so; a thread of a process
+// that cannot be examined gets that process's refusal, naming both.
+func TestSelectThread(t *testing.T) {
+	compute := start(t, "compute")
+	cruncher := otherThread(t, compute)
+	leader := start(t, "leaderexit")
+	waitState(t, leader, 'Z')
+	worker := otherThread(t, leader)
+
+	var notes []string
+	sel := &Selector{Proc: proc.FS{}, Notify: func(n string) { notes = append(notes, n) }}
+	got, err := sel.Select(context.Background(), Spec{PID: cruncher})
+	if err != nil {
+		t.Fatalf("Select(TID %d): %v", cruncher, err)
+	}
+	if got.PID != compute || got.Name != "compute" || got.Named == nil || got.Named.TID != cruncher || got.Named.Name != "cruncher" {
+		t.Errorf("Select(TID %d) = %+v (named %+v), want process %d (compute) named by thread cruncher", cruncher, got, got.Named, compute)
+	}
+	want := fmt.Sprintf("TID %d (cruncher) is a thread of process %d (compute), not a process: examining process %d", cruncher, compute, compute)
+	if len(notes) != 1 || !strings.Contains(notes[0], want) {
+		t.Errorf("notes %q, want one saying %q", notes, want)
+	}
+
+	notes = nil
+	if got, err := sel.Select(context.Background(), Spec{PID: compute}); err != nil || got.Named != nil || len(notes) > 0 {
+		t.Errorf("Select(PID %d) = %+v, %v, notes %q: want the process, no thread, no note", compute, got, err, notes)
+	}
+
+	_, err = sel.Select(context.Background(), Spec{PID: worker})
+	want = fmt.Sprintf("TID %d (worker) is a thread of process %d, not a process: PID %d (leaderexit) runs on in other threads", worker, leader, leader)
+	if !errors.Is(err, ErrLeaderExited) || !strings.Contains(fmt.Sprint(err), want) {
+		t.Errorf("Select(TID %d) = %v; want ErrLeaderExited saying %q", worker, err, want)
+	}
+}

@@ -24,6 +24,10 @@
 //     recvfrom and hashing each payload (hash_request, about 15 µs), and a
 //     thread named Client sends them at RATE a second (default 20000;
 //     about 40% of a core for the Server).
+//   - exitontrace: [N]; N threads (default 200) sleeping in pause(2),
+//     and a main thread in epoll_wait that ends the process when a
+//     tracer's stop interrupts it (EINTR): a process that dies during a
+//     dump, after its first thread was read.
 //   - gcpressure: Go, built with symbols (not stripped). Goroutines locked
 //     to threads named Allocator, one per P, allocate 4 KiB buffers and
 //     drop them, beside a live heap of 200,000 linked nodes: over half of
@@ -59,6 +63,8 @@
 //     flag that a thread named Producer sets every 100 ms, calling
 //     sched_yield between checks (yield_wait_for_work) or spinning on the
 //     pause instruction (spin_wait_for_work, no syscall at all).
+//   - tracer: PID; another tracer (as strace -p): PTRACE_SEIZE on every
+//     thread of PID, held until killed, signals passed on.
 //   - threads: N threads (argv[1], default 1000), all sleeping but the
 //     first BUSY (argv[2], default 0), which each use about a tenth of a
 //     core in short bursts.

@@ -97,6 +97,14 @@ var recipes = map[string]recipe{
 		main: "leaderexit",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "leaderexit", "leaderexit.c"}},
 	},
+	"tracer": {
+		main: "tracer",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-o", "tracer", "tracer.c"}},
+	},
+	"exitontrace": {
+		main: "exitontrace",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "exitontrace", "exitontrace.c"}},
+	},
 	"threads": {
 		main: "threads",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},
