@@ -88,7 +88,7 @@ type Recording struct {
 
 // ErrNotSupported means the kernel cannot sample (no perf events, or no
 // software cpu-clock event).
-var ErrNotSupported = errors.New("perf sampling not supported")
+var ErrNotSupported = sys.ErrNotSupported
 
 // ErrPermission means the kernel refused to sample the target: not root,
 // no CAP_PERFMON, and perf_event_paranoid or ptrace access forbids it.
@@ -408,7 +408,7 @@ func (r *recorder) open(tid int) error {
 		case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
 			return fmt.Errorf("sampling thread %d of %d: %w (%w)", tid, r.pid, ErrPermission, err)
 		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS):
-			return fmt.Errorf("sampling thread %d of %d: %w (%w)", tid, r.pid, ErrNotSupported, err)
+			return fmt.Errorf("sampling thread %d of %d: %w", tid, r.pid, &sys.NotSupportedError{Feature: "perf_event_open with the cpu-clock event", Since: "2.6.32", Err: err})
 		case errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOMEM):
 			// Out of fds or locked memory for rings: sample the
 			// threads we have rather than none.

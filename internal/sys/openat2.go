@@ -8,10 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNotSupported is returned when the kernel lacks a system call cpuwhy
-// needs for one capability (openat2 came in Linux 5.6).
-var ErrNotSupported = errors.New("not supported by this kernel")
-
 // OpenInRoot opens path for reading as if root were "/": every symbolic
 // link met on the way, absolute or relative, and every "..", resolves
 // inside root (RESOLVE_IN_ROOT), and /proc's magic links, which could
@@ -45,7 +41,7 @@ func openInRootFD(rootFD int, root, path string) (*os.File, error) {
 			// for a retry.
 			continue
 		case errors.Is(err, unix.ENOSYS):
-			return nil, fmt.Errorf("opening %s in %s: openat2: %w", path, root, ErrNotSupported)
+			return nil, fmt.Errorf("opening %s in %s: %w", path, root, &NotSupportedError{Feature: "openat2", Since: "5.6", Err: err})
 		case err != nil:
 			return nil, fmt.Errorf("opening %s in %s: %w", path, root, err)
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/bits"
 	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
 
 // Mechanism names how a profile was gathered.
@@ -185,4 +187,4 @@ type Tracer interface {
 
 // ErrNotSupported is returned by a Tracer whose mechanism this kernel or
 // these privileges cannot use; the caller falls back to another.
-var ErrNotSupported = errors.New("not supported")
+var ErrNotSupported = sys.ErrNotSupported

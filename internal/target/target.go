@@ -24,7 +24,7 @@ var (
 	ErrAmbiguous    = errors.New("ambiguous target")
 	ErrNoContainer  = errors.New("no such container")
 	ErrKernelThread = errors.New("kernel thread")
-	ErrGone         = errors.New("process exited")
+	ErrGone         = proc.ErrGone // one sentinel for a process that is gone, whoever finds it
 	ErrLeaderExited = errors.New("main thread exited")
 	ErrPrivilege    = errors.New("insufficient privilege")
 	ErrUsage        = errors.New("invalid target")

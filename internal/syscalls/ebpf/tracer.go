@@ -281,7 +281,7 @@ func notSupported(what string, err error) error {
 			}
 		}
 	case errors.Is(err, ebpf.ErrNotSupported):
-		reason = "the kernel lacks a BPF feature (BTF-typed tracepoints, kernel BTF, or a map type)"
+		return fmt.Errorf("%s: %w", what, &sys.NotSupportedError{Feature: "BPF with BTF-typed tracepoints and kernel BTF", Since: "5.5", Err: err})
 	case errors.As(err, &verr):
 		reason = "the kernel's verifier rejected the programs"
 	default:
