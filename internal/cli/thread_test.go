@@ -2,30 +2,11 @@ package cli
 
 import (
 	"fmt"
-	"os"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
-
-// threadOf returns a TID of pid other than pid itself.
-func threadOf(t *testing.T, pid int) int {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, task := range tasks {
-			if tid, _ := strconv.Atoi(task.Name()); tid != pid {
-				return tid
-			}
-		}
-	}
-	t.Fatalf("PID %d never started a second thread", pid)
-	return 0
-}
 
 // TestThreadIDAsPID gives every command a thread's TID where a PID goes
 // (issue 18, item 6): each says, in the same one-line note, that the TID
@@ -35,7 +16,7 @@ func threadOf(t *testing.T, pid int) int {
 func TestThreadIDAsPID(t *testing.T) {
 	cmd := startProgram(t, "compute")
 	pid := cmd.Process.Pid
-	tid := threadOf(t, pid)
+	tid := scenario.OtherThread(t, pid)
 	note := fmt.Sprintf("cpuwhy: note: TID %d (cruncher) is a thread of process %d (compute), not a process: examining process %d, all its threads\n", tid, pid, pid)
 	p, tidArg := strconv.Itoa(pid), strconv.Itoa(tid)
 	for _, tt := range []struct {

@@ -241,33 +241,15 @@ func TestIdleThreshold(t *testing.T) {
 	}
 }
 
-// otherThread returns a TID of pid that is not pid itself.
-func otherThread(t *testing.T, pid int) int {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, task := range tasks {
-			if tid, _ := strconv.Atoi(task.Name()); tid != pid {
-				return tid
-			}
-		}
-	}
-	t.Fatalf("PID %d never started a second thread", pid)
-	return 0
-}
-
 // TestSelectThread names a thread's TID where a PID is expected: the
 // selection is its process, and the note says so; a thread of a process
 // that cannot be examined gets that process's refusal, naming both.
 func TestSelectThread(t *testing.T) {
 	compute := start(t, "compute")
-	cruncher := otherThread(t, compute)
+	cruncher := scenario.OtherThread(t, compute)
 	leader := start(t, "leaderexit")
 	waitState(t, leader, 'Z')
-	worker := otherThread(t, leader)
+	worker := scenario.OtherThread(t, leader)
 
 	var notes []string
 	sel := &Selector{Proc: proc.FS{}, Notify: func(n string) { notes = append(notes, n) }}

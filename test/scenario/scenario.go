@@ -387,3 +387,22 @@ func (p Program) Start(t testing.TB, env []string, args ...string) *exec.Cmd {
 	}
 	return cmd
 }
+
+// OtherThread returns a TID of process pid other than pid itself, waiting
+// up to 5 s for the process to start one.
+func OtherThread(tb testing.TB, pid int) int {
+	tb.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, task := range tasks {
+			if tid, _ := strconv.Atoi(task.Name()); tid != pid {
+				return tid
+			}
+		}
+	}
+	tb.Fatalf("PID %d never started a second thread", pid)
+	return 0
+}
