@@ -9,4 +9,13 @@
 // describe the same seconds. What each costs the target is what it costs
 // alone: the eBPF programs aggregate in the kernel, the sampler takes 99
 // samples a second of CPU per thread.
+//
+// Everything the diagnosis reads of the target comes through a seam in
+// Options (seams.go): the CPU accounting at each end of the window
+// (Accounting), the syscall tracers (Tracers), the stack sampler
+// (Profiler), what the fds are (FDs), the mappings (Maps) and the bytes of
+// the hot code (Memory). Left nil, each is the real one over /proc, BPF,
+// perf events and process_vm_readv. Behind fakes, a recorded evidence
+// set is diagnosed, verdicts and reports included, without root or a
+// live target.
 package diagnose
