@@ -27,10 +27,18 @@ const window = 2 * time.Second
 
 func diagnoseProcess(t *testing.T, cmd *exec.Cmd, name string) *Report {
 	t.Helper()
-	res, err := Run(context.Background(), target.Target{PID: cmd.Process.Pid, Name: name}, Options{
+	tg := target.Target{PID: cmd.Process.Pid, Name: name}
+	opts := Options{
 		FS: proc.FS{}, Duration: window,
 		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
-	})
+	}
+	run := func(t *testing.T, tg target.Target, opts Options) (*Result, error) {
+		return Run(context.Background(), tg, opts)
+	}
+	if *recordEvidence != "" {
+		run = diagnoseRecording
+	}
+	res, err := run(t, tg, opts)
 	if errors.Is(err, syscalls.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
 		privtest.Require(t, fmt.Sprintf("diagnosis needs BPF, perf events and ptrace: %v", err))
 	}

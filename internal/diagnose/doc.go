@@ -15,7 +15,9 @@
 // (Accounting), the syscall tracers (Tracers), the stack sampler
 // (Profiler), what the fds are (FDs), the mappings (Maps) and the bytes of
 // the hot code (Memory). Left nil, each is the real one over /proc, BPF,
-// perf events and process_vm_readv. Behind fakes, a recorded evidence
-// set is diagnosed, verdicts and reports included, without root or a
-// live target.
+// perf events and process_vm_readv; the tests give recorded evidence
+// instead (testdata/*.evidence.json, recorded from the scenarios by
+// go test -run TestPatterns -record-evidence DIR), so the whole
+// diagnosis, verdicts and reports included, runs without root or a live
+// target.
 package diagnose
