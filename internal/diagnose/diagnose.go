@@ -140,16 +140,50 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// BlindError is the error of a diagnosis where no instrument could
+// attach: neither the syscall tracer nor the sampler. It says so in one
+// line, and keeps both causes: errors.Is and errors.As find either, and a
+// *target.PrivilegeError when capabilities are missing.
+type BlindError struct {
+	Target   target.Target
+	Syscalls error // why there is no syscall profile
+	Stacks   error // why there are no stack samples
+	// Privilege, when set, says which capabilities cpuwhy lacks, the
+	// likely reason for both, and is the message.
+	Privilege *target.PrivilegeError
+}
+
+func (e *BlindError) Error() string {
+	if e.Privilege != nil {
+		return e.Privilege.Error()
+	}
+	return fmt.Sprintf("cannot observe %s: no syscall profile (%v) and no stack samples (%v)", e.Target, e.Syscalls, e.Stacks)
+}
+
+// Unwrap returns the causes: the privilege error first when there is one.
+func (e *BlindError) Unwrap() []error {
+	var errs []error
+	if e.Privilege != nil {
+		errs = append(errs, e.Privilege)
+	}
+	for _, err := range []error{e.Syscalls, e.Stacks} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
 // blind is the error of a diagnosis where no instrument could attach:
 // when capabilities are missing, which, and what works without them.
 func blind(t target.Target, traceErr, recErr error) error {
-	caps, err := sys.EffectiveCaps()
-	if err == nil {
+	e := &BlindError{Target: t, Syscalls: traceErr, Stacks: recErr}
+	if caps, err := sys.EffectiveCaps(); err == nil {
 		if missing := caps.Missing(sys.CapBPF, sys.CapPerfmon, sys.CapSysPtrace); len(missing) > 0 {
-			return &target.PrivilegeError{PID: t.PID, Name: t.Name, Missing: missing}
+			e.Privilege = &target.PrivilegeError{PID: t.PID, Name: t.Name, Missing: missing}
 		}
 	}
-	return fmt.Errorf("cannot observe %s: no syscall profile (%v) and no stack samples (%v)", t, traceErr, recErr)
+	return e
 }
 
 // trace runs the first supported tracer, noting a fallback.

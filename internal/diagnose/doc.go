@@ -20,4 +20,10 @@
 // go test -run TestPatterns -record-evidence DIR), so the whole
 // diagnosis, verdicts and reports included, runs without root or a live
 // target.
+//
+// Errors: a target that exited during the window matches ErrGone. When
+// neither the tracer nor the sampler could attach, the error is a
+// *BlindError: one line for the user (the missing capabilities when some
+// are), and both causes for errors.Is and errors.As. One instrument
+// failing is not an error: the report notes what is missing and why.
 package diagnose

@@ -3,13 +3,19 @@ package diagnose
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 	"github.com/cpuwhy/cpuwhy/test/golden"
 )
@@ -92,7 +98,8 @@ func TestEvidence(t *testing.T) {
 	}
 }
 
-// TestEvidenceUnprivileged runs TestEvidence again as uid 65534 (nobody), without a capability: a collaborator left real (the
+// TestEvidenceUnprivileged runs TestEvidence and TestBlindError again as
+// uid 65534 (nobody), without a capability: a collaborator left real (the
 // sampler, the tracer, /proc of the recorded PID) fails there, and with it
 // the golden files.
 func TestEvidenceUnprivileged(t *testing.T) {
@@ -125,7 +132,7 @@ func TestEvidenceUnprivileged(t *testing.T) {
 	for _, f := range files {
 		copyFile(t, f, filepath.Join(dir, f), 0o644)
 	}
-	cmd := exec.Command(bin, "-test.run=^TestEvidence$", "-test.count=1", "-test.v")
+	cmd := exec.Command(bin, "-test.run=^(TestEvidence|TestBlindError)$", "-test.count=1", "-test.v")
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
@@ -133,7 +140,7 @@ func TestEvidenceUnprivileged(t *testing.T) {
 		t.Fatalf("as uid 65534: %v\n%s", err, out)
 	}
 	t.Logf("as uid 65534:\n%s", out)
-	for _, want := range []string{"--- PASS: TestEvidence "} {
+	for _, want := range []string{"--- PASS: TestEvidence ", "--- PASS: TestBlindError "} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("as uid 65534, no %q:\n%s", want, out)
 		}
@@ -159,5 +166,71 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBlindError: when neither instrument attaches, the error is one line
+// and keeps both causes for errors.Is and errors.As, with or without a
+// missing capability to blame.
+func TestBlindError(t *testing.T) {
+	errTrace := fmt.Errorf("loading the BPF programs: %w", syscalls.ErrNotSupported)
+	errSample := fmt.Errorf("sampling process 10: perf_event_open: %w", os.ErrPermission)
+	tg := target.Target{PID: 10, Name: "p"}
+
+	t.Run("through Run", func(t *testing.T) {
+		e := loadEvidence(t, filepath.Join("testdata", "idle.evidence.json"))
+		_, opts := e.replay(t)
+		opts.Tracers = []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return replayTracer{err: errTrace} }}}
+		opts.Profiler = ProfilerFunc(func(context.Context, int, cpuprofile.Options) (*cpuprofile.Result, error) { return nil, errSample })
+		_, err := Run(context.Background(), tg, opts)
+		var blind *BlindError
+		if !errors.As(err, &blind) {
+			t.Fatalf("error %v (%T), want a *BlindError", err, err)
+		}
+		for _, cause := range []error{errTrace, errSample, syscalls.ErrNotSupported, os.ErrPermission} {
+			if !errors.Is(err, cause) {
+				t.Errorf("errors.Is(%q, %q) is false", err, cause)
+			}
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("error of more than one line: %q", err)
+		}
+	})
+
+	priv := &target.PrivilegeError{PID: 10, Name: "p", Missing: []string{"CAP_BPF", "CAP_PERFMON"}}
+	for _, tt := range []struct {
+		name string
+		err  *BlindError
+		want string
+		is   []error
+	}{
+		{
+			name: "privileged",
+			err:  &BlindError{Target: tg, Syscalls: errTrace, Stacks: errSample},
+			want: "cannot observe 10 (p): no syscall profile (loading the BPF programs: not supported) and no stack samples (sampling process 10: perf_event_open: permission denied)",
+			is:   []error{errTrace, errSample, syscalls.ErrNotSupported, os.ErrPermission},
+		},
+		{
+			name: "missing capabilities",
+			err:  &BlindError{Target: tg, Syscalls: errTrace, Stacks: errSample, Privilege: priv},
+			want: priv.Error(),
+			is:   []error{priv, target.ErrPrivilege, errTrace, errSample, syscalls.ErrNotSupported, os.ErrPermission},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("message\n%s\nwant\n%s", got, tt.want)
+			}
+			var err error = tt.err
+			for _, cause := range tt.is {
+				if !errors.Is(err, cause) {
+					t.Errorf("errors.Is(err, %q) is false", cause)
+				}
+			}
+			var pe *target.PrivilegeError
+			if errors.As(err, &pe) != (tt.err.Privilege != nil) {
+				t.Errorf("errors.As(err, *target.PrivilegeError) = %v, want %v", pe != nil, tt.err.Privilege != nil)
+			}
+		})
 	}
 }
