@@ -3,7 +3,6 @@ package diagnose
 import (
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/disasm"
-	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 )
 
@@ -17,10 +16,10 @@ const codeWindow = 160
 const pageSize = 4096
 
 // hotCode disassembles the hottest function of thread tid around its
-// hottest instruction, from the target's memory, annotated with the
-// samples of each instruction, with the loop around that instruction
-// when there is one.
-func hotCode(pid, tid int, leaves []cpuprofile.Leaf) *verdict.Code {
+// hottest instruction, from the target's memory (code for arch),
+// annotated with the samples of each instruction, with the loop around
+// that instruction when there is one.
+func hotCode(mem Memory, arch string, pid, tid int, leaves []cpuprofile.Leaf) *verdict.Code {
 	fn, samples, counts, hot := hottestFunction(tid, leaves)
 	if fn == "" {
 		return nil
@@ -30,12 +29,12 @@ func hotCode(pid, tid int, leaves []cpuprofile.Leaf) *verdict.Code {
 	// around the hottest one may start there) to one past the highest.
 	from := lo - min(lo, disasm.MaxLoop)
 	buf := make([]byte, hi+disasm.MaxLoop+16-from)
-	n, err := sys.ReadProcessMemory(pid, buf, from)
+	n, err := mem.ReadMemory(pid, buf, from)
 	if err != nil {
 		// The bytes before lo may be unmapped; its page is not.
 		from = lo &^ (pageSize - 1)
 		buf = buf[:hi+disasm.MaxLoop+16-from]
-		n, err = sys.ReadProcessMemory(pid, buf, from)
+		n, err = mem.ReadMemory(pid, buf, from)
 	}
 	if err != nil || n == 0 {
 		return nil

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
-	"github.com/cpuwhy/cpuwhy/internal/fds"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
@@ -36,6 +35,17 @@ type Options struct {
 	// Progress, when set, is called about once a second with the time
 	// so far.
 	Progress func(elapsed time.Duration)
+
+	// The other collaborators that read the target (see seams.go); nil
+	// is the real one, reading through FS.
+	Accounting Accounting           // the CPU accounting at each end of the window
+	Profiler   Profiler             // the stack samples
+	FDs        syscalls.FDDescriber // what the fds in the syscall profile are
+	Maps       Mappings             // the mappings, for a runtime's name
+	Memory     Memory               // the hot code, for its listing
+	// Arch is the target's architecture (a GOARCH), which numbers its
+	// syscalls and encodes its code; "": this machine's.
+	Arch string
 }
 
 // Result is a diagnosis: the report and the recorded profile.
@@ -49,18 +59,15 @@ var ErrGone = proc.ErrGone
 
 // Run diagnoses process t.
 func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
-	if opts.Duration <= 0 {
-		opts.Duration = DefaultDuration
-	}
+	opts = opts.withDefaults()
 	began, cpu0 := time.Now(), sys.ProcessCPU()
-	scanner := proc.NewScanner(opts.FS)
 	// The target is read once before the set-up, so that a bad target
 	// fails at once, and again, with its threads, at each end of the
 	// window.
-	if _, err := scanner.ReadProcess(t.PID, false); err != nil {
+	if err := opts.Accounting.Check(t.PID); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", t, err)
 	}
-	win := newReadings(func() (reading, error) { return snapshot(opts.FS, scanner, t.PID) }, opts.Duration)
+	win := newReadings(func() (Reading, error) { return opts.Accounting.Read(t.PID) }, opts.Duration)
 	line := newLineup(2, func() { win.open(ctx) })
 	traceReady, traceDone := line.member(ctx)
 	sampleReady, sampleDone := line.member(ctx)
@@ -76,7 +83,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 		defer traceDone()
 		prof, mech, traceErr, notes = trace(ctx, t.PID, opts, traceReady)
 	}()
-	rec, recErr := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
+	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
 		DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
 	})
@@ -133,38 +140,50 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// reading is the process's accounting at one moment: stat for user and
-// system time, schedstat for time on and waiting for a CPU.
-type reading struct {
-	*proc.Snapshot
-	sched map[int]proc.Sched // by TID
+// BlindError is the error of a diagnosis where no instrument could
+// attach: neither the syscall tracer nor the sampler. It says so in one
+// line, and keeps both causes: errors.Is and errors.As find either, and a
+// *target.PrivilegeError when capabilities are missing.
+type BlindError struct {
+	Target   target.Target
+	Syscalls error // why there is no syscall profile
+	Stacks   error // why there are no stack samples
+	// Privilege, when set, says which capabilities cpuwhy lacks, the
+	// likely reason for both, and is the message.
+	Privilege *target.PrivilegeError
 }
 
-func snapshot(fs proc.FS, sc *proc.Scanner, pid int) (reading, error) {
-	taken, since := time.Now(), sys.SinceBoot()
-	p, err := sc.ReadProcess(pid, true)
-	if err != nil {
-		return reading{}, err
+func (e *BlindError) Error() string {
+	if e.Privilege != nil {
+		return e.Privilege.Error()
 	}
-	r := reading{&proc.Snapshot{Taken: taken, SinceBoot: since, Processes: []proc.Process{p}}, map[int]proc.Sched{}}
-	for _, th := range p.Threads {
-		if s, err := fs.Schedstat(pid, th.PID); err == nil {
-			r.sched[th.PID] = s
+	return fmt.Sprintf("cannot observe %s: no syscall profile (%v) and no stack samples (%v)", e.Target, e.Syscalls, e.Stacks)
+}
+
+// Unwrap returns the causes: the privilege error first when there is one.
+func (e *BlindError) Unwrap() []error {
+	var errs []error
+	if e.Privilege != nil {
+		errs = append(errs, e.Privilege)
+	}
+	for _, err := range []error{e.Syscalls, e.Stacks} {
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return r, nil
+	return errs
 }
 
 // blind is the error of a diagnosis where no instrument could attach:
 // when capabilities are missing, which, and what works without them.
 func blind(t target.Target, traceErr, recErr error) error {
-	caps, err := sys.EffectiveCaps()
-	if err == nil {
+	e := &BlindError{Target: t, Syscalls: traceErr, Stacks: recErr}
+	if caps, err := sys.EffectiveCaps(); err == nil {
 		if missing := caps.Missing(sys.CapBPF, sys.CapPerfmon, sys.CapSysPtrace); len(missing) > 0 {
-			return &target.PrivilegeError{PID: t.PID, Name: t.Name, Missing: missing}
+			e.Privilege = &target.PrivilegeError{PID: t.PID, Name: t.Name, Missing: missing}
 		}
 	}
-	return fmt.Errorf("cannot observe %s: no syscall profile (%v) and no stack samples (%v)", t, traceErr, recErr)
+	return e
 }
 
 // trace runs the first supported tracer, noting a fallback.
@@ -178,8 +197,9 @@ func trace(ctx context.Context, pid int, opts Options, ready func()) (*syscalls.
 	return p, mech, err, notes
 }
 
-// observe builds the observation of the window and the report's skeleton.
-func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
+// observe builds the observation of the window and the report's skeleton;
+// opts has its defaults.
+func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
 	seconds := snap1.Taken.Sub(snap0.Taken).Seconds()
 	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name, NoSyscalls: prof == nil}
 	r := &Report{Window: seconds}
@@ -197,12 +217,12 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 	}
 	var group, live proc.CPU // the process's own account, and its live threads'
 	alive := map[int]bool{}
-	for _, u := range proc.Compare(snap0.Snapshot, snap1.Snapshot) {
+	for _, u := range proc.Compare(snap0.snapshot(), snap1.snapshot()) {
 		if u.PID != t.PID {
 			continue
 		}
 		group = u.CPU
-		p0, p1 := snap0.Processes[0].Stat, snap1.Processes[0].Stat
+		p0, p1 := snap0.Process.Stat, snap1.Process.Stat
 		if p1.StartTime == p0.StartTime {
 			ticks := (p1.CUTime + p1.CSTime) - min(p0.CUTime+p0.CSTime, p1.CUTime+p1.CSTime)
 			o.Children = 100 * float64(ticks) / proc.TicksPerSecond / seconds
@@ -212,8 +232,8 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 			th.CPU = tu.CPU
 			live = addCPU(live, tu.CPU)
 			alive[tu.PID] = true
-			s0, ok0 := snap0.sched[tu.PID]
-			s1, ok1 := snap1.sched[tu.PID]
+			s0, ok0 := snap0.Sched[tu.PID]
+			s1, ok1 := snap1.Sched[tu.PID]
 			if ok0 && ok1 && seconds > 0 {
 				wanted := (s1.OnCPU - s0.OnCPU) + (s1.Waiting - s0.Waiting)
 				th.Demand = min(100, round1(100*wanted.Seconds()/seconds))
@@ -221,7 +241,7 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 		}
 	}
 	if prof != nil {
-		sr := syscalls.Summarize(prof, "", fds.NewDescriber(opts.FS))
+		sr := syscalls.Summarize(prof, opts.Arch, opts.FDs)
 		o.Seconds = max(sr.Duration, 1e-3) // rates over the tracer's own window
 		for _, st := range sr.Threads {
 			get(st.TID, st.Name).Syscalls = st.Syscalls
@@ -240,7 +260,7 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 		addStacks(rec.Profile, get)
 		for tid, th := range threads {
 			if th.CPU.Total >= verdict.HotThreadCPU && th.Samples > 0 {
-				th.Code = hotCode(t.PID, tid, rec.Leaves)
+				th.Code = hotCode(opts.Memory, opts.Arch, t.PID, tid, rec.Leaves)
 			}
 		}
 		r.Notes = append(r.Notes, rec.Notes...)
@@ -248,7 +268,7 @@ func observe(t target.Target, opts Options, snap0, snap1 reading, prof *syscalls
 	}
 	exited := exitedCPU(group, live, exitedThreads(snap0, alive, threads))
 	o.CPU = addCPU(live, exited)
-	o.Runtime = runtimeOf(opts.FS, t.PID, threads)
+	o.Runtime = runtimeOf(opts.Maps, t.PID, threads)
 	for _, th := range threads {
 		o.Threads = append(o.Threads, *th)
 	}
@@ -295,12 +315,10 @@ func exitedCPU(group, live proc.CPU, anyExited bool) proc.CPU {
 // exitedThreads reports whether a thread of the process ended during the
 // window: one read at its start, or seen by the syscall tracer or the
 // sampler, is gone at its end.
-func exitedThreads(snap0 reading, alive map[int]bool, seen map[int]*verdict.Thread) bool {
-	for _, p := range snap0.Processes {
-		for _, th := range p.Threads {
-			if !alive[th.PID] {
-				return true
-			}
+func exitedThreads(snap0 Reading, alive map[int]bool, seen map[int]*verdict.Thread) bool {
+	for _, th := range snap0.Process.Threads {
+		if !alive[th.PID] {
+			return true
 		}
 	}
 	for tid := range seen {
@@ -355,7 +373,7 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 
 // runtimeOf tells a Go program (its stacks run through the Go scheduler)
 // and a JVM (libjvm.so is mapped) from the rest.
-func runtimeOf(fs proc.FS, pid int, threads map[int]*verdict.Thread) string {
+func runtimeOf(maps Mappings, pid int, threads map[int]*verdict.Thread) string {
 	for _, th := range threads {
 		for _, s := range th.Stacks {
 			for _, f := range s.Frames {
@@ -365,8 +383,8 @@ func runtimeOf(fs proc.FS, pid int, threads map[int]*verdict.Thread) string {
 			}
 		}
 	}
-	if maps, err := fs.Maps(pid); err == nil {
-		for _, m := range maps {
+	if mapped, err := maps.Maps(pid); err == nil {
+		for _, m := range mapped {
 			if strings.HasSuffix(m.Path, "/libjvm.so") {
 				return "jvm"
 			}

@@ -27,10 +27,18 @@ const window = 2 * time.Second
 
 func diagnoseProcess(t *testing.T, cmd *exec.Cmd, name string) *Report {
 	t.Helper()
-	res, err := Run(context.Background(), target.Target{PID: cmd.Process.Pid, Name: name}, Options{
+	tg := target.Target{PID: cmd.Process.Pid, Name: name}
+	opts := Options{
 		FS: proc.FS{}, Duration: window,
 		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
-	})
+	}
+	run := func(t *testing.T, tg target.Target, opts Options) (*Result, error) {
+		return Run(context.Background(), tg, opts)
+	}
+	if *recordEvidence != "" {
+		run = diagnoseRecording
+	}
+	res, err := run(t, tg, opts)
 	if errors.Is(err, syscalls.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
 		privtest.Require(t, fmt.Sprintf("diagnosis needs BPF, perf events and ptrace: %v", err))
 	}
@@ -175,19 +183,20 @@ func TestComputeCode(t *testing.T) {
 // exited during the window, which only the process's stat has.
 func TestOneMeasurement(t *testing.T) {
 	const pid, other = 10, 11
-	at := func(sec int, group proc.Stat, threads ...proc.Stat) reading {
-		return reading{&proc.Snapshot{
+	at := func(sec int, group proc.Stat, threads ...proc.Stat) Reading {
+		return Reading{
 			Taken:     time.Unix(1000, 0).Add(time.Duration(sec) * time.Second),
 			SinceBoot: time.Duration(100+sec) * time.Second,
-			Processes: []proc.Process{{Stat: group, Threads: threads}},
-		}, map[int]proc.Sched{}}
+			Process:   proc.Process{Stat: group, Threads: threads},
+			Sched:     map[int]proc.Sched{},
+		}
 	}
 	stat := func(tid int, user, system uint64) proc.Stat {
 		return proc.Stat{PID: tid, Comm: "p", State: 'S', UTime: user, STime: system, StartTime: uint64(tid)}
 	}
 	tests := []struct {
 		name         string
-		snap0, snap1 reading
+		snap0, snap1 Reading
 		cpu, user    float64 // header, percent of a core over the 1 s window
 		exited       float64
 		rowsSum      float64
@@ -219,7 +228,7 @@ func TestOneMeasurement(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, r := observe(target.Target{PID: pid, Name: "p"}, Options{FS: proc.FS{Root: t.TempDir()}}, tt.snap0, tt.snap1, nil, nil)
+			_, r := observe(target.Target{PID: pid, Name: "p"}, Options{FS: proc.FS{Root: t.TempDir()}}.withDefaults(), tt.snap0, tt.snap1, nil, nil)
 			var rows float64
 			for _, th := range r.Threads {
 				rows += th.CPU

@@ -56,18 +56,18 @@ func (l *lineup) arrive() {
 // instrument is ready, the second a duration later, or sooner when the
 // context ends (Ctrl-C) or the instruments are done (the target exited).
 type readings struct {
-	read     func() (reading, error)
+	read     func() (Reading, error)
 	duration time.Duration
 
 	began        time.Time
-	first, last  reading
+	first, last  Reading
 	err0, err1   error
 	instrumented chan struct{} // closed when the instruments are done
 	taken        chan struct{} // closed when the second reading is taken
 	once         sync.Once
 }
 
-func newReadings(read func() (reading, error), d time.Duration) *readings {
+func newReadings(read func() (Reading, error), d time.Duration) *readings {
 	return &readings{read: read, duration: d, instrumented: make(chan struct{}), taken: make(chan struct{})}
 }
 

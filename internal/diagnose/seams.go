@@ -1,0 +1,130 @@
+package diagnose
+
+import (
+	"context"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/fds"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
+)
+
+// The diagnosis's collaborators: everything it reads of the target comes
+// through one of these, given in Options (nil: the real one), as
+// google/pprof's driver takes its fetcher and symbolizer. The syscall
+// tracer is the fifth, Options.Tracers. A recorded evidence set behind
+// them is diagnosed without root, BPF, perf events or a live target.
+
+// Accounting reads a process's CPU accounting (from /proc by default).
+type Accounting interface {
+	// Check reads the process alone, not its threads, so that a target
+	// that is gone or unreadable fails before any instrument is set up.
+	Check(pid int) error
+	// Read reads the process and every thread of it, at one end of the
+	// window.
+	Read(pid int) (Reading, error)
+}
+
+// Reading is a process's accounting at one moment: stat for user and
+// system time, schedstat for time on and waiting for a CPU.
+type Reading struct {
+	Taken     time.Time     // when the reading began (wall clock, with a monotonic reading when live)
+	SinceBoot time.Duration // the same moment on the clock of Stat.StartTime
+	Process   proc.Process  // the process's stat and each thread's
+	// Sched is each thread's schedstat, by TID; a thread whose
+	// schedstat could not be read is absent.
+	Sched map[int]proc.Sched
+}
+
+// snapshot is the reading as package proc compares them.
+func (r Reading) snapshot() *proc.Snapshot {
+	return &proc.Snapshot{Taken: r.Taken, SinceBoot: r.SinceBoot, Processes: []proc.Process{r.Process}}
+}
+
+// Profiler records on-CPU stack samples of a process for the window
+// (cpuprofile.Record by default). It calls opts.Ready once set up, the
+// window starting when that returns, and returns when the window ends.
+type Profiler interface {
+	Record(ctx context.Context, pid int, opts cpuprofile.Options) (*cpuprofile.Result, error)
+}
+
+// ProfilerFunc is a function that is a Profiler.
+type ProfilerFunc func(ctx context.Context, pid int, opts cpuprofile.Options) (*cpuprofile.Result, error)
+
+// Record implements Profiler.
+func (f ProfilerFunc) Record(ctx context.Context, pid int, opts cpuprofile.Options) (*cpuprofile.Result, error) {
+	return f(ctx, pid, opts)
+}
+
+// Mappings lists a process's memory mappings (proc.FS does), where the
+// diagnosis looks for a runtime whose stacks do not say which it is.
+type Mappings interface {
+	Maps(pid int) ([]proc.Mapping, error)
+}
+
+// Memory reads a process's memory: the bytes of its hot code, for the
+// listing (sys.ReadProcessMemory by default). As process_vm_readv does,
+// it returns the bytes read up to the first unmapped one, and an error
+// when addr itself cannot be read.
+type Memory interface {
+	ReadMemory(pid int, p []byte, addr uint64) (int, error)
+}
+
+// MemoryFunc is a function that is a Memory.
+type MemoryFunc func(pid int, p []byte, addr uint64) (int, error)
+
+// ReadMemory implements Memory.
+func (f MemoryFunc) ReadMemory(pid int, p []byte, addr uint64) (int, error) { return f(pid, p, addr) }
+
+// withDefaults fills in what opts leaves to the real collaborators.
+func (opts Options) withDefaults() Options {
+	if opts.Duration <= 0 {
+		opts.Duration = DefaultDuration
+	}
+	if opts.Arch == "" {
+		opts.Arch = arch
+	}
+	if opts.Accounting == nil {
+		opts.Accounting = &procAccounting{fs: opts.FS, scanner: proc.NewScanner(opts.FS)}
+	}
+	if opts.Profiler == nil {
+		opts.Profiler = ProfilerFunc(cpuprofile.Record)
+	}
+	if opts.FDs == nil {
+		opts.FDs = fds.NewDescriber(opts.FS)
+	}
+	if opts.Maps == nil {
+		opts.Maps = opts.FS
+	}
+	if opts.Memory == nil {
+		opts.Memory = MemoryFunc(sys.ReadProcessMemory)
+	}
+	return opts
+}
+
+// procAccounting reads the accounting from a /proc tree.
+type procAccounting struct {
+	fs      proc.FS
+	scanner *proc.Scanner
+}
+
+func (a *procAccounting) Check(pid int) error {
+	_, err := a.scanner.ReadProcess(pid, false)
+	return err
+}
+
+func (a *procAccounting) Read(pid int) (Reading, error) {
+	taken, since := time.Now(), sys.SinceBoot()
+	p, err := a.scanner.ReadProcess(pid, true)
+	if err != nil {
+		return Reading{}, err
+	}
+	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}}
+	for _, th := range p.Threads {
+		if s, err := a.fs.Schedstat(pid, th.PID); err == nil {
+			r.Sched[th.PID] = s
+		}
+	}
+	return r, nil
+}
