@@ -115,6 +115,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 		notes = append(notes, fmt.Sprintf("no stack samples, so no code path: %v", recErr))
 	}
 	if traceErr != nil {
+		mech = "" // the report's last line would name a profile there is not
 		notes = append(notes, fmt.Sprintf("no syscall profile, so no verdict that needs one: %v", traceErr))
 	}
 
