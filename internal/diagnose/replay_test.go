@@ -207,7 +207,7 @@ func TestBlindError(t *testing.T) {
 		{
 			name: "privileged",
 			err:  &BlindError{Target: tg, Syscalls: errTrace, Stacks: errSample},
-			want: "cannot observe 10 (p): no syscall profile (loading the BPF programs: not supported) and no stack samples (sampling process 10: perf_event_open: permission denied)",
+			want: "cannot observe 10 (p): no syscall profile (loading the BPF programs: not supported by this kernel) and no stack samples (sampling process 10: perf_event_open: permission denied)",
 			is:   []error{errTrace, errSample, syscalls.ErrNotSupported, os.ErrPermission},
 		},
 		{
