@@ -29,10 +29,10 @@ func TestTraceFirst(t *testing.T) {
 		notes      string
 	}{
 		{"first works", []Candidate{{EBPF, works, nil}, {Ptrace, works, nil}}, EBPF, "", ""},
-		{"falls back", []Candidate{{EBPF, unsupported, nil}, {Ptrace, works, nil}}, Ptrace, "", "BPF: not supported -> ptrace;"},
+		{"falls back", []Candidate{{EBPF, unsupported, nil}, {Ptrace, works, nil}}, Ptrace, "", "BPF: not supported by this kernel -> ptrace;"},
 		{"last unsupported", []Candidate{{EBPF, unsupported, nil}}, EBPF, "not supported", ""},
 		{"other errors do not fall back", []Candidate{{EBPF, failing, nil}, {Ptrace, works, nil}}, EBPF, "target gone", ""},
-		{"check refuses", []Candidate{{EBPF, unsupported, nil}, {Ptrace, works, denied}}, Ptrace, "ptrace denied", "BPF: not supported -> ptrace;"},
+		{"check refuses", []Candidate{{EBPF, unsupported, nil}, {Ptrace, works, denied}}, Ptrace, "ptrace denied", "BPF: not supported by this kernel -> ptrace;"},
 		{"nothing to try", nil, "", "no tracing mechanism", ""},
 	}
 	for _, tt := range tests {
