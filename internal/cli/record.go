@@ -116,6 +116,10 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if res == nil {
 		return err
 	}
+	if len(res.Execs) > 0 {
+		// It runs another program now; a note says which it ran before.
+		t.Name = res.Execs[len(res.Execs)-1].To
+	}
 	p := res.Profile
 	p.Process, p.Container = t.Name, t.ContainerLabel()
 	if out != nil {

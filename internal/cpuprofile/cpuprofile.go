@@ -2,7 +2,9 @@ package cpuprofile
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -45,6 +47,26 @@ type Result struct {
 	// thread, hottest first: the instructions a compute loop spends its
 	// time on.
 	Leaves []Leaf
+	// Execs are the execs the process ran while it was recorded, in
+	// order (the first 64); the process's name is the last one's To.
+	Execs []Exec
+}
+
+// Exec is an exec the process ran while it was recorded: the samples
+// before it are named by the mappings of the program it ran until then.
+type Exec struct {
+	At   time.Duration // since the recording began
+	From string        // the process's name before
+	To   string        // and after: the new program's file name
+}
+
+// MarshalJSON writes At in seconds, as the reports' other times are.
+func (e Exec) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		At   float64 `json:"at_s"`
+		From string  `json:"from"`
+		To   string  `json:"to"`
+	}{math.Round(e.At.Seconds()*1000) / 1000, e.From, e.To})
 }
 
 // Leaf is an innermost user address of a thread and how often it was
@@ -54,6 +76,9 @@ type Leaf struct {
 	PC       uint64
 	Function string // the frame's name: function, or module+0xoffset
 	Count    int
+	// Past is set for an address sampled before an exec the process ran:
+	// the code there is no longer the process's.
+	Past bool
 }
 
 // queueLen bounds the samples waiting to be unwound: 256 stack copies of
@@ -62,19 +87,36 @@ type Leaf struct {
 // when every new address is named for the first time.
 const queueLen = 256
 
-// job is one sample handed from the sampler to the unwinder.
+// job is one sample handed from the sampler to the unwinder, or an exec.
 type job struct {
 	tid    int
+	time   uint64
 	regs   unwind.Regs
 	valid  bool
 	stack  []byte
 	kernel []uint64
+	// exec is set for an exec the process ran at time, into a program
+	// mapped by maps.
+	exec bool
+	maps []proc.Mapping
 }
+
+// maxQueuedExecs is the room the queue keeps for execs beyond its
+// samples: an exec is never dropped, and the sampler waits for room
+// only when a process runs exec more often than this between two
+// drains.
+const maxQueuedExecs = 8
+
+// maxExecNotes bounds the execs a note each tells of.
+const maxExecNotes = 3
 
 // Record samples process pid and returns its profile. Each sample is
 // unwound and named as it arrives, while the mappings it ran under are
 // current, and counted; none is kept, so memory grows with the distinct
-// stacks, not with the window.
+// stacks, not with the window. An exec the process runs comes through
+// the same queue, ahead of the samples taken after it, and each sample
+// is unwound and named by the program it ran, picked by its time: those
+// drained from one CPU's ring may be older than an exec already told.
 func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	resolver, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs, Kernel: opts.Kernel})
 	if err != nil {
@@ -86,7 +128,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	// The sampler drains the rings and hands each sample over; one
 	// worker unwinds and names. When the worker falls behind, samples
 	// are dropped here and counted, never silently.
-	queue := make(chan *job, queueLen)
+	queue := make(chan *job, queueLen+maxQueuedExecs)
 	free := make(chan *job, queueLen)
 	var dropped uint64
 	counts := stack.NewCounts()
@@ -95,6 +137,11 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	go func() {
 		defer close(done)
 		for j := range queue {
+			if j.exec {
+				resolver.Exec(j.time, j.maps)
+				continue
+			}
+			gen := resolver.At(j.time)
 			var user []uint64
 			if j.valid {
 				pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
@@ -107,7 +154,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 			if len(user) > 0 {
 				leaf = user[0]
 			}
-			counts.Add(j.tid, resolver.Frames(j.tid, j.kernel, user), leaf)
+			counts.Add(j.tid, gen, resolver.Frames(j.tid, j.kernel, user), leaf)
 			free <- j
 		}
 	}()
@@ -124,16 +171,21 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 			allocated++
 			j = &job{}
 		}
-		j.tid, j.valid = s.TID, s.UserRegsValid
+		j.tid, j.time, j.valid = s.TID, s.Time, s.UserRegsValid
 		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
 		j.stack = append(j.stack[:0], s.Stack...)
 		j.kernel = append(j.kernel[:0], s.Kernel...)
-		queue <- j // never blocks: at most queueLen jobs exist
+		queue <- j // never blocks: at most queueLen sample jobs exist
+	}
+	execs := 0
+	exec := func(e *sample.Exec) {
+		execs++
+		queue <- &job{exec: true, time: e.Time, maps: e.Maps}
 	}
 
 	stopProgress := progress(opts.Progress, start)
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
-		FS: opts.FS, Ready: opts.Ready, Handle: handle})
+		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec})
 	stopProgress()
 	close(queue)
 	<-done
@@ -147,12 +199,28 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	}
 	res.Notes = append(res.Notes, resolver.Notes()...)
 	for _, l := range counts.Leaves() {
-		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Native(l.PC, false).Name(), Count: l.Count})
+		resolver.Generation(l.Gen)
+		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Native(l.PC, false).Name(), Count: l.Count, Past: l.Gen < execs})
 	}
 	stacks := counts.Stacks()
 	fs := make([]flame.Stack, len(stacks))
 	for i, st := range stacks {
-		fs[i] = flame.Stack{Frames: st.Frames, Thread: rec.Threads[st.TID], TID: st.TID, Count: st.Count}
+		thread := rec.Threads[st.TID]
+		if st.TID == pid && st.Gen < len(rec.Execs) {
+			thread = rec.Execs[st.Gen].PrevComm // the main thread's name then
+		}
+		fs[i] = flame.Stack{Frames: st.Frames, Thread: thread, TID: st.TID, Count: st.Count}
+	}
+	for i, e := range rec.Execs {
+		x := Exec{At: max(0, time.Duration(e.Time)-rec.Start), From: e.PrevComm, To: e.Comm}
+		res.Execs = append(res.Execs, x)
+		if i < maxExecNotes {
+			res.Notes = append(res.Notes, fmt.Sprintf("process %d ran exec %.1f s into the window: %s became %s (its name from then on); the samples from before are named by the mappings %s ran under",
+				pid, x.At.Seconds(), x.From, x.To, x.From))
+		}
+	}
+	if n := rec.ExecCount - maxExecNotes; n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("process %d ran exec %d more times, the last into %s", pid, n, rec.Threads[pid]))
 	}
 	p := &flame.Profile{
 		Stacks:   flame.Merge(fs),

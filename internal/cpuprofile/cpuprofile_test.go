@@ -2,6 +2,8 @@ package cpuprofile
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sample"
 	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -132,4 +135,62 @@ func onCPU(t *testing.T, pid, tid int) time.Duration {
 		t.Error(err)
 	}
 	return st.OnCPU
+}
+
+// TestRecordExec records a process whose main thread runs exec 300 ms
+// into the window: each program's function is named, its stacks carry the
+// main thread's name at the time, the addresses of the program left are
+// marked past (their code is no longer the process's to read), and the
+// exec is in the result, in seconds in JSON.
+func TestRecordExec(t *testing.T) {
+	cmd := scenario.Build(t, "execphase").Start(t, nil, "300")
+	res, err := Record(context.Background(), cmd.Process.Pid, Options{FS: proc.FS{}, Duration: time.Second})
+	if errors.Is(err, sample.ErrPermission) || errors.Is(err, sample.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Execs) != 1 || res.Execs[0].From != "execphase" || res.Execs[0].To != "phasetwo" ||
+		res.Execs[0].At <= 0 || res.Execs[0].At > time.Second {
+		t.Fatalf("execs %+v, want one from execphase to phasetwo within the second", res.Execs)
+	}
+	b, err := json.Marshal(res.Execs[0])
+	if err != nil || !strings.HasPrefix(string(b), `{"at_s":0.`) || !strings.HasSuffix(string(b), `,"from":"execphase","to":"phasetwo"}`) {
+		t.Errorf("exec in JSON: %s, %v", b, err)
+	}
+
+	threadOf := map[string]map[string]int64{} // function: thread names: samples
+	for _, s := range res.Profile.Stacks {
+		for _, fn := range userFrames(s) {
+			if fn == "phase_one_burn" || fn == "phase_two_burn" {
+				if threadOf[fn] == nil {
+					threadOf[fn] = map[string]int64{}
+				}
+				threadOf[fn][s.Thread] += s.Count
+			}
+		}
+	}
+	t.Logf("samples by function and thread: %v", threadOf)
+	for fn, want := range map[string]string{"phase_one_burn": "execphase", "phase_two_burn": "phasetwo"} {
+		// 300 ms and 700 ms of at most a core at 99 Hz: a few samples
+		// at the least, even on a loaded machine.
+		if len(threadOf[fn]) != 1 || threadOf[fn][want] < 3 {
+			t.Errorf("%s sampled in threads %v, want in %s alone", fn, threadOf[fn], want)
+		}
+	}
+
+	past := map[string]map[bool]int{}
+	for _, l := range res.Leaves {
+		if past[l.Function] == nil {
+			past[l.Function] = map[bool]int{}
+		}
+		past[l.Function][l.Past] += l.Count
+	}
+	if p := past["phase_one_burn"]; p[true] == 0 || p[false] != 0 {
+		t.Errorf("leaves of phase_one_burn: %v samples past and not; want all past", p)
+	}
+	if p := past["phase_two_burn"]; p[false] == 0 || p[true] != 0 {
+		t.Errorf("leaves of phase_two_burn: %v samples past and not; want none past", p)
+	}
 }

@@ -9,6 +9,21 @@
 // confined with openat2 RESOLVE_IN_ROOT), so a process in a container is
 // profiled from the host with the binaries and libraries it really runs.
 //
+// A process that runs exec during the recording ran two programs at the
+// same addresses. The sampler tells of the exec, in the queue of samples
+// ahead of those taken after it, with the new program's mappings; the
+// resolver (package stack) keeps the program before as it was last
+// mapped, and each sample is unwound and named by the program it ran,
+// picked by its time, since those drained from one CPU's ring may be
+// older than an exec already told. Result.Execs and a note say when the
+// process ran exec and what it is called since; the main thread's
+// samples from before carry its name then, and Leaf.Past marks the
+// addresses of a program left. Objects of a program left are opened by
+// path through the process's root: one replaced or deleted since cannot
+// be named. A sample of the old program unwound in the moment between
+// the exec and the queue telling of it is named by whatever the process
+// maps then, for an address the resolver had not named before.
+//
 // It is the package the diagnosis drives for a few seconds on the hot
 // threads, and the engine of `cpuwhy record`.
 package cpuprofile

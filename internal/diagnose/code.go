@@ -44,11 +44,12 @@ func hotCode(mem Memory, arch string, pid, tid int, leaves []cpuprofile.Leaf) *v
 
 // hottestFunction returns the function of thread tid with the most
 // samples, the count of them, the samples of each of its addresses, and
-// its hottest address.
+// its hottest address. Addresses sampled before an exec are left out:
+// the code there is no longer in the process's memory to be read.
 func hottestFunction(tid int, leaves []cpuprofile.Leaf) (fn string, samples int, counts map[uint64]int, hot uint64) {
 	byFn := map[string]int{}
 	for _, l := range leaves {
-		if l.TID != tid {
+		if l.TID != tid || l.Past {
 			continue
 		}
 		byFn[l.Function] += l.Count
@@ -61,7 +62,7 @@ func hottestFunction(tid int, leaves []cpuprofile.Leaf) (fn string, samples int,
 	}
 	counts = map[uint64]int{}
 	for _, l := range leaves { // hottest first
-		if l.TID == tid && l.Function == fn {
+		if l.TID == tid && l.Function == fn && !l.Past {
 			if hot == 0 {
 				hot = l.PC
 			}

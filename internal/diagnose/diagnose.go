@@ -119,6 +119,12 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 		notes = append(notes, fmt.Sprintf("no syscall profile, so no verdict that needs one: %v", traceErr))
 	}
 
+	if rec != nil && len(rec.Execs) > 0 {
+		// The process runs another program now: the report is named
+		// after it, and says it ran exec (a note from the recording).
+		t.Name = rec.Execs[len(rec.Execs)-1].To
+		t.Cmdline = opts.FS.Identity(t.PID).Cmdline
+	}
 	o, report := observe(t, opts, snap0, snap1, prof, rec)
 	report.Notes = append(report.Notes, notes...)
 	report.Verdicts = verdict.Judge(o)
@@ -266,6 +272,7 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		}
 		r.Notes = append(r.Notes, rec.Notes...)
 		r.Missing = rec.Profile.Missing
+		r.Execs = rec.Execs
 	}
 	exited := exitedCPU(group, live, exitedThreads(snap0, alive, threads))
 	o.CPU = addCPU(live, exited)

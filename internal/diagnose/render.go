@@ -42,7 +42,13 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	}
 	bw := bufio.NewWriter(w)
 	t := r.Target
-	escape.Fprintf(bw, "cpuwhy: %s (PID %d)", t.Name, t.PID)
+	escape.Fprintf(bw, "cpuwhy: %s (PID %d", t.Name, t.PID)
+	if n := len(r.Execs); n > 0 {
+		// The window saw two programs: say so before any figure of it.
+		e := r.Execs[n-1]
+		escape.Fprintf(bw, "; %s until it ran exec %.1f s into the window", e.From, e.At.Seconds())
+	}
+	escape.Fprintf(bw, ")")
 	if c := t.Container; c != nil {
 		id := c.ID
 		if len(id) > 12 {

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
+	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
@@ -24,6 +25,9 @@ type Report struct {
 	Missing []string `json:"missing_symbols,omitempty"`
 	Cpuwhy  Cost     `json:"cpuwhy"`
 	Notes   []string `json:"notes,omitempty"`
+	// Execs are the execs the process ran during the window: Target
+	// names the program it runs at the end.
+	Execs []cpuprofile.Exec `json:"execs,omitempty"`
 }
 
 // Target is the diagnosed process.

@@ -99,6 +99,18 @@ func Open(pfs proc.FS, pid int, m proc.Mapping) (*File, error) {
 	return f, nil
 }
 
+// OpenPast opens the object mapped by m in process pid before it ran
+// exec: by its path through the process's root alone, since
+// /proc/PID/map_files now lists the new program's mappings, and one at
+// m's addresses would be another object. A deleted object is gone.
+func OpenPast(pfs proc.FS, pid int, m proc.Mapping) (*File, error) {
+	path := m.Path
+	if path == "" || strings.HasPrefix(path, "[") || strings.HasSuffix(path, " (deleted)") {
+		return nil, fmt.Errorf("mapping %x-%x of %d before its exec: %w: no file", m.Start, m.End, pid, ErrNoMapping)
+	}
+	return openInRoot(pfs, pid, path)
+}
+
 func openInRoot(fs proc.FS, pid int, path string) (*File, error) {
 	osf, err := sys.OpenInRoot(fs.PIDPath(pid, "root"), path)
 	if err != nil {

@@ -20,6 +20,20 @@
 // Each ring holds eight samples of the largest size; what the kernel
 // could not fit is counted in Recording.Lost.
 //
+// An exec the target runs is reported by the kernel on the ring of the
+// CPU it ran on (PERF_RECORD_COMM with the exec flag, stamped on the
+// samples' clock, CLOCK_MONOTONIC). Each drain first takes how far every
+// ring is written, scans them up to there for execs (without consuming
+// them), tells of each (Options.Exec, Recording.Execs) with the new
+// program's mappings, read then, and only then hands the samples over: no
+// sample taken after an exec comes before it, whichever ring holds it,
+// though samples taken before it on other CPUs may come after it (each
+// has its Time). The events follow their threads through the exec. A
+// thread other than the main one that runs exec takes the PID as its TID
+// (the kernel's de_thread): at the next rescan its TID is gone from
+// /proc/PID/task while its events have not exited (no POLLHUP), so they
+// are filed under the PID, and the old main thread's closed.
+//
 // Limits:
 //   - cpu-clock ticks only while a thread runs, so 99 Hz is per second of
 //     the thread's CPU time: a thread that had half a core gives about 50
@@ -30,6 +44,11 @@
 //     not attributed elsewhere.
 //   - Memory is bounded by Options.MaxSamples and Options.MaxBytes of
 //     stack copies; samples over them are counted in Recording.Dropped.
+//   - The mappings of an exec's program are read when a drain sees it,
+//     up to a drain interval later: of several execs in one interval, only
+//     the last has its mappings. Recording.Execs keeps the first 64.
+//   - A kernel that refuses to report execs (comm_exec came in Linux
+//     3.16, use_clockid in 4.1) is sampled without, with a note.
 //   - Kernel PCs are named from /proc/kallsyms (KernelSymbols); with
 //     kptr_restrict hiding addresses every kernel frame is "[kernel]".
 //

@@ -180,3 +180,72 @@ func TestRecordSpawnerExits(t *testing.T) {
 		t.Errorf("no note that the target exited: %q", rec.Notes)
 	}
 }
+
+// TestRecordExec samples a process that runs exec 300 ms into the
+// recording, from its main thread and from another: the exec is reported
+// once, at its time on the samples' clock, with both names and the new
+// program's mappings, before any sample taken after it is handed over
+// (whichever CPU's ring holds it), and the samples go on after it under
+// the PID: the events of a thread that ran exec follow it to its new TID.
+func TestRecordExec(t *testing.T) {
+	for _, args := range [][]string{{"300"}, {"300", "thread"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			checkNoLeak(t)
+			cmd := scenario.Build(t, "execphase").Start(t, nil, args...)
+			pid := cmd.Process.Pid
+			type handed struct {
+				time uint64
+				tid  int
+			}
+			var samples []handed
+			var told []sample.Exec
+			var early int // samples handed before the exec was told, taken after it
+			rec := record(t, pid, sample.Options{
+				Duration: time.Second,
+				Handle:   func(s *sample.Sample) { samples = append(samples, handed{s.Time, s.TID}) },
+				Exec: func(e *sample.Exec) {
+					told = append(told, *e)
+					for _, s := range samples {
+						if s.time >= e.Time {
+							early++
+						}
+					}
+				},
+			})
+			if len(rec.Execs) != 1 || len(told) != 1 || rec.ExecCount != 1 {
+				t.Fatalf("%d execs reported (%d told, %d counted), want 1: %+v", len(rec.Execs), len(told), rec.ExecCount, rec.Execs)
+			}
+			e := rec.Execs[0]
+			if e.Comm != "phasetwo" || e.PrevComm != "execphase" {
+				t.Errorf("exec from %q to %q, want execphase to phasetwo", e.PrevComm, e.Comm)
+			}
+			at := time.Duration(e.Time) - rec.Start
+			if at <= 0 || at > rec.Duration {
+				t.Errorf("exec %v into a recording of %v", at, rec.Duration)
+			}
+			if !slices.ContainsFunc(e.Maps, func(m proc.Mapping) bool { return m.Exec() && filepath.Base(m.Path) == "phasetwo" }) {
+				t.Errorf("the exec's mappings lack phasetwo's code: %+v", e.Maps)
+			}
+			if early > 0 {
+				t.Errorf("%d samples taken after the exec were handed over before it was told", early)
+			}
+			var before, after int
+			for _, s := range samples {
+				if s.time < e.Time {
+					before++
+				} else if s.tid == pid {
+					after++
+				}
+			}
+			t.Logf("exec at %v: %d samples before, %d after", at, before, after)
+			// 300 ms and 700 ms of at most a core at 99 Hz: tens of
+			// samples on each side, even on a loaded machine.
+			if before == 0 || after < 10 {
+				t.Errorf("%d samples before the exec and %d after it under PID %d", before, after, pid)
+			}
+			if rec.Threads[pid] != "phasetwo" {
+				t.Errorf("the main thread is called %q, want phasetwo", rec.Threads[pid])
+			}
+		})
+	}
+}

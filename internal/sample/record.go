@@ -1,6 +1,7 @@
 package sample
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,9 @@ type Layout struct {
 	SampleType uint64
 	RegsMask   uint64
 	StackBytes uint32
+	// SampleIDAll says that records other than samples (PERF_RECORD_COMM)
+	// end with the sample_id fields of SampleType: TID, TIME and the ids.
+	SampleIDAll bool
 	// Register numbers (bits of RegsMask) of IP, SP, BP/frame pointer and
 	// link register in this architecture's perf_regs enum; -1 when absent.
 	RegIP, RegSP, RegBP, RegLR int
@@ -49,21 +53,25 @@ const perfContextMax = ^uint64(4095 - 1) // (u64)-4095
 
 // Record types and sample bits, as in linux/perf_event.h.
 const (
+	recordComm       = 3
 	recordThrottle   = 5
 	recordUnthrottle = 6
 	recordSample     = 9
 
-	sampleIP        = 1 << 0
-	sampleTID       = 1 << 1
-	sampleTime      = 1 << 2
-	sampleAddr      = 1 << 3
-	sampleID        = 1 << 6
-	sampleCPU       = 1 << 7
-	samplePeriod    = 1 << 8
-	sampleStreamID  = 1 << 9
-	sampleCallchain = 1 << 5
-	sampleRegsUser  = 1 << 12
-	sampleStackUser = 1 << 13
+	sampleIP         = 1 << 0
+	sampleTID        = 1 << 1
+	sampleTime       = 1 << 2
+	sampleAddr       = 1 << 3
+	sampleID         = 1 << 6
+	sampleCPU        = 1 << 7
+	samplePeriod     = 1 << 8
+	sampleStreamID   = 1 << 9
+	sampleCallchain  = 1 << 5
+	sampleRegsUser   = 1 << 12
+	sampleStackUser  = 1 << 13
+	sampleIdentifier = 1 << 16
+
+	miscCommExec = 1 << 13 // PERF_RECORD_MISC_COMM_EXEC
 
 	// sampleSupported is what ParseSample understands; READ, RAW and
 	// BRANCH_STACK would sit between PERIOD and REGS_USER.
@@ -231,4 +239,67 @@ func ParseSample(rec []byte, l Layout) (Sample, error) {
 		return Sample{}, r.err
 	}
 	return s, nil
+}
+
+// Comm is a PERF_RECORD_COMM: a thread's new name, given by exec or by a
+// rename (prctl PR_SET_NAME).
+type Comm struct {
+	PID, TID int // after the exec: a thread that ran exec has the PID's TID
+	Comm     string
+	Exec     bool   // the name came with an exec: the process runs a new image
+	Time     uint64 // when, on the clock of Sample.Time; 0 without SampleIDAll
+}
+
+// maxComm bounds the name ParseComm returns; the kernel's are at most 15
+// bytes (TASK_COMM_LEN).
+const maxComm = 64
+
+// ParseComm parses a PERF_RECORD_COMM record (starting with its header)
+// of an event laid out as l says.
+func ParseComm(rec []byte, l Layout) (Comm, error) {
+	var c Comm
+	if len(rec) < 8 {
+		return c, &FormatError{0, "short header"}
+	}
+	if t := binary.NativeEndian.Uint32(rec); t != recordComm {
+		return c, &FormatError{0, fmt.Sprintf("record type %d is not a comm", t)}
+	}
+	c.Exec = binary.NativeEndian.Uint16(rec[4:])&miscCommExec != 0
+	size := int(binary.NativeEndian.Uint16(rec[6:]))
+	if size > len(rec) {
+		return c, &FormatError{6, fmt.Sprintf("record size %d is larger than the %d bytes read", size, len(rec))}
+	}
+	rec = rec[:size]
+	// sample_id: { u32 pid, tid } { u64 time } { u64 id } { u64 stream_id }
+	// { u32 cpu, res } { u64 id }, each when its bit is set.
+	idSize, timeAt := 0, -1
+	if l.SampleIDAll {
+		for _, bit := range []uint64{sampleTID, sampleTime, sampleID, sampleStreamID, sampleCPU, sampleIdentifier} {
+			if l.SampleType&bit == 0 {
+				continue
+			}
+			if bit == sampleTime {
+				timeAt = idSize
+			}
+			idSize += 8
+		}
+	}
+	if len(rec) < 16+idSize {
+		return Comm{}, &FormatError{len(rec), "truncated"}
+	}
+	c.PID = int(binary.NativeEndian.Uint32(rec[8:]))
+	c.TID = int(binary.NativeEndian.Uint32(rec[12:]))
+	id := len(rec) - idSize
+	name := rec[16:id]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	if len(name) > maxComm {
+		return Comm{}, &FormatError{16, fmt.Sprintf("name of %d bytes", len(name))}
+	}
+	c.Comm = string(name)
+	if timeAt >= 0 {
+		c.Time = binary.NativeEndian.Uint64(rec[id+timeAt:])
+	}
+	return c, nil
 }

@@ -117,3 +117,85 @@ func FuzzParseSample(f *testing.F) {
 		}
 	})
 }
+
+// encodeComm writes a PERF_RECORD_COMM as the kernel would for an event
+// with sample_id_all and testLayout's TID and TIME.
+func encodeComm(exec bool, pid, tid uint32, comm string, time uint64) []byte {
+	b := make([]byte, 8)
+	b = binary.NativeEndian.AppendUint32(b, pid)
+	b = binary.NativeEndian.AppendUint32(b, tid)
+	name := append([]byte(comm), 0)
+	for len(name)%8 != 0 {
+		name = append(name, 0)
+	}
+	b = append(b, name...)
+	b = binary.NativeEndian.AppendUint32(b, pid) // sample_id: pid, tid
+	b = binary.NativeEndian.AppendUint32(b, tid)
+	b = binary.NativeEndian.AppendUint64(b, time)
+	binary.NativeEndian.PutUint32(b, recordComm)
+	if exec {
+		binary.NativeEndian.PutUint16(b[4:], miscCommExec)
+	}
+	binary.NativeEndian.PutUint16(b[6:], uint16(len(b)))
+	return b
+}
+
+// withoutSampleID drops the sample_id of a record encodeComm wrote, as an
+// event without sample_id_all writes it.
+func withoutSampleID(rec []byte) []byte {
+	rec = rec[:len(rec)-16]
+	binary.NativeEndian.PutUint16(rec[6:], uint16(len(rec)))
+	return rec
+}
+
+func TestParseComm(t *testing.T) {
+	idLayout := testLayout
+	idLayout.SampleIDAll = true
+	withCPU := idLayout
+	withCPU.SampleType |= sampleCPU
+	tests := []struct {
+		name    string
+		rec     []byte
+		layout  Layout
+		want    Comm
+		wantErr bool
+	}{
+		{name: "exec", rec: encodeComm(true, 100, 100, "phasetwo", 5000), layout: idLayout,
+			want: Comm{PID: 100, TID: 100, Comm: "phasetwo", Exec: true, Time: 5000}},
+		{name: "rename", rec: encodeComm(false, 100, 101, "worker", 7), layout: idLayout,
+			want: Comm{PID: 100, TID: 101, Comm: "worker", Time: 7}},
+		{name: "name of 15 bytes", rec: encodeComm(true, 1, 1, "abcdefghijklmno", 9), layout: idLayout,
+			want: Comm{PID: 1, TID: 1, Comm: "abcdefghijklmno", Exec: true, Time: 9}},
+		{name: "no sample_id", rec: withoutSampleID(encodeComm(true, 1, 1, "x", 9)), layout: testLayout,
+			want: Comm{PID: 1, TID: 1, Comm: "x", Exec: true}},
+		{name: "truncated", rec: encodeComm(true, 1, 1, "x", 9)[:20], layout: idLayout, wantErr: true},
+		{name: "sample_id longer than the record", rec: encodeComm(true, 1, 1, "", 9)[:24], layout: withCPU, wantErr: true},
+		{name: "not a comm", rec: encodeSample(1, 1, 2, 3, 4, nil, 0, 0, 0, nil, 0), layout: idLayout, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseComm(tt.rec, tt.layout)
+			if tt.wantErr {
+				var fe *FormatError
+				if !errors.As(err, &fe) {
+					t.Fatalf("ParseComm = %+v, %v; want a FormatError", got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("ParseComm = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseComm(f *testing.F) {
+	f.Add(encodeComm(true, 1, 2, "phasetwo", 3), uint64(testSampleType), true)
+	f.Add(encodeComm(false, 1, 2, "", 3), uint64(sampleTID|sampleTime|sampleCPU|sampleIdentifier), true)
+	f.Fuzz(func(t *testing.T, rec []byte, sampleType uint64, idAll bool) {
+		c, err := ParseComm(rec, Layout{SampleType: sampleType, SampleIDAll: idAll})
+		if err == nil && len(c.Comm) > maxComm {
+			t.Errorf("name of %d bytes", len(c.Comm))
+		}
+	})
+}

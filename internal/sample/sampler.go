@@ -68,6 +68,11 @@ type Options struct {
 	// diagnosis lines its instruments up on it, so that each watches
 	// the window the user asked for.
 	Ready func()
+	// Exec, when set, is told of each exec the target runs, on the
+	// draining goroutine, before Handle is given any sample taken after
+	// it (samples taken before it may still come after it: the rings of
+	// other CPUs are drained in turn).
+	Exec func(*Exec)
 }
 
 // Recording is what Record saw.
@@ -84,7 +89,32 @@ type Recording struct {
 	// and kernel time is then invisible.
 	KernelSampled bool
 	Notes         []string // degradations and how the recording ended
+	// Start is when sampling began, on the clock of Sample.Time
+	// (CLOCK_MONOTONIC).
+	Start time.Duration
+	// Execs are the execs the process ran while it was recorded, in
+	// order, the first maxExecs of them; ExecCount counts them all.
+	// Samples taken before one ran the program before it.
+	Execs     []Exec
+	ExecCount int
 }
+
+// Exec is an exec the target ran while it was recorded: from then on it
+// runs another program, with other mappings, though its PID stays.
+type Exec struct {
+	Time     uint64 // on the clock of Sample.Time: samples before it ran the old program
+	Comm     string // the name it took: the new program's file name, up to 15 bytes
+	PrevComm string // the process's name before
+	// Maps are the new program's mappings, read as soon as the exec is
+	// seen (within a drain of it); nil when they could not be read, or
+	// when the process ran exec again before they were (the mappings
+	// read then are the later program's).
+	Maps []proc.Mapping
+}
+
+// maxExecs bounds Recording.Execs: a process that runs exec in a loop
+// must not grow the recording with a list of mappings each time.
+const maxExecs = 64
 
 // ErrNotSupported means the kernel cannot sample (no perf events, or no
 // software cpu-clock event).
@@ -100,8 +130,7 @@ var ErrGone = proc.ErrGone
 // thread is a sampled thread: one event on each CPU, each writing to
 // that CPU's ring.
 type thread struct {
-	evs  []*sys.PerfEvent // by index in recorder.cpus
-	name string
+	evs []*sys.PerfEvent // by index in recorder.cpus
 }
 
 type recorder struct {
@@ -124,6 +153,9 @@ type recorder struct {
 	openFull  bool // stopped opening events after EMFILE
 	started   bool // the window has started: new events open enabled
 	fileLimit uint64
+	heads     []uint64 // of each ring, where a drain stops
+	execs     []Comm   // exec records found by the drain under way
+	comm      string   // the process's name, for Exec.PrevComm
 }
 
 // fileSlack is what the limit on open files keeps beyond the events: for
@@ -170,6 +202,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	if len(r.threads) == 0 {
 		return nil, fmt.Errorf("sampling process %d: no thread could be sampled: %w", pid, ErrGone)
 	}
+	r.comm = r.readComm(pid)
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -178,6 +211,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	// event samples for the window asked, however many there are
 	// (enabling 10,000 takes about 100 ms).
 	start := time.Now()
+	r.rec.Start = sys.Monotonic()
 	var deadline <-chan time.Time
 	if opts.Duration > 0 {
 		t := time.NewTimer(opts.Duration)
@@ -265,12 +299,14 @@ func (r *recorder) setAttr() {
 		// We unwind user stacks ourselves from the registers and the
 		// stack copy; the kernel's user callchain needs frame pointers.
 		// Events open disabled until the window starts.
-		Bits:              sys.PerfBitDisabled | sys.PerfBitExcludeHv | sys.PerfBitExcludeCallchainUser,
+		Bits:              sys.PerfBitDisabled | sys.PerfBitExcludeHv | sys.PerfBitExcludeCallchainUser | execBits,
+		Clockid:           sys.ClockMonotonic,
 		Sample_regs_user:  regsMask(),
 		Sample_stack_user: uint32(r.opts.StackBytes),
 		Wakeup:            1,
 	}
 	r.layout = archLayout(st, uint32(r.opts.StackBytes))
+	r.layout.SampleIDAll = true
 	// A ring holds the largest samples of 20 ms at the frequency (at
 	// least minRingSamples, at most maxRingSamples), rounded up to a
 	// power of two of pages. A ring serves one CPU, where one thread
@@ -294,6 +330,21 @@ func (r *recorder) setAttr() {
 	// found as soon.
 	half := float64(r.ringPages*page/largest) / 2
 	r.pollEvery = min(max(time.Duration(half/float64(r.opts.Frequency)*float64(time.Second)), minPoll), rescanInterval)
+}
+
+// execBits have the kernel report an exec (comm, comm_exec) with its time
+// (sample_id_all) on the clock of the samples, CLOCK_MONOTONIC
+// (use_clockid), so that each sample is named by the mappings of the
+// program it ran and the exec placed in the window.
+const execBits = sys.PerfBitComm | sys.PerfBitCommExec | sys.PerfBitSampleIDAll | sys.PerfBitUseClockID
+
+// withoutExecs stops asking for exec records, for a kernel that refuses
+// them (comm_exec came in Linux 3.16, use_clockid in 4.1).
+func (r *recorder) withoutExecs(cause error) {
+	r.attr.Bits &^= execBits
+	r.attr.Clockid = 0
+	r.layout.SampleIDAll = false
+	r.note("kernel refused to report execs (%v): an exec during the window is not followed, and what ran before it is named by the mappings of the program after it", cause)
 }
 
 // excludeKernel turns kernel-mode samples off, for when the kernel
@@ -326,14 +377,36 @@ func (r *recorder) rescan() error {
 	if err != nil {
 		return fmt.Errorf("listing threads of %d: %w", r.pid, err)
 	}
+	alive := make(map[int]bool, len(r.tids))
+	for _, tid := range r.tids {
+		alive[tid] = true
+	}
+	for tid, th := range r.threads {
+		if alive[tid] {
+			continue
+		}
+		if tid != r.pid && alive[r.pid] && !th.evs[0].Exited() {
+			// The task runs on under another TID, which only exec
+			// gives: a thread other than the main one ran it, and
+			// the kernel made it the main thread, with the PID as its
+			// TID (de_thread). Its events follow it and stay; the old
+			// main thread's, on a task that is gone, close.
+			if old := r.threads[r.pid]; old != nil {
+				r.closeThread(old)
+			}
+			r.threads[r.pid] = th
+			delete(r.threads, tid)
+			continue
+		}
+		r.closeThread(th)
+		delete(r.threads, tid)
+	}
 	// An event per thread and CPU: the limit on open files is raised to
 	// hold them where it may be (perf asks the user to, with ulimit).
 	// Where it may not, the threads that fit are sampled, the busiest
 	// first, and a note says how many were left out.
 	var fresh []int
-	alive := make(map[int]bool, len(r.tids))
 	for _, tid := range r.tids {
-		alive[tid] = true
 		if _, ok := r.threads[tid]; !ok && !r.openFull {
 			fresh = append(fresh, tid)
 		}
@@ -356,12 +429,6 @@ func (r *recorder) rescan() error {
 	for _, tid := range fresh {
 		if err := r.open(tid); err != nil {
 			return err
-		}
-	}
-	for tid, th := range r.threads {
-		if !alive[tid] {
-			r.closeThread(th)
-			delete(r.threads, tid)
 		}
 	}
 	return nil
@@ -401,6 +468,10 @@ func (r *recorder) open(tid int) error {
 			r.openFull = true
 			r.note("stopped opening events at %d threads: %v", len(r.threads), err)
 			return nil
+		case errors.Is(err, unix.EINVAL) && r.attr.Bits&execBits != 0:
+			r.withoutExecs(err)
+			th, i = &thread{evs: th.evs[:0]}, 0
+			continue
 		case (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) && r.attr.Bits&sys.PerfBitExcludeKernel == 0:
 			r.excludeKernel(err)
 			th, i = &thread{evs: th.evs[:0]}, 0
@@ -424,9 +495,8 @@ func (r *recorder) open(tid int) error {
 			ev.Enable()
 		}
 	}
-	th.name = r.readComm(tid)
 	r.threads[tid] = th
-	r.rec.Threads[tid] = th.name
+	r.rec.Threads[tid] = r.readComm(tid)
 	return nil
 }
 
@@ -493,13 +563,69 @@ func (r *recorder) refreshNames() {
 	}
 }
 
+// drainAll reads every ring up to a line drawn across them all at once.
+// Execs come first: the rings are scanned for them (Peek), and each is
+// told, before the samples are read, so that no sample taken after an
+// exec is handed over before it, whichever ring holds which.
 func (r *recorder) drainAll() {
+	r.heads = r.heads[:0]
 	for _, ring := range r.rings {
+		var head uint64
+		if ring != nil {
+			head = ring.Head()
+		}
+		r.heads = append(r.heads, head)
+	}
+	if r.attr.Bits&sys.PerfBitCommExec != 0 {
+		r.execs = r.execs[:0]
+		for i, ring := range r.rings {
+			if ring != nil {
+				ring.Peek(r.heads[i], recordComm, r.peek)
+			}
+		}
+		if len(r.execs) > 0 {
+			r.ranExec()
+		}
+	}
+	for i, ring := range r.rings {
 		if ring != nil {
 			lost := ring.Lost()
-			ring.Read(r.handle)
+			ring.ReadTo(r.heads[i], r.handle)
 			r.rec.Lost += ring.Lost() - lost
 		}
+	}
+}
+
+// peek keeps the exec records of a ring.
+func (r *recorder) peek(rec []byte) {
+	if c, err := ParseComm(rec, r.layout); err == nil && c.Exec && c.PID == r.pid {
+		r.execs = append(r.execs, c)
+	}
+}
+
+// ranExec tells of the execs a drain found, in the order they ran. The
+// mappings read now are those of the last: the earlier ones' are gone.
+func (r *recorder) ranExec() {
+	slices.SortStableFunc(r.execs, func(a, b Comm) int { return cmp.Compare(a.Time, b.Time) })
+	maps, _ := r.opts.FS.Maps(r.pid)
+	for i, c := range r.execs {
+		e := Exec{Time: c.Time, Comm: c.Comm, PrevComm: r.comm}
+		if i == len(r.execs)-1 {
+			e.Maps = maps
+		}
+		r.comm = c.Comm
+		// The thread that ran it is the main one now, and so named.
+		r.rec.Threads[r.pid] = c.Comm
+		r.rec.ExecCount++
+		if len(r.rec.Execs) < maxExecs {
+			r.rec.Execs = append(r.rec.Execs, e)
+		}
+		if r.opts.Exec != nil {
+			r.opts.Exec(&e)
+		}
+	}
+	if r.rec.ExecCount > maxExecs && r.rec.ExecCount-len(r.execs) <= maxExecs {
+		r.note("process %d ran exec more than %d times: the recording lists the first %d", r.pid, maxExecs, maxExecs)
 	}
 }
 

@@ -5,13 +5,13 @@ import (
 	"slices"
 )
 
-// Counts counts samples by thread and frames as they arrive. Each
+// Counts counts samples by thread, program and frames as they arrive. Each
 // distinct frame is kept once and a stack is a string of frame numbers,
 // so memory grows with the distinct stacks, not with the samples.
 type Counts struct {
 	ids    map[Frame]uint32
 	frames []Frame
-	stacks map[string]int64 // thread ID and frame numbers, innermost first
+	stacks map[string]int64 // thread ID, generation and frame numbers, innermost first
 	leaves map[Leaf]int     // Leaf.Count unused in the key
 	key    []byte
 	total  int64
@@ -21,6 +21,7 @@ type Counts struct {
 // CPU was, for the disassembly of a hot loop.
 type Leaf struct {
 	TID   int
+	Gen   int // the program it is an address of, as Resolver.At numbers them
 	PC    uint64
 	Count int
 }
@@ -30,10 +31,12 @@ func NewCounts() *Counts {
 	return &Counts{ids: map[Frame]uint32{}, stacks: map[string]int64{}, leaves: map[Leaf]int{}}
 }
 
-// Add counts one sample of thread tid with these frames, innermost first,
-// whose innermost user address is leaf (0: none).
-func (c *Counts) Add(tid int, frames []Frame, leaf uint64) {
+// Add counts one sample of thread tid, running the program of generation
+// gen (Resolver.At), with these frames, innermost first, whose innermost
+// user address is leaf (0: none).
+func (c *Counts) Add(tid, gen int, frames []Frame, leaf uint64) {
 	c.key = binary.AppendUvarint(c.key[:0], uint64(tid))
+	c.key = binary.AppendUvarint(c.key, uint64(gen))
 	for _, f := range frames {
 		id, ok := c.ids[f]
 		if !ok {
@@ -45,7 +48,7 @@ func (c *Counts) Add(tid int, frames []Frame, leaf uint64) {
 	}
 	c.stacks[string(c.key)]++
 	if leaf != 0 {
-		c.leaves[Leaf{TID: tid, PC: leaf}]++
+		c.leaves[Leaf{TID: tid, Gen: gen, PC: leaf}]++
 	}
 	c.total++
 }
@@ -56,6 +59,7 @@ func (c *Counts) Total() int64 { return c.total }
 // Stack is one distinct stack of one thread and its count.
 type Stack struct {
 	TID    int
+	Gen    int     // the program the thread ran, as Resolver.At numbers them
 	Frames []Frame // innermost first
 	Count  int64
 }
@@ -67,13 +71,15 @@ func (c *Counts) Stacks() []Stack {
 		b := []byte(k)
 		tid, w := binary.Uvarint(b)
 		b = b[w:]
+		gen, w := binary.Uvarint(b)
+		b = b[w:]
 		var frames []Frame
 		for len(b) > 0 {
 			id, w := binary.Uvarint(b)
 			b = b[w:]
 			frames = append(frames, c.frames[id])
 		}
-		out = append(out, Stack{TID: int(tid), Frames: frames, Count: n})
+		out = append(out, Stack{TID: int(tid), Gen: int(gen), Frames: frames, Count: n})
 	}
 	return out
 }
@@ -92,6 +98,9 @@ func (c *Counts) Leaves() []Leaf {
 		}
 		if a.TID != b.TID {
 			return a.TID - b.TID
+		}
+		if a.Gen != b.Gen {
+			return a.Gen - b.Gen
 		}
 		if a.PC < b.PC {
 			return -1

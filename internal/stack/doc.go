@@ -18,11 +18,24 @@
 // its callers never learn a language: a frame says which runtime named
 // it in its Kind.
 //
+// # Programs
+//
+// A process that runs exec runs another program at the same addresses.
+// Told of an exec (Exec, with its time and the new program's mappings),
+// the resolver keeps the program before as it was last mapped, its
+// unwinding tables and its names, read from its objects by path (package
+// symbol's Image), since /proc no longer shows them; At picks, for each
+// sample, the program it ran by the sample's time, so samples may come
+// out of order. The mappings of the program the process runs are the
+// only ones read again. At most four programs are kept (maxImages): a sample of
+// an older one is named by nothing, and a note counts them. Runtimes
+// name frames of the program the process runs only.
+//
 // # Counting
 //
-// Counts counts samples as they arrive by thread and frames, interning
-// each distinct frame once, so memory grows with the distinct stacks of a
-// profile, not with its length.
+// Counts counts samples as they arrive by thread, program and frames,
+// interning each distinct frame once, so memory grows with the distinct
+// stacks of a profile, not with its length.
 //
 // # Limits
 //

@@ -2,17 +2,27 @@ package stack
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/objfile"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sample"
 	"github.com/cpuwhy/cpuwhy/internal/symbol"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
 // MaxFrames bounds an unwound user stack.
 const MaxFrames = 128
+
+// maxImages bounds the programs a resolver keeps the mappings, unwinding
+// tables and names of: the one the process runs and those it ran before
+// its last execs. Samples of a program older than these are unwound and
+// named by nothing, and a note says so; they arrive at most a drain of
+// the rings late, so only a process that runs exec several times in one
+// has any.
+const maxImages = 4
 
 // refreshInterval bounds how often the mappings are read again for an
 // address outside them: a process that jumps to unmapped addresses (a
@@ -33,12 +43,15 @@ type Options struct {
 
 // Resolver unwinds and names the stacks of one process. It is not safe
 // for concurrent use.
+//
+// A process that runs exec runs another program at the same addresses:
+// told of it (Exec), the resolver keeps the program before as it was
+// mapped, and At selects, for each sample, the program it ran.
 type Resolver struct {
 	pid     int
 	opts    Options
 	mem     unwind.Memory
 	objects *objfile.Opener
-	space   *unwind.Space
 	sym     *symbol.Symbolizer
 	ksyms   *sample.KernelSymbols
 	u       unwind.Unwinder
@@ -46,11 +59,45 @@ type Resolver struct {
 	pcs     []uint64
 	frames  []Frame
 
-	user, kernel map[uint64]Frame // names, by address
-	instances    []Instance
-	notes        []string
-	refreshed    time.Time
-	spaceErrs    []error
+	// images are the programs kept, oldest first, the last the one the
+	// process runs; cur is the one At selected.
+	images []*image
+	cur    *image
+	// forgotten stands for the programs older than those kept, which
+	// nothing names; forgottenHits counts the samples that fell in them.
+	forgotten     *image
+	forgottenHits int
+
+	kernel    map[uint64]Frame // names, by address
+	instances []Instance
+	notes     []string
+	refreshed time.Time
+}
+
+// image is one program the process ran while it was resolved: the one
+// it ran at New, then one per exec.
+type image struct {
+	gen  int    // the execs before it
+	from uint64 // when the exec that began it ran, on the samples' clock; 0 for the first
+	// The embedded reading is what it is unwound and named by: the
+	// last reading of the process's mappings while it ran it; prev is
+	// the one before, in case the last came after an exec the resolver
+	// was not yet told of.
+	reading
+	prev reading
+	// past names it once the process left it, by its own mappings; nil
+	// while the process runs it, when the symbolizer names it.
+	past *symbol.Image
+	user map[uint64]Frame // names, by address
+}
+
+// reading is one reading of the process's mappings and their unwinding
+// tables.
+type reading struct {
+	maps      []proc.Mapping
+	space     *unwind.Space
+	spaceErrs []error
+	at        time.Duration // when, on the samples' clock (CLOCK_MONOTONIC)
 }
 
 // New reads the mappings of process pid and prepares to unwind and name
@@ -66,9 +113,10 @@ func New(pid int, opts Options) (*Resolver, error) {
 		mem:     opts.Memory,
 		objects: objfile.NewOpener(opts.FS, pid),
 		sym:     symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs}),
-		user:    map[uint64]Frame{},
 		kernel:  map[uint64]Frame{},
 	}
+	r.images = []*image{{user: map[uint64]Frame{}}}
+	r.cur = r.live()
 	if r.mem == nil {
 		r.mem = unwind.ProcessMemory{Pid: pid}
 	}
@@ -97,11 +145,101 @@ func New(pid int, opts Options) (*Resolver, error) {
 	return r, nil
 }
 
-// build makes the unwinding tables of maps.
+// live is the program the process runs.
+func (r *Resolver) live() *image { return r.images[len(r.images)-1] }
+
+// build makes the unwinding tables of maps, for the program the process
+// runs.
 func (r *Resolver) build(maps []proc.Mapping) {
-	r.space, r.spaceErrs = unwind.NewSpace(maps, r.objects.OpenELF, r.mem)
+	img := r.live()
+	img.prev = img.reading
+	img.reading = reading{maps: maps, at: sys.Monotonic()}
+	img.space, img.spaceErrs = unwind.NewSpace(maps, r.objects.OpenELF, r.mem)
 	r.objects.Close() // the tables are read
 	r.refreshed = time.Now()
+}
+
+// Exec tells the resolver that the process ran exec at time at (on the
+// clock of At): what it ran before keeps the mappings last read, and the
+// program it runs since is mapped by maps (read as soon as the exec was
+// seen; nil when they could not be). Objects of the program before are
+// opened by path from then on, since the process maps them no more: one
+// replaced or deleted since cannot be named.
+func (r *Resolver) Exec(at uint64, maps []proc.Mapping) {
+	old := r.live()
+	if old.at > time.Duration(at) {
+		// Read again after the exec (a sample of the old program had
+		// an address the reading before lacked): that reading is the
+		// new program's. The one before is the old one's, if it too
+		// did not come after; else nothing names the old program.
+		if old.prev.space != nil && old.prev.at <= time.Duration(at) {
+			old.reading = old.prev
+		} else {
+			old.reading = reading{}
+			old.space, _ = unwind.NewSpace(nil, nil, nil)
+		}
+	}
+	old.prev = reading{}
+	// Names given while the resolver did not know of the exec may come
+	// from the new program's objects: the old one's are given again,
+	// by its own mappings.
+	clear(old.user)
+	old.past = r.sym.Image(r.pid, old.maps)
+	r.images = append(r.images, &image{gen: old.gen + 1, from: at, user: map[uint64]Frame{}})
+	r.build(maps)
+	// The symbolizer names the new program from the process's mappings,
+	// read again when first asked.
+	r.sym.Forget(r.pid)
+	if maps != nil {
+		for _, in := range r.instances {
+			in.Sync(maps)
+		}
+	}
+	if len(r.images) > maxImages {
+		r.images[0] = nil
+		r.images = r.images[1:]
+	}
+	r.cur = r.live()
+}
+
+// At selects the program the process ran at time t, on the samples'
+// clock (sample.Sample.Time), for the next Unwind, Frames and Native, and
+// returns its generation: the execs the process ran before it. Callers
+// that never call At, or Exec, work on the program the process runs.
+func (r *Resolver) At(t uint64) int {
+	i := sort.Search(len(r.images), func(i int) bool { return r.images[i].from > t }) - 1
+	if i < 0 {
+		// Before the oldest program kept: one that is no longer.
+		r.forgottenHits++
+		r.cur = r.forgottenImage(r.images[0].gen - 1)
+		return r.cur.gen
+	}
+	r.cur = r.images[i]
+	return r.cur.gen
+}
+
+// Generation selects the program of generation gen, as At returned it,
+// and reports whether it is still kept: Native then names its addresses.
+func (r *Resolver) Generation(gen int) bool {
+	for _, img := range r.images {
+		if img.gen == gen {
+			r.cur = img
+			return true
+		}
+	}
+	r.cur = r.forgottenImage(gen)
+	return false
+}
+
+// forgottenImage is a program nothing names, with generation gen.
+func (r *Resolver) forgottenImage(gen int) *image {
+	if r.forgotten == nil {
+		space, _ := unwind.NewSpace(nil, nil, nil)
+		r.forgotten = &image{reading: reading{space: space}, past: r.sym.Image(r.pid, nil)}
+	}
+	clear(r.forgotten.user) // nil: nothing is kept
+	r.forgotten.gen = gen
+	return r.forgotten
 }
 
 // refresh reads the mappings again, when the last reading is old enough:
@@ -118,7 +256,7 @@ func (r *Resolver) refresh() bool {
 	r.build(maps)
 	// What was named at an address may be another object's now (exec).
 	r.sym.Forget(r.pid)
-	clear(r.user)
+	clear(r.live().user)
 	for _, in := range r.instances {
 		in.Sync(maps)
 	}
@@ -129,11 +267,14 @@ func (r *Resolver) refresh() bool {
 // and returns the addresses of its frames, innermost first (valid until
 // the next call), and why the walk ended.
 func (r *Resolver) Unwind(regs unwind.Regs, stack unwind.StackCopy) ([]uint64, unwind.Stop) {
-	if _, _, mapped := r.space.Lookup(regs.PC); !mapped {
+	img := r.cur
+	if _, _, mapped := img.space.Lookup(regs.PC); !mapped && img == r.live() {
+		// Only the program the process runs is read again: the
+		// mappings of one it left are gone from /proc.
 		r.refresh()
 	}
 	mem := unwind.Memory(stack)
-	r.u.TraceInto(&r.trace, regs, mem, r.space.Lookup, MaxFrames)
+	r.u.TraceInto(&r.trace, regs, mem, img.space.Lookup, MaxFrames)
 	r.pcs = r.pcs[:0]
 	for _, f := range r.trace.Frames {
 		r.pcs = append(r.pcs, f.PC)
@@ -153,24 +294,35 @@ func (r *Resolver) Frames(tid int, kernel, user []uint64) []Frame {
 	for i, pc := range user {
 		r.frames = append(r.frames, r.Native(pc, i > 0))
 	}
+	if r.cur != r.live() {
+		// The runtimes know the program the process runs, not one it
+		// left: its code nothing else named stays [anon].
+		return r.frames
+	}
 	for _, in := range r.instances {
 		r.frames = append(r.frames[:k], in.Expand(tid, user, r.frames[k:])...)
 	}
 	return r.frames
 }
 
-// Native names a user address. A caller's frame holds a return address,
-// one past its call instruction, which may already belong to the next
-// function or line: the call is named instead.
+// Native names a user address, in the program selected (At). A caller's
+// frame holds a return address, one past its call instruction, which may
+// already belong to the next function or line: the call is named instead.
 func (r *Resolver) Native(pc uint64, caller bool) Frame {
 	at := pc
 	if caller && at > 0 {
 		at--
 	}
-	if f, ok := r.user[at]; ok {
+	img := r.cur
+	if f, ok := img.user[at]; ok {
 		return f
 	}
-	sf, _ := r.sym.Symbolize(r.pid, at)
+	var sf symbol.Frame
+	if img.past != nil {
+		sf = img.past.Symbolize(at)
+	} else {
+		sf, _ = r.sym.Symbolize(r.pid, at)
+	}
 	f := Frame{Kind: Native, Function: sf.Function, File: sf.File, Line: sf.Line, Module: sf.Module, Offset: sf.Offset, BuildID: sf.BuildID}
 	switch {
 	case !sf.Mapped:
@@ -180,7 +332,9 @@ func (r *Resolver) Native(pc uint64, caller bool) Frame {
 		// address is all there is to print.
 		f.Module, f.Offset = "[anon]", at
 	}
-	r.user[at] = f
+	if img.user != nil {
+		img.user[at] = f
+	}
 	return f
 }
 
@@ -221,8 +375,16 @@ func (r *Resolver) Missing() []string {
 // read what they needed.
 func (r *Resolver) Notes() []string {
 	notes := append([]string(nil), r.notes...)
-	if len(r.spaceErrs) > 0 {
-		notes = append(notes, fmt.Sprintf("%d objects without usable call frame information were walked by frame pointers (first: %v)", len(r.spaceErrs), r.spaceErrs[0]))
+	var spaceErrs []error
+	for _, img := range r.images {
+		spaceErrs = append(spaceErrs, img.spaceErrs...)
+	}
+	if len(spaceErrs) > 0 {
+		notes = append(notes, fmt.Sprintf("%d objects without usable call frame information were walked by frame pointers (first: %v)", len(spaceErrs), spaceErrs[0]))
+	}
+	if r.forgottenHits > 0 {
+		notes = append(notes, fmt.Sprintf("%d samples ran programs the process left by exec before the last %d: they are not named (the mappings of %d programs are kept)",
+			r.forgottenHits, maxImages-1, maxImages))
 	}
 	for _, in := range r.instances {
 		notes = append(notes, in.Notes()...)

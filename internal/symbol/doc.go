@@ -7,7 +7,8 @@
 //
 // Symbolizer goes further and turns (pid, pc) into a Frame with a function
 // name and, when there is line information, a file and line. It uses what
-// is there, in order:
+// is there, in order (an Image names them by mappings the process had
+// before it ran exec, for what was sampled then):
 //
 //   - Go's .gopclntab with debug/gosym (it survives -ldflags=-s -w),
 //     counted from runtime.text, which in cgo binaries linked by the C

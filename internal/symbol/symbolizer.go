@@ -79,6 +79,10 @@ type procState struct {
 	maps   []proc.Mapping    // executable, sorted
 	loaded map[uint64]*table // by mapping start
 	failed map[uint64]error
+	// past is set for mappings the process had before it ran exec
+	// (Image): they are never read again, and their objects are opened
+	// by path alone, since /proc/PID/map_files lists the new image's.
+	past bool
 }
 
 // maxProcs bounds the processes whose mappings are remembered.
@@ -135,20 +139,60 @@ func (s *Symbolizer) Symbolize(pid int, pc uint64) (Frame, error) {
 			return Frame{Addr: pc}, nil
 		}
 	}
+	return s.name(pid, ps, m, pc), nil
+}
+
+// Image names the addresses of process pid by mappings it had earlier:
+// those of the program it ran before an exec, for what was sampled then.
+type Image struct {
+	s   *Symbolizer
+	pid int
+	ps  *procState
+}
+
+// Image returns the names of process pid as it was mapped by maps (as
+// /proc/PID/maps read before it ran exec). Objects are opened by the paths
+// the mappings name, through the process's root: a file replaced since is
+// not the one that ran, and a deleted one cannot be named.
+func (s *Symbolizer) Image(pid int, maps []proc.Mapping) *Image {
+	ps := &procState{loaded: map[uint64]*table{}, failed: map[uint64]error{}, past: true}
+	for _, m := range maps {
+		if m.Exec() {
+			ps.maps = append(ps.maps, m)
+		}
+	}
+	sort.Slice(ps.maps, func(i, j int) bool { return ps.maps[i].Start < ps.maps[j].Start })
+	return &Image{s: s, pid: pid, ps: ps}
+}
+
+// Symbolize names pc as Symbolizer.Symbolize does, by the image's
+// mappings.
+func (im *Image) Symbolize(pc uint64) Frame {
+	im.s.mu.Lock()
+	defer im.s.mu.Unlock()
+	m, ok := findMapping(im.ps.maps, pc)
+	if !ok {
+		return Frame{Addr: pc}
+	}
+	return im.s.name(im.pid, im.ps, m, pc)
+}
+
+// name names pc, which mapping m of process pid covers.
+func (s *Symbolizer) name(pid int, ps *procState, m proc.Mapping, pc uint64) Frame {
 	f := Frame{Addr: pc, Mapped: true}
 	switch {
 	case m.Path == "":
-		return f, nil
+		return f
 	case strings.HasPrefix(m.Path, "["):
 		f.Module, f.Offset = m.Path, pc-m.Start
-		return f, nil
+		return f
 	}
 	modPath := strings.TrimSuffix(m.Path, " (deleted)")
 	f.Module, f.Offset = path.Base(modPath), pc-m.Start+m.Offset
 	t, err := s.table(pid, ps, m)
 	if err != nil {
 		s.errs[modPath] = err
-		return f, nil
+		return f
 	}
 	f.BuildID = t.obj.BuildID
 	v, err := t.obj.PCToVaddr(pc, m)
@@ -162,7 +206,7 @@ func (s *Symbolizer) Symbolize(pid int, pc uint64) (Frame, error) {
 	if f.Function == "" {
 		s.noteMissing(modPath, t)
 	}
-	return f, nil
+	return f
 }
 
 // Errors returns, by module path, why a module could not be read, or which
@@ -263,7 +307,11 @@ func (s *Symbolizer) table(pid int, ps *procState, m proc.Mapping) (*table, erro
 	if err, ok := ps.failed[m.Start]; ok {
 		return nil, err
 	}
-	obj, err := objfile.Open(s.opts.FS, pid, m)
+	open := objfile.Open
+	if ps.past {
+		open = objfile.OpenPast
+	}
+	obj, err := open(s.opts.FS, pid, m)
 	if err != nil {
 		ps.failed[m.Start] = err
 		return nil, err

@@ -17,3 +17,11 @@ func SinceBoot() time.Duration {
 	}
 	return time.Duration(ts.Nano())
 }
+
+// Monotonic returns CLOCK_MONOTONIC: the clock perf events opened with
+// ClockMonotonic stamp their records on, to place them in a window.
+func Monotonic() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // cannot fail on Linux
+	return time.Duration(ts.Nano())
+}

@@ -23,6 +23,10 @@ const (
 	PerfRecordThrottle   = unix.PERF_RECORD_THROTTLE
 	PerfRecordUnthrottle = unix.PERF_RECORD_UNTHROTTLE
 	PerfRecordSample     = unix.PERF_RECORD_SAMPLE
+	PerfRecordComm       = unix.PERF_RECORD_COMM
+	// PerfRecordMiscCommExec marks a PERF_RECORD_COMM made by exec, not
+	// by a rename (prctl PR_SET_NAME).
+	PerfRecordMiscCommExec = unix.PERF_RECORD_MISC_COMM_EXEC
 
 	PerfTypeSoftware    = unix.PERF_TYPE_SOFTWARE
 	PerfCountSWCPUClock = unix.PERF_COUNT_SW_CPU_CLOCK
@@ -41,6 +45,14 @@ const (
 	PerfBitExcludeHv              = unix.PerfBitExcludeHv
 	PerfBitExcludeCallchainUser   = unix.PerfBitExcludeCallchainUser
 	PerfBitExcludeCallchainKernel = unix.PerfBitExcludeCallchainKernel
+	PerfBitComm                   = unix.PerfBitComm
+	PerfBitCommExec               = unix.PerfBitCommExec
+	PerfBitSampleIDAll            = unix.PerfBitSampleIDAll
+	PerfBitUseClockID             = unix.PerfBitUseClockID
+
+	// ClockMonotonic is the clock sample times are taken on when an
+	// event sets PerfBitUseClockID with it (Monotonic reads it).
+	ClockMonotonic = unix.CLOCK_MONOTONIC
 )
 
 // ErrPerfRing wraps a failure to map an event's ring buffer, which comes
@@ -120,6 +132,23 @@ func OpenPerfEventInto(attr *PerfEventAttr, tid, cpu int, ring *PerfEvent) (*Per
 	return &PerfEvent{fd: fd}, nil
 }
 
+// Exited reports whether the task the event watches has exited: the
+// kernel then says POLLHUP on the event (since Linux 3.19), whatever its
+// state before, and whether or not it has a ring of its own. An event
+// whose thread is gone from /proc/PID/task and that has not exited
+// follows a task now known by another TID: the thread that ran exec,
+// which took the PID (de_thread).
+func (e *PerfEvent) Exited() bool {
+	fds := []unix.PollFd{{Fd: int32(e.fd)}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 1 && fds[0].Revents&unix.POLLHUP != 0
+	}
+}
+
 // FD is the event's file descriptor, for epoll.
 func (e *PerfEvent) FD() int { return e.fd }
 
@@ -167,12 +196,50 @@ func (e *PerfEvent) Read(fn func(record []byte)) int {
 	if e.meta == nil {
 		return 0
 	}
+	return e.ReadTo(e.Head(), fn)
+}
+
+// Head is how far the kernel has written, for ReadTo and Peek: taken once
+// for every ring, before any is read, it draws a line in time across
+// them.
+func (e *PerfEvent) Head() uint64 {
+	if e.meta == nil {
+		return 0
+	}
 	// The atomic load of data_head orders the reads of the records after
-	// it (the smp_rmb the kernel's ring-buffer protocol asks for), and the
-	// atomic store of data_tail orders them before the kernel may reuse
-	// the space (smp_mb). Go's atomics are sequentially consistent, which
-	// is stronger than both.
-	head := atomic.LoadUint64(&e.meta.Data_head)
+	// it (the smp_rmb the kernel's ring-buffer protocol asks for).
+	return atomic.LoadUint64(&e.meta.Data_head)
+}
+
+// ReadTo is Read of the records before head, a value Head returned.
+func (e *PerfEvent) ReadTo(head uint64, fn func(record []byte)) int {
+	if e.meta == nil {
+		return 0
+	}
+	tail, n := e.walk(head, 0, fn)
+	// The atomic store of data_tail orders the reads before the kernel
+	// may reuse the space (smp_mb). Go's atomics are sequentially
+	// consistent, which is stronger than both barriers.
+	atomic.StoreUint64(&e.meta.Data_tail, tail)
+	return n
+}
+
+// Peek hands fn the records of type typ before head, as ReadTo does,
+// without consuming them: the next Read or ReadTo hands them out again.
+// The others are skipped by their headers, not copied out. It returns
+// the number of records handed.
+func (e *PerfEvent) Peek(head uint64, typ uint32, fn func(record []byte)) int {
+	if e.meta == nil || typ == 0 {
+		return 0
+	}
+	_, n := e.walk(head, typ, fn)
+	return n
+}
+
+// walk hands fn the records from the tail to head, those of type only
+// when it is not 0, and returns where it stopped and how many it handed.
+// Reading them all (only 0), it counts PERF_RECORD_LOST.
+func (e *PerfEvent) walk(head uint64, only uint32, fn func(record []byte)) (uint64, int) {
 	tail := atomic.LoadUint64(&e.meta.Data_tail)
 	size := uint64(len(e.data))
 	n := 0
@@ -186,20 +253,23 @@ func (e *PerfEvent) Read(fn func(record []byte)) int {
 			tail = head
 			break
 		}
+		if only != 0 && binary.NativeEndian.Uint32(hdr[0:4]) != only {
+			tail += recSize
+			continue
+		}
 		if cap(e.scratch) < int(recSize) {
 			e.scratch = make([]byte, recSize)
 		}
 		rec := e.scratch[:recSize]
 		e.copyOut(rec, tail)
-		if binary.NativeEndian.Uint32(rec[0:4]) == unix.PERF_RECORD_LOST && recSize >= perfHeaderSize+16 {
+		if only == 0 && binary.NativeEndian.Uint32(rec[0:4]) == unix.PERF_RECORD_LOST && recSize >= perfHeaderSize+16 {
 			e.lost += binary.NativeEndian.Uint64(rec[16:24])
 		}
 		fn(rec)
 		tail += recSize
 		n++
 	}
-	atomic.StoreUint64(&e.meta.Data_tail, tail)
-	return n
+	return tail, n
 }
 
 // copyOut copies len(dst) bytes of the data area starting at the ring

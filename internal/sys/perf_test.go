@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -75,6 +76,75 @@ func TestPerfRingWrapAround(t *testing.T) {
 	binary.NativeEndian.PutUint16(e.data[(e.meta.Data_head-8+6)%64:], 0)
 	if n := e.Read(collect); n != 0 || e.meta.Data_tail != e.meta.Data_head {
 		t.Errorf("corrupt record: read %d, tail %d head %d", n, e.meta.Data_tail, e.meta.Data_head)
+	}
+}
+
+// TestPerfRingPeek: Peek hands out the records of one type that ReadTo
+// will, and consumes nothing; ReadTo stops at the head it was given,
+// leaving what the kernel wrote after it for the next read.
+func TestPerfRingPeek(t *testing.T) {
+	e := fakeRing(128)
+	first := func(rec []byte) byte { return rec[8] }
+	e.fakeWrite(PerfRecordSample, make([]byte, 40)) // read before: the rest starts at 48
+	e.Read(func([]byte) {})
+	e.fakeWrite(PerfRecordSample, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	e.fakeWrite(PerfRecordComm, []byte{2, 0, 0, 0, 0, 0, 0, 0})
+	e.fakeWrite(PerfRecordSample, []byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	e.fakeWrite(PerfRecordComm, append([]byte{4}, make([]byte, 23)...)) // 104 to 136: wraps around the end
+	head := e.Head()
+	e.fakeWrite(PerfRecordComm, []byte{5, 0, 0, 0, 0, 0, 0, 0}) // after the line
+	var peeked, read []byte
+	for range 2 {
+		peeked = peeked[:0]
+		if n := e.Peek(head, PerfRecordComm, func(rec []byte) { peeked = append(peeked, first(rec)) }); n != 2 {
+			t.Fatalf("Peek handed %d records, want 2", n)
+		}
+	}
+	if !slices.Equal(peeked, []byte{2, 4}) || e.meta.Data_tail != 48 {
+		t.Errorf("Peek gave %v and moved the tail to %d", peeked, e.meta.Data_tail)
+	}
+	e.ReadTo(head, func(rec []byte) { read = append(read, first(rec)) })
+	if !slices.Equal(read, []byte{1, 2, 3, 4}) {
+		t.Errorf("ReadTo gave %v, want [1 2 3 4]", read)
+	}
+	e.Read(func(rec []byte) { read = append(read, first(rec)) })
+	if !slices.Equal(read, []byte{1, 2, 3, 4, 5}) {
+		t.Errorf("ReadTo then Read gave %v, want [1 2 3 4 5]", read)
+	}
+}
+
+// TestPerfEventExited: an event on a live thread has not exited, one on
+// a thread that ended has, disabled or not.
+func TestPerfEventExited(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	attr := PerfEventAttr{
+		Type:   PerfTypeSoftware,
+		Config: PerfCountSWCPUClock,
+		Sample: 1_000_000,
+		Bits:   PerfBitDisabled | PerfBitExcludeKernel | PerfBitExcludeHv,
+	}
+	e, err := OpenPerfEvent(&attr, cmd.Process.Pid, -1, 1)
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOENT) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		privtest.Require(t, "perf events unavailable: "+err.Error())
+	}
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Exited() {
+		t.Error("Exited() on a live process")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !e.Exited() {
+		t.Error("not Exited() on a process reaped")
 	}
 }
 

@@ -24,6 +24,10 @@
 //     recvfrom and hashing each payload (hash_request, about 15 µs), and a
 //     thread named Client sends them at RATE a second (default 20000;
 //     about 40% of a core for the Server).
+//   - execphase: [DELAY_MS [thread]]; burns CPU in phase_one_burn for
+//     DELAY_MS (default 1000), then execs phasetwo (beside it), which
+//     burns CPU in phase_two_burn: an exec in the middle of a window. With
+//     "thread", a thread named burner burns and runs the exec.
 //   - exitontrace: [N]; N threads (default 200) sleeping in pause(2),
 //     and a main thread in epoll_wait that ends the process when a
 //     tracer's stop interrupts it (EINTR): a process that dies during a

@@ -101,6 +101,14 @@ var recipes = map[string]recipe{
 		main: "tracer",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-o", "tracer", "tracer.c"}},
 	},
+	"execphase": {
+		main:  "execphase",
+		files: []string{"phasetwo"},
+		cmds: [][]string{
+			{"gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-Wall", "-pthread", "-o", "execphase", "execphase.c"},
+			{"gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-Wall", "-DPHASE_TWO", "-o", "phasetwo", "execphase.c"},
+		},
+	},
 	"exitontrace": {
 		main: "exitontrace",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "exitontrace", "exitontrace.c"}},
