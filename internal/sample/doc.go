@@ -7,18 +7,26 @@
 // the job of the unwind and symbol packages, which work from Sample.Regs
 // and Sample.Stack.
 //
-// One event per thread (pid=TID, cpu=-1, no inherit) rather than one per
-// CPU: it needs no CPU-wide privileges and samples only the target. The
-// price is that new threads are found by rereading /proc/PID/task every
-// 100 ms, so a thread living for less than that (spawner's) is likely
-// never sampled; threads that are gone have their ring drained and their
-// event closed at the next rescan.
+// One event per thread and CPU (pid=TID, cpu=N, no inherit), every event
+// of a CPU writing into one ring (PERF_EVENT_IOC_SET_OUTPUT), as perf
+// record -p does: it needs no CPU-wide privileges and samples only the
+// target, and a thousand threads cost two rings, not a thousand (a ring
+// per thread locked 256 KiB each). Events open disabled; Options.Ready
+// is called once all are open, and the window starts when it returns,
+// so that setting up thousands of events is not part of it. cpu-clock is
+// sampled by period (1/frequency of CPU time, exact) rather than by
+// frequency. New threads are found by rereading /proc/PID/task every
+// 100 ms (or twenty times what reading it took, for thousands of
+// threads), so a thread living for less than that (spawner's) is likely
+// never sampled; gone threads have their events closed at the next
+// rescan. Where the open-files limit cannot hold an event per thread and
+// CPU and cannot be raised, the busiest threads are sampled, with a note.
 //
-// The rings are drained on a 20 ms ticker rather than woken by epoll:
-// at 99 Hz a thread writes about two samples per tick, and one timer
-// wakeup for all threads costs less than a wakeup per sample per thread.
-// Each ring holds eight samples of the largest size; what the kernel
-// could not fit is counted in Recording.Lost.
+// The rings are drained when half full of the largest samples at the
+// frequency (about every 60 ms at 99 Hz), not woken by epoll: each Go
+// wakeup costs more than the samples it drains. What the kernel could
+// not fit is counted in Recording.Lost. With Options.Handle, each sample
+// is handed over as it is drained and nothing is kept.
 //
 // An exec the target runs is reported by the kernel on the ring of the
 // CPU it ran on (PERF_RECORD_COMM with the exec flag, stamped on the
@@ -42,8 +50,9 @@
 //     of 2 or more without CAP_PERFMON), Record falls back to
 //     exclude_kernel with a note: time in the kernel is then invisible,
 //     not attributed elsewhere.
-//   - Memory is bounded by Options.MaxSamples and Options.MaxBytes of
-//     stack copies; samples over them are counted in Recording.Dropped.
+//   - Without Options.Handle, memory is bounded by Options.MaxSamples and
+//     Options.MaxBytes of stack copies; samples over them are counted in
+//     Recording.Dropped.
 //   - The mappings of an exec's program are read when a drain sees it,
 //     up to a drain interval later: of several execs in one interval, only
 //     the last has its mappings. Recording.Execs keeps the first 64.
