@@ -48,6 +48,7 @@ type Resolver struct {
 
 	user, kernel map[uint64]Frame // names, by address
 	instances    []Instance
+	unwinders    []CodeUnwinder // the instances that unwind code of their own
 	notes        []string
 	refreshed    time.Time
 	spaceErrs    []error
@@ -92,6 +93,9 @@ func New(pid int, opts Options) (*Resolver, error) {
 		}
 		if in != nil {
 			r.instances = append(r.instances, in)
+			if u, ok := in.(CodeUnwinder); ok {
+				r.unwinders = append(r.unwinders, u)
+			}
 		}
 	}
 	return r, nil
@@ -133,12 +137,28 @@ func (r *Resolver) Unwind(regs unwind.Regs, stack unwind.StackCopy) ([]uint64, u
 		r.refresh()
 	}
 	mem := unwind.Memory(stack)
-	r.u.TraceInto(&r.trace, regs, mem, r.space.Lookup, MaxFrames)
+	r.u.TraceInto(&r.trace, regs, mem, r.lookup, MaxFrames)
 	r.pcs = r.pcs[:0]
 	for _, f := range r.trace.Frames {
 		r.pcs = append(r.pcs, f.PC)
 	}
 	return r.pcs, r.trace.Stop
+}
+
+// lookup finds the call frame information for pc: the object's, or for
+// code without any (anonymous memory, an object without CFI, memory
+// mapped since the mappings were read) a runtime's.
+func (r *Resolver) lookup(pc uint64) (*unwind.Table, uint64, bool) {
+	table, bias, mapped := r.space.Lookup(pc)
+	if table != nil {
+		return table, bias, mapped
+	}
+	for _, u := range r.unwinders {
+		if t, b, ok := u.UnwindTable(pc); ok {
+			return t, b, true
+		}
+	}
+	return table, bias, mapped
 }
 
 // Frames names one sample of thread tid: the kernel's addresses above

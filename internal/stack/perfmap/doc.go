@@ -19,6 +19,18 @@
 // (a map replaced or truncated since is read from its start). Where
 // symbols overlap, the one written last wins, as in perf.
 //
+// # CPython's trampolines
+//
+// Under -X perf, CPython runs each Python function through a trampoline
+// of its own in anonymous memory, which keeps no frame pointer: unwound
+// by the frame-pointer fallback, a stack would end at the innermost
+// Python function. The instance is a stack.CodeUnwinder: for a symbol of
+// a trampoline's size whose code, read from the process, is the
+// trampoline's (x86-64, with or without endbr64), it gives call frame
+// information made for that code, so the stack goes on through every
+// Python caller to the thread's start. Other code in the map (JIT code,
+// which keeps frame pointers) is left to the fallback.
+//
 // # Limits
 //
 // The map is the target's, so hostile: Table reads at most

@@ -260,6 +260,23 @@ func TestNode(t *testing.T) {
 	})
 }
 
+// wantPythonStack fails unless the samples of hot_python go on through
+// its trampoline to the module's frame (py::<module>, its caller, named
+// too) and on to the thread's start.
+func wantPythonStack(t *testing.T, res *cpuprofile.Result, script string) {
+	t.Helper()
+	wantNamed(t, res, "py::hot_python:"+script)
+	if got := share(res, "py::<module>:"+script); got < 0.8 {
+		t.Errorf("%.0f%% of samples have the caller's frame py::<module>, want most: the trampoline was not unwound", 100*got)
+	}
+	if float64(res.UnwoundToStart) < 0.9*float64(res.Samples) {
+		t.Errorf("%d of %d samples unwound to the thread's start, want nearly all", res.UnwoundToStart, res.Samples)
+	}
+}
+
+// TestPython runs CPython with -X perf, where every Python function runs
+// through a trampoline of its own that the map names, and that must be
+// unwound through for the callers to appear.
 func TestPython(t *testing.T) {
 	amd64(t)
 	script, _ := filepath.Abs("testdata/hot.py")
@@ -268,7 +285,7 @@ func TestPython(t *testing.T) {
 			bin := python(t, minor)
 			t.Run("host", func(t *testing.T) {
 				pid := startHost(t, bin, "-X", "perf", script)
-				wantNamed(t, record(t, pid, 2*time.Second, nil), "py::hot_python:"+script)
+				wantPythonStack(t, record(t, pid, 2*time.Second, nil), script)
 			})
 			t.Run("container", func(t *testing.T) {
 				// The interpreter at its own path, with the few modules
@@ -285,7 +302,7 @@ func TestPython(t *testing.T) {
 					Args: []string{"-X", "perf", filepath.Join(bindir, "hot.py")},
 				})
 				c.WaitReady(t, 20*time.Second)
-				wantNamed(t, record(t, c.HostPID, 2*time.Second, nil), "py::hot_python:"+filepath.Join(bindir, "hot.py"))
+				wantPythonStack(t, record(t, c.HostPID, 2*time.Second, nil), filepath.Join(bindir, "hot.py"))
 			})
 		})
 	}

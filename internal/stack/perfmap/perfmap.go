@@ -14,6 +14,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
 // Kind is the Kind of the frames a perf map names. A map does not say
@@ -51,12 +52,14 @@ func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 		nspid = p.PID
 	}
 	in := &instance{
-		pid:   p.PID,
-		root:  p.FS.PIDPath(p.PID, "root"),
-		path:  "/tmp/perf-" + strconv.Itoa(nspid) + ".map",
-		lim:   rt.Limits,
-		table: NewTable(rt.Limits),
-		now:   time.Now,
+		pid:         p.PID,
+		root:        p.FS.PIDPath(p.PID, "root"),
+		path:        "/tmp/perf-" + strconv.Itoa(nspid) + ".map",
+		lim:         rt.Limits,
+		table:       NewTable(rt.Limits),
+		now:         time.Now,
+		mem:         p.Mem,
+		trampolines: map[uint64]*unwind.Table{},
 	}
 	in.read()
 	return in, nil
@@ -70,6 +73,11 @@ type instance struct {
 	lim   Limits
 	table *Table
 	now   func() time.Time
+	mem   unwind.Memory // the process's memory, for the code of trampolines
+
+	// trampolines is what the code at a symbol's start was found to be:
+	// a CPython trampoline's call frame information, or nil.
+	trampolines map[uint64]*unwind.Table
 
 	// The file the table was read from, and how far: a file of another
 	// inode, or shorter than what was read, is a new map.
@@ -168,6 +176,7 @@ func (in *instance) read() {
 	if uint64(st.Dev) != in.dev || st.Ino != in.ino || st.Size < in.off {
 		if in.off > 0 {
 			in.table = NewTable(in.lim)
+			clear(in.trampolines)
 		}
 		in.dev, in.ino, in.off = uint64(st.Dev), st.Ino, 0
 	}
