@@ -147,7 +147,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	}
 	res.Notes = append(res.Notes, resolver.Notes()...)
 	for _, l := range counts.Leaves() {
-		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Native(l.PC, false).Name(), Count: l.Count})
+		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Leaf(l.TID, l.PC).Name(), Count: l.Count})
 	}
 	stacks := counts.Stacks()
 	fs := make([]flame.Stack, len(stacks))

@@ -179,6 +179,16 @@ func (r *Resolver) Frames(tid int, kernel, user []uint64) []Frame {
 	return r.frames
 }
 
+// Leaf names the innermost user address of a sample of thread tid as
+// Frames names it, runtimes included: the hottest instruction of a
+// compute loop in JIT code is named by the runtime, not [anon]+0xADDR.
+func (r *Resolver) Leaf(tid int, pc uint64) Frame {
+	if fs := r.Frames(tid, nil, []uint64{pc}); len(fs) > 0 {
+		return fs[0]
+	}
+	return r.Native(pc, false)
+}
+
 // Native names a user address. A caller's frame holds a return address,
 // one past its call instruction, which may already belong to the next
 // function or line: the call is named instead.
