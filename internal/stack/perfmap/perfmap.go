@@ -160,9 +160,9 @@ func (in *instance) read() {
 	}
 	f, err := sys.OpenInRoot(in.root, in.path)
 	if err != nil {
-		in.found = false
-		if !errors.Is(err, fs.ErrNotExist) {
-			in.readErr = err
+		in.found, in.readErr = false, err
+		if errors.Is(err, fs.ErrNotExist) {
+			in.readErr = nil // no map (yet): not an error
 		}
 		return
 	}
@@ -201,7 +201,7 @@ func (in *instance) Notes() []string {
 	case in.readErr != nil:
 		notes = append(notes, fmt.Sprintf("%d samples were in anonymous code (a JIT's) that nothing named: the process's perf map could not be read: %v", in.unnamed, in.readErr))
 	case !in.found && in.table.Stats().Entries == 0:
-		notes = append(notes, fmt.Sprintf("%d samples were in anonymous code (a JIT's) that nothing named, printed as [anon]+0xADDRESS: the process writes no perf map %s (node --perf-basic-prof, python3.12 -X perf and Java's perf-map-agent write one)", in.unnamed, in.path))
+		notes = append(notes, fmt.Sprintf("%d samples were in anonymous code (a JIT's) that nothing named, printed as [anon]+0xADDRESS: the process writes no perf map (%s, as it sees its files; node --perf-basic-prof, python3.12 -X perf and Java's perf-map-agent write one)", in.unnamed, in.path))
 	}
 	st := in.table.Stats()
 	var damage []string
