@@ -85,7 +85,7 @@ func wantNamed(t *testing.T, res *cpuprofile.Result, want string) {
 	t.Helper()
 	got := share(res, want)
 	t.Logf("%.0f%% of %d samples in %s; hottest stack %s; notes %q", 100*got, res.Samples, want, hottest(res), res.Notes)
-	if res.Samples < 20 || got < 0.8 {
+	if res.Samples < 10 || got < 0.8 {
 		t.Errorf("%.0f%% of %d samples have a frame named %s by the perf map, want most", 100*got, res.Samples, want)
 	}
 }
@@ -129,7 +129,7 @@ func TestJITMapContainer(t *testing.T) {
 	first, second, decoy := share(res, "jit_first"), share(res, "jit_second"), share(res, "jit_decoy")
 	t.Logf("%d samples: jit_first %.0f%%, jit_second %.0f%%, jit_decoy %.0f%%; hottest %s; notes %q",
 		res.Samples, 100*first, 100*second, 100*decoy, hottest(res), res.Notes)
-	if res.Samples < 40 || first < 0.2 || second < 0.2 || first+second < 0.9 {
+	if res.Samples < 20 || first < 0.2 || second < 0.2 || first+second < 0.9 {
 		t.Errorf("want nearly every sample in jit_first or jit_second, a good part in each")
 	}
 	if decoy > 0 {
@@ -247,6 +247,8 @@ func TestNode(t *testing.T) {
 	t.Run("host", func(t *testing.T) {
 		pid := startHost(t, bin, "--perf-basic-prof", script)
 		time.Sleep(warmUp)
+		// "JS:*hotLoop FILE:5:17" (V8 11+), "LazyCompile:*hotLoop ..."
+		// (V8 10, in Debian 12's node 18), whatever the tier.
 		wantNamed(t, record(t, pid, 2*time.Second, nil), "hotLoop "+script)
 	})
 	t.Run("container", func(t *testing.T) {
