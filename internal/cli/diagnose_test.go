@@ -276,8 +276,8 @@ func TestDiagnoseProgress(t *testing.T) {
 }
 
 // JIT code in a container is diagnosed by the names its perf map gives
-// it: the compute loop's verdict, stack, hottest instructions and fix
-// name jit_first, not [anon]+0xADDRESS.
+// it: the compute loop's verdict, stack, fix and (when shown) hottest
+// instructions name jit_first, not [anon]+0xADDRESS.
 func TestDiagnoseJIT(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skipf("unwinding is implemented for amd64 only, not %s", runtime.GOARCH)
@@ -292,14 +292,16 @@ func TestDiagnoseJIT(t *testing.T) {
 	}
 	for _, want := range []string{
 		"VERDICT 1: compute_loop — jitter", "computes in user space, in jit_first,",
-		"stack: jit_first <- run_jit <- jitter <- start_thread", "hottest instructions of jit_first (",
-		"fix: look at the loop in jit_first:",
+		"stack: jit_first <- run_jit <- jitter <- start_thread", "fix: look at the loop in jit_first:",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "[anon]") {
+	// The listing of the hottest instructions comes only when the thread
+	// got 20% of a core, which a loaded machine may not give it; when it
+	// comes, it names the function too.
+	if strings.Contains(out, "[anon]") || strings.Contains(out, "hottest instructions of") && !strings.Contains(out, "hottest instructions of jit_first (") {
 		t.Errorf("report names anonymous code by address:\n%s", out)
 	}
 }
