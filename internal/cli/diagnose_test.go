@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
+	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // decodeDiagnosis decodes `cpuwhy --json` and checks the fields other
@@ -270,5 +273,36 @@ func TestDiagnoseProgress(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("screen lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// JIT code in a container is diagnosed by the names its perf map gives
+// it: the compute loop's verdict, stack, fix and (when shown) hottest
+// instructions name jit_first, not [anon]+0xADDRESS.
+func TestDiagnoseJIT(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("unwinding is implemented for amd64 only, not %s", runtime.GOARCH)
+	}
+	prog := scenario.Build(t, "jitmap")
+	c := containertest.Start(t, containertest.Config{Program: prog.Path, Files: prog.Files})
+	c.WaitReady(t, 10*time.Second)
+	code, out, errOut := run(t, "--container", c.Name, "-d", "1s",
+		"--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"VERDICT 1: compute_loop — jitter", "computes in user space, in jit_first,",
+		"stack: jit_first <- run_jit <- jitter <- start_thread", "fix: look at the loop in jit_first:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	// The listing of the hottest instructions comes only when the thread
+	// got 20% of a core, which a loaded machine may not give it; when it
+	// comes, it names the function too.
+	if strings.Contains(out, "[anon]") || strings.Contains(out, "hottest instructions of") && !strings.Contains(out, "hottest instructions of jit_first (") {
+		t.Errorf("report names anonymous code by address:\n%s", out)
 	}
 }

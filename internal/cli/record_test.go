@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/test/browsertest"
 	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -184,6 +186,70 @@ func TestRecordScenarios(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no folded stack %s-TID%s…:\n%s", tt.thread, tt.folded, folded)
+			}
+		})
+	}
+}
+
+// TestRecordPerfMap records JIT code in containers through the command:
+// a hand-made JIT and node --perf-basic-prof, each PID 1 of its container
+// and writing /tmp/perf-1.map there. The command links the perf map
+// runtime in and finds the map under the PID the container gives the
+// process; the hottest function is the JIT's, named from the map.
+func TestRecordPerfMap(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("unwinding is implemented for amd64 only, not %s", runtime.GOARCH)
+	}
+	tests := []struct {
+		name   string
+		config func(t *testing.T) containertest.Config
+		// The hottest function and its module, as the map names it
+		// (V8 10, in Debian 12's node 18, tags it LazyCompile:).
+		function *regexp.Regexp
+		folded   string // the folded stacks' innermost frame begins so
+	}{
+		{"jitmap", func(t *testing.T) containertest.Config {
+			prog := scenario.Build(t, "jitmap")
+			return containertest.Config{Program: prog.Path, Files: prog.Files}
+		}, regexp.MustCompile(`^jit_first \(\[anon\]\)$`), ";jit_first "},
+		{"node", func(t *testing.T) containertest.Config {
+			node, err := exec.LookPath("node")
+			if err != nil {
+				privtest.Require(t, "node is not installed (apt-get install nodejs)")
+			}
+			script, err := filepath.Abs("../stack/perfmap/testdata/hot.js")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return containertest.Config{Program: node, Files: map[string]string{"hot.js": script},
+				Args: []string{"--perf-basic-prof", "/opt/node/hot.js"}}
+		}, regexp.MustCompile(`^(JS|LazyCompile):\*hotLoop /opt/node/hot.js:\d+:\d+ \(\[anon\]\)$`), ":*hotLoop /opt/node/hot.js:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := containertest.Start(t, tt.config(t))
+			c.WaitReady(t, 20*time.Second)
+			time.Sleep(time.Second) // node compiles hotLoop
+			out := filepath.Join(t.TempDir(), "jit.folded")
+			code, stdout, errOut := run(t, "record", "-d", "1s", "-o", out, "--container", c.Name,
+				"--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if m := hottestFunction.FindStringSubmatch(stdout); m == nil || !tt.function.MatchString(m[2]) {
+				t.Errorf("the hottest function is not %s:\n%s", tt.function, stdout)
+			} else if self, _ := strconv.ParseFloat(m[1], 64); self < 90 {
+				t.Errorf("%s has %.1f%% of the self time, want nearly all:\n%s", tt.function, self, stdout)
+			}
+			if strings.Contains(stdout, "perf map") {
+				t.Errorf("a note about the perf map:\n%s", stdout)
+			}
+			folded, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(folded), tt.folded) {
+				t.Errorf("no folded stack has %q:\n%.2000s", tt.folded, folded)
 			}
 		})
 	}

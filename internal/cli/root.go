@@ -14,6 +14,10 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/target"
+
+	// Every command that shows a stack names a runtime's frames: the
+	// runtimes register themselves when linked in.
+	_ "github.com/cpuwhy/cpuwhy/internal/stack/runtimes"
 )
 
 // Streams are a command's standard I/O, swapped for buffers in tests.

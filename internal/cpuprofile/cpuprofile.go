@@ -200,7 +200,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	res.Notes = append(res.Notes, resolver.Notes()...)
 	for _, l := range counts.Leaves() {
 		resolver.Generation(l.Gen)
-		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Native(l.PC, false).Name(), Count: l.Count, Past: l.Gen < execs})
+		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Leaf(l.TID, l.PC).Name(), Count: l.Count, Past: l.Gen < execs})
 	}
 	stacks := counts.Stacks()
 	fs := make([]flame.Stack, len(stacks))

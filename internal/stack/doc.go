@@ -14,9 +14,11 @@
 // behind one small interface, as the OpenTelemetry eBPF profiler keeps its
 // interpreters: it recognises itself in a process (Attach), names or
 // replaces the frames of one sample (Expand), follows the process's
-// mappings as they change (Sync) and lets go (Detach). The resolver and
-// its callers never learn a language: a frame says which runtime named
-// it in its Kind.
+// mappings as they change (Sync) and lets go (Detach). An instance that
+// is also a CodeUnwinder gives the unwinder call frame information for
+// code of its runtime that has none (CPython's perf trampolines). The
+// resolver and its callers never learn a language: a frame says which
+// runtime named it in its Kind.
 //
 // # Programs
 //

@@ -70,6 +70,7 @@ type Resolver struct {
 
 	kernel    map[uint64]Frame // names, by address
 	instances []Instance
+	unwinders []CodeUnwinder // the instances that unwind code of their own
 	notes     []string
 	refreshed time.Time
 }
@@ -140,6 +141,9 @@ func New(pid int, opts Options) (*Resolver, error) {
 		}
 		if in != nil {
 			r.instances = append(r.instances, in)
+			if u, ok := in.(CodeUnwinder); ok {
+				r.unwinders = append(r.unwinders, u)
+			}
 		}
 	}
 	return r, nil
@@ -274,12 +278,28 @@ func (r *Resolver) Unwind(regs unwind.Regs, stack unwind.StackCopy) ([]uint64, u
 		r.refresh()
 	}
 	mem := unwind.Memory(stack)
-	r.u.TraceInto(&r.trace, regs, mem, img.space.Lookup, MaxFrames)
+	r.u.TraceInto(&r.trace, regs, mem, r.lookup, MaxFrames)
 	r.pcs = r.pcs[:0]
 	for _, f := range r.trace.Frames {
 		r.pcs = append(r.pcs, f.PC)
 	}
 	return r.pcs, r.trace.Stop
+}
+
+// lookup finds the call frame information for pc: the object's, or for
+// code without any (anonymous memory, an object without CFI, memory
+// mapped since the mappings were read) a runtime's.
+func (r *Resolver) lookup(pc uint64) (*unwind.Table, uint64, bool) {
+	table, bias, mapped := r.cur.space.Lookup(pc)
+	if table != nil || r.cur != r.live() {
+		return table, bias, mapped
+	}
+	for _, u := range r.unwinders {
+		if t, b, ok := u.UnwindTable(pc); ok {
+			return t, b, true
+		}
+	}
+	return table, bias, mapped
 }
 
 // Frames names one sample of thread tid: the kernel's addresses above
@@ -303,6 +323,16 @@ func (r *Resolver) Frames(tid int, kernel, user []uint64) []Frame {
 		r.frames = append(r.frames[:k], in.Expand(tid, user, r.frames[k:])...)
 	}
 	return r.frames
+}
+
+// Leaf names the innermost user address of a sample of thread tid as
+// Frames names it, runtimes included: the hottest instruction of a
+// compute loop in JIT code is named by the runtime, not [anon]+0xADDR.
+func (r *Resolver) Leaf(tid int, pc uint64) Frame {
+	if fs := r.Frames(tid, nil, []uint64{pc}); len(fs) > 0 {
+		return fs[0]
+	}
+	return r.Native(pc, false)
 }
 
 // Native names a user address, in the program selected (At). A caller's

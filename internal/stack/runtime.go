@@ -42,6 +42,16 @@ type Instance interface {
 	Detach()
 }
 
+// CodeUnwinder is implemented by an Instance that knows how to unwind
+// code of its runtime that has no call frame information of its own,
+// such as a trampoline copied into anonymous memory, where the
+// frame-pointer fallback would lose the caller. UnwindTable returns the
+// call frame information for pc, and the bias to take from pc to look it
+// up, as unwind.Lookup does; false when pc is not such code.
+type CodeUnwinder interface {
+	UnwindTable(pc uint64) (table *unwind.Table, bias uint64, ok bool)
+}
+
 // runtimes are the registered runtimes, tried in order.
 var runtimes []Runtime
 

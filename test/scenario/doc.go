@@ -48,6 +48,14 @@
 //     writing to a memfd and sending to an abstract unix socket with
 //     hostile names between bursts. With idle it burns nothing.
 //   - idle: a thread named acceptor blocked in accept(2); about 0% CPU.
+//   - jitmap: [nomap]; a hand-made JIT (x86-64 only): a thread named
+//     jitter spins in machine code it copied to anonymous memory and
+//     named in /tmp/perf-PID.map (PID as its namespace sees it) as
+//     jit_first, over an earlier, larger jit_decoy. On SIGUSR1 it copies
+//     the code again, appends jit_second to the map, prints "switched"
+//     and spins there. With nomap it writes no map. The map outlives the
+//     process, as a JIT's does: a test that runs it on the host removes
+//     it.
 //   - kernelbound: a thread named Copier reads a chunk of /dev/zero with
 //     one read(2), in a loop: on a CPU all the time, all of it in the
 //     kernel, at only hundreds of calls a second. The chunk is sized at

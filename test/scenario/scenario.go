@@ -93,6 +93,10 @@ var recipes = map[string]recipe{
 			{"objcopy", "--redefine-sym", "burn=" + HostileSymbol, "hostile"},
 		},
 	},
+	"jitmap": {
+		main: "jitmap",
+		cmds: [][]string{{"gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-Wall", "-pthread", "-o", "jitmap", "jitmap.c"}},
+	},
 	"leaderexit": {
 		main: "leaderexit",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "leaderexit", "leaderexit.c"}},

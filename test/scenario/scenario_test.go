@@ -36,7 +36,7 @@ func threadNames(t *testing.T, pid int) []string {
 
 func TestNames(t *testing.T) {
 	want := []string{"busypoll", "churn", "compute", "cxxhot", "echoserver", "execphase", "exitontrace", "gcpressure", "gostripped", "hostile",
-		"idle", "kernelbound", "leaderexit", "lockstorm", "refused", "spawner", "spinyield", "threads", "timerstorm", "tracer", "writestorm", "zeropoll"}
+		"idle", "jitmap", "kernelbound", "leaderexit", "lockstorm", "refused", "spawner", "spinyield", "threads", "timerstorm", "tracer", "writestorm", "zeropoll"}
 	if got := scenario.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)
 	}
@@ -55,6 +55,7 @@ func TestScenariosRun(t *testing.T) {
 		{name: "gostripped"},
 		{name: "hostile", thread: "\x1b[2Jhot\nfake", tasks: 4},
 		{name: "idle", thread: "acceptor", tasks: 2},
+		{name: "jitmap", args: []string{"nomap"}, thread: "jitter", tasks: 2}, // no map left in /tmp
 		{name: "spawner"},
 		{name: "threads", args: []string{"50"}, tasks: 51},
 		{name: "threads", args: []string{"50", "2"}, thread: "busy", tasks: 51},
