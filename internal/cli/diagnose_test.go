@@ -171,6 +171,7 @@ func TestDiagnoseNothingBusy(t *testing.T) {
 			regexp.MustCompile(`^\{"nothing_busy":\{"pid":1,"name":"init","cpu":0,"window_s":0\.5,"min_cpu":10\}\}\n$`)},
 		{"real host", []string{"--min-cpu", "1000"}, nothingBusyLine},
 	}
+	cpuwhyBinary(t) // built before the clock starts
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()

@@ -152,6 +152,7 @@ func TestOutputCheckedBeforeWindow(t *testing.T) {
 		for _, tt := range tests {
 			args := append(append([]string{}, cmd...), "-o", tt.out, "--format", "html", pid)
 			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				cpuwhyBinary(t) // built before the clock starts
 				start := time.Now()
 				code, out, errOut := runBinary(t, nil, args...)
 				if took := time.Since(start); took > 2*time.Second {

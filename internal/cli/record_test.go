@@ -427,6 +427,7 @@ func TestRecordDefaultOutput(t *testing.T) {
 
 	t.Run("unwritable directory", func(t *testing.T) {
 		// Nobody, root included, creates files in /proc.
+		cpuwhyBinary(t) // built before the clock starts
 		start := time.Now()
 		code, _, errOut := runBinaryIn(t, "/proc", nil, "record", "-d", "30s", pid)
 		if code != 1 {
