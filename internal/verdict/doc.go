@@ -9,12 +9,16 @@
 // collection, which package diagnose does for real.
 //
 // Patterns are a fixed vocabulary (the Pattern constants): other tooling
-// reads them. The thresholds that decide between a bug and a busy process
-// doing real work are rates and ratios, all in thresholds.go, each with
-// the reason for its value. A busy server doing real work must not be
-// called a bug, so every bug pattern asks for a fruitless repetition
-// (a call that finds nothing, fails, or sleeps for nothing) at a rate no
-// useful work needs, or for CPU in a place that is waste by construction
-// (a garbage collector, a spin), and a share of the thread's calls or time
-// that leaves no room for real work.
+// reads them. Each has a file of its own (busy_poll.go, error_loop.go, ...,
+// healthy.go) holding its rule, and at its top the thresholds that decide
+// between a bug and a busy process doing real work: rates and ratios, each
+// with the reason for its value. The thresholds several rules share
+// (HotThreadCPU, LoopRate, LoopShare) are in rules.go, beside the one
+// ordered table of rules that Judge tries, each judged per process or per
+// thread. A busy server doing real work must not be called a bug, so
+// every bug pattern asks for a fruitless repetition (a call that finds
+// nothing, fails, or sleeps for nothing) at a rate no useful work needs,
+// or for CPU in a place that is waste by construction (a garbage
+// collector, a spin), and a share of the thread's calls or time that
+// leaves no room for real work.
 package verdict

@@ -1,11 +1,6 @@
 package verdict
 
-import (
-	"cmp"
-	"fmt"
-	"slices"
-	"strings"
-)
+import "strings"
 
 // Pattern names what a process's CPU goes to. Other tooling reads these
 // strings: add patterns, never rename one.
@@ -43,10 +38,16 @@ type ThreadRef struct {
 type Verdict struct {
 	Pattern Pattern   `json:"pattern"`
 	Thread  ThreadRef `json:"thread"`
-	CPU     float64   `json:"cpu"` // of the thread (or threads) concerned, percent of one core
-	Syscall *string   `json:"syscall"`
-	Errno   *string   `json:"errno"`
-	FD      *string   `json:"fd"`
+	// CPU is in percent of one core. It is the thread's own CPU for the
+	// patterns judged per thread; for the others, the CPU of what the
+	// pattern is: the contenders together (lock_contention), the
+	// collector (gc_pressure), the process plus its waited-for children
+	// (process_churn, and healthy when busy), the process alone (healthy
+	// when idle).
+	CPU     float64 `json:"cpu"`
+	Syscall *string `json:"syscall"`
+	Errno   *string `json:"errno"`
+	FD      *string `json:"fd"`
 	// FDCount is how many fds the syscall went round when no one took
 	// most of its calls (SoftEther reading 2000 UDP sockets in turn); FD
 	// then lists the busiest few.
@@ -60,50 +61,6 @@ type Verdict struct {
 	// Code is the hot function's hottest instructions (compute_loop,
 	// spin_yield), when sampled.
 	Code *Code `json:"code,omitempty"`
-}
-
-// Judge returns the verdicts on o, most CPU first. There is always at
-// least one: Healthy when nothing else holds.
-func Judge(o *Observation) []Verdict {
-	if o.CPU.Total+o.Children < BusyCPU {
-		return []Verdict{idle(o)}
-	}
-	var out []Verdict
-	covered := map[int]bool{}
-	for _, rule := range []func(*Observation) (*Verdict, []int){gcPressure, processChurn, lockContention} {
-		v, tids := rule(o)
-		if v == nil {
-			continue
-		}
-		out = append(out, *v)
-		for _, tid := range tids {
-			covered[tid] = true
-		}
-	}
-	for i := range o.Threads {
-		t := &o.Threads[i]
-		if covered[t.TID] || t.load() < HotThreadCPU {
-			continue
-		}
-		for _, rule := range threadRules {
-			if v := rule(o, t); v != nil {
-				out = append(out, *v)
-				break
-			}
-		}
-	}
-	if len(out) == 0 {
-		out = append(out, busyHealthy(o))
-	}
-	slices.SortStableFunc(out, func(a, b Verdict) int { return cmp.Compare(b.CPU, a.CPU) })
-	return out
-}
-
-// threadRules are tried in order on each hot thread; the first that
-// holds is its verdict. Patterns with a fruitless syscall come first: they
-// are the most specific evidence.
-var threadRules = []func(*Observation, *Thread) *Verdict{
-	busyPoll, errorLoop, zeroTimeoutPoll, yieldLoop, timerStorm, writeStorm, kernelBound, userSpin, computeLoop,
 }
 
 // newVerdict fills what every verdict on thread t says.
@@ -131,54 +88,4 @@ func (v *Verdict) atSyscall(t *Thread, name string) {
 			return
 		}
 	}
-}
-
-func str(s string) *string { return &s }
-
-func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
-
-// Rate formats a rate per second as reports print it: 950/s, 12.3k/s,
-// 1.05M/s.
-func Rate(r float64) string { return rate(r) }
-
-func rate(r float64) string {
-	switch {
-	case r >= 1e6:
-		return fmt.Sprintf("%.2fM/s", r/1e6)
-	case r >= 1e4:
-		return fmt.Sprintf("%.0fk/s", r/1e3)
-	case r >= 1e3:
-		return fmt.Sprintf("%.1fk/s", r/1e3)
-	}
-	return fmt.Sprintf("%.0f/s", r)
-}
-
-func pct(part, whole float64) float64 {
-	if whole <= 0 {
-		return 0
-	}
-	return 100 * part / whole
-}
-
-// cpuLine is the evidence line of a thread's CPU.
-func cpuLine(t *Thread) string {
-	s := fmt.Sprintf("thread %s (TID %d) used %.1f%% of a core: %.1f%% user, %.1f%% system",
-		t.Name, t.TID, t.CPU.Total, t.CPU.User, t.CPU.System)
-	if t.Demand >= t.CPU.Total+10 {
-		s += fmt.Sprintf("; it was runnable %.0f%% of the time, waiting for a CPU the rest", t.Demand)
-	}
-	return s
-}
-
-// stackLine is the evidence line of the hottest stack, when sampled.
-func stackLine(t *Thread) []string {
-	if len(t.Stacks) == 0 || t.Samples == 0 {
-		return nil
-	}
-	s := t.Stacks[0]
-	frames := s.Frames
-	if len(frames) > 6 {
-		frames = frames[:6]
-	}
-	return []string{fmt.Sprintf("%.0f%% of its samples in %s", pct(float64(s.Count), float64(t.Samples)), strings.Join(frames, " <- "))}
 }
