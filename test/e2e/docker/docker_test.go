@@ -21,10 +21,11 @@ const (
 	program    = programDir + "/vpnserver"
 
 	// minSpinCPU is the least CPU (percent of one core) the spinning
-	// NatThreadMain must show over one second. It spins on one core
-	// of two, so anything much below 100 means a busy host, and below
-	// this the thread was not measured at all.
-	minSpinCPU = 50
+	// NatThreadMain must show over one second: it tells a thread
+	// measured from one that was not (0). It spins on one core of two;
+	// on a loaded machine it gets only its share (44% was seen with
+	// other tests running), and a CPU half as fast spins as long.
+	minSpinCPU = 10
 
 	cpuwhyTimeout = 30 * time.Second
 )
