@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strconv"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/sys"
@@ -33,6 +34,27 @@ type Key struct {
 	// ready, a poll's timeout. A loop spinning on nothing shows there,
 	// where a server doing work gets counts back.
 	Zero bool
+	// Op is futex's operation ("WAKE", "WAIT", ... as FUTEX_* names it
+	// without the prefix), "" for other syscalls and when the tracer did
+	// not record it. A WAKE that returned 0 woke nobody, a WAIT that
+	// returned 0 was woken: only the op tells them apart.
+	Op string
+}
+
+// FutexOps names futex's operations by their number (FUTEX_CMD_MASK of
+// its second argument, include/uapi/linux/futex.h).
+var FutexOps = map[int]string{
+	0: "WAIT", 1: "WAKE", 2: "FD", 3: "REQUEUE", 4: "CMP_REQUEUE", 5: "WAKE_OP",
+	6: "LOCK_PI", 7: "UNLOCK_PI", 8: "TRYLOCK_PI", 9: "WAIT_BITSET", 10: "WAKE_BITSET",
+	11: "WAIT_REQUEUE_PI", 12: "CMP_REQUEUE_PI", 13: "LOCK_PI2",
+}
+
+// FutexOp names futex operation op, or "op N" for one unknown here.
+func FutexOp(op int) string {
+	if name, ok := FutexOps[op]; ok {
+		return name
+	}
+	return "op " + strconv.Itoa(op)
 }
 
 // HistBuckets is the number of log2 buckets of a latency histogram:

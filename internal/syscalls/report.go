@@ -79,6 +79,29 @@ type Syscall struct {
 	FDs     []FD     `json:"fds,omitempty"`
 	FDCount int      `json:"fd_count,omitempty"`
 	Hist    []uint64 `json:"hist,omitempty"` // log2(ns) buckets of the timed calls
+	// Ops split futex's calls by operation (Key.Op), most calls first,
+	// when the tracer recorded it.
+	Ops []Op `json:"ops,omitempty"`
+}
+
+// Op is the calls of one operation of a syscall (futex's WAKE, WAIT...).
+type Op struct {
+	Name  string `json:"op"`
+	Count uint64 `json:"count"`
+	// Zero counts the calls that returned 0: for WAKE, those that woke
+	// nobody; for WAIT, those that were woken.
+	Zero   uint64            `json:"returned_0"`
+	Errors map[string]uint64 `json:"errors,omitempty"`
+}
+
+// Op returns the calls of operation name, or nil.
+func (s *Syscall) Op(name string) *Op {
+	for i := range s.Ops {
+		if s.Ops[i].Name == name {
+			return &s.Ops[i]
+		}
+	}
+	return nil
 }
 
 // FD is one file descriptor a syscall was made on.
@@ -198,8 +221,26 @@ func summarize(arch string, nr int, entries []keyed, seconds float64) Syscall {
 	sc := Syscall{Name: sysno.Name(arch, nr), Nr: nr, Errors: map[string]uint64{}}
 	var all Stat
 	perFD := map[int]uint64{}
+	perOp := map[string]*Op{}
 	for _, e := range entries {
 		all.Add(e.s)
+		if e.k.Op != "" {
+			op := perOp[e.k.Op]
+			if op == nil {
+				op = &Op{Name: e.k.Op}
+				perOp[e.k.Op] = op
+			}
+			op.Count += e.s.Count
+			switch {
+			case e.k.Errno != 0:
+				if op.Errors == nil {
+					op.Errors = map[string]uint64{}
+				}
+				op.Errors[ErrnoName(e.k.Errno)] += e.s.Count
+			case e.k.Zero:
+				op.Zero += e.s.Count
+			}
+		}
 		if e.k.Errno == 0 {
 			sc.OK += e.s.Count
 			if e.k.Zero {
@@ -234,6 +275,15 @@ func summarize(arch string, nr int, entries []keyed, seconds float64) Syscall {
 		sc.FDs = append(sc.FDs, FD{FD: fd, Count: n})
 	}
 	sc.FDCount = len(sc.FDs)
+	for _, op := range perOp {
+		sc.Ops = append(sc.Ops, *op)
+	}
+	slices.SortFunc(sc.Ops, func(a, b Op) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
 	slices.SortFunc(sc.FDs, func(a, b FD) int {
 		if c := cmp.Compare(b.Count, a.Count); c != 0 {
 			return c

@@ -5,10 +5,12 @@ import "testing"
 func TestErrorLoop(t *testing.T) {
 	// refused is a UDP client whose recvfrom fails with ECONNREFUSED r
 	// times a second, that share of its calls, beside the sends that
-	// provoke it.
+	// provoke it and a poll before each receive that was never timed:
+	// how long it waits is not known, so only the share can tell.
 	refused := func(r, share float64) *Observation {
 		return obs(thread(8, "UdpClient", cpu(30, 60),
-			call("sendto", others(r, share), "udp", map[string]float64{"ok": 1}),
+			call("sendto", others(r, share)-r, "udp", map[string]float64{"ok": 1}),
+			call("poll", r, "", map[string]float64{"ok": 1}),
 			call("recvfrom", r, "udp", map[string]float64{"ECONNREFUSED": 1})))
 	}
 	// failing is the same client when only that part of its receives fail.
@@ -17,7 +19,35 @@ func TestErrorLoop(t *testing.T) {
 			call("sendto", 200000, "udp", map[string]float64{"ok": 1}),
 			call("recvfrom", 200000, "udp", map[string]float64{"ECONNREFUSED": part, "ok": 1 - part})))
 	}
+	// retrying is socat retrying a closed port without a backoff: each
+	// round makes thirteen calls, one of them the refused connect, r
+	// rounds a second, and sleeps (nanosleep(0)) sleepNs; a sleep of 0 ns
+	// is an untimed one.
+	retrying := func(r float64, sleepNs uint64) *Observation {
+		sleep := call("clock_nanosleep", r, "", map[string]float64{"ok": 1})
+		if sleepNs > 0 {
+			sleep = timed(sleep, sleepNs, 50)
+		}
+		return obs(thread(9, "socat", cpu(5, 37),
+			sleep,
+			call("socket", r, "", map[string]float64{"ok": 1}),
+			call("fcntl", r, "tcp", map[string]float64{"ok": 1}),
+			call("connect", r, "tcp", map[string]float64{"ECONNREFUSED": 1}),
+			call("getsockname", r, "tcp", map[string]float64{"ok": 1}),
+			call("recvmsg", r, "tcp", map[string]float64{"EAGAIN": 1}),
+			call("recvfrom", 6*r, "unix socket", map[string]float64{"EAGAIN": 1}),
+			call("close", r, "tcp", map[string]float64{"ok": 1})))
+	}
 	testJudge(t, []judgeCase{
+		// Judged by rounds: the refused connect is one call in thirteen,
+		// far below half of LoopShare, and the round does not wait.
+		{name: "retry loop (socat)", o: retrying(6700, 87000), want: ErrorLoop, tid: 9, syscall: "connect", errno: "ECONNREFUSED", fd: "3 (tcp)"},
+		{name: "retry loop of untimed sleeps", o: retrying(6700, 0), want: Healthy},
+		{name: "retry loop just below LoopRate", o: retrying(0.99*LoopRate, 87000), want: Healthy},
+		{name: "retry loop just above LoopRate", o: retrying(1.01*LoopRate, 87000), want: ErrorLoop, tid: 9, syscall: "connect", errno: "ECONNREFUSED"},
+		{name: "retries waiting just below RetryWait", o: retrying(1200, 0.99*RetryWait), want: ErrorLoop, tid: 9, syscall: "connect", errno: "ECONNREFUSED"},
+		{name: "retries waiting just above RetryWait", o: retrying(1200, 1.01*RetryWait), want: Healthy},
+
 		{name: "error loop (refused)", o: obs(thread(8, "UdpClient", cpu(30, 60),
 			call("sendto", 200000, "udp", map[string]float64{"ok": 1}),
 			call("recvfrom", 200000, "udp", map[string]float64{"ECONNREFUSED": 1}))),

@@ -1,15 +1,23 @@
 package verdict
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // lock_contention: threads handing a lock over through the kernel (futex
-// wait and wake) so often that doing so is their work. It is judged on the
-// process: it takes several threads.
+// wait and wake) so often that doing so is their work. It has two rules.
+// The first is judged on the process, as it takes several threads. The
+// second, fruitlessWake, on one thread: the other side of the lock may be
+// in another process (memory shared between processes), so only the
+// waker is seen, and what shows is its wakes finding nobody to wake.
 //
 // Thresholds: the threads whose futex calls are LockShare or more of their
 // calls are the contenders; there must be two or more, making LockRate or
 // more futex calls between them, and using HotThreadCPU or more between
-// them (rules.go).
+// them (rules.go). For one thread: futex wakes that woke nobody at
+// LoopRate or more, LoopShare or more of the thread's calls (rules.go),
+// and FruitlessWakeShare or more of its wakes.
 
 const (
 	// LockRate is the rate of futex calls, all the contenders together,
@@ -22,7 +30,20 @@ const (
 	// for it to be one of the contenders: a thread that mostly does other
 	// calls (I/O, then a lock around its bookkeeping) is paced by them.
 	LockShare = 0.5
+
+	// FruitlessWakeShare is the part of a thread's futex wakes that must
+	// have woken nobody (returned 0) for its wakes to be fruitless calls:
+	// a lock or event that wakes only when its word says someone waits
+	// (glibc's mutex, Go's notes) finds nobody only when a waiter left in
+	// between, a waker that wakes whether or not anyone waits finds
+	// nobody nearly every time (stress-ng --futex: 97%). Above LoopShare,
+	// which the same calls must also be of all the thread's calls, or it
+	// would add nothing.
+	FruitlessWakeShare = 0.8
 )
+
+// wakeOps are the futex operations that return how many they woke.
+var wakeOps = []string{"WAKE", "WAKE_BITSET", "WAKE_OP"}
 
 func lockContention(o *Observation) (*Verdict, []int) {
 	var futex, calls uint64
@@ -63,4 +84,59 @@ func lockContention(o *Observation) (*Verdict, []int) {
 	v.Evidence = append([]string{ev}, stackLine(top)...)
 	v.Advice = "hold the lock for less time or less often: move work out of the critical section, shard the data behind several locks, batch items per acquisition, or use per-thread state and merge"
 	return v, tids
+}
+
+// fruitlessWake is lock_contention seen from one thread: it wakes futex
+// waiters that are not there, over and over. Its syscall profile must
+// record futex's operation (the eBPF tracer does).
+func fruitlessWake(o *Observation, t *Thread) *Verdict {
+	s := t.syscall("futex")
+	if s == nil {
+		return nil
+	}
+	var wakes, nobody uint64
+	for _, name := range wakeOps {
+		if op := s.Op(name); op != nil {
+			wakes += op.Count
+			nobody += op.Zero
+		}
+	}
+	n := float64(nobody)
+	if n/o.Seconds < LoopRate || n/float64(t.calls()) < LoopShare || n/float64(wakes) < FruitlessWakeShare {
+		return nil
+	}
+	v := newVerdict(LockContention, t)
+	v.Syscall = str("futex")
+	v.atSyscall(t, "futex")
+	v.Summary = fmt.Sprintf("thread %s wakes futex waiters that are not there: %s of its wakes woke nobody, each a system call for a lock or event no one waited on",
+		t.Name, rate(n/o.Seconds))
+	ev := []string{
+		cpuLine(t),
+		fmt.Sprintf("futex wakes %s, %.0f%% of them woke nobody (returned 0); those are %.0f%% of all the thread's calls",
+			rate(float64(wakes)/o.Seconds), pct(n, float64(wakes)), pct(n, float64(t.calls()))),
+	}
+	if waits := futexWaits(o); waits == 0 {
+		ev = append(ev, "no thread of this process waits on a futex: the waiters are in another process, on memory they share")
+	} else {
+		ev = append(ev, fmt.Sprintf("threads of this process wait on a futex %s", rate(float64(waits)/o.Seconds)))
+	}
+	v.Evidence = append(ev, stackLine(t)...)
+	v.Advice = "wake only when someone waits: keep a waiters count or a contended state in the futex word (as glibc's mutex does) and call FUTEX_WAKE only when it says so; " +
+		"if the waiters are woken but find nothing to do, hand them work in batches or let them spin briefly before sleeping"
+	return v
+}
+
+// futexWaits counts the process's futex waits.
+func futexWaits(o *Observation) uint64 {
+	var n uint64
+	for i := range o.Threads {
+		if s := o.Threads[i].syscall("futex"); s != nil {
+			for _, op := range s.Ops {
+				if strings.HasPrefix(op.Name, "WAIT") || op.Name == "LOCK_PI" || op.Name == "LOCK_PI2" {
+					n += op.Count
+				}
+			}
+		}
+	}
+	return n
 }

@@ -76,7 +76,10 @@ type rule struct {
 // rules (their verdicts cover threads), then on each hot thread the
 // per-thread rules until one holds, then healthy if none held. Patterns
 // with a fruitless syscall come first among the thread rules: they are
-// the most specific evidence. spin_yield has two rules, one per form of
+// the most specific evidence. lock_contention has two rules: several
+// threads of the process contending, judged first; one thread whose
+// wakes find nobody (the waiters may be in another process), among the
+// fruitless calls. spin_yield has two rules, one per form of
 // the pattern: a yield loop is told by its syscalls, before the timer and
 // write rules; a user-space spin by its code, after the kernel's work is
 // ruled out and just before a compute loop, which it is a special case of.
@@ -86,6 +89,7 @@ var rules = []rule{
 	{pattern: LockContention, scope: perProcess, process: lockContention},
 	{pattern: BusyPoll, scope: perThread, thread: busyPoll},
 	{pattern: ErrorLoop, scope: perThread, thread: errorLoop},
+	{pattern: LockContention, scope: perThread, thread: fruitlessWake},
 	{pattern: ZeroTimeoutPoll, scope: perThread, thread: zeroTimeoutPoll},
 	{pattern: SpinYield, scope: perThread, thread: yieldLoop},
 	{pattern: TimerStorm, scope: perThread, thread: timerStorm},

@@ -10,7 +10,9 @@ import (
 
 // The registry lists every pattern, spin_yield twice (its sched_yield
 // loop and its user-space spin are told apart by different evidence at
-// different places in the order), every other exactly once.
+// different places in the order), lock_contention twice (several threads
+// of the process; one thread waking waiters that are not there), every
+// other exactly once.
 func TestRulesListEveryPattern(t *testing.T) {
 	count := map[Pattern]int{}
 	for _, r := range rules {
@@ -21,7 +23,7 @@ func TestRulesListEveryPattern(t *testing.T) {
 	}
 	for _, p := range Patterns {
 		want := 1
-		if p == SpinYield {
+		if p == SpinYield || p == LockContention {
 			want = 2
 		}
 		if count[p] != want {
@@ -58,6 +60,7 @@ func TestRulesOrder(t *testing.T) {
 		"lock_contention per process lockContention",
 		"busy_poll per thread busyPoll",
 		"error_loop per thread errorLoop",
+		"lock_contention per thread fruitlessWake",
 		"zero_timeout_poll per thread zeroTimeoutPoll",
 		"spin_yield per thread yieldLoop",
 		"timer_storm per thread timerStorm",

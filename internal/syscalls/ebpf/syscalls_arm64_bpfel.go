@@ -24,6 +24,7 @@ type syscallsKey struct {
 	Nr  uint32
 	Err uint32
 	Fd  int32
+	Op  uint32
 }
 
 type syscallsStackKey struct {
@@ -60,6 +61,7 @@ const (
 	syscallsMapStats       = "stats"
 	syscallsProgSysEnter   = "sys_enter"
 	syscallsProgSysExit    = "sys_exit"
+	syscallsVarFutexNr     = "futex_nr"
 	syscallsVarSampleState = "sample_state"
 	syscallsVarTargetTgid  = "target_tgid"
 	syscallsVarTimeEvery   = "time_every"
@@ -129,6 +131,7 @@ type syscallsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsVariableSpecs struct {
+	FutexNr     *ebpf.VariableSpec `ebpf:"futex_nr"`
 	SampleState *ebpf.VariableSpec `ebpf:"sample_state"`
 	TargetTgid  *ebpf.VariableSpec `ebpf:"target_tgid"`
 	TimeEvery   *ebpf.VariableSpec `ebpf:"time_every"`
@@ -180,6 +183,7 @@ func (m *syscallsMaps) Close() error {
 //
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsVariables struct {
+	FutexNr     *ebpf.Variable `ebpf:"futex_nr"`
 	SampleState *ebpf.Variable `ebpf:"sample_state"`
 	TargetTgid  *ebpf.Variable `ebpf:"target_tgid"`
 	TimeEvery   *ebpf.Variable `ebpf:"time_every"`

@@ -205,6 +205,10 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 		syscallsVarTargetTgid: uint32(pid),
 		syscallsVarTimeEvery:  timeEvery,
 		syscallsVarWantStacks: uint8(0),
+		syscallsVarFutexNr:    ^uint32(0),
+	}
+	if nr := sysno.Number(runtime.GOARCH, "futex"); nr >= 0 {
+		vars[syscallsVarFutexNr] = uint32(nr)
 	}
 	if opts.Stacks {
 		vars[syscallsVarWantStacks] = uint8(1)
@@ -483,6 +487,9 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscal
 		k := syscalls.Key{TID: int(key.Tid), Nr: int(key.Nr), Errno: int(key.Err), FD: int(key.Fd)}
 		if key.Err == retZero {
 			k.Errno, k.Zero = 0, true
+		}
+		if key.Op > 0 {
+			k.Op = syscalls.FutexOp(int(key.Op) - 1)
 		}
 		p.Stats[k] = s
 	}

@@ -3,11 +3,13 @@
 // nginx driven by wrk. A server doing its job, however busy, must come out
 // healthy, or at worst compute_loop in one of its own functions; a bug
 // verdict (busy_poll, error_loop, kernel_bound...) on it is a false alarm
-// that would send a user hunting for a bug that is not there.
+// that would send a user hunting for a bug that is not there. Their twins,
+// real programs caught in a pattern (socat retrying a closed port without
+// a backoff, stress-ng's futex wakers), must get it.
 //
 // The package holds only tests. They need root (namespaces, BPF, perf
 // events) and the Debian packages redis-server, redis-tools, nginx-light
-// (or nginx) and wrk; without the packages they are skipped through
+// (or nginx), wrk, socat and stress-ng; without the packages they are skipped through
 // privtest (a failure when CPUWHY_REQUIRE_PRIVILEGED=1).
 //
 // Nothing reaches the host's network: each server and its client run in a

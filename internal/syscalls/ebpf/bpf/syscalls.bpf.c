@@ -61,12 +61,23 @@ const volatile __u32 target_tgid = 0;
 const volatile __u32 time_every = 0;
 /* Record the user stack of each sampled call. */
 const volatile __u8 want_stacks = 0;
+/* The number of futex on this architecture: its calls are told apart by
+ * their operation (~0: none is). */
+const volatile __u32 futex_nr = ~0U;
+
+/* FUTEX_CMD_MASK of include/uapi/linux/futex.h: the operation without the
+ * PRIVATE and CLOCK_REALTIME flags. */
+#define FUTEX_CMD_MASK (~(128U | 256U))
 
 struct key {
 	__u32 tid;
 	__u32 nr;
 	__u32 err; /* 0 for success, RET_ZERO for a success returning 0, else the positive errno */
 	__s32 fd;  /* NO_FD unless the syscall takes an fd first */
+	/* futex: its operation plus 1 (FUTEX_WAKE, which returns how many it
+	 * woke, is 2); 0 for the other syscalls. A WAKE returning 0 woke
+	 * nobody, a WAIT returning 0 was woken: only the op tells them apart. */
+	__u32 op;
 };
 
 struct stat {
@@ -286,6 +297,8 @@ int sys_exit(unsigned long long *ctx)
 		.err = (ret < 0 && ret >= -MAX_ERRNO) ? (__u32)-ret : (ret == 0 ? RET_ZERO : 0),
 		.fd = NO_FD,
 	};
+	if (k.nr == futex_nr)
+		k.op = ((__u32)SYSCALL_ARG2(regs) & FUTEX_CMD_MASK) + 1;
 	takes_fd = bpf_map_lookup_elem(&fd_syscalls, &k.nr);
 	if (takes_fd && *takes_fd)
 		k.fd = (__s32)SYSCALL_ARG1(regs);

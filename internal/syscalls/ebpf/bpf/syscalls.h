@@ -19,13 +19,15 @@
 /* arch/x86/include/asm/ptrace.h */
 struct pt_regs {
 	unsigned long di;
+	unsigned long si;
 	unsigned long orig_ax;
 	unsigned long sp;
 } __attribute__((preserve_access_index));
 
-/* On x86_64 the argument registers survive the call: di still holds the
- * first argument at sys_exit. */
+/* On x86_64 the argument registers survive the call: di and si still hold
+ * the first two arguments at sys_exit. */
 #define SYSCALL_ARG1(regs) ((regs)->di)
+#define SYSCALL_ARG2(regs) ((regs)->si)
 #define SYSCALL_NR(regs) ((regs)->orig_ax)
 
 /* The return address of a function that made the call without a frame of
@@ -44,8 +46,9 @@ struct pt_regs {
 } __attribute__((preserve_access_index));
 
 /* x0 holds the return value at sys_exit; the first argument is kept in
- * orig_x0. */
+ * orig_x0, the second is still in x1. */
 #define SYSCALL_ARG1(regs) ((regs)->orig_x0)
+#define SYSCALL_ARG2(regs) ((regs)->regs[1])
 #define SYSCALL_NR(regs) ((regs)->syscallno)
 
 /* The link register holds the return address of a function that made the
