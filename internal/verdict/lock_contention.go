@@ -6,6 +6,9 @@ import "fmt"
 // wait and wake) so often that doing so is their work. It is judged on the
 // process: it takes several threads.
 //
+// The row of threads that ended during the window (Thread.Exited) is not
+// a contender: the threads in it did not live at the same time.
+//
 // Thresholds: the threads whose futex calls are LockShare or more of their
 // calls are the contenders; there must be two or more, making LockRate or
 // more futex calls between them, and using HotThreadCPU or more between
@@ -34,7 +37,9 @@ func lockContention(o *Observation) (*Verdict, []int) {
 	for i := range o.Threads {
 		t := &o.Threads[i]
 		s := t.syscall("futex")
-		if s == nil || float64(s.Count) < LockShare*float64(t.calls()) {
+		// Threads that ended are not counted: hundreds that each lived
+		// one request and took the GIL a few times are not contenders.
+		if s == nil || t.Exited > 0 || float64(s.Count) < LockShare*float64(t.calls()) {
 			continue
 		}
 		futex += s.Count
