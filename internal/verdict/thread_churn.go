@@ -63,7 +63,7 @@ func threadChurn(o *Observation) (*Verdict, []int) {
 	if calls(o, "clone3") > calls(o, "clone") {
 		v.Syscall = str("clone3")
 	}
-	v.Summary = fmt.Sprintf("process %s starts a thread for each piece of work and ends it after: %s threads started and ended, %d alive at the end of the window; the threads that ended used %.1f%% of a core",
+	v.Summary = fmt.Sprintf("process %s starts a thread for each piece of work and ends it after: threads started and ended at %s, %d alive at the end of the window; the threads that ended used %.1f%% of a core",
 		o.Name, rate(r), o.ThreadsAlive, exited.CPU.Total)
 	v.Evidence = []string{
 		fmt.Sprintf("%d threads ended during the %.1f s window (%s), %d alive at its end; %s clone/clone3 calls started threads",
