@@ -211,7 +211,17 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name, NoSyscalls: prof == nil}
 	r := &Report{Window: seconds}
 	threads := map[int]*verdict.Thread{}
+	// Threads that ended during the window are one row (TID 0): a
+	// thread per request leaves hundreds, each of a request's calls and
+	// samples, and their CPU is known only together.
+	alive := map[int]bool{}
+	exitedTIDs := map[int]bool{}
+	gone := func(tid int) bool { return len(alive) > 0 && !alive[tid] }
 	get := func(tid int, name string) *verdict.Thread {
+		if tid != 0 && gone(tid) {
+			exitedTIDs[tid] = true
+			tid, name = 0, exitedRow
+		}
 		th := threads[tid]
 		if th == nil {
 			th = &verdict.Thread{TID: tid, Name: name}
@@ -223,7 +233,6 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		return th
 	}
 	var group, live proc.CPU // the process's own account, and its live threads'
-	alive := map[int]bool{}
 	for _, u := range proc.Compare(snap0.snapshot(), snap1.snapshot()) {
 		if u.PID != t.PID {
 			continue
@@ -235,10 +244,12 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 			o.Children = 100 * float64(ticks) / proc.TicksPerSecond / seconds
 		}
 		for _, tu := range u.Threads {
+			alive[tu.PID] = true
+		}
+		for _, tu := range u.Threads {
 			th := get(tu.PID, tu.Comm)
 			th.CPU = tu.CPU
 			live = addCPU(live, tu.CPU)
-			alive[tu.PID] = true
 			s0, ok0 := snap0.Sched[tu.PID]
 			s1, ok1 := snap1.Sched[tu.PID]
 			if ok0 && ok1 && seconds > 0 {
@@ -248,7 +259,8 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		}
 	}
 	if prof != nil {
-		sr := syscalls.Summarize(prof, opts.Arch, opts.FDs)
+		sr := syscalls.Summarize(mergeExited(prof, gone, exitedTIDs), opts.Arch, opts.FDs)
+		o.Dropped = sr.Dropped
 		o.Seconds = max(sr.Duration, 1e-3) // rates over the tracer's own window
 		for _, st := range sr.Threads {
 			get(st.TID, st.Name).Syscalls = st.Syscalls
@@ -256,17 +268,22 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		r.Syscalls = sr.Syscalls
 		for _, n := range sr.Notes {
 			// How durations were sampled matters to a reader of
-			// latencies, which this report does not show.
-			if !strings.HasPrefix(n, "durations are sampled") {
+			// latencies, which this report does not show; calls not
+			// counted are said below with what they affect.
+			if !strings.HasPrefix(n, "durations are sampled") && !strings.Contains(n, "calls were not counted") {
 				r.Notes = append(r.Notes, n)
 			}
+		}
+		if sr.Dropped > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d calls were not counted (%.1f%% of those counted): the tracer's table of (thread, syscall, result, fd) keys was full or could not take new keys fast enough; "+
+				"affected: every syscall count and rate in the thread table and the verdicts (lower bounds: a rate shown under a threshold may be over it), and which thread made the missing calls", sr.Dropped, 100*float64(sr.Dropped)/float64(max(sr.Calls, 1))))
 		}
 	}
 	if rec != nil {
 		o.Samples = rec.Samples
 		addStacks(rec.Profile, get)
 		for tid, th := range threads {
-			if th.CPU.Total >= verdict.HotThreadCPU && th.Samples > 0 {
+			if tid != 0 && th.CPU.Total >= verdict.HotThreadCPU && th.Samples > 0 {
 				th.Code = hotCode(opts.Memory, opts.Arch, t.PID, tid, rec.Leaves)
 			}
 		}
@@ -274,8 +291,19 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		r.Missing = rec.Profile.Missing
 		r.Execs = rec.Execs
 	}
-	exited := exitedCPU(group, live, exitedThreads(snap0, alive, threads))
+	for _, th := range snap0.Process.Threads {
+		if gone(th.PID) {
+			exitedTIDs[th.PID] = true
+		}
+	}
+	exited := exitedCPU(group, live, len(exitedTIDs) > 0)
+	if len(exitedTIDs) > 0 {
+		row := get(0, exitedRow)
+		row.CPU = exited
+		row.Exited = len(exitedTIDs)
+	}
 	o.CPU = addCPU(live, exited)
+	o.ThreadsAlive = len(alive)
 	o.Runtime = runtimeOf(opts.Maps, t.PID, threads)
 	for _, th := range threads {
 		o.Threads = append(o.Threads, *th)
@@ -320,21 +348,34 @@ func exitedCPU(group, live proc.CPU, anyExited bool) proc.CPU {
 	return c
 }
 
-// exitedThreads reports whether a thread of the process ended during the
-// window: one read at its start, or seen by the syscall tracer or the
-// sampler, is gone at its end.
-func exitedThreads(snap0 Reading, alive map[int]bool, seen map[int]*verdict.Thread) bool {
-	for _, th := range snap0.Process.Threads {
-		if !alive[th.PID] {
-			return true
+// exitedRow names the row of the threads that ended during the window.
+const exitedRow = "(exited threads)"
+
+// mergeExited returns p with the calls of the threads gone by the end of
+// the window under TID 0, named exitedRow, adding their TIDs to exited.
+func mergeExited(p *syscalls.Profile, gone func(int) bool, exited map[int]bool) *syscalls.Profile {
+	merged := *p
+	merged.Stats = make(map[syscalls.Key]*syscalls.Stat, len(p.Stats))
+	merged.Threads = make(map[int]string, len(p.Threads))
+	for tid, name := range p.Threads {
+		if gone(tid) {
+			exited[tid] = true
+			tid, name = 0, exitedRow
 		}
+		merged.Threads[tid] = name
 	}
-	for tid := range seen {
-		if !alive[tid] {
-			return true
+	for k, s := range p.Stats {
+		if gone(k.TID) {
+			exited[k.TID] = true
+			k.TID = 0
+			merged.Threads[0] = exitedRow
 		}
+		if merged.Stats[k] == nil {
+			merged.Stats[k] = &syscalls.Stat{}
+		}
+		merged.Stats[k].Add(s)
 	}
-	return false
+	return &merged
 }
 
 func addCPU(a, b proc.CPU) proc.CPU {

@@ -179,8 +179,9 @@ func TestComputeCode(t *testing.T) {
 }
 
 // TestOneMeasurement: the header's CPU is the sum of the thread table's,
-// whatever the process's own stat says, plus the CPU of threads that
-// exited during the window, which only the process's stat has.
+// whatever the process's own stat says; the CPU of threads that exited
+// during the window, which only the process's stat has, is the table's
+// row of exited threads.
 func TestOneMeasurement(t *testing.T) {
 	const pid, other = 10, 11
 	at := func(sec int, group proc.Stat, threads ...proc.Stat) Reading {
@@ -219,26 +220,32 @@ func TestOneMeasurement(t *testing.T) {
 		},
 		{
 			// Thread 11 ran 30 ticks and exited: only the process's
-			// stat has them.
+			// stat has them, and the row of exited threads shows them.
 			name:  "a thread exited",
 			snap0: at(0, stat(pid, 1000, 500), stat(pid, 600, 300), stat(other, 400, 200)),
 			snap1: at(1, stat(pid, 1050, 500), stat(pid, 620, 300)),
-			cpu:   50, user: 50, exited: 30, rowsSum: 20,
+			cpu:   50, user: 50, exited: 30, rowsSum: 50,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, r := observe(target.Target{PID: pid, Name: "p"}, Options{FS: proc.FS{Root: t.TempDir()}}.withDefaults(), tt.snap0, tt.snap1, nil, nil)
-			var rows float64
+			var rows, exitedRow float64
 			for _, th := range r.Threads {
 				rows += th.CPU
+				if th.Exited > 0 {
+					exitedRow += th.CPU
+					if th.TID != 0 || th.Exited != 1 {
+						t.Errorf("row of exited threads: TID %d, %d threads; want TID 0, 1 thread", th.TID, th.Exited)
+					}
+				}
 			}
 			if r.Target.CPU != tt.cpu || r.Target.User != tt.user || r.Target.Exited != tt.exited || rows != tt.rowsSum {
 				t.Errorf("header %.1f%% (%.1f user, %.1f exited), rows %.1f%%; want %.1f%% (%.1f user, %.1f exited), rows %.1f%%",
 					r.Target.CPU, r.Target.User, r.Target.Exited, rows, tt.cpu, tt.user, tt.exited, tt.rowsSum)
 			}
-			if got := r.Target.CPU - r.Target.Exited; got != rows {
-				t.Errorf("header %.1f%% less %.1f%% exited is %.1f%%, not the rows' sum %.1f%%", r.Target.CPU, r.Target.Exited, got, rows)
+			if r.Target.CPU != rows || r.Target.Exited != exitedRow {
+				t.Errorf("header %.1f%% with %.1f%% exited; rows %.1f%% with %.1f%% in the row of exited threads", r.Target.CPU, r.Target.Exited, rows, exitedRow)
 			}
 		})
 	}

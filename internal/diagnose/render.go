@@ -81,7 +81,11 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 			break
 		}
 		shown++
-		escape.Fprintf(bw, "%-16s %8d %7.1f %6.1f %6.1f %11s  %s\n", th.Name, th.TID, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
+		tid := fmt.Sprint(th.TID)
+		if th.Exited > 0 {
+			tid = fmt.Sprintf("%d×", th.Exited) // how many threads the row is
+		}
+		escape.Fprintf(bw, "%-16s %8s %7.1f %6.1f %6.1f %11s  %s\n", th.Name, tid, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
 	}
 	if n := len(r.Threads) - shown; n > 0 {
 		escape.Fprintf(bw, "(%d more threads, each below 1%% CPU or not shown; --json lists them)\n", n)

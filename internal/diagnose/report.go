@@ -50,8 +50,12 @@ type Target struct {
 
 // ThreadReport is one thread over the window.
 type ThreadReport struct {
-	TID         int      `json:"tid"`
-	Name        string   `json:"name"`
+	TID  int    `json:"tid"` // 0 for the row of exited threads
+	Name string `json:"name"`
+	// Exited, when not 0, says the row is that many threads that ended
+	// during the window, merged: their CPU (the process's less its live
+	// threads'), their calls and samples.
+	Exited      int      `json:"exited_threads,omitempty"`
 	CPU         float64  `json:"cpu"`
 	User        float64  `json:"user"`
 	System      float64  `json:"system"`
@@ -78,7 +82,7 @@ type Cost struct {
 const maxThreads = 100
 
 func threadReport(t *verdict.Thread, seconds float64) ThreadReport {
-	r := ThreadReport{TID: t.TID, Name: t.Name, CPU: round1(t.CPU.Total), User: round1(t.CPU.User), System: round1(t.CPU.System), Demand: t.Demand, Samples: t.Samples}
+	r := ThreadReport{TID: t.TID, Name: t.Name, Exited: t.Exited, CPU: round1(t.CPU.Total), User: round1(t.CPU.User), System: round1(t.CPU.System), Demand: t.Demand, Samples: t.Samples}
 	var calls uint64
 	for _, s := range t.Syscalls {
 		calls += s.Count

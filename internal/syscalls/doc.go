@@ -10,9 +10,11 @@
 // Profile, so the report (Summarize) cannot tell them apart, and tests run
 // the same assertions against both.
 //
-// Limits: the aggregation is bounded (Options.MaxKeys); calls that find the
-// table full are counted in Profile.Dropped and reported, never silently
-// lost. Durations come from a sample of calls (Options.TimeEvery) because
+// Limits: the aggregation is bounded (Options.MaxKeys) by the keys of the
+// threads alive at one time: the eBPF tracer moves the keys of threads that
+// exit out of the kernel's table during the window (a thread per request
+// would fill it otherwise). Calls that still find the table full are
+// counted in Profile.Dropped and reported, never silently lost. Durations come from a sample of calls (Options.TimeEvery) because
 // timing needs a probe on syscall entry too, which doubles the cost paid on
 // every syscall of the host.
 package syscalls

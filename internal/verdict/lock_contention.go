@@ -12,6 +12,9 @@ import (
 // in another process (memory shared between processes), so only the
 // waker is seen, and what shows is its wakes finding nobody to wake.
 //
+// The row of threads that ended during the window (Thread.Exited) is not
+// a contender: the threads in it did not live at the same time.
+//
 // Thresholds: the threads whose futex calls are LockShare or more of their
 // calls are the contenders; there must be two or more, making LockRate or
 // more futex calls between them, and using HotThreadCPU or more between
@@ -55,7 +58,9 @@ func lockContention(o *Observation) (*Verdict, []int) {
 	for i := range o.Threads {
 		t := &o.Threads[i]
 		s := t.syscall("futex")
-		if s == nil || float64(s.Count) < LockShare*float64(t.calls()) {
+		// Threads that ended are not counted: hundreds that each lived
+		// one request and took the GIL a few times are not contenders.
+		if s == nil || t.Exited > 0 || float64(s.Count) < LockShare*float64(t.calls()) {
 			continue
 		}
 		futex += s.Count

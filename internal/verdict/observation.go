@@ -22,15 +22,31 @@ type Observation struct {
 	// the rules that need that say nothing.
 	NoSyscalls bool `json:"no_syscalls,omitempty"`
 	// Samples counts the on-CPU stack samples of the process.
-	Samples int      `json:"samples"`
-	Threads []Thread `json:"threads"` // hottest first
+	Samples int `json:"samples"`
+	// Threads are the live threads, hottest first, and one row for the
+	// threads that ended during the window (Thread.Exited).
+	Threads []Thread `json:"threads"`
+	// ThreadsAlive is the number of threads alive at the end of the
+	// window.
+	ThreadsAlive int `json:"threads_alive"`
+	// Dropped counts the calls the syscall tracer could not count (its
+	// table of keys was full): every count and rate is then a lower
+	// bound, and Judge says so in each verdict.
+	Dropped uint64 `json:"dropped_calls,omitempty"`
 }
 
-// Thread is what was seen of one thread.
+// Thread is what was seen of one thread, or of the threads that ended
+// during the window.
 type Thread struct {
 	TID  int      `json:"tid"`
 	Name string   `json:"name"`
 	CPU  proc.CPU `json:"cpu"`
+	// Exited, when not 0, says this row is not one thread but that many
+	// threads that ended during the window, merged (TID 0): their calls,
+	// their samples and their CPU (the process's less its live
+	// threads'). The rules judging one thread skip it, and no thread in
+	// it is counted as one of several (lock_contention).
+	Exited int `json:"exited,omitempty"`
 	// Demand is the part of the window the thread ran or waited to run,
 	// in percent: a loop sharing a core with others gets a part of it but
 	// wants all of it, which its CPU alone would hide on a busy machine.

@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 )
 
@@ -86,6 +87,7 @@ type rule struct {
 var rules = []rule{
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
+	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
 	{pattern: LockContention, scope: perProcess, process: lockContention},
 	{pattern: BusyPoll, scope: perThread, thread: busyPoll},
 	{pattern: ErrorLoop, scope: perThread, thread: errorLoop},
@@ -118,8 +120,25 @@ func Judge(o *Observation) []Verdict {
 			}
 		}
 	}
+	if o.Dropped > 0 {
+		// The counts are short of what was called: every verdict
+		// says so, since any of them may rest on a count.
+		for i := range out {
+			out[i].Evidence = append(out[i].Evidence, droppedLine(o))
+		}
+	}
 	slices.SortStableFunc(out, func(a, b Verdict) int { return cmp.Compare(b.CPU, a.CPU) })
 	return out
+}
+
+// droppedLine says what calls the tracer could not count affect.
+func droppedLine(o *Observation) string {
+	var counted uint64
+	for i := range o.Threads {
+		counted += o.Threads[i].calls()
+	}
+	return fmt.Sprintf("%d calls were not counted (%.1f%% of those counted; the tracer's table of keys was full): every syscall count and rate above is a lower bound, "+
+		"a rate under a threshold may be over it, and which thread made the missing calls is unknown", o.Dropped, pct(float64(o.Dropped), float64(counted)))
 }
 
 // judgeBusy tries the per-process rules, then the per-thread ones on each
@@ -142,7 +161,7 @@ func judgeBusy(o *Observation) []Verdict {
 	}
 	for i := range o.Threads {
 		t := &o.Threads[i]
-		if covered[t.TID] || t.load() < HotThreadCPU {
+		if covered[t.TID] || t.Exited > 0 || t.load() < HotThreadCPU {
 			continue
 		}
 		for _, r := range rules {

@@ -57,6 +57,7 @@ func TestRulesOrder(t *testing.T) {
 	want := []string{
 		"gc_pressure per process gcPressure",
 		"process_churn per process processChurn",
+		"thread_churn per process threadChurn",
 		"lock_contention per process lockContention",
 		"busy_poll per thread busyPoll",
 		"error_loop per thread errorLoop",

@@ -17,6 +17,7 @@ const (
 	TimerStorm      Pattern = "timer_storm"       // tiny sleeps or timer ticks
 	WriteStorm      Pattern = "write_storm"       // a flood of writes to one fd
 	ProcessChurn    Pattern = "process_churn"     // short-lived children started in a loop
+	ThreadChurn     Pattern = "thread_churn"      // short-lived threads started and ended in a loop
 	GCPressure      Pattern = "gc_pressure"       // the garbage collector takes the CPU
 	KernelBound     Pattern = "kernel_bound"      // CPU in the kernel, in one syscall
 	Healthy         Pattern = "healthy"           // nothing wrong
@@ -24,7 +25,7 @@ const (
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, GCPressure, KernelBound, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {

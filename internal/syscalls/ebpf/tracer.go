@@ -123,7 +123,8 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	} else {
 		close(slicerDone)
 	}
-	ended := wait(ctx, watch, opts.Duration)
+	sw := newSweeper(t.proc, pid)
+	ended := wait(ctx, watch, opts.Duration, func() { sw.sweep(objs) })
 	close(stopSlicer)
 	<-slicerDone
 	if t.detaching != nil {
@@ -148,8 +149,16 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	} else {
 		readThreadNames(scanner, pid, names)
 	}
-	if err := t.collect(objs, opts, p); err != nil {
+	if err := t.collect(objs, opts, sw, p); err != nil {
 		return nil, fmt.Errorf("reading the profile of %d: %w", pid, err)
+	}
+	for tid, name := range sw.names {
+		if _, ok := names[tid]; !ok {
+			names[tid] = name
+		}
+	}
+	if sw.err != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("the keys of exited threads were kept in the kernel's table from then on: %v", sw.err))
 	}
 	for key := range p.Stats {
 		name, ok := names[key.TID]
@@ -399,8 +408,8 @@ func (a *attachment) Close() {
 }
 
 // wait returns when d has passed, ctx is done or the process has exited;
-// it reports whether the process exited.
-func wait(ctx context.Context, watch *sys.ProcessWatch, d time.Duration) bool {
+// it reports whether the process exited. It calls sweep at every poll.
+func wait(ctx context.Context, watch *sys.ProcessWatch, d time.Duration, sweep func()) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	tick := time.NewTicker(pollInterval)
@@ -415,6 +424,7 @@ func wait(ctx context.Context, watch *sys.ProcessWatch, d time.Duration) bool {
 			if watch.Exited() {
 				return true
 			}
+			sweep()
 		}
 	}
 }
@@ -426,14 +436,7 @@ func kernelComm(objs *syscallsObjects, tid int) string {
 	if err := objs.Comms.Lookup(uint32(tid), &c); err != nil {
 		return "?"
 	}
-	b := make([]byte, 0, len(c.Name))
-	for _, ch := range c.Name {
-		if ch == 0 {
-			break
-		}
-		b = append(b, byte(ch))
-	}
-	return string(b)
+	return commString(c)
 }
 
 // readThreadNames adds the names of pid's threads to names, keeping those
@@ -449,7 +452,7 @@ func readThreadNames(scanner *proc.Scanner, pid int, names map[int]string) {
 }
 
 // collect reads the maps, once the programs are detached, into p.
-func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscalls.Profile) error {
+func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweeper, p *syscalls.Profile) error {
 	var drops [dropCounters]uint64
 	for i := range drops {
 		var perCPU []uint64
@@ -479,22 +482,17 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscal
 	var perCPU []syscallsStat
 	it := objs.Stats.Iterate()
 	for it.Next(&key, &perCPU) {
-		s := &syscalls.Stat{}
-		for i := range perCPU {
-			v := &perCPU[i]
-			s.Add(&syscalls.Stat{Count: v.Count, Timed: v.Timed, TotalNs: v.TotalNs, Hist: v.Hist})
-		}
-		k := syscalls.Key{TID: int(key.Tid), Nr: int(key.Nr), Errno: int(key.Err), FD: int(key.Fd)}
-		if key.Err == retZero {
-			k.Errno, k.Zero = 0, true
-		}
-		if key.Op > 0 {
-			k.Op = syscalls.FutexOp(int(key.Op) - 1)
-		}
-		p.Stats[k] = s
+		p.Stats[statKey(key)] = sumStat(perCPU)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("stats: %w", err)
+	}
+	// The keys of threads that exited, moved out during the window.
+	for k, s := range sw.stats {
+		if p.Stats[k] == nil {
+			p.Stats[k] = &syscalls.Stat{}
+		}
+		p.Stats[k].Add(s)
 	}
 
 	if opts.Stacks {
