@@ -478,7 +478,7 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, p *syscal
 		s := &syscalls.Stat{}
 		for i := range perCPU {
 			v := &perCPU[i]
-			s.Add(&syscalls.Stat{Count: v.Count, Timed: v.Timed, TotalNs: v.TotalNs, Hist: v.Hist})
+			s.Add(&syscalls.Stat{Count: v.Count, Timed: v.Timed, TotalNs: v.TotalNs, Hist: v.Hist, Bytes: v.RetSum})
 		}
 		k := syscalls.Key{TID: int(key.Tid), Nr: int(key.Nr), Errno: int(key.Err), FD: int(key.Fd)}
 		if key.Err == retZero {
