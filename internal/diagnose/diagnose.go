@@ -320,6 +320,7 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	r.Target = Target{PID: t.PID, NsPID: t.NsPID, Name: t.Name, Cmdline: t.Cmdline, Container: t.Container,
 		CPU: round1(o.CPU.Total), User: round1(o.CPU.User), System: round1(o.CPU.System), Children: round1(o.Children),
 		Exited: round1(exited.Total), Picked: t.Picked}
+	r.ThreadCount = len(o.Threads)
 	for _, th := range o.Threads {
 		if len(r.Threads) == maxThreads {
 			r.Notes = append(r.Notes, fmt.Sprintf("%d more threads not listed", len(o.Threads)-maxThreads))

@@ -112,6 +112,7 @@ type evCall struct {
 	Timed   uint64   `json:"timed,omitempty"`
 	TotalNs uint64   `json:"total_ns,omitempty"`
 	Hist    []uint64 `json:"hist,omitempty"` // log2 buckets, trailing zeros left out
+	Bytes   uint64   `json:"bytes,omitempty"`
 }
 
 type evStacks struct {
@@ -335,7 +336,7 @@ func (s *evSyscalls) profile(tb testing.TB, arch string, pid int) *syscalls.Prof
 		if nr < 0 || c.Errno != "" && !ok {
 			tb.Fatalf("evidence: unknown syscall %q or errno %q on %s", c.Syscall, c.Errno, arch)
 		}
-		st := &syscalls.Stat{Count: c.Count, Timed: c.Timed, TotalNs: c.TotalNs}
+		st := &syscalls.Stat{Count: c.Count, Timed: c.Timed, TotalNs: c.TotalNs, Bytes: c.Bytes}
 		copy(st.Hist[:], c.Hist)
 		k := syscalls.Key{TID: c.TID, Nr: nr, Errno: errno, FD: c.FD, Zero: c.Zero}
 		if p.Stats[k] != nil {
@@ -527,7 +528,7 @@ func calls(p *syscalls.Profile, arch string) *evSyscalls {
 	s := &evSyscalls{Mechanism: p.Mechanism, Start: p.Start, Duration: p.Duration, Threads: p.Threads, Dropped: p.Dropped,
 		Ended: p.Ended, Slowdown: p.Slowdown, Notes: p.Notes}
 	for k, st := range p.Stats {
-		c := evCall{TID: k.TID, Syscall: sysno.Name(arch, k.Nr), FD: k.FD, Zero: k.Zero, Count: st.Count, Timed: st.Timed, TotalNs: st.TotalNs}
+		c := evCall{TID: k.TID, Syscall: sysno.Name(arch, k.Nr), FD: k.FD, Zero: k.Zero, Count: st.Count, Timed: st.Timed, TotalNs: st.TotalNs, Bytes: st.Bytes}
 		if k.Errno != 0 {
 			c.Errno = syscalls.ErrnoName(k.Errno)
 		}

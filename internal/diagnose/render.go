@@ -87,17 +87,17 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		}
 		escape.Fprintf(bw, "%-16s %8s %7.1f %6.1f %6.1f %11s  %s\n", th.Name, tid, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
 	}
-	if n := len(r.Threads) - shown; n > 0 {
+	seen := max(r.ThreadCount, len(r.Threads))
+	switch n := seen - shown; {
+	case n > 0 && seen > len(r.Threads):
+		escape.Fprintf(bw, "(%d more threads, each below 1%% CPU or not shown; --json lists the %d with the most CPU of all %d)\n", n, len(r.Threads), seen)
+	case n > 0:
 		escape.Fprintf(bw, "(%d more threads, each below 1%% CPU or not shown; --json lists them)\n", n)
 	}
 
 	for i, v := range r.Verdicts {
 		escape.Fprintf(bw, "\n")
-		who := fmt.Sprintf("%s (TID %d)", v.Thread.Name, v.Thread.TID)
-		if v.Thread.TID == 0 {
-			who = t.Name
-		}
-		escape.Fprintf(bw, "VERDICT %d: %s — %s, %.1f%% of a core\n", i+1, v.Pattern, who, v.CPU)
+		escape.Fprintf(bw, "VERDICT %d: %s — %s\n", i+1, v.Pattern, subject(&v, t))
 		escape.Fprintf(bw, "  %s\n", v.Summary)
 		var where []string
 		if v.Syscall != nil {
@@ -150,6 +150,29 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		escape.Fprintf(bw, "note: no symbols for %s: frames there print as module+offset (`cpuwhy record` says how to get them)\n", strings.Join(mods, ", "))
 	}
 	return bw.Flush()
+}
+
+// subject names what the verdict is about beside its CPU, which is the
+// CPU of that (Verdict.CPUOf): a thread's name never stands beside the
+// process's CPU.
+func subject(v *verdict.Verdict, t Target) string {
+	thread := fmt.Sprintf("%s (TID %d)", v.Thread.Name, v.Thread.TID)
+	switch v.CPUOf {
+	case verdict.CPUOfProcess:
+		with := ""
+		if t.Children >= 0.05 {
+			with = " with the children it waited for"
+		}
+		return fmt.Sprintf("process %s (PID %d), %.1f%% of a core%s", t.Name, t.PID, v.CPU, with)
+	case verdict.CPUOfThreads:
+		return fmt.Sprintf("%s and the threads it contends with, %.1f%% of a core together", thread, v.CPU)
+	case verdict.CPUOfCollector:
+		return fmt.Sprintf("the garbage collector of %s, %.1f%% of a core (busiest: %s)", t.Name, v.CPU, thread)
+	}
+	if v.Thread.TID == 0 {
+		thread = t.Name
+	}
+	return fmt.Sprintf("%s, %.1f%% of a core", thread, v.CPU)
 }
 
 // maxCodeLines bounds the instructions shown; the hottest are kept.

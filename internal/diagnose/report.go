@@ -15,10 +15,13 @@ import (
 // Its JSON form is read by other tooling: fields may be added, never
 // renamed.
 type Report struct {
-	Target   Target            `json:"target"`
-	Window   float64           `json:"window_s"`
-	Threads  []ThreadReport    `json:"threads"` // most CPU first
-	Verdicts []verdict.Verdict `json:"verdicts"`
+	Target  Target         `json:"target"`
+	Window  float64        `json:"window_s"`
+	Threads []ThreadReport `json:"threads"` // most CPU first, at most maxThreads (100)
+	// ThreadCount is how many threads were seen in the window: more
+	// than len(Threads) when the list was cut at maxThreads.
+	ThreadCount int               `json:"thread_count"`
+	Verdicts    []verdict.Verdict `json:"verdicts"`
 	// Syscalls are the process's syscalls over the window, hottest first.
 	Syscalls []syscalls.Syscall `json:"syscalls"`
 	// Missing lists the modules without symbols and how to get them.

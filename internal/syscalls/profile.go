@@ -68,6 +68,9 @@ type Stat struct {
 	Timed   uint64 // calls whose duration was measured
 	TotalNs uint64 // sum of the measured durations
 	Hist    [HistBuckets]uint64
+	// Bytes is the sum of the positive return values: the bytes moved,
+	// for the read and write calls (meaningless for the others).
+	Bytes uint64
 }
 
 // Add merges o into s.
@@ -75,6 +78,7 @@ func (s *Stat) Add(o *Stat) {
 	s.Count += o.Count
 	s.Timed += o.Timed
 	s.TotalNs += o.TotalNs
+	s.Bytes += o.Bytes
 	for i := range s.Hist {
 		s.Hist[i] += o.Hist[i]
 	}

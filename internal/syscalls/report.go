@@ -76,6 +76,9 @@ type Syscall struct {
 	Errors map[string]uint64 `json:"errors"`
 	// FDs are the fds with the most calls, at most MaxFDs; FDCount is how
 	// many distinct fds there were (2000 sockets read in turn).
+	// Bytes is the sum of the positive return values: the bytes moved,
+	// for the read and write calls.
+	Bytes   uint64   `json:"bytes,omitempty"`
 	FDs     []FD     `json:"fds,omitempty"`
 	FDCount int      `json:"fd_count,omitempty"`
 	Hist    []uint64 `json:"hist,omitempty"` // log2(ns) buckets of the timed calls
@@ -109,6 +112,9 @@ type FD struct {
 	FD    int    `json:"fd"`
 	Count uint64 `json:"count"`
 	Desc  string `json:"desc"`
+	// Bytes is the sum of the calls' positive return values on the fd:
+	// the bytes moved, for the read and write calls.
+	Bytes uint64 `json:"bytes,omitempty"`
 }
 
 // CallSite is a user stack seen at entry to a syscall.
@@ -222,6 +228,7 @@ func summarize(arch string, nr int, entries []keyed, seconds float64) Syscall {
 	var all Stat
 	perFD := map[int]uint64{}
 	perOp := map[string]*Op{}
+	perFDBytes := map[int]uint64{}
 	for _, e := range entries {
 		all.Add(e.s)
 		if e.k.Op != "" {
@@ -251,9 +258,11 @@ func summarize(arch string, nr int, entries []keyed, seconds float64) Syscall {
 		}
 		if e.k.FD != NoFD {
 			perFD[e.k.FD] += e.s.Count
+			perFDBytes[e.k.FD] += e.s.Bytes
 		}
 	}
 	sc.Count = all.Count
+	sc.Bytes = all.Bytes
 	sc.Timed = all.Timed
 	if seconds > 0 {
 		sc.Rate = float64(all.Count) / seconds
@@ -272,7 +281,7 @@ func summarize(arch string, nr int, entries []keyed, seconds float64) Syscall {
 		sc.Hist = append([]uint64(nil), all.Hist[:last+1]...)
 	}
 	for fd, n := range perFD {
-		sc.FDs = append(sc.FDs, FD{FD: fd, Count: n})
+		sc.FDs = append(sc.FDs, FD{FD: fd, Count: n, Bytes: perFDBytes[fd]})
 	}
 	sc.FDCount = len(sc.FDs)
 	for _, op := range perOp {

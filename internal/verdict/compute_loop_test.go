@@ -1,6 +1,10 @@
 package verdict
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestComputeLoop(t *testing.T) {
 	// crunching is a thread at c of a core, that part of it in user space,
@@ -28,4 +32,55 @@ func TestComputeLoop(t *testing.T) {
 		{name: "syscalls just below ComputeMaxRate", o: calling(0.99 * ComputeMaxRate), want: ComputeLoop, tid: 13},
 		{name: "syscalls at ComputeMaxRate", o: calling(ComputeMaxRate), want: Healthy},
 	})
+}
+
+// flat is a cruncher whose samples end in the named hottest function
+// that share of the time, the rest spread over functions of 2% each.
+func flat(share float64) *Observation {
+	th := thread(13, "python3", cpu(99, 1), call("write", 1, "pipe", map[string]float64{"ok": 1}))
+	th.Samples = 1000
+	hot := int(share * 1000)
+	th.Stacks = []Stack{{Frames: []string{"__kernel_sinl", "sinl", "main"}, Count: hot}}
+	for i := 0; hot < 1000; i++ {
+		n := min(20, 1000-hot)
+		th.Stacks = append(th.Stacks, Stack{Frames: []string{fmt.Sprintf("fn%02d", i), "main"}, Count: n})
+		hot += n
+	}
+	th.Code = code("__kernel_sinl", Instruction{Addr: 0x10, Text: "fmul", Samples: 2})
+	return obs(th)
+}
+
+// A function is named as the loop only when it holds
+// ComputeFunctionShare of the samples; below, the profile is flat.
+func TestComputeLoopNamesAFunction(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		o     *Observation
+		named bool
+	}{
+		{"just below ComputeFunctionShare", flat(0.99 * ComputeFunctionShare), false},
+		{"just above ComputeFunctionShare", flat(1.01 * ComputeFunctionShare), true},
+		{"a flat profile (__kernel_sinl at 5.7%)", flat(0.057), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Judge(tt.o)[0]
+			if v.Pattern != ComputeLoop {
+				t.Fatalf("pattern %s", v.Pattern)
+			}
+			ev := strings.Join(v.Evidence, "\n")
+			named := strings.Contains(v.Summary, "in __kernel_sinl") && v.Code != nil && strings.Contains(ev, "hottest instruction")
+			if named != tt.named {
+				t.Errorf("named %v, want %v: %s\n%s", named, tt.named, v.Summary, ev)
+			}
+			if !tt.named && (!strings.Contains(ev, "a flat profile: no function holds 20% of its samples; the top ones __kernel_sinl") ||
+				strings.Contains(v.Advice, "the loop in")) {
+				t.Errorf("flat profile not said: %s\n%s\n%s", v.Summary, ev, v.Advice)
+			}
+		})
+	}
+	th := thread(13, "cruncher", cpu(99, 1), call("write", 1, "pipe", map[string]float64{"ok": 1}))
+	th.Stacks, th.Samples = nil, 0
+	if v := Judge(obs(th))[0]; v.Pattern != ComputeLoop || !strings.Contains(v.Summary, "no stack of it was sampled") {
+		t.Errorf("unsampled: %s: %s", v.Pattern, v.Summary)
+	}
 }

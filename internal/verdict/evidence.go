@@ -42,7 +42,10 @@ func cpuLine(t *Thread) string {
 	s := fmt.Sprintf("thread %s (TID %d) used %.1f%% of a core: %.1f%% user, %.1f%% system",
 		t.Name, t.TID, t.CPU.Total, t.CPU.User, t.CPU.System)
 	if t.Demand >= t.CPU.Total+10 {
-		s += fmt.Sprintf("; it was runnable %.0f%% of the time, waiting for a CPU the rest", t.Demand)
+		// Demand is the part of the window it ran or waited to run; its
+		// CPU the part it ran: the three parts below add up to the window.
+		s += fmt.Sprintf("; of the window it ran %.0f%%, waited for a CPU %.0f%% and slept or blocked %.0f%%",
+			t.CPU.Total, t.Demand-t.CPU.Total, max(0, 100-t.Demand))
 	}
 	return s
 }

@@ -101,7 +101,7 @@ func gcPressure(o *Observation) (*Verdict, []int) {
 		return nil, nil
 	}
 	v := newVerdict(GCPressure, top)
-	v.CPU = round1(cpu)
+	v.CPU, v.CPUOf = round1(cpu), CPUOfCollector
 	v.Summary = fmt.Sprintf("the %s garbage collector takes %.0f%% of the process's CPU: the program allocates short-lived memory faster than it is worth collecting",
 		map[string]string{"go": "Go", "jvm": "JVM"}[o.Runtime], 100*share)
 	v.Evidence = []string{fmt.Sprintf("process %s (PID %d) used %.1f%% of a core, %.1f%% of a core of it collecting garbage", o.Name, o.PID, o.CPU.Total, cpu)}

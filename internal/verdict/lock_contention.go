@@ -78,7 +78,7 @@ func lockContention(o *Observation) (*Verdict, []int) {
 		return nil, nil
 	}
 	v := newVerdict(LockContention, top)
-	v.CPU = round1(cpu)
+	v.CPU, v.CPUOf = round1(cpu), CPUOfThreads
 	v.Syscall = str("futex")
 	v.Summary = fmt.Sprintf("%d threads contend for a lock: they hand it over through the kernel %s (futex wait/wake), and spend their CPU doing so",
 		len(tids), rate(float64(futex)/o.Seconds))

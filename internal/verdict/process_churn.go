@@ -57,7 +57,7 @@ func processChurn(o *Observation) (*Verdict, []int) {
 		return nil, nil
 	}
 	v := newVerdict(ProcessChurn, top)
-	v.CPU = round1(o.CPU.Total + o.Children)
+	v.CPU, v.CPUOf = round1(o.CPU.Total+o.Children), CPUOfProcess
 	v.Summary = fmt.Sprintf("process %s starts short-lived child processes in a loop: %s children started and reaped, and their start-up is where the CPU goes", o.Name, rate(r))
 	v.Evidence = []string{
 		fmt.Sprintf("%s children reaped (wait4/waitid), %s fork/clone calls", rate(r), rate(float64(forks)/o.Seconds)),

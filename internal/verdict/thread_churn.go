@@ -58,7 +58,7 @@ func threadChurn(o *Observation) (*Verdict, []int) {
 		v = newVerdict(ThreadChurn, spawner)
 		covered = append(covered, spawner.TID)
 	}
-	v.CPU = round1(exited.CPU.Total)
+	v.CPU, v.CPUOf = round1(exited.CPU.Total), CPUOfExited
 	v.Syscall = str("clone")
 	if calls(o, "clone3") > calls(o, "clone") {
 		v.Syscall = str("clone3")

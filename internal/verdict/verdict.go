@@ -39,16 +39,15 @@ type ThreadRef struct {
 type Verdict struct {
 	Pattern Pattern   `json:"pattern"`
 	Thread  ThreadRef `json:"thread"`
-	// CPU is in percent of one core. It is the thread's own CPU for the
-	// patterns judged per thread; for the others, the CPU of what the
-	// pattern is: the contenders together (lock_contention), the
-	// collector (gc_pressure), the process plus its waited-for children
-	// (process_churn, and healthy when busy), the process alone (healthy
-	// when idle).
-	CPU     float64 `json:"cpu"`
-	Syscall *string `json:"syscall"`
-	Errno   *string `json:"errno"`
-	FD      *string `json:"fd"`
+	// CPU is the CPU of what the verdict is about, in percent of one
+	// core; CPUOf says what that is. ThreadCPU is always the CPU of the
+	// thread named in Thread.
+	CPU       float64 `json:"cpu"`
+	CPUOf     string  `json:"cpu_of"`
+	ThreadCPU float64 `json:"thread_cpu"`
+	Syscall   *string `json:"syscall"`
+	Errno     *string `json:"errno"`
+	FD        *string `json:"fd"`
 	// FDCount is how many fds the syscall went round when no one took
 	// most of its calls (SoftEther reading 2000 UDP sockets in turn); FD
 	// then lists the busiest few.
@@ -64,9 +63,19 @@ type Verdict struct {
 	Code *Code `json:"code,omitempty"`
 }
 
+// The values of Verdict.CPUOf.
+const (
+	CPUOfThread    = "thread"    // the thread named in Thread (the patterns judged per thread)
+	CPUOfThreads   = "threads"   // the contenders together (lock_contention)
+	CPUOfCollector = "collector" // the garbage collector's part of the process (gc_pressure)
+	CPUOfProcess   = "process"   // the process plus the children it waited for in the window (process_churn, healthy)
+	CPUOfExited    = "exited"    // the threads that ended during the window (thread_churn)
+)
+
 // newVerdict fills what every verdict on thread t says.
 func newVerdict(p Pattern, t *Thread) *Verdict {
-	v := &Verdict{Pattern: p, Thread: ThreadRef{TID: t.TID, Name: t.Name}, CPU: round1(t.CPU.Total)}
+	v := &Verdict{Pattern: p, Thread: ThreadRef{TID: t.TID, Name: t.Name},
+		CPU: round1(t.CPU.Total), CPUOf: CPUOfThread, ThreadCPU: round1(t.CPU.Total)}
 	if len(t.Stacks) > 0 {
 		v.Stack = t.Stacks[0].Frames
 	}

@@ -126,7 +126,7 @@ func sumStat(perCPU []syscallsStat) *syscalls.Stat {
 	s := &syscalls.Stat{}
 	for i := range perCPU {
 		v := &perCPU[i]
-		s.Add(&syscalls.Stat{Count: v.Count, Timed: v.Timed, TotalNs: v.TotalNs, Hist: v.Hist})
+		s.Add(&syscalls.Stat{Count: v.Count, Timed: v.Timed, TotalNs: v.TotalNs, Hist: v.Hist, Bytes: v.RetSum})
 	}
 	return s
 }

@@ -46,6 +46,7 @@ type syscallsStat struct {
 	Timed   uint64
 	TotalNs uint64
 	Hist    [40]uint64
+	RetSum  uint64
 }
 
 // Names of all BPF objects in the ELF.

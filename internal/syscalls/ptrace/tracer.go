@@ -561,6 +561,9 @@ func (s *session) exit(t *thread, nr, arg0 uint64, ret int64) {
 		s.prof.Stats[key] = st
 	}
 	st.Count++
+	if ret > 0 {
+		st.Bytes += uint64(ret)
+	}
 	if t.entryAt > 0 {
 		st.Observe(uint64(time.Since(s.clock) - t.entryAt))
 	}

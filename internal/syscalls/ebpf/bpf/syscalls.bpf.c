@@ -85,6 +85,9 @@ struct stat {
 	__u64 timed;
 	__u64 total_ns;
 	__u64 hist[HIST_BUCKETS];
+	/* Sum of the positive return values: the bytes moved, for the
+	 * read and write calls (what a write flood's size is judged by). */
+	__u64 ret_sum;
 };
 
 struct stack_key {
@@ -335,6 +338,8 @@ int sys_exit(unsigned long long *ctx)
 	 * kernel skips a nested run and counts it as a recursion miss),
 	 * so plain increments are safe. */
 	s->count++;
+	if (ret > 0)
+		s->ret_sum += ret;
 	if (timed) {
 		s->timed++;
 		s->total_ns += dur;
