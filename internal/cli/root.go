@@ -38,7 +38,7 @@ type globalOptions struct {
 
 func (g *globalOptions) resolver() *container.Resolver {
 	return container.NewResolver(container.Options{
-		ProcRoot:       g.procRoot,
+		Proc:           g.procFS(),
 		DockerDataRoot: g.dockerDataRoot,
 		DockerSocket:   g.dockerSocket,
 	})

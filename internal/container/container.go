@@ -2,6 +2,7 @@ package container
 
 import (
 	"errors"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"unicode/utf8"
 )
 
@@ -35,7 +36,7 @@ var (
 	ErrMalformed = errors.New("malformed")
 	// ErrTooLarge means a file was larger than any genuine one would be, so
 	// it was not read; the cap protects us from hostile or corrupt files.
-	ErrTooLarge = errors.New("too large")
+	ErrTooLarge = proc.ErrTooLarge
 )
 
 // maxField caps every string we hand back. Names come from files that

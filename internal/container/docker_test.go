@@ -1,6 +1,7 @@
 package container
 
 import (
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,7 +32,7 @@ func newDockerHost(t *testing.T, handler http.HandlerFunc) *dockerHost {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	h := &dockerHost{
 		opts: Options{
-			ProcRoot:     filepath.Join(dir, "proc"),
+			Proc:         proc.FS{Root: filepath.Join(dir, "proc")},
 			HostRoot:     filepath.Join(dir, "host"),
 			DockerSocket: filepath.Join(dir, "d.sock"),
 			Timeout:      200 * time.Millisecond,
@@ -197,9 +198,9 @@ func TestDockerAPIDetectedSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	opts := Options{ProcRoot: filepath.Join(dir, "proc"), HostRoot: filepath.Join(dir, "host")}
-	writeFile(t, filepath.Join(opts.ProcRoot, "77", "comm"), "dockerd\n")
-	writeFile(t, filepath.Join(opts.ProcRoot, "77", "cmdline"), "dockerd\x00-H\x00unix:///run/e.sock\x00")
+	opts := Options{Proc: proc.FS{Root: filepath.Join(dir, "proc")}, HostRoot: filepath.Join(dir, "host")}
+	writeFile(t, filepath.Join(opts.Proc.Root, "77", "comm"), "dockerd\n")
+	writeFile(t, filepath.Join(opts.Proc.Root, "77", "cmdline"), "dockerd\x00-H\x00unix:///run/e.sock\x00")
 	if err := os.MkdirAll(filepath.Join(opts.HostRoot, "run"), 0o755); err != nil {
 		t.Fatal(err)
 	}

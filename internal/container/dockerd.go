@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -150,23 +150,16 @@ func (e dockerEndpoint) socketPath(override string) string {
 	return under(e.fsRoot, e.socket)
 }
 
-// findDockerd returns the pid of the lowest-numbered process under procRoot
-// whose comm is "dockerd", or 0. Unreadable entries are skipped: processes
-// come and go while we scan.
-func findDockerd(procRoot string) int {
-	entries, err := os.ReadDir(procRoot)
+// findDockerd returns the pid of the lowest-numbered process in pfs whose
+// comm is "dockerd", or 0. Unreadable entries are skipped: processes come
+// and go while we scan.
+func findDockerd(pfs proc.FS) int {
+	pids, err := pfs.PIDs()
 	if err != nil {
 		return 0
 	}
-	var pids []int
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && pid > 0 {
-			pids = append(pids, pid)
-		}
-	}
-	sort.Ints(pids)
 	for _, pid := range pids {
-		comm, err := readCapped(filepath.Join(procRoot, strconv.Itoa(pid), "comm"), maxCommFile)
+		comm, err := pfs.ReadCapped(maxCommFile, strconv.Itoa(pid), "comm")
 		if err == nil && string(bytes.TrimSpace(comm)) == "dockerd" {
 			return pid
 		}
@@ -178,20 +171,20 @@ func findDockerd(procRoot string) int {
 // its command line beat daemon.json, which beats the defaults. Failures to
 // read anything fall back to the defaults: a Docker we cannot find costs
 // names, not correctness.
-func detectDocker(procRoot, hostRoot string) dockerEndpoint {
+func detectDocker(pfs proc.FS, hostRoot string) dockerEndpoint {
 	e := dockerEndpoint{fsRoot: hostRoot, dataRoot: defaultDockerDataRoot, socket: defaultDockerSocket}
-	e.pid = findDockerd(procRoot)
+	e.pid = findDockerd(pfs)
 	if e.pid == 0 {
 		return e
 	}
-	pidDir := filepath.Join(procRoot, strconv.Itoa(e.pid))
+	pidDir := pfs.PIDPath(e.pid)
 	// dockerd may run in its own mount namespace (a snap, a systemd unit
 	// with PrivateTmp or ProtectSystem); its root shows its view.
 	if fi, err := os.Stat(filepath.Join(pidDir, "root")); err == nil && fi.IsDir() {
 		e.fsRoot = filepath.Join(pidDir, "root")
 	}
 	var flags dockerdFlags
-	if data, err := readCapped(filepath.Join(pidDir, "cmdline"), maxCmdlineFile); err == nil {
+	if data, err := pfs.ReadCapped(maxCmdlineFile, strconv.Itoa(e.pid), "cmdline"); err == nil {
 		flags = parseDockerdCmdline(data)
 	}
 	configFile := flags.ConfigFile

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -89,7 +90,7 @@ func TestDetectDocker(t *testing.T) {
 	}
 	for _, tt := range tests {
 		o := scenario(tt.scenario)
-		if got := detectDocker(o.ProcRoot, o.HostRoot); got != tt.want {
+		if got := detectDocker(o.Proc, o.HostRoot); got != tt.want {
 			t.Errorf("%s: detectDocker = %+v, want %+v", tt.scenario, got, tt.want)
 		}
 	}
@@ -97,11 +98,11 @@ func TestDetectDocker(t *testing.T) {
 
 // Lower pids are preferred so the choice among several daemons is stable.
 func TestFindDockerdLowestPid(t *testing.T) {
-	proc := t.TempDir()
+	root := t.TempDir()
 	for _, p := range []struct{ pid, comm string }{{"30", "dockerd"}, {"9", "bash"}, {"100", "dockerd"}, {"self", "dockerd"}} {
-		writeFile(t, filepath.Join(proc, p.pid, "comm"), p.comm+"\n")
+		writeFile(t, filepath.Join(root, p.pid, "comm"), p.comm+"\n")
 	}
-	if got := findDockerd(proc); got != 30 {
+	if got := findDockerd(proc.FS{Root: root}); got != 30 {
 		t.Fatalf("findDockerd = %d, want 30", got)
 	}
 }

@@ -1,10 +1,9 @@
 package container
 
 import (
-	"fmt"
-	"io"
-	"os"
 	"path/filepath"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
 
 // Read caps. Genuine files are far smaller; the caps exist because engine
@@ -26,18 +25,4 @@ func under(root, path string) string {
 // readCapped reads the whole of name, failing with ErrTooLarge when it is
 // larger than max rather than reading a prefix: a truncated JSON or cgroup
 // file would parse into something misleading.
-func readCapped(name string, max int64) ([]byte, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("reading %s: over %d bytes: %w", name, max, ErrTooLarge)
-	}
-	return data, nil
-}
+func readCapped(name string, max int64) ([]byte, error) { return proc.ReadFileCapped(name, max) }

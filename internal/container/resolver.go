@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +32,7 @@ const maxCacheEntries = 4096
 
 // Options configures a Resolver. Zero values mean the defaults.
 type Options struct {
-	ProcRoot       string        // default "/proc"
+	Proc           proc.FS       // the host's /proc, read through it alone
 	HostRoot       string        // default "/": where /etc/docker, /run/containerd, /var/lib/... are looked up
 	DockerDataRoot string        // override, used as is (not under HostRoot); else detected
 	DockerSocket   string        // override, used as is (not under HostRoot); else detected
@@ -62,9 +63,6 @@ type cacheEntry struct {
 
 // NewResolver returns a Resolver. It does no I/O until the first lookup.
 func NewResolver(o Options) *Resolver {
-	if o.ProcRoot == "" {
-		o.ProcRoot = "/proc"
-	}
 	if o.HostRoot == "" {
 		o.HostRoot = "/"
 	}
@@ -78,7 +76,7 @@ func NewResolver(o Options) *Resolver {
 // resolved. An error means /proc/PID/cgroup could not be read or parsed; for
 // a process that has exited it matches fs.ErrNotExist.
 func (r *Resolver) Lookup(pid int) (*Info, error) {
-	data, err := readCapped(filepath.Join(r.opts.ProcRoot, strconv.Itoa(pid), "cgroup"), maxCgroupFile)
+	data, err := r.opts.Proc.ReadCapped(maxCgroupFile, strconv.Itoa(pid), "cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("reading cgroup of %d: %w", pid, err)
 	}
@@ -219,14 +217,14 @@ func (r *Resolver) dockerEndpoint() (dockerEndpoint, *dockerAPI) {
 	now := r.now()
 	stale := r.docker == nil
 	if !stale && r.docker.pid != 0 {
-		_, err := os.Stat(filepath.Join(r.opts.ProcRoot, strconv.Itoa(r.docker.pid)))
+		_, err := os.Stat(r.opts.Proc.PIDPath(r.docker.pid))
 		stale = err != nil
 	}
 	if !stale && r.docker.pid == 0 {
 		stale = !now.Before(r.dockerSeen.Add(NegativeTTL))
 	}
 	if stale {
-		ep := detectDocker(r.opts.ProcRoot, r.opts.HostRoot)
+		ep := detectDocker(r.opts.Proc, r.opts.HostRoot)
 		r.docker, r.dockerSeen = &ep, now
 		if socket := ep.socketPath(r.opts.DockerSocket); socket != r.apiSocket || r.api == nil {
 			r.apiSocket, r.api = socket, nil

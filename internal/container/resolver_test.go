@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"io/fs"
 	"path/filepath"
 	"strconv"
@@ -21,7 +22,7 @@ func id(key string) string {
 // scenario returns Options rooted in testdata/hosts/name.
 func scenario(name string) Options {
 	dir := filepath.Join("testdata", "hosts", name)
-	return Options{ProcRoot: filepath.Join(dir, "proc"), HostRoot: filepath.Join(dir, "host")}
+	return Options{Proc: proc.FS{Root: filepath.Join(dir, "proc")}, HostRoot: filepath.Join(dir, "host")}
 }
 
 func TestLookup(t *testing.T) {
@@ -124,7 +125,7 @@ func TestLookupReturnsCopy(t *testing.T) {
 // that was still being created gets its name.
 func TestNegativeCacheExpires(t *testing.T) {
 	dir := t.TempDir()
-	opts := Options{ProcRoot: filepath.Join(dir, "proc"), HostRoot: filepath.Join(dir, "host"), DockerSocket: filepath.Join(dir, "none.sock")}
+	opts := Options{Proc: proc.FS{Root: filepath.Join(dir, "proc")}, HostRoot: filepath.Join(dir, "host"), DockerSocket: filepath.Join(dir, "none.sock")}
 	r := NewResolver(opts)
 	now := time.Unix(1700000000, 0)
 	r.now = func() time.Time { return now }
