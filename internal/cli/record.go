@@ -82,19 +82,11 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
-	output := o.output
+	output, open := o.output, openOutput
 	if output == "" {
-		// As perf record writes perf.data, keeping the last one as
-		// perf.data.old: checked, and the old one kept, before the window.
-		output = defaultOutput(format)
-		if err := checkWritable(output, false); err != nil {
-			return err
-		}
-		if err := keepOld(output); err != nil {
-			return err
-		}
+		output, open = defaultOutput(format), openDefault
 	}
-	out, err := openOutput(ctx, o.streams, output)
+	out, err := open(ctx, o.streams, output)
 	if err != nil {
 		return err
 	}
@@ -155,18 +147,7 @@ func openOutput(ctx context.Context, s Streams, path string) (*outfile.File, err
 	if path == "" {
 		return nil, nil
 	}
-	var streams []*os.File
-	for _, w := range []io.Writer{s.Out, s.Err} {
-		if f, ok := w.(*os.File); ok {
-			streams = append(streams, f)
-		}
-	}
-	out, err := outfile.Open(ctx, path, outfile.Options{
-		Streams: streams,
-		Waiting: func() {
-			escape.Fprintf(s.Err, "cpuwhy: waiting for a process to read the FIFO %s (Ctrl-C to give up)\n", path)
-		},
-	})
+	out, err := openFile(ctx, s, path)
 	switch {
 	case errors.Is(err, context.Canceled):
 		return nil, err
@@ -174,6 +155,37 @@ func openOutput(ctx context.Context, s Streams, path string) (*outfile.File, err
 		return nil, usageError{fmt.Errorf("-o %s: %w", path, err)}
 	}
 	return out, nil
+}
+
+// openDefault opens the profile the user did not name, as perf record
+// writes perf.data: the last one kept as path.old, all before the window.
+func openDefault(ctx context.Context, s Streams, path string) (*outfile.File, error) {
+	err := keepOld(path)
+	var out *outfile.File
+	if err == nil {
+		out, err = openFile(ctx, s, path)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return nil, fmt.Errorf("cannot write the default profile %s in %s: %w; give -o FILE in a writable directory", path, absDir(filepath.Dir(path)), err)
+	}
+	return out, err
+}
+
+// openFile opens path through outfile, writing to our own stdout or
+// stderr when the path is one of them.
+func openFile(ctx context.Context, s Streams, path string) (*outfile.File, error) {
+	var streams []*os.File
+	for _, w := range []io.Writer{s.Out, s.Err} {
+		if f, ok := w.(*os.File); ok {
+			streams = append(streams, f)
+		}
+	}
+	return outfile.Open(ctx, path, outfile.Options{
+		Streams: streams,
+		Waiting: func() {
+			escape.Fprintf(s.Err, "cpuwhy: waiting for a process to read the FIFO %s (Ctrl-C to give up)\n", path)
+		},
+	})
 }
 
 // writeProfile writes p to out in format f.
@@ -222,27 +234,6 @@ func readHint(path string, f flame.Format) string {
 		return "; open it in a browser"
 	}
 	return ""
-}
-
-// checkWritable makes sure a profile can be created beside path before
-// the window starts, so that a read-only or missing directory is refused in
-// one line at once instead of after a recording.
-func checkWritable(path string, chosen bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		// The probe's own name would only puzzle the user.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		if !chosen {
-			return fmt.Errorf("cannot write the default profile %s in %s: %w; give -o FILE in a writable directory", path, absDir(dir), err)
-		}
-		return fmt.Errorf("cannot write the profile %s: %w", path, err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
 }
 
 func absDir(dir string) string {

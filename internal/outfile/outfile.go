@@ -127,6 +127,11 @@ func (f *File) prepareRegular(existing fs.FileInfo) error {
 	}
 	probe, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*")
 	if err != nil {
+		// The probe's own name would only puzzle the user.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return fmt.Errorf("cannot create a file beside %s: %w", dest, err)
 	}
 	probe.Close()
