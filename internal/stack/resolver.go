@@ -190,15 +190,7 @@ func (r *Resolver) Exec(at uint64, maps []proc.Mapping) {
 	clear(old.user)
 	old.past = r.sym.Image(r.pid, old.maps)
 	r.images = append(r.images, &image{gen: old.gen + 1, from: at, user: map[uint64]Frame{}})
-	r.build(maps)
-	// The symbolizer names the new program from the process's mappings,
-	// read again when first asked.
-	r.sym.Forget(r.pid)
-	if maps != nil {
-		for _, in := range r.instances {
-			in.Sync(maps)
-		}
-	}
+	r.remap(maps)
 	if len(r.images) > maxImages {
 		r.images[0] = nil
 		r.images = r.images[1:]
@@ -257,14 +249,24 @@ func (r *Resolver) refresh() bool {
 		r.refreshed = time.Now()
 		return false
 	}
+	r.remap(maps)
+	return true
+}
+
+// remap makes maps the mappings of the program the process runs: its
+// unwinding tables, its names (what was named at an address may be
+// another object's now; the symbolizer reads the mappings again when
+// next asked) and the runtimes' view. Nil maps (unread) leave the
+// runtimes as they were.
+func (r *Resolver) remap(maps []proc.Mapping) {
 	r.build(maps)
-	// What was named at an address may be another object's now (exec).
 	r.sym.Forget(r.pid)
 	clear(r.live().user)
-	for _, in := range r.instances {
-		in.Sync(maps)
+	if maps != nil {
+		for _, in := range r.instances {
+			in.Sync(maps)
+		}
 	}
-	return true
 }
 
 // Unwind walks the user stack from regs through the copy of the stack,
