@@ -2,9 +2,14 @@ package proc
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
+
+// direntBufs are the buffers Tasks reads directory entries into: its
+// callers list threads several times a second for the whole of a window.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // Tasks lists the TIDs of the live threads of process pid, from the
 // names in /proc/PID/task alone: no file of a thread is read, so it is
@@ -16,7 +21,9 @@ func (f FS) Tasks(pid int, dst []int) ([]int, error) {
 		return dst, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
 	}
 	defer dir.Close()
-	dst, err = dir.Numbers(dst, make([]byte, 16<<10))
+	buf := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(buf)
+	dst, err = dir.Numbers(dst, *buf)
 	if err != nil {
 		return dst, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
 	}

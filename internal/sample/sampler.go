@@ -148,7 +148,6 @@ type recorder struct {
 	threads   map[int]*thread
 	rec       *Recording
 	keptBytes int64
-	dirents   []byte
 	tids      []int
 	openFull  bool // stopped opening events after EMFILE
 	started   bool // the window has started: new events open enabled
@@ -176,7 +175,6 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 		opts:    opts,
 		threads: map[int]*thread{},
 		rec:     &Recording{Threads: map[int]string{}, KernelSampled: true},
-		dirents: make([]byte, 32<<10),
 	}
 	if r.cpus, err = sys.OnlineCPUs(); err != nil || len(r.cpus) == 0 {
 		return nil, fmt.Errorf("sampling process %d: listing the online CPUs: %w (%w)", pid, ErrNotSupported, err)
@@ -365,17 +363,9 @@ func (r *recorder) excludeKernel(cause error) {
 // threads that are gone. It returns an error matching proc.ErrGone when
 // the process is gone.
 func (r *recorder) rescan() error {
-	dir, err := sys.OpenDir(r.opts.FS.PIDPath(r.pid, "task"))
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("listing threads of %d: %w", r.pid, proc.ErrGone)
-		}
-		return fmt.Errorf("listing threads of %d: %w", r.pid, err)
-	}
-	r.tids, err = dir.Numbers(r.tids[:0], r.dirents)
-	dir.Close()
-	if err != nil {
-		return fmt.Errorf("listing threads of %d: %w", r.pid, err)
+	var err error
+	if r.tids, err = r.opts.FS.Tasks(r.pid, r.tids[:0]); err != nil {
+		return err
 	}
 	alive := make(map[int]bool, len(r.tids))
 	for _, tid := range r.tids {
