@@ -34,7 +34,8 @@
 //     dump, after its first thread was read.
 //   - gcpressure: Go, built with symbols (not stripped). Goroutines locked
 //     to threads named Allocator, one per P, allocate 4 KiB buffers and
-//     drop them, beside a live heap of 200,000 linked nodes: over half of
+//     drop them, beside a live heap of 1,000,000 linked nodes (32 MiB,
+//     more than a cache holds): over half of
 //     the CPU goes to the garbage collector by the runtime's own account.
 //     SIGUSR1 writes that account (runtime/metrics) to
 //     $SCENARIO_COUNT_FILE.
