@@ -26,6 +26,9 @@ type pathology struct {
 	want       verdict.Pattern
 	syscall    string
 	errno      string
+	// unsaid are words the verdict's summary and advice must not hold:
+	// wording its own numbers contradict.
+	unsaid []string
 }
 
 var pathologies = []pathology{
@@ -49,6 +52,19 @@ var pathologies = []pathology{
 		args:       []string{"stress-ng", "--futex", "2", "-t", "60"},
 		candidates: func(t *testing.T, pid int) []int { return children(t, pid) },
 		want:       verdict.LockContention, syscall: "futex",
+	},
+	{
+		// A TCP sender on loopback: the stressor process (stress-ng's
+		// child) serves, sending 4 KiB at a time as fast as the socket
+		// takes them, to a client it forked, which reads. The writes are
+		// a buffer's worth each, to a data socket: neither "small" nor a
+		// log.
+		name:       "stress-ng sock",
+		packages:   "stress-ng",
+		args:       []string{"stress-ng", "--sock", "1", "-t", "60"},
+		candidates: func(t *testing.T, pid int) []int { return children(t, pid) },
+		want:       verdict.WriteStorm, syscall: "sendto",
+		unsaid: []string{"with small writes", "log level"},
 	},
 }
 
@@ -91,6 +107,11 @@ func TestPathologies(t *testing.T) {
 			}
 			if got := deref(v.Errno); got != p.errno {
 				t.Errorf("errno %q, want %q", got, p.errno)
+			}
+			for _, w := range p.unsaid {
+				if strings.Contains(v.Summary, w) || strings.Contains(v.Advice, w) {
+					t.Errorf("the verdict says %q, which its numbers contradict:\n  %s\n  fix: %s", w, v.Summary, v.Advice)
+				}
 			}
 		})
 	}
