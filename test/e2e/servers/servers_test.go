@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,6 +96,48 @@ logfile %[1]s/redis.log
 	// 1 MiB files with sendfile: each sendfile is long and on the CPU,
 	// and the workers wait for wrk to drain the sockets.
 	nginx("nginx 1MiB", "big.bin", 1<<20, "-c10"),
+	postgres(),
+}
+
+// postgres serves read-only pgbench transactions (-S: one indexed SELECT
+// each) to two clients over TCP. A backend reads each query with a
+// non-blocking recvfrom, which fails with EAGAIN (tens of thousands a
+// second) whenever the next query has not arrived yet, and then waits in
+// epoll_wait: a server at work, whose EAGAINs once sat beside a line
+// saying no fruitless call was repeated.
+func postgres() server {
+	return server{
+		name:     "postgres",
+		binaries: []string{"initdb", "postgres", "pgbench"},
+		packages: "postgresql",
+		port:     5432,
+		start: func(t *testing.T, dir string) *exec.Cmd {
+			// postgres refuses to run as root: the cluster is
+			// nobody's, made by initdb (a few seconds) in dir.
+			nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			data := filepath.Join(dir, "data")
+			if err := os.Chown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			initdb := exec.Command(lookPath("initdb"), "-D", data, "-U", "postgres", "-A", "trust", "--no-sync")
+			initdb.SysProcAttr = nobody
+			if out, err := initdb.CombinedOutput(); err != nil {
+				t.Fatalf("initdb: %v: %s", err, out)
+			}
+			cmd := exec.Command(lookPath("postgres"), "-D", data, "-k", dir,
+				"-c", "listen_addresses=127.0.0.1", "-c", "port=5432", "-c", "fsync=off")
+			cmd.SysProcAttr = nobody
+			return cmd
+		},
+		// The tables first (scale 1: 100,000 accounts), then SELECTs
+		// with a progress line every second.
+		client: []string{"sh", "-c", "pgbench -h 127.0.0.1 -U postgres -i -s 1 postgres >/dev/null 2>&1 && " +
+			"exec pgbench -h 127.0.0.1 -U postgres -S -c 2 -j 1 -T 120 -P 1 postgres 2>&1"},
+		// The postmaster only supervises: a backend per client serves.
+		candidates: backends,
+		// -P 1 prints "progress: 3.0 s, 9512.4 tps, lat 0.210 ms stddev ..."
+		rate: regexp.MustCompile(`progress: [0-9.]+ s, ([0-9.]+) tps`),
+	}
 }
 
 // nginx serves one static file of size bytes to wrk with the given
@@ -316,6 +359,30 @@ func waitLoaded(pids []int) (int, float64, error) {
 	return 0, 0, fmt.Errorf("processes %v not loaded after %v: the busiest, %d, used %.1f%% of a core, want %.0f%%", pids, loadTimeout, best, bestCPU, loadedCPU)
 }
 
+// backends lists the two backends the postmaster pid forks for pgbench's
+// clients, waiting for them: its other children (checkpointer, writers)
+// are there from the start, and pgbench -i's own backend comes and goes
+// first. A backend's title names its client's address.
+func backends(t *testing.T, pid int) []int {
+	t.Helper()
+	deadline := time.Now().Add(loadTimeout)
+	for {
+		var pids []int
+		for _, c := range children(t, pid) {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c)); err == nil && bytes.Contains(b, []byte("127.0.0.1(")) {
+				pids = append(pids, c)
+			}
+		}
+		if len(pids) >= 2 {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres %d started %d backends in %v, want 2", pid, len(pids), loadTimeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // children lists the child processes of pid (an nginx master's workers),
 // waiting a little for them to be started.
 func children(t *testing.T, pid int) []int {
@@ -381,7 +448,11 @@ func lookPath(name string) string {
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+	dirs := []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+	// Debian keeps PostgreSQL's server programs under its major version.
+	pg, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.Reverse(pg)
+	for _, dir := range append(dirs, pg...) {
 		p := filepath.Join(dir, name)
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
 			return p
