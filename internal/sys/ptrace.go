@@ -93,6 +93,7 @@ type SyscallInfo struct {
 	Op    uint8 // SyscallInfoEntry, SyscallInfoExit or another
 	Nr    uint64
 	Arg0  uint64
+	Arg1  uint64
 	Rval  int64
 	Error bool
 }
@@ -126,7 +127,7 @@ func PtraceSyscallInfo(tid int, info *SyscallInfo) error {
 	*info = SyscallInfo{Op: raw[0]}
 	switch info.Op {
 	case SyscallInfoEntry:
-		info.Nr, info.Arg0 = u64(24), u64(32)
+		info.Nr, info.Arg0, info.Arg1 = u64(24), u64(32), u64(40)
 	case SyscallInfoExit:
 		info.Rval, info.Error = int64(u64(24)), raw[32] != 0
 	}
@@ -140,6 +141,7 @@ func PtraceSyscallInfo(tid int, info *SyscallInfo) error {
 type SyscallRegs struct {
 	Nr   uint64
 	Arg0 uint64
+	Arg1 uint64
 	Ret  int64
 	// Entry is set when the registers themselves say this is an entry
 	// stop, and EntryKnown when they can say at all.

@@ -13,6 +13,7 @@ func getSyscallRegs(tid int) (SyscallRegs, error) {
 	return SyscallRegs{
 		Nr:         r.Orig_rax,
 		Arg0:       r.Rdi,
+		Arg1:       r.Rsi,
 		Ret:        int64(r.Rax),
 		Entry:      int64(r.Rax) == -int64(unix.ENOSYS),
 		EntryKnown: false,

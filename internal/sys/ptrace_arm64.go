@@ -14,6 +14,7 @@ func getSyscallRegs(tid int) (SyscallRegs, error) {
 	return SyscallRegs{
 		Nr:         r.Regs[8],
 		Arg0:       r.Regs[0],
+		Arg1:       r.Regs[1],
 		Ret:        int64(r.Regs[0]),
 		Entry:      r.Regs[7] == 0,
 		EntryKnown: true,

@@ -99,6 +99,7 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		prof:  prof,
 		arch:  runtime.GOARCH,
 		prctl: sysno.Number(runtime.GOARCH, "prctl"),
+		futex: sysno.Number(runtime.GOARCH, "futex"),
 	}
 	base, baseErr := s.cpuRate(ctx, baselineWindow)
 	if err := ctx.Err(); err != nil {
@@ -165,6 +166,7 @@ type thread struct {
 	inSyscall bool
 	nr        uint64
 	arg0      uint64
+	op        string // futex's operation (Key.Op), "" for other calls
 	// calls counts entries, to time one in opts.TimeEvery; entryAt is when
 	// the entry of a timed call was seen, 0 for an untimed call.
 	calls   uint64
@@ -181,6 +183,7 @@ type session struct {
 	prof  *syscalls.Profile
 	arch  string
 	prctl int
+	futex int // the syscall number of futex, whose calls are keyed by operation
 
 	threads map[int]*thread
 	// detached remembers the threads let go while draining, so that a
@@ -491,7 +494,7 @@ func (s *session) syscallStop(t *thread) {
 			s.syscallInfo = 1
 			switch info.Op {
 			case sys.SyscallInfoEntry:
-				s.entry(t, info.Nr, info.Arg0)
+				s.entry(t, info.Nr, info.Arg0, info.Arg1)
 			case sys.SyscallInfoExit:
 				if t.inSyscall {
 					s.exit(t, t.nr, t.arg0, info.Rval)
@@ -516,11 +519,11 @@ func (s *session) syscallStop(t *thread) {
 	} else if entry && !regs.Entry {
 		// amd64: an entry stop has rax = -ENOSYS; this one does not, so
 		// the entry was missed (arg0 survives in rdi on amd64).
-		t.nr, t.arg0, t.inSyscall = regs.Nr, regs.Arg0, true
+		t.nr, t.arg0, t.op, t.inSyscall = regs.Nr, regs.Arg0, s.futexOp(regs.Nr, regs.Arg1), true
 		entry = false
 	}
 	if entry {
-		s.entry(t, regs.Nr, regs.Arg0)
+		s.entry(t, regs.Nr, regs.Arg0, regs.Arg1)
 		return
 	}
 	if t.inSyscall {
@@ -528,8 +531,8 @@ func (s *session) syscallStop(t *thread) {
 	}
 }
 
-func (s *session) entry(t *thread, nr, arg0 uint64) {
-	t.inSyscall, t.nr, t.arg0 = true, nr, arg0
+func (s *session) entry(t *thread, nr, arg0, arg1 uint64) {
+	t.inSyscall, t.nr, t.arg0, t.op = true, nr, arg0, s.futexOp(nr, arg1)
 	t.calls++
 	t.entryAt = 0
 	if s.opts.TimeEvery > 0 && t.calls%uint64(s.opts.TimeEvery) == 0 {
@@ -541,7 +544,7 @@ func (s *session) entry(t *thread, nr, arg0 uint64) {
 func (s *session) exit(t *thread, nr, arg0 uint64, ret int64) {
 	t.inSyscall = false
 	s.calls++
-	key := syscalls.Key{TID: t.tid, Nr: int(nr), FD: syscalls.NoFD, Zero: ret == 0}
+	key := syscalls.Key{TID: t.tid, Nr: int(nr), FD: syscalls.NoFD, Zero: ret == 0, Op: t.op}
 	if ret < 0 && ret >= -4095 {
 		key.Errno = int(-ret)
 	}
@@ -568,6 +571,23 @@ func (s *session) exit(t *thread, nr, arg0 uint64, ret int64) {
 		st.Observe(uint64(time.Since(s.clock) - t.entryAt))
 	}
 }
+
+// futexOp names the operation of a call of syscall nr whose second
+// argument is arg1 when nr is futex, as the eBPF tracer's key does: a WAKE
+// that returned 0 woke nobody, a WAIT that returned 0 was woken.
+func (s *session) futexOp(nr, arg1 uint64) string {
+	if int(nr) != s.futex {
+		return ""
+	}
+	return syscalls.FutexOp(int(uint32(arg1) &^ (futexPrivateFlag | futexClockRealtime)))
+}
+
+// FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME, the flags of futex's
+// operation argument (FUTEX_CMD_MASK clears them).
+const (
+	futexPrivateFlag   = 128
+	futexClockRealtime = 256
+)
 
 // prSetName is prctl's PR_SET_NAME: a thread renaming itself.
 const prSetName = 15

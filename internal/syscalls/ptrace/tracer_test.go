@@ -715,3 +715,36 @@ func TestPanicDetaches(t *testing.T) {
 		t.Errorf("busypoll made %d calls in 50ms after the tracer panicked", c1-c0)
 	}
 }
+
+// TestFutexOps checks that the tracer keys futex's calls by operation, as
+// the eBPF tracer does: lockstorm's workers wait on their mutex
+// (FUTEX_WAIT, PRIVATE flag set by glibc) and wake each other on unlock
+// (FUTEX_WAKE), and a WAKE that returned 0 is only told from a WAIT that
+// was woken by its op.
+func TestFutexOps(t *testing.T) {
+	p := scenario.Build(t, "lockstorm")
+	cmd := p.Start(t, nil)
+	prof, err := trace(t, context.Background(), cmd.Process.Pid, syscalls.Options{Duration: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	futex := sysno.Number(runtime.GOARCH, "futex")
+	ops := map[string]uint64{}
+	for k, s := range prof.Stats {
+		if k.Nr == futex {
+			ops[k.Op] += s.Count
+		}
+	}
+	t.Logf("futex calls by op: %v", ops)
+	if n := ops[""]; n > 0 {
+		t.Errorf("%d futex calls with no op", n)
+	}
+	if ops["WAIT"] == 0 || ops["WAKE"] == 0 {
+		t.Errorf("futex ops %v, want WAIT and WAKE (the PRIVATE flag masked off)", ops)
+	}
+	for k := range prof.Stats {
+		if k.Nr != futex && k.Op != "" {
+			t.Errorf("op %q on %s", k.Op, sysno.Native(k.Nr))
+		}
+	}
+}
