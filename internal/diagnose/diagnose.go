@@ -296,11 +296,17 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 			exitedTIDs[th.PID] = true
 		}
 	}
-	exited := exitedCPU(group, live, len(exitedTIDs) > 0)
-	if len(exitedTIDs) > 0 {
+	// Threads the tracer folded together are counted, not listed; one
+	// alive at the start is counted twice, in both.
+	nExited := len(exitedTIDs)
+	if prof != nil {
+		nExited += prof.Folded
+	}
+	exited := exitedCPU(group, live, nExited > 0)
+	if nExited > 0 {
 		row := get(0, exitedRow)
 		row.CPU = exited
-		row.Exited = len(exitedTIDs)
+		row.Exited = nExited
 	}
 	o.CPU = addCPU(live, exited)
 	o.ThreadsAlive = len(alive)
@@ -359,6 +365,10 @@ func mergeExited(p *syscalls.Profile, gone func(int) bool, exited map[int]bool) 
 	merged.Stats = make(map[syscalls.Key]*syscalls.Stat, len(p.Stats))
 	merged.Threads = make(map[int]string, len(p.Threads))
 	for tid, name := range p.Threads {
+		if tid == syscalls.ExitedTID {
+			merged.Threads[0] = exitedRow
+			continue
+		}
 		if gone(tid) {
 			exited[tid] = true
 			tid, name = 0, exitedRow
@@ -366,7 +376,9 @@ func mergeExited(p *syscalls.Profile, gone func(int) bool, exited map[int]bool) 
 		merged.Threads[tid] = name
 	}
 	for k, s := range p.Stats {
-		if gone(k.TID) {
+		if k.TID == syscalls.ExitedTID {
+			merged.Threads[0] = exitedRow // the tracer's folded threads, counted by Folded
+		} else if gone(k.TID) {
 			exited[k.TID] = true
 			k.TID = 0
 			merged.Threads[0] = exitedRow

@@ -41,6 +41,15 @@ type Key struct {
 	Op string
 }
 
+// ExitedTID is the TID of the keys of threads that exited during the
+// window when there were too many to keep apart (a thread per request
+// over a long window): their calls are counted together, under
+// ExitedName.
+const (
+	ExitedTID  = 0
+	ExitedName = "exited threads"
+)
+
 // FutexOps names futex's operations by their number (FUTEX_CMD_MASK of
 // its second argument, include/uapi/linux/futex.h).
 var FutexOps = map[int]string{
@@ -118,6 +127,9 @@ type Profile struct {
 	Threads map[int]string
 	// Dropped counts calls not aggregated because a table was full.
 	Dropped uint64
+	// Folded counts the threads that exited during the window whose
+	// calls are counted together under ExitedTID.
+	Folded int
 	// Ended says why the window ended early (the target exited); empty
 	// when it ran its course.
 	Ended string

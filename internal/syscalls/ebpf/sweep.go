@@ -28,17 +28,65 @@ import (
 // the listing and is not in it has gone, and makes no more calls. A TID
 // reused by a new thread before a sweep merges the two, as the table would
 // have.
+//
+// What is kept here is bounded as the table is: up to limit keys (the
+// table's size) under their own threads; past that, the keys of the
+// threads that exit next are folded under syscalls.ExitedTID, each
+// (syscall, result, fd, operation) once whatever the thread, which a
+// thread per request over a long window needs, and which the diagnosis
+// does anyway (its exited-threads row). Calls of a folded key that would
+// pass limit again are counted as dropped, as the table counts its own.
 type sweeper struct {
-	fs    proc.FS
-	pid   int
-	stats map[syscalls.Key]*syscalls.Stat // swept keys
-	names map[int]string                  // the names of swept threads
-	tids  []int
-	err   error // the first failure, after which sweeping stops
+	fs     proc.FS
+	pid    int
+	limit  int
+	stats  map[syscalls.Key]*syscalls.Stat // swept keys under their threads
+	folded map[syscalls.Key]*syscalls.Stat // swept keys under ExitedTID
+	names  map[int]string                  // the names of the threads kept apart
+	nFold  int                             // threads folded
+	drops  uint64                          // calls of keys past both limits
+	tids   []int
+	err    error // the first failure, after which sweeping stops
 }
 
-func newSweeper(fs proc.FS, pid int) *sweeper {
-	return &sweeper{fs: fs, pid: pid, stats: map[syscalls.Key]*syscalls.Stat{}, names: map[int]string{}}
+func newSweeper(fs proc.FS, pid, limit int) *sweeper {
+	return &sweeper{fs: fs, pid: pid, limit: limit, stats: map[syscalls.Key]*syscalls.Stat{},
+		folded: map[syscalls.Key]*syscalls.Stat{}, names: map[int]string{}}
+}
+
+// keep adds the calls of one key of an exited thread, whose keys are
+// all kept apart (apart) or all folded.
+func (s *sweeper) keep(k syscalls.Key, st *syscalls.Stat, apart bool) {
+	m := s.stats
+	if !apart {
+		k.TID, m = syscalls.ExitedTID, s.folded
+	}
+	if m[k] == nil {
+		if len(m) >= s.limit {
+			s.drops += st.Count
+			return
+		}
+		m[k] = &syscalls.Stat{}
+	}
+	m[k].Add(st)
+}
+
+// merge adds what was swept to p.
+func (s *sweeper) merge(p *syscalls.Profile) {
+	for _, m := range []map[syscalls.Key]*syscalls.Stat{s.stats, s.folded} {
+		for k, st := range m {
+			if p.Stats[k] == nil {
+				p.Stats[k] = &syscalls.Stat{}
+			}
+			p.Stats[k].Add(st)
+		}
+	}
+	p.Dropped += s.drops
+	p.Folded = s.nFold
+	if s.nFold > 0 {
+		p.Threads[syscalls.ExitedTID] = syscalls.ExitedName
+		p.Notes = append(p.Notes, fmt.Sprintf("the calls of %d threads that exited during the window are counted together as %q: more keys than the table holds (%d) were kept apart already", s.nFold, syscalls.ExitedName, s.limit))
+	}
 }
 
 // sweep moves the keys of the threads that have exited out of the table.
@@ -90,22 +138,31 @@ func (s *sweeper) sweep(objs *syscallsObjects) {
 		s.err = fmt.Errorf("listing the keys of exited threads: %w", err)
 		return
 	}
+	// A thread's keys are kept apart if they all fit, else all folded.
+	perThread := map[uint32]int{}
+	for _, k := range keys {
+		perThread[k.Tid]++
+	}
+	apart := map[uint32]bool{}
+	room := s.limit - len(s.stats)
+	for t := range seen {
+		apart[t] = perThread[t] <= room
+		if apart[t] {
+			room -= perThread[t]
+			s.names[int(t)] = seen[t]
+		} else {
+			s.nFold++
+		}
+		objs.Comms.Delete(t)
+	}
 	var perCPU []syscallsStat
 	for _, k := range keys {
 		if err := objs.Stats.Lookup(&k, &perCPU); err != nil {
 			continue
 		}
-		sk := statKey(k)
-		if s.stats[sk] == nil {
-			s.stats[sk] = &syscalls.Stat{}
-		}
-		s.stats[sk].Add(sumStat(perCPU))
+		s.keep(statKey(k), sumStat(perCPU), apart[k.Tid])
 		// Deleted while iterating: the iteration is over.
 		objs.Stats.Delete(&k)
-	}
-	for t, name := range seen {
-		s.names[int(t)] = name
-		objs.Comms.Delete(t)
 	}
 }
 

@@ -123,7 +123,7 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	} else {
 		close(slicerDone)
 	}
-	sw := newSweeper(t.proc, pid)
+	sw := newSweeper(t.proc, pid, opts.MaxKeys)
 	ended := wait(ctx, watch, opts.Duration, func() { sw.sweep(objs) })
 	close(stopSlicer)
 	<-slicerDone
@@ -161,6 +161,9 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		p.Notes = append(p.Notes, fmt.Sprintf("the keys of exited threads were kept in the kernel's table from then on: %v", sw.err))
 	}
 	for key := range p.Stats {
+		if key.TID == syscalls.ExitedTID {
+			continue // named by the sweeper
+		}
 		name, ok := names[key.TID]
 		if !ok {
 			name = kernelComm(objs, key.TID)
@@ -488,12 +491,7 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweep
 		return fmt.Errorf("stats: %w", err)
 	}
 	// The keys of threads that exited, moved out during the window.
-	for k, s := range sw.stats {
-		if p.Stats[k] == nil {
-			p.Stats[k] = &syscalls.Stat{}
-		}
-		p.Stats[k].Add(s)
-	}
+	sw.merge(p)
 
 	if opts.Stacks {
 		if err := collectStacks(objs, t.proc, p); err != nil {
