@@ -23,7 +23,8 @@ func TestErrorLoop(t *testing.T) {
 	// round makes thirteen calls, one of them the refused connect, r
 	// rounds a second, and sleeps (nanosleep(0)) sleepNs; a sleep of 0 ns
 	// is an untimed one.
-	retrying := func(r float64, sleepNs uint64) *Observation {
+	// retryReads is the same round with reads recvfroms until EAGAIN.
+	retryReads := func(r float64, sleepNs uint64, reads float64) *Observation {
 		sleep := call("clock_nanosleep", r, "", map[string]float64{"ok": 1})
 		if sleepNs > 0 {
 			sleep = timed(sleep, sleepNs, 50)
@@ -35,13 +36,18 @@ func TestErrorLoop(t *testing.T) {
 			call("connect", r, "tcp", map[string]float64{"ECONNREFUSED": 1}),
 			call("getsockname", r, "tcp", map[string]float64{"ok": 1}),
 			call("recvmsg", r, "tcp", map[string]float64{"EAGAIN": 1}),
-			call("recvfrom", 6*r, "unix socket", map[string]float64{"EAGAIN": 1}),
+			call("recvfrom", reads*r, "unix socket", map[string]float64{"EAGAIN": 1}),
 			call("close", r, "tcp", map[string]float64{"ok": 1})))
 	}
+	retrying := func(r float64, sleepNs uint64) *Observation { return retryReads(r, sleepNs, 6) }
 	testJudge(t, []judgeCase{
 		// Judged by rounds: the refused connect is one call in thirteen,
 		// far below half of LoopShare, and the round does not wait.
 		{name: "retry loop (socat)", o: retrying(6700, 87000), want: ErrorLoop, tid: 9, syscall: "connect", errno: "ECONNREFUSED", fd: "3 (tcp)"},
+		// With more reads a round than all its other calls, the EAGAINs
+		// pass busy_poll's share; the refused connect, which starts each
+		// round, is still the loop's cause: error_loop comes first.
+		{name: "retry loop reading until EAGAIN, most of its calls", o: retryReads(6700, 87000, 9), want: ErrorLoop, tid: 9, syscall: "connect", errno: "ECONNREFUSED"},
 		{name: "retry loop of untimed sleeps", o: retrying(6700, 0), want: Healthy},
 		{name: "retry loop just below LoopRate", o: retrying(0.99*LoopRate, 87000), want: Healthy},
 		{name: "retry loop just above LoopRate", o: retrying(1.01*LoopRate, 87000), want: ErrorLoop, tid: 9, syscall: "connect", errno: "ECONNREFUSED"},

@@ -77,7 +77,10 @@ type rule struct {
 // rules (their verdicts cover threads), then on each hot thread the
 // per-thread rules until one holds, then healthy if none held. Patterns
 // with a fruitless syscall come first among the thread rules: they are
-// the most specific evidence. lock_contention has two rules: several
+// the most specific evidence. error_loop precedes busy_poll: a client
+// retrying a failing call reads its socket until EAGAIN in every round
+// (socat: six reads a refused connect), so its EAGAINs may be most of its
+// calls, but the failing call that starts each round is the cause. lock_contention has two rules: several
 // threads of the process contending, judged first; one thread whose
 // wakes find nobody (the waiters may be in another process), among the
 // fruitless calls. spin_yield has two rules, one per form of
@@ -89,8 +92,8 @@ var rules = []rule{
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
 	{pattern: LockContention, scope: perProcess, process: lockContention},
-	{pattern: BusyPoll, scope: perThread, thread: busyPoll},
 	{pattern: ErrorLoop, scope: perThread, thread: errorLoop},
+	{pattern: BusyPoll, scope: perThread, thread: busyPoll},
 	{pattern: LockContention, scope: perThread, thread: fruitlessWake},
 	{pattern: ZeroTimeoutPoll, scope: perThread, thread: zeroTimeoutPoll},
 	{pattern: SpinYield, scope: perThread, thread: yieldLoop},
