@@ -303,6 +303,11 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		row.Exited = len(exitedTIDs)
 	}
 	o.CPU = addCPU(live, exited)
+	host, err := hostWindow(snap0.Host, snap1.Host, seconds, snap1.Allowed)
+	if err != nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("no host line: %v", err))
+	}
+	o.Host, r.Host = host, host
 	o.ThreadsAlive = len(alive)
 	o.Runtime = runtimeOf(opts.Maps, t.PID, threads)
 	for _, th := range threads {

@@ -66,6 +66,15 @@ type evReading struct {
 	SinceBoot time.Duration `json:"since_boot_ns"`
 	Process   evTask        `json:"process"`
 	Threads   []evTask      `json:"threads"`
+	Host      *evHost       `json:"host,omitempty"` // the host's files, as read
+	Allowed   []int         `json:"allowed_cpus,omitempty"`
+}
+
+// evHost is the text of the host's files.
+type evHost struct {
+	Stat     string `json:"stat"`
+	Softirqs string `json:"softirqs,omitempty"`
+	Loadavg  string `json:"loadavg,omitempty"`
 }
 
 // evTask is a stat line (times in clock ticks) and, for a thread, its
@@ -300,7 +309,10 @@ func (m replayMemory) ReadMemory(pid int, p []byte, addr uint64) (int, error) {
 }
 
 func (r evReading) reading() Reading {
-	out := Reading{Taken: r.Taken, SinceBoot: r.SinceBoot, Process: proc.Process{Stat: r.Process.stat()}, Sched: map[int]proc.Sched{}}
+	out := Reading{Taken: r.Taken, SinceBoot: r.SinceBoot, Process: proc.Process{Stat: r.Process.stat()}, Sched: map[int]proc.Sched{}, Allowed: r.Allowed}
+	if h := r.Host; h != nil {
+		out.Host = &HostFiles{Stat: []byte(h.Stat), Softirqs: []byte(h.Softirqs), Loadavg: []byte(h.Loadavg)}
+	}
 	for _, th := range r.Threads {
 		out.Process.Threads = append(out.Process.Threads, th.stat())
 		if s := th.Sched; s != nil {
@@ -490,7 +502,10 @@ func (r *recorder) evidence(tb testing.TB, t target.Target, about string) *evide
 	slices.Sort(e.Maps)
 	slices.SortFunc(e.Memory, func(a, b evMemory) int { return cmp.Compare(a.Addr, b.Addr) })
 	for i, rd := range r.readings {
-		e.Readings[i] = evReading{Taken: rd.Taken, SinceBoot: rd.SinceBoot, Process: task(rd.Process.Stat, nil)}
+		e.Readings[i] = evReading{Taken: rd.Taken, SinceBoot: rd.SinceBoot, Process: task(rd.Process.Stat, nil), Allowed: rd.Allowed}
+		if h := rd.Host; h != nil {
+			e.Readings[i].Host = &evHost{Stat: string(h.Stat), Softirqs: string(h.Softirqs), Loadavg: string(h.Loadavg)}
+		}
 		for _, th := range rd.Process.Threads {
 			var s *proc.Sched
 			if sc, ok := rd.Sched[th.PID]; ok {

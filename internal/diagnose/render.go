@@ -73,6 +73,9 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if t.Picked != nil {
 		escape.Fprintf(bw, "%s\n", t.Picked.Reason())
 	}
+	if r.Host != nil {
+		escape.Fprintf(bw, "%s\n", hostLine(r.Host, t.CPU))
+	}
 
 	escape.Fprintf(bw, "\n%-16s %8s %7s %6s %6s %11s  %s\n", "THREAD", "TID", "CPU%", "USER", "SYS", "SYSCALLS/S", "TOP SYSCALL")
 	shown := 0
@@ -241,3 +244,18 @@ func topSyscall(ss []syscalls.Syscall) string {
 
 // rate is a rate per second without the unit, for a column titled /S.
 func rate(r float64) string { return strings.TrimSuffix(verdict.Rate(r), "/s") }
+
+// hostLine says in one line how busy the host was over the window, by
+// mode, and how much of it was not the target (targetCPU, in percent of
+// one core): whether the target was alone.
+func hostLine(h *verdict.Host, targetCPU float64) string {
+	a := h.All
+	busy := a.Busy() / 100 * float64(h.CPUs) // in cores
+	s := fmt.Sprintf("host: %d CPUs, %.2f cores busy (%.0f%%: user %.0f, system %.0f", h.CPUs, busy, a.Busy(), a.User, a.System)
+	if a.IRQ >= 0.5 {
+		s += fmt.Sprintf(", irq %.0f", a.IRQ)
+	}
+	s += fmt.Sprintf(", softirq %.0f, steal %.0f; iowait %.0f), %.2f of them not the target's; %d tasks runnable at the end, load %.2f",
+		a.SoftIRQ, a.Steal, a.IOWait, max(0, busy-targetCPU/100), h.Runnable, h.Load1)
+	return s
+}

@@ -31,6 +31,10 @@ type Report struct {
 	// Execs are the execs the process ran during the window: Target
 	// names the program it runs at the end.
 	Execs []cpuprofile.Exec `json:"execs,omitempty"`
+	// Host is the host's CPU by mode over the window and its run queue,
+	// so that a reader knows whether the target was alone; absent when
+	// the host's files could not be read.
+	Host *verdict.Host `json:"host,omitempty"`
 }
 
 // Target is the diagnosed process.

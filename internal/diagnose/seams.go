@@ -35,6 +35,10 @@ type Reading struct {
 	// Sched is each thread's schedstat, by TID; a thread whose
 	// schedstat could not be read is absent.
 	Sched map[int]proc.Sched
+	// Host is the host's accounting files (host.go); nil when not read.
+	Host *HostFiles
+	// Allowed are the CPUs the process may run on; nil when not read.
+	Allowed []int
 }
 
 // snapshot is the reading as package proc compares them.
@@ -120,7 +124,8 @@ func (a *procAccounting) Read(pid int) (Reading, error) {
 	if err != nil {
 		return Reading{}, err
 	}
-	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}}
+	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}, Host: readHost(a.fs)}
+	r.Allowed, _ = a.fs.AllowedCPUs(pid)
 	for _, th := range p.Threads {
 		if s, err := a.fs.Schedstat(pid, th.PID); err == nil {
 			r.Sched[th.PID] = s

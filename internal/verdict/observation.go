@@ -33,6 +33,9 @@ type Observation struct {
 	// table of keys was full): every count and rate is then a lower
 	// bound, and Judge says so in each verdict.
 	Dropped uint64 `json:"dropped_calls,omitempty"`
+	// Host is the host's CPU over the window (host.go); nil when not
+	// read.
+	Host *Host `json:"host,omitempty"`
 }
 
 // Thread is what was seen of one thread, or of the threads that ended
