@@ -308,6 +308,8 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		r.Notes = append(r.Notes, fmt.Sprintf("no host line: %v", err))
 	}
 	o.Host, r.Host = host, host
+	o.Cgroups = cgroupWindow(snap0.Cgroup, snap1.Cgroup, seconds)
+	r.Cgroups = o.Cgroups
 	o.ThreadsAlive = len(alive)
 	o.Runtime = runtimeOf(opts.Maps, t.PID, threads)
 	for _, th := range threads {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
@@ -68,6 +69,8 @@ type evReading struct {
 	Threads   []evTask      `json:"threads"`
 	Host      *evHost       `json:"host,omitempty"` // the host's files, as read
 	Allowed   []int         `json:"allowed_cpus,omitempty"`
+	// Cgroup is the CPU controller of the target's cgroups, as read.
+	Cgroup []container.CPULevel `json:"cgroup,omitempty"`
 }
 
 // evHost is the text of the host's files.
@@ -309,7 +312,7 @@ func (m replayMemory) ReadMemory(pid int, p []byte, addr uint64) (int, error) {
 }
 
 func (r evReading) reading() Reading {
-	out := Reading{Taken: r.Taken, SinceBoot: r.SinceBoot, Process: proc.Process{Stat: r.Process.stat()}, Sched: map[int]proc.Sched{}, Allowed: r.Allowed}
+	out := Reading{Taken: r.Taken, SinceBoot: r.SinceBoot, Process: proc.Process{Stat: r.Process.stat()}, Sched: map[int]proc.Sched{}, Allowed: r.Allowed, Cgroup: r.Cgroup}
 	if h := r.Host; h != nil {
 		out.Host = &HostFiles{Stat: []byte(h.Stat), Softirqs: []byte(h.Softirqs), Loadavg: []byte(h.Loadavg)}
 	}
@@ -502,7 +505,7 @@ func (r *recorder) evidence(tb testing.TB, t target.Target, about string) *evide
 	slices.Sort(e.Maps)
 	slices.SortFunc(e.Memory, func(a, b evMemory) int { return cmp.Compare(a.Addr, b.Addr) })
 	for i, rd := range r.readings {
-		e.Readings[i] = evReading{Taken: rd.Taken, SinceBoot: rd.SinceBoot, Process: task(rd.Process.Stat, nil), Allowed: rd.Allowed}
+		e.Readings[i] = evReading{Taken: rd.Taken, SinceBoot: rd.SinceBoot, Process: task(rd.Process.Stat, nil), Allowed: rd.Allowed, Cgroup: rd.Cgroup}
 		if h := rd.Host; h != nil {
 			e.Readings[i].Host = &evHost{Stat: string(h.Stat), Softirqs: string(h.Softirqs), Loadavg: string(h.Loadavg)}
 		}

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/target"
@@ -58,6 +60,35 @@ func TestEvidence(t *testing.T) {
 				e.Stacks, e.StackErr = nil, "sampling process 7448: perf_event_open: permission denied"
 			},
 			want: expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN"},
+		},
+		{
+			// busypoll in a v1 cgroup capped at 0.2 core, recorded by
+			// TestThrottledLive: throttled first, then the busy poll.
+			name: "throttled_v1", evidence: "throttled",
+			want: expect{pattern: verdict.Throttled, thread: "NatThreadMain"},
+		},
+		{
+			// The same process in a Kubernetes pod on a cgroup v2 host:
+			// the limit, 0.2 core, on the pod's cgroup, none on the
+			// container's scope, usage accounted (usage_usec).
+			name: "throttled_v2_pod", evidence: "throttled",
+			edit: func(e *evidence) {
+				const pod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice"
+				levels := func(periods, throttled uint64, throttledTime, usage time.Duration) []container.CPULevel {
+					return []container.CPULevel{
+						{Path: pod + "/cri-containerd-abc.scope", Depth: 0, Version: 2, Period: 100 * time.Millisecond, Usage: usage, HasUsage: true, Shares: 8},
+						{Path: pod, Depth: 1, Version: 2, Quota: 20 * time.Millisecond, Period: 100 * time.Millisecond,
+							Periods: periods, Throttled: throttled, ThrottledTime: throttledTime, Usage: usage + time.Second, HasUsage: true, Shares: 8},
+						{Path: "/kubepods.slice/kubepods-burstable.slice", Depth: 2, Version: 2, Period: 100 * time.Millisecond, Usage: 90 * time.Second, HasUsage: true, Shares: 100},
+						{Path: "/kubepods.slice", Depth: 3, Version: 2, Period: 100 * time.Millisecond, Usage: 95 * time.Second, HasUsage: true, Shares: 100},
+						{Path: "/", Depth: 4, Version: 2},
+					}
+				}
+				// 2 s: 20 periods, 18 of them throttled, 0.4 s of CPU.
+				e.Readings[0].Cgroup = levels(6000, 4500, 210*time.Second, 30*time.Second)
+				e.Readings[1].Cgroup = levels(6020, 4518, 211*time.Second+500*time.Millisecond, 30*time.Second+400*time.Millisecond)
+			},
+			want: expect{pattern: verdict.Throttled, thread: "NatThreadMain"},
 		},
 	}
 	for _, tt := range tests {

@@ -35,6 +35,10 @@ type Report struct {
 	// so that a reader knows whether the target was alone; absent when
 	// the host's files could not be read.
 	Host *verdict.Host `json:"host,omitempty"`
+	// Cgroups are the target's cgroup with the CPU controller and its
+	// ancestors over the window, its own first: limits, throttling,
+	// usage and weight.
+	Cgroups []verdict.CgroupCPU `json:"cgroups,omitempty"`
 }
 
 // Target is the diagnosed process.

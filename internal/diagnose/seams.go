@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/fds"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
@@ -39,6 +40,9 @@ type Reading struct {
 	Host *HostFiles
 	// Allowed are the CPUs the process may run on; nil when not read.
 	Allowed []int
+	// Cgroup is the CPU controller of the process's cgroup and of each
+	// ancestor, its own first; nil when not read.
+	Cgroup []container.CPULevel
 }
 
 // snapshot is the reading as package proc compares them.
@@ -126,6 +130,7 @@ func (a *procAccounting) Read(pid int) (Reading, error) {
 	}
 	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}, Host: readHost(a.fs)}
 	r.Allowed, _ = a.fs.AllowedCPUs(pid)
+	r.Cgroup, _ = container.ReadCPULevels(a.fs, pid)
 	for _, th := range p.Threads {
 		if s, err := a.fs.Schedstat(pid, th.PID); err == nil {
 			r.Sched[th.PID] = s

@@ -36,6 +36,10 @@ type Observation struct {
 	// Host is the host's CPU over the window (host.go); nil when not
 	// read.
 	Host *Host `json:"host,omitempty"`
+	// Cgroups are the target's cgroup with the CPU controller and its
+	// ancestors over the window, its own first (throttled.go); nil when
+	// not read.
+	Cgroups []CgroupCPU `json:"cgroups,omitempty"`
 }
 
 // Thread is what was seen of one thread, or of the threads that ended

@@ -69,6 +69,9 @@ func (s scope) String() string {
 type rule struct {
 	pattern Pattern
 	scope   scope
+	// anyLoad is set on the per-process rules judged whatever the
+	// process's CPU: causes outside its code that keep it below BusyCPU.
+	anyLoad bool
 	process func(*Observation) (*Verdict, []int)
 	thread  func(*Observation, *Thread) *Verdict
 }
@@ -85,6 +88,7 @@ type rule struct {
 // write rules; a user-space spin by its code, after the kernel's work is
 // ruled out and just before a compute loop, which it is a special case of.
 var rules = []rule{
+	{pattern: Throttled, scope: perProcess, process: throttled, anyLoad: true},
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
@@ -108,6 +112,8 @@ func Judge(o *Observation) []Verdict {
 	var out []Verdict
 	if busy(o) {
 		out = judgeBusy(o)
+	} else {
+		out = judgeAnyLoad(o)
 	}
 	if len(out) == 0 {
 		for _, r := range rules {
@@ -139,6 +145,20 @@ func droppedLine(o *Observation) string {
 	}
 	return fmt.Sprintf("%d calls were not counted (%.1f%% of those counted; the tracer's table of keys was full): every syscall count and rate above is a lower bound, "+
 		"a rate under a threshold may be over it, and which thread made the missing calls is unknown", o.Dropped, pct(float64(o.Dropped), float64(counted)))
+}
+
+// judgeAnyLoad tries the per-process rules judged whatever the load, on
+// a process below BusyCPU.
+func judgeAnyLoad(o *Observation) []Verdict {
+	var out []Verdict
+	for _, r := range rules {
+		if r.scope == perProcess && r.anyLoad {
+			if v, _ := r.process(o); v != nil {
+				out = append(out, *v)
+			}
+		}
+	}
+	return out
 }
 
 // judgeBusy tries the per-process rules, then the per-thread ones on each

@@ -55,6 +55,7 @@ func TestRulesOrder(t *testing.T) {
 		got = append(got, string(r.pattern)+" "+r.scope.String()+" "+name[strings.LastIndex(name, ".")+1:])
 	}
 	want := []string{
+		"throttled per process throttled",
 		"gc_pressure per process gcPressure",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",

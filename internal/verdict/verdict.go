@@ -20,12 +20,13 @@ const (
 	ThreadChurn     Pattern = "thread_churn"      // short-lived threads started and ended in a loop
 	GCPressure      Pattern = "gc_pressure"       // the garbage collector takes the CPU
 	KernelBound     Pattern = "kernel_bound"      // CPU in the kernel, in one syscall
+	Throttled       Pattern = "throttled"         // a cgroup's CPU limit stopped the process
 	Healthy         Pattern = "healthy"           // nothing wrong
 )
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {
