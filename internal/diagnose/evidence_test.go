@@ -71,6 +71,21 @@ type evReading struct {
 	Allowed   []int         `json:"allowed_cpus,omitempty"`
 	// Cgroup is the CPU controller of the target's cgroups, as read.
 	Cgroup []container.CPULevel `json:"cgroup,omitempty"`
+	// Others are the host's other processes: stat times, and for those
+	// that ran, their CPUs and container.
+	Others []evOther `json:"others,omitempty"`
+}
+
+type evOther struct {
+	PID       int    `json:"pid"`
+	Comm      string `json:"comm"`
+	UTime     uint64 `json:"utime"`
+	STime     uint64 `json:"stime"`
+	StartTime uint64 `json:"start_time"`
+	Nice      int    `json:"nice,omitempty"`
+	Kernel    bool   `json:"kernel_thread,omitempty"`
+	Allowed   []int  `json:"allowed_cpus,omitempty"`
+	Container string `json:"container,omitempty"`
 }
 
 // evHost is the text of the host's files.
@@ -313,6 +328,13 @@ func (m replayMemory) ReadMemory(pid int, p []byte, addr uint64) (int, error) {
 
 func (r evReading) reading() Reading {
 	out := Reading{Taken: r.Taken, SinceBoot: r.SinceBoot, Process: proc.Process{Stat: r.Process.stat()}, Sched: map[int]proc.Sched{}, Allowed: r.Allowed, Cgroup: r.Cgroup}
+	for _, n := range r.Others {
+		st := proc.Stat{PID: n.PID, Comm: n.Comm, UTime: n.UTime, STime: n.STime, StartTime: n.StartTime, Nice: n.Nice}
+		if n.Kernel {
+			st.Flags = 0x00200000 // PF_KTHREAD
+		}
+		out.Others = append(out.Others, Neighbour{Stat: st, Allowed: n.Allowed, Container: n.Container})
+	}
 	if h := r.Host; h != nil {
 		out.Host = &HostFiles{Stat: []byte(h.Stat), Softirqs: []byte(h.Softirqs), Loadavg: []byte(h.Loadavg)}
 	}
@@ -506,6 +528,10 @@ func (r *recorder) evidence(tb testing.TB, t target.Target, about string) *evide
 	slices.SortFunc(e.Memory, func(a, b evMemory) int { return cmp.Compare(a.Addr, b.Addr) })
 	for i, rd := range r.readings {
 		e.Readings[i] = evReading{Taken: rd.Taken, SinceBoot: rd.SinceBoot, Process: task(rd.Process.Stat, nil), Allowed: rd.Allowed, Cgroup: rd.Cgroup}
+		for _, n := range rd.Others {
+			e.Readings[i].Others = append(e.Readings[i].Others, evOther{PID: n.Stat.PID, Comm: n.Stat.Comm, UTime: n.Stat.UTime, STime: n.Stat.STime,
+				StartTime: n.Stat.StartTime, Nice: n.Stat.Nice, Kernel: n.Stat.KernelThread(), Allowed: n.Allowed, Container: n.Container})
+		}
 		if h := rd.Host; h != nil {
 			e.Readings[i].Host = &evHost{Stat: string(h.Stat), Softirqs: string(h.Softirqs), Loadavg: string(h.Loadavg)}
 		}

@@ -1,9 +1,12 @@
 package diagnose
 
 import (
+	"fmt"
+	"os"
 	"strings"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
@@ -55,9 +58,9 @@ func TestThrottledLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Other work on the machine must not keep the loop from
-			// using its 20 ms in a period: at nice -15 it outweighs
-			// tasks at 0 thirty times.
-			renice(t, cmd.Process.Pid, -15)
+			// using its 20 ms in a period: its cgroups outweigh a
+			// task at nice 0 256 times.
+			tree.Outweigh(t)
 			r := diagnoseProcess(t, cmd, "busypoll")
 			v := findVerdict(t, r, verdict.Throttled)
 			if !strings.Contains(v.Summary, tt.whose) || !strings.Contains(v.Summary, tree.Paths[0]) || !strings.Contains(v.Summary, "0.20 cores") {
@@ -84,23 +87,66 @@ func TestThrottledLive(t *testing.T) {
 			if r.Target.CPU > 100*0.2*1.25 {
 				t.Errorf("the capped target used %.1f%% of a core", r.Target.CPU)
 			}
-			if p := r.Verdicts[0].Pattern; p != verdict.Throttled {
-				t.Errorf("first verdict %s, want throttled (the process's CPU, the largest)", p)
+			if p := r.Verdicts[0].Pattern; p != verdict.BusyPoll {
+				t.Errorf("first verdict %s, want busy_poll (the code's, before the causes outside it)", p)
 			}
 		})
 	}
 }
 
-// renice sets the nice value of every thread of process pid.
-func renice(t *testing.T, pid, nice int) {
+// pin sets the affinity of every thread of process pid to one CPU.
+func pin(t *testing.T, pid, cpu int) {
 	t.Helper()
 	tids, err := proc.FS{}.Tasks(pid, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var set unix.CPUSet
+	set.Set(cpu)
 	for _, tid := range tids {
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil {
-			t.Fatalf("renice %d: %v", tid, err)
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			t.Fatalf("pinning %d to CPU %d: %v", tid, cpu, err)
 		}
+	}
+}
+
+// The busy poll sharing one core with two compute loops: it gets
+// a third of the core at most and waits the rest; the verdict names the
+// two loops. The bounds are shares of one core that three loops pinned to
+// it split, whatever its speed.
+func TestStarvedLive(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first CPU: tests of other packages that pin a loop pin it to
+	// the last (lockstorm's workers go round robin from the first).
+	core := cpus[0]
+	cmd := scenario.Build(t, "busypoll").Start(t, nil, "1708")
+	pin(t, cmd.Process.Pid, core)
+	var loops []int
+	for range 2 {
+		c := scenario.Build(t, "compute").Start(t, nil)
+		pin(t, c.Process.Pid, core)
+		loops = append(loops, c.Process.Pid)
+	}
+	r := diagnoseProcess(t, cmd, "busypoll")
+	v := findVerdict(t, r, verdict.Starved)
+	text := strings.Join(v.Evidence, "\n")
+	for _, pid := range loops {
+		if !strings.Contains(text, fmt.Sprintf("compute (PID %d, on the host", pid)) {
+			t.Errorf("the evidence does not name compute loop %d:\n%s", pid, text)
+		}
+	}
+	if !strings.Contains(v.Summary, fmt.Sprintf("CPU %d,", core)) && len(cpus) > 1 {
+		t.Errorf("summary %q does not name CPU %d", v.Summary, core)
+	}
+	// Three loops on one core: at most about a third each (a tick of
+	// accounting either way), and waiting the rest.
+	if r.Target.CPU > 100.0/3+5 {
+		t.Errorf("the busy poll got %.1f%% of the shared core", r.Target.CPU)
+	}
+	if r.Target.CPU >= verdict.BusyCPU {
+		findVerdict(t, r, verdict.BusyPoll) // the code's own verdict still stands
 	}
 }

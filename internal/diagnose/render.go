@@ -118,7 +118,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		if len(where) > 0 {
 			escape.Fprintf(bw, "  %s\n", strings.Join(where, ", "))
 		}
-		if len(v.Stack) > 0 && v.Pattern != verdict.Healthy {
+		if len(v.Stack) > 0 && v.Pattern != verdict.Healthy && !v.Pattern.Outside() {
 			stack := v.Stack
 			if len(stack) > 8 {
 				stack = append(slices.Clip(stack[:8]), "...")

@@ -90,6 +90,13 @@ func TestEvidence(t *testing.T) {
 			},
 			want: expect{pattern: verdict.Throttled, thread: "NatThreadMain"},
 		},
+		{
+			// busypoll pinned to one CPU with two compute loops (and,
+			// that day, another test's busy poll) recorded by
+			// TestStarvedLive: starved, naming them, then the busy poll.
+			name: "starved", evidence: "starved",
+			want: expect{pattern: verdict.Starved, thread: "NatThreadMain"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

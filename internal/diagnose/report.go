@@ -39,6 +39,9 @@ type Report struct {
 	// ancestors over the window, its own first: limits, throttling,
 	// usage and weight.
 	Cgroups []verdict.CgroupCPU `json:"cgroups,omitempty"`
+	// Neighbours are the busiest other processes that may run on the
+	// target's CPUs, over the window.
+	Neighbours []verdict.Neighbour `json:"neighbours,omitempty"`
 }
 
 // Target is the diagnosed process.

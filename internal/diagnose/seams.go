@@ -43,6 +43,9 @@ type Reading struct {
 	// Cgroup is the CPU controller of the process's cgroup and of each
 	// ancestor, its own first; nil when not read.
 	Cgroup []container.CPULevel
+	// Others are the host's processes, for who else ran (neighbours.go);
+	// nil when not read.
+	Others []Neighbour
 }
 
 // snapshot is the reading as package proc compares them.
@@ -115,6 +118,8 @@ func (opts Options) withDefaults() Options {
 type procAccounting struct {
 	fs      proc.FS
 	scanner *proc.Scanner
+	others  *proc.Scanner // of every process: the neighbours
+	prev    []Neighbour   // the neighbours at the previous reading
 }
 
 func (a *procAccounting) Check(pid int) error {
@@ -131,6 +136,11 @@ func (a *procAccounting) Read(pid int) (Reading, error) {
 	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}, Host: readHost(a.fs)}
 	r.Allowed, _ = a.fs.AllowedCPUs(pid)
 	r.Cgroup, _ = container.ReadCPULevels(a.fs, pid)
+	if a.others == nil {
+		a.others = proc.NewScanner(a.fs)
+	}
+	r.Others = readNeighbours(a.others, a.fs, a.prev)
+	a.prev = r.Others
 	for _, th := range p.Threads {
 		if s, err := a.fs.Schedstat(pid, th.PID); err == nil {
 			r.Sched[th.PID] = s

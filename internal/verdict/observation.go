@@ -40,6 +40,10 @@ type Observation struct {
 	// ancestors over the window, its own first (throttled.go); nil when
 	// not read.
 	Cgroups []CgroupCPU `json:"cgroups,omitempty"`
+	// Neighbours are the busiest other processes that may run on the
+	// target's CPUs (starved.go); Nice is the target's nice value.
+	Neighbours []Neighbour `json:"neighbours,omitempty"`
+	Nice       int         `json:"nice,omitempty"`
 }
 
 // Thread is what was seen of one thread, or of the threads that ended

@@ -51,6 +51,12 @@ const (
 	// otherwise rules judge the whole process when no other rule held:
 	// the verdict there always is.
 	otherwise
+	// outside rules judge the causes outside the process's code (a CPU
+	// limit, other tasks, the hypervisor, the kernel), on every process
+	// whatever its CPU, beside the verdicts on its code: a process kept
+	// below BusyCPU by a limit is slow for it, and a busy poll throttled
+	// by one is still a busy poll.
+	outside
 )
 
 func (s scope) String() string {
@@ -59,6 +65,8 @@ func (s scope) String() string {
 		return "per process"
 	case perThread:
 		return "per thread"
+	case outside:
+		return "outside"
 	}
 	return "otherwise"
 }
@@ -69,14 +77,12 @@ func (s scope) String() string {
 type rule struct {
 	pattern Pattern
 	scope   scope
-	// anyLoad is set on the per-process rules judged whatever the
-	// process's CPU: causes outside its code that keep it below BusyCPU.
-	anyLoad bool
 	process func(*Observation) (*Verdict, []int)
 	thread  func(*Observation, *Thread) *Verdict
 }
 
-// rules is every rule, in the order Judge tries them: all the per-process
+// rules is every rule, in the order Judge tries them: the causes outside
+// the code, judged on their own; then all the per-process
 // rules (their verdicts cover threads), then on each hot thread the
 // per-thread rules until one holds, then healthy if none held. Patterns
 // with a fruitless syscall come first among the thread rules: they are
@@ -88,7 +94,8 @@ type rule struct {
 // write rules; a user-space spin by its code, after the kernel's work is
 // ruled out and just before a compute loop, which it is a special case of.
 var rules = []rule{
-	{pattern: Throttled, scope: perProcess, process: throttled, anyLoad: true},
+	{pattern: Throttled, scope: outside, process: throttled},
+	{pattern: Starved, scope: outside, process: starved},
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
@@ -106,14 +113,13 @@ var rules = []rule{
 	{pattern: Healthy, scope: otherwise, process: healthy},
 }
 
-// Judge returns the verdicts on o, most CPU first. There is always at
-// least one: Healthy when nothing else holds.
+// Judge returns the verdicts on o: those on its code, most CPU first
+// (there is always one: Healthy when nothing else holds), then the causes
+// outside its code that hold.
 func Judge(o *Observation) []Verdict {
 	var out []Verdict
 	if busy(o) {
 		out = judgeBusy(o)
-	} else {
-		out = judgeAnyLoad(o)
 	}
 	if len(out) == 0 {
 		for _, r := range rules {
@@ -134,6 +140,17 @@ func Judge(o *Observation) []Verdict {
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Verdict) int { return cmp.Compare(b.CPU, a.CPU) })
+	// The causes outside the code follow the verdicts on it, in the
+	// registry's order: the first verdict is always about the code (or
+	// healthy), which scripts read first, and these say why its figures
+	// are what they are.
+	for _, r := range rules {
+		if r.scope == outside {
+			if v, _ := r.process(o); v != nil {
+				out = append(out, *v)
+			}
+		}
+	}
 	return out
 }
 
@@ -145,20 +162,6 @@ func droppedLine(o *Observation) string {
 	}
 	return fmt.Sprintf("%d calls were not counted (%.1f%% of those counted; the tracer's table of keys was full): every syscall count and rate above is a lower bound, "+
 		"a rate under a threshold may be over it, and which thread made the missing calls is unknown", o.Dropped, pct(float64(o.Dropped), float64(counted)))
-}
-
-// judgeAnyLoad tries the per-process rules judged whatever the load, on
-// a process below BusyCPU.
-func judgeAnyLoad(o *Observation) []Verdict {
-	var out []Verdict
-	for _, r := range rules {
-		if r.scope == perProcess && r.anyLoad {
-			if v, _ := r.process(o); v != nil {
-				out = append(out, *v)
-			}
-		}
-	}
-	return out
 }
 
 // judgeBusy tries the per-process rules, then the per-thread ones on each
@@ -195,4 +198,16 @@ func judgeBusy(o *Observation) []Verdict {
 		}
 	}
 	return out
+}
+
+// Outside reports whether p is a cause outside the target's code
+// (throttled, starved, ...): judged beside the verdicts on its code, and
+// about the process and its host rather than a code path.
+func (p Pattern) Outside() bool {
+	for _, r := range rules {
+		if r.pattern == p && r.scope == outside {
+			return true
+		}
+	}
+	return false
 }

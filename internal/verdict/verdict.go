@@ -21,12 +21,13 @@ const (
 	GCPressure      Pattern = "gc_pressure"       // the garbage collector takes the CPU
 	KernelBound     Pattern = "kernel_bound"      // CPU in the kernel, in one syscall
 	Throttled       Pattern = "throttled"         // a cgroup's CPU limit stopped the process
+	Starved         Pattern = "starved"           // its threads waited for a CPU other tasks held
 	Healthy         Pattern = "healthy"           // nothing wrong
 )
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Starved, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {

@@ -79,6 +79,24 @@ func NewCPUTree(tb testing.TB, limits ...float64) *CPUTree {
 	return t
 }
 
+// Outweigh gives every cgroup of the tree the largest weight (v1
+// cpu.shares 262144, v2 cpu.weight 10000): 256 times a task at nice 0 or
+// a default sibling, so that other work on the machine does not keep the
+// tree's tasks off the CPU. Nice values do not do that: they weigh tasks
+// within their cgroup, not the cgroup against others.
+func (t *CPUTree) Outweigh(tb testing.TB) {
+	tb.Helper()
+	file, weight := "cpu.shares", "262144"
+	if t.Version == 2 {
+		file, weight = "cpu.weight", "10000"
+	}
+	for _, dir := range t.Dirs {
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(weight), 0o644); err != nil {
+			tb.Fatalf("setting %s of %s: %v", file, dir, err)
+		}
+	}
+}
+
 // Join moves process pid, all its threads, into the innermost cgroup.
 func (t *CPUTree) Join(pid int) error {
 	return joinCgroups(t.Dirs[len(t.Dirs)-1:], pid)
