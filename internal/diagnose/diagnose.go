@@ -310,9 +310,9 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	o.Host, r.Host = host, host
 	o.Cgroups = cgroupWindow(snap0.Cgroup, snap1.Cgroup, seconds)
 	r.Cgroups = o.Cgroups
-	o.Neighbours = neighbourWindow(snap0.Others, snap1.Others, seconds, t.PID, snap1.Allowed)
+	o.Neighbours, o.KernelThreads = neighbourWindow(snap0.Others, snap1.Others, seconds, t.PID, snap1.Allowed)
 	o.Nice = snap1.Process.Stat.Nice
-	r.Neighbours = o.Neighbours
+	r.Neighbours, r.KernelThreads = o.Neighbours, o.KernelThreads
 	o.ThreadsAlive = len(alive)
 	o.Runtime = runtimeOf(opts.Maps, t.PID, threads)
 	for _, th := range threads {

@@ -67,10 +67,10 @@ const maxNeighbours = 5
 // neighbourWindow returns the processes other than pid that used CPU over
 // the window and may run on a CPU of allowed (any, when allowed is
 // unknown), the busiest first, at most maxNeighbours, with their CPU in
-// percent of one core.
-func neighbourWindow(n0, n1 []Neighbour, seconds float64, pid int, allowed []int) []verdict.Neighbour {
+// percent of one core; and the busiest kernel threads, wherever they ran.
+func neighbourWindow(n0, n1 []Neighbour, seconds float64, pid int, allowed []int) (neighbours, kernel []verdict.Neighbour) {
 	if seconds <= 0 || len(n0) == 0 {
-		return nil
+		return nil, nil
 	}
 	before := map[int]proc.Stat{}
 	for _, n := range n0 {
@@ -79,12 +79,18 @@ func neighbourWindow(n0, n1 []Neighbour, seconds float64, pid int, allowed []int
 	var out []verdict.Neighbour
 	for _, n := range n1 {
 		b, ok := before[n.Stat.PID]
-		if n.Stat.PID == pid || !ok || b.StartTime != n.Stat.StartTime || !overlap(n.Allowed, allowed) {
+		if n.Stat.PID == pid || !ok || b.StartTime != n.Stat.StartTime {
 			continue
 		}
 		ticks := (n.Stat.UTime + n.Stat.STime) - min(b.UTime+b.STime, n.Stat.UTime+n.Stat.STime)
 		c := round1(100 * float64(ticks) / proc.TicksPerSecond / seconds)
 		if c < 1 {
+			continue
+		}
+		if n.Stat.KernelThread() {
+			kernel = append(kernel, verdict.Neighbour{PID: n.Stat.PID, Name: n.Stat.Comm, CPU: c, Shared: c, Kernel: true, Nice: n.Stat.Nice, Allowed: n.Allowed})
+		}
+		if !overlap(n.Allowed, allowed) {
 			continue
 		}
 		// /proc says how much it ran, not on which CPU: a process
@@ -103,10 +109,10 @@ func neighbourWindow(n0, n1 []Neighbour, seconds float64, pid int, allowed []int
 		out = append(out, verdict.Neighbour{PID: n.Stat.PID, Name: n.Stat.Comm, CPU: c, Shared: shared, Container: n.Container,
 			Kernel: n.Stat.KernelThread(), Nice: n.Stat.Nice, Allowed: n.Allowed})
 	}
-	slices.SortStableFunc(out, func(a, b verdict.Neighbour) int {
-		return cmp.Or(cmp.Compare(b.Shared, a.Shared), cmp.Compare(a.PID, b.PID))
-	})
-	return out[:min(len(out), maxNeighbours)]
+	busiest := func(a, b verdict.Neighbour) int { return cmp.Or(cmp.Compare(b.Shared, a.Shared), cmp.Compare(a.PID, b.PID)) }
+	slices.SortStableFunc(out, busiest)
+	slices.SortStableFunc(kernel, busiest)
+	return out[:min(len(out), maxNeighbours)], kernel[:min(len(kernel), maxNeighbours)]
 }
 
 // overlap reports whether two CPU lists share a CPU; an unknown list (nil)

@@ -150,3 +150,21 @@ func TestStarvedLive(t *testing.T) {
 		findVerdict(t, r, verdict.BusyPoll) // the code's own verdict still stands
 	}
 }
+
+// A UDP flood on loopback, in a network namespace the scenario makes,
+// bounded in time: the NET_RX softirqs its sends raise take a good part
+// of its CPU, and the verdict says which softirq, at what rate, on which
+// CPU. Pinned to one CPU, so that the softirq share is that CPU's.
+func TestSoftirqLive(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := scenario.Build(t, "udpflood").Start(t, nil, "0", "20")
+	pin(t, cmd.Process.Pid, cpus[0])
+	r := diagnoseProcess(t, cmd, "udpflood")
+	v := findVerdict(t, r, verdict.Softirq)
+	if !strings.Contains(v.Summary, "mostly NET_RX softirqs") {
+		t.Errorf("summary %q does not name NET_RX", v.Summary)
+	}
+}

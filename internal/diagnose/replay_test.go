@@ -97,6 +97,26 @@ func TestEvidence(t *testing.T) {
 			name: "starved", evidence: "starved",
 			want: expect{pattern: verdict.Starved, thread: "NatThreadMain"},
 		},
+		{
+			// udpflood pinned to one CPU in a network namespace of its
+			// own, recorded by TestSoftirqLive: NET_RX softirqs took a
+			// fifth of its CPU.
+			name: "softirq", evidence: "softirq",
+			want: expect{pattern: verdict.Softirq, thread: "Flooder"},
+		},
+		{
+			// The compute loop on a VPS whose hypervisor took a quarter
+			// of each CPU: the host's /proc/stat at both ends of the
+			// window as such a guest writes it.
+			name: "steal", evidence: "compute_loop",
+			edit: func(e *evidence) {
+				ticks := int(100 * e.Readings[1].Taken.Sub(e.Readings[0].Taken).Seconds())
+				cpu := [5]int{ticks / 2, ticks / 8, ticks / 8, 0, ticks / 4} // user, system, idle, softirq, steal
+				e.Readings[0].Host = &evHost{Stat: string(hostStat(1, [5]int{}, [5]int{}))}
+				e.Readings[1].Host = &evHost{Stat: string(hostStat(3, cpu, cpu))}
+			},
+			want: expect{pattern: verdict.Steal, thread: "cruncher"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

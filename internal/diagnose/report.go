@@ -42,6 +42,9 @@ type Report struct {
 	// Neighbours are the busiest other processes that may run on the
 	// target's CPUs, over the window.
 	Neighbours []verdict.Neighbour `json:"neighbours,omitempty"`
+	// KernelThreads are the host's busiest kernel threads over the
+	// window.
+	KernelThreads []verdict.Neighbour `json:"kernel_threads,omitempty"`
 }
 
 // Target is the diagnosed process.

@@ -44,6 +44,9 @@ type Observation struct {
 	// target's CPUs (starved.go); Nice is the target's nice value.
 	Neighbours []Neighbour `json:"neighbours,omitempty"`
 	Nice       int         `json:"nice,omitempty"`
+	// KernelThreads are the busiest kernel threads of the host over the
+	// window (ksoftirqd, kworker, ...), with their CPU.
+	KernelThreads []Neighbour `json:"kernel_threads,omitempty"`
 }
 
 // Thread is what was seen of one thread, or of the threads that ended

@@ -96,6 +96,8 @@ type rule struct {
 var rules = []rule{
 	{pattern: Throttled, scope: outside, process: throttled},
 	{pattern: Starved, scope: outside, process: starved},
+	{pattern: Steal, scope: outside, process: steal},
+	{pattern: Softirq, scope: outside, process: softirq},
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},

@@ -57,6 +57,8 @@ func TestRulesOrder(t *testing.T) {
 	want := []string{
 		"throttled outside throttled",
 		"starved outside starved",
+		"steal outside steal",
+		"softirq outside softirq",
 		"gc_pressure per process gcPressure",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",

@@ -17,7 +17,10 @@ import (
 //
 // Thresholds: the threads together waited StarvedShare or more of the
 // time they wanted a CPU (ran or waited), and HotThreadCPU (rules.go) or
-// more of a core in all.
+// more of a core in all; and they ran less than 1-StarvedShare of the
+// time of the CPUs they may use, so that others held StarvedShare or more
+// of it: a process whose own threads outnumber its CPUs waits behind
+// itself.
 
 // Neighbour is another process that used the CPUs the target may use over
 // the window.
@@ -58,6 +61,14 @@ func starved(o *Observation) (*Verdict, []int) {
 	waited := wanted - ran
 	if wanted <= 0 || waited/wanted < StarvedShare || waited < HotThreadCPU {
 		return nil, nil
+	}
+	// A process whose own threads fill the CPUs it may use waits
+	// behind itself: more threads than CPUs, which its own verdicts
+	// (a thread group, lock_contention) are about, not its neighbours.
+	if o.Host != nil {
+		if capacity := 100 * float64(len(o.Host.allowedModes())); capacity > 0 && ran >= (1-StarvedShare)*capacity {
+			return nil, nil
+		}
 	}
 	if c := throttledLevel(o); c != nil && c.share() >= ThrottledShare && c.Throttled/o.Seconds >= ThrottledRate {
 		return nil, nil // the wait is the limit's: throttled says so

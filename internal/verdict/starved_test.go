@@ -40,6 +40,10 @@ func TestStarved(t *testing.T) {
 		// Waited share high, but little in all: a daemon's wakeups.
 		{name: "waited just below HotThreadCPU in all", o: sharing(1, 1, 1+0.99*HotThreadCPU), want: Healthy},
 		{name: "waited just above HotThreadCPU in all", o: sharing(1, 1, 1+1.01*HotThreadCPU), want: Starved},
+		// Its own threads on its one CPU: three threads wanting all of
+		// it, waiting for each other.
+		{name: "own threads fill just above 1-StarvedShare of its CPU", o: sharing(3, 1.01*(1-StarvedShare)*100/3, 100), want: ComputeLoop},
+		{name: "own threads fill just below 1-StarvedShare of its CPU", o: sharing(3, 0.99*(1-StarvedShare)*100/3, 100), want: Starved},
 	})
 }
 

@@ -22,12 +22,14 @@ const (
 	KernelBound     Pattern = "kernel_bound"      // CPU in the kernel, in one syscall
 	Throttled       Pattern = "throttled"         // a cgroup's CPU limit stopped the process
 	Starved         Pattern = "starved"           // its threads waited for a CPU other tasks held
+	Steal           Pattern = "steal"             // the hypervisor took the CPUs
+	Softirq         Pattern = "softirq"           // interrupts and softirqs took the CPUs
 	Healthy         Pattern = "healthy"           // nothing wrong
 )
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Starved, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Starved, Steal, Softirq, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {

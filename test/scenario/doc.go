@@ -84,6 +84,11 @@
 //   - timerstorm: [RATE [sleep|timerfd]]; a thread named Ticker sleeps
 //     1 µs at a time with nanosleep (timer slack set to 1 ns), or reads a
 //     timerfd that expires every 10 µs.
+//   - udpflood: [RATE [SECONDS]]; moves itself into a network namespace
+//     of its own (unshare, as root), brings its loopback up, and a thread
+//     named Flooder sends 64-byte datagrams to a socket a thread named
+//     Sink drains: the NET_RX softirqs take the sender's CPU. It exits
+//     after SECONDS (default 30).
 //   - writestorm: [RATE [DIR]]; a thread named Logger writes each short
 //     log line with its own write(2) to DIR/writestorm.log (default: an
 //     unlinked temporary file in $TMPDIR), truncated every 4 MiB.
