@@ -109,7 +109,9 @@ func neighbourWindow(n0, n1 []Neighbour, seconds float64, pid int, allowed []int
 		out = append(out, verdict.Neighbour{PID: n.Stat.PID, Name: n.Stat.Comm, CPU: c, Shared: shared, Container: n.Container,
 			Kernel: n.Stat.KernelThread(), Nice: n.Stat.Nice, Allowed: n.Allowed})
 	}
-	busiest := func(a, b verdict.Neighbour) int { return cmp.Or(cmp.Compare(b.Shared, a.Shared), cmp.Compare(a.PID, b.PID)) }
+	busiest := func(a, b verdict.Neighbour) int {
+		return cmp.Or(cmp.Compare(b.Shared, a.Shared), cmp.Compare(a.PID, b.PID))
+	}
 	slices.SortStableFunc(out, busiest)
 	slices.SortStableFunc(kernel, busiest)
 	return out[:min(len(out), maxNeighbours)], kernel[:min(len(kernel), maxNeighbours)]
