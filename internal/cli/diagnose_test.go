@@ -168,7 +168,7 @@ func TestDiagnoseNothingBusy(t *testing.T) {
 		{"idle proc tree", []string{"--proc", idleProc(t)},
 			regexp.MustCompile(`^cpuwhy: nothing is busy: the busiest process, init \(PID 1\), used 0\.0% of a core over 0\.5 s \(below 10%\); name a process \(PID, --name, --container\) to examine it anyway\n$`)},
 		{"idle proc tree, json", []string{"--proc", idleProc(t), "--json"},
-			regexp.MustCompile(`^\{"nothing_busy":\{"pid":1,"name":"init","cpu":0,"window_s":0\.5,"min_cpu":10\}\}\n$`)},
+			regexp.MustCompile(`^\{"nothing_busy":\{"pid":1,"name":"init","cpu":0,"window_s":0\.5,"min_cpu":10,"interrupts_cpu":0\}\}\n$`)},
 		{"real host", []string{"--min-cpu", "1000"}, nothingBusyLine},
 	}
 	cpuwhyBinary(t) // built before the clock starts

@@ -81,6 +81,10 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	go func() {
 		defer wg.Done()
 		defer traceDone()
+		if t.Kernel {
+			// A kernel thread makes no system calls: nothing to trace.
+			return
+		}
 		prof, mech, traceErr, notes = trace(ctx, t.PID, opts, traceReady)
 	}()
 	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
@@ -110,6 +114,9 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	}
 	if recErr != nil && traceErr != nil {
 		return nil, blind(t, traceErr, recErr)
+	}
+	if t.Kernel {
+		notes = append(notes, "a kernel thread makes no system calls: none traced; its CPU and its kernel stacks are the evidence")
 	}
 	if recErr != nil {
 		notes = append(notes, fmt.Sprintf("no stack samples, so no code path: %v", recErr))
@@ -208,7 +215,7 @@ func trace(ctx context.Context, pid int, opts Options, ready func()) (*syscalls.
 // opts has its defaults.
 func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
 	seconds := snap1.Taken.Sub(snap0.Taken).Seconds()
-	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name, NoSyscalls: prof == nil}
+	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name, NoSyscalls: prof == nil, Kernel: t.Kernel}
 	r := &Report{Window: seconds}
 	threads := map[int]*verdict.Thread{}
 	// Threads that ended during the window are one row (TID 0): a

@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 	"github.com/cpuwhy/cpuwhy/test/containertest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
@@ -166,5 +168,58 @@ func TestSoftirqLive(t *testing.T) {
 	v := findVerdict(t, r, verdict.Softirq)
 	if !strings.Contains(v.Summary, "mostly NET_RX softirqs") {
 		t.Errorf("summary %q does not name NET_RX", v.Summary)
+	}
+}
+
+// A kernel thread is explained, not refused: ksoftirqd of the CPU a UDP
+// flood is pinned to, diagnosed for real. Whether it is busy depends on
+// how many softirqs the send path leaves to it: when it is, the verdict
+// is kernel_thread with the softirqs of its CPU; when not, healthy.
+func TestKernelThreadLive(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := cpus[0]
+	ksoftirqd := 0
+	pids, err := proc.FS{}.PIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := proc.NewScanner(proc.FS{})
+	for _, pid := range pids {
+		if p, err := sc.ReadProcess(pid, false); err == nil && p.KernelThread() && p.Comm == fmt.Sprintf("ksoftirqd/%d", cpu) {
+			ksoftirqd = pid
+		}
+	}
+	if ksoftirqd == 0 {
+		t.Fatalf("no ksoftirqd/%d", cpu)
+	}
+	flood := scenario.Build(t, "udpflood").Start(t, nil, "0", "20")
+	pin(t, flood.Process.Pid, cpu)
+	tg := target.Target{PID: ksoftirqd, Name: fmt.Sprintf("ksoftirqd/%d", cpu), Kernel: true}
+	res, err := Run(context.Background(), tg, Options{FS: proc.FS{}, Duration: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Report
+	var text strings.Builder
+	WriteText(&text, r, TextOptions{})
+	t.Logf("%s", text.String())
+	if len(r.Threads) != 1 || r.Threads[0].TID != ksoftirqd {
+		t.Errorf("thread rows %+v, want the kernel thread itself", r.Threads)
+	}
+	switch v := r.Verdicts[0]; v.Pattern {
+	case verdict.KernelThread:
+		if !strings.Contains(strings.Join(v.Evidence, "\n"), "NET_RX") {
+			t.Errorf("the softirqs of CPU %d are not named: %q", cpu, v.Evidence)
+		}
+	case verdict.Healthy:
+		t.Logf("ksoftirqd/%d used %.1f%% of a core: the send path ran the softirqs itself", cpu, r.Target.CPU)
+	default:
+		t.Errorf("verdict %s on a kernel thread", v.Pattern)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "kernel thread makes no system calls") {
+		t.Errorf("notes %q", r.Notes)
 	}
 }

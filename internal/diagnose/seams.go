@@ -133,6 +133,9 @@ func (a *procAccounting) Read(pid int) (Reading, error) {
 	if err != nil {
 		return Reading{}, err
 	}
+	if p.KernelThread() && len(p.Threads) == 0 {
+		p.Threads = []proc.Stat{p.Stat} // a kernel thread is its one thread
+	}
 	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}, Host: readHost(a.fs)}
 	r.Allowed, _ = a.fs.AllowedCPUs(pid)
 	r.Cgroup, _ = container.ReadCPULevels(a.fs, pid)

@@ -44,6 +44,8 @@ type Observation struct {
 	// target's CPUs (starved.go); Nice is the target's nice value.
 	Neighbours []Neighbour `json:"neighbours,omitempty"`
 	Nice       int         `json:"nice,omitempty"`
+	// Kernel says the process is a kernel thread (kernel_thread.go).
+	Kernel bool `json:"kernel,omitempty"`
 	// KernelThreads are the busiest kernel threads of the host over the
 	// window (ksoftirqd, kworker, ...), with their CPU.
 	KernelThreads []Neighbour `json:"kernel_threads,omitempty"`

@@ -98,6 +98,7 @@ var rules = []rule{
 	{pattern: Starved, scope: outside, process: starved},
 	{pattern: Steal, scope: outside, process: steal},
 	{pattern: Softirq, scope: outside, process: softirq},
+	{pattern: KernelThread, scope: perProcess, process: kernelThread},
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},

@@ -59,6 +59,7 @@ func TestRulesOrder(t *testing.T) {
 		"starved outside starved",
 		"steal outside steal",
 		"softirq outside softirq",
+		"kernel_thread per process kernelThread",
 		"gc_pressure per process gcPressure",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",

@@ -24,12 +24,13 @@ const (
 	Starved         Pattern = "starved"           // its threads waited for a CPU other tasks held
 	Steal           Pattern = "steal"             // the hypervisor took the CPUs
 	Softirq         Pattern = "softirq"           // interrupts and softirqs took the CPUs
+	KernelThread    Pattern = "kernel_thread"     // the target is a kernel thread: what it does
 	Healthy         Pattern = "healthy"           // nothing wrong
 )
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Starved, Steal, Softirq, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Starved, Steal, Softirq, KernelThread, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {
