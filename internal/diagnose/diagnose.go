@@ -135,6 +135,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	o, report := observe(t, opts, snap0, snap1, prof, rec)
 	report.Notes = append(report.Notes, notes...)
 	report.Verdicts = verdict.Judge(o)
+	markGroups(report)
 	used := sys.ProcessCPU().Sub(cpu0)
 	elapsed := time.Since(began)
 	report.Cpuwhy = Cost{
@@ -463,3 +464,16 @@ func runtimeOf(maps Mappings, pid int, threads map[int]*verdict.Thread) string {
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
 var arch = runtime.GOARCH
+
+// markGroups marks the thread rows of the groups the verdicts judged.
+func markGroups(r *Report) {
+	for _, v := range r.Verdicts {
+		for _, m := range v.Threads {
+			for i := range r.Threads {
+				if r.Threads[i].TID == m.TID && r.Threads[i].Exited == 0 {
+					r.Threads[i].Group = v.Group
+				}
+			}
+		}
+	}
+}

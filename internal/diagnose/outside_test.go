@@ -223,3 +223,81 @@ func TestKernelThreadLive(t *testing.T) {
 		t.Errorf("notes %q", r.Notes)
 	}
 }
+
+// Four threads of lockstorm fighting over one mutex, pinned to one core:
+// one verdict covering all four (their group judged as one, or the
+// contenders of a lock), never four verdicts at a quarter of a core each.
+// The bounds are the shares four loops on one core split, whatever its
+// speed.
+func TestThreadGroupLive(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := scenario.Build(t, "lockstorm").Start(t, nil, "0", "4")
+	pin(t, cmd.Process.Pid, cpus[0])
+	r := diagnoseProcess(t, cmd, "lockstorm")
+	var text strings.Builder
+	WriteText(&text, r, TextOptions{})
+	t.Logf("%s", text.String())
+	var code []verdict.Verdict
+	for _, v := range r.Verdicts {
+		if !v.Pattern.Outside() {
+			code = append(code, v)
+		}
+	}
+	if len(code) != 1 {
+		t.Fatalf("%d verdicts on the code, want one for the four workers", len(code))
+	}
+	v := code[0]
+	switch {
+	case v.CPUOf == verdict.CPUOfGroup:
+		if len(v.Threads) != 4 || v.Group != "Worker" {
+			t.Errorf("group %q of %d threads, want Worker ×4", v.Group, len(v.Threads))
+		}
+		if !strings.Contains(text.String(), "Worker ×4") {
+			t.Errorf("the thread table does not show the group as one row")
+		}
+	case v.Pattern == verdict.LockContention && v.CPUOf == verdict.CPUOfThreads:
+		t.Logf("the lock's contenders are one verdict: %s", v.Summary)
+		if len(v.Threads) != 4 {
+			t.Errorf("lock_contention lists %d threads, want the 4 workers", len(v.Threads))
+		}
+	default:
+		t.Errorf("verdict %s of %s, want one on the four workers", v.Pattern, v.CPUOf)
+	}
+}
+
+// Four threads of one pool (cruncher-0..3) in the same loop, pinned to
+// one core: one compute_loop verdict on the group at their combined CPU,
+// with every thread in its JSON and one row in the thread table.
+func TestThreadGroupComputeLive(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := scenario.Build(t, "compute").Start(t, nil, "4")
+	pin(t, cmd.Process.Pid, cpus[0])
+	r := diagnoseProcess(t, cmd, "compute")
+	var text strings.Builder
+	WriteText(&text, r, TextOptions{})
+	t.Logf("%s", text.String())
+	check(t, r, expect{pattern: verdict.ComputeLoop, frame: "crunch_numbers"})
+	v := r.Verdicts[0]
+	if v.CPUOf != verdict.CPUOfGroup || v.Group != "cruncher-#" || len(v.Threads) != 4 {
+		t.Fatalf("verdict on %s %q with %d threads, want the group cruncher-# of 4", v.CPUOf, v.Group, len(v.Threads))
+	}
+	// Four loops on one core: together they get the core, or what
+	// other work leaves of it; never more (a tick either way).
+	if v.CPU > 105 || v.CPU < v.ThreadCPU {
+		t.Errorf("group at %.1f%%, its busiest at %.1f%%", v.CPU, v.ThreadCPU)
+	}
+	if !strings.Contains(text.String(), "cruncher-# ×4") {
+		t.Errorf("the thread table does not show the group as one row")
+	}
+	for _, v := range r.Verdicts[1:] {
+		if !v.Pattern.Outside() {
+			t.Errorf("a second verdict on the code: %s on %s", v.Pattern, v.Thread.Name)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -78,17 +79,23 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	}
 
 	escape.Fprintf(bw, "\n%-16s %8s %7s %6s %6s %11s  %s\n", "THREAD", "TID", "CPU%", "USER", "SYS", "SYSCALLS/S", "TOP SYSCALL")
-	shown := 0
-	for _, th := range r.Threads {
-		if shown == o.Threads || shown > 0 && th.CPU < 1 && th.SyscallRate < 100 {
+	shown, rows := 0, 0
+	for _, th := range groupRows(r.Threads) {
+		if rows == o.Threads || rows > 0 && th.CPU < 1 && th.SyscallRate < 100 {
 			break
 		}
-		shown++
+		rows++
+		shown += max(1, th.members)
 		tid := fmt.Sprint(th.TID)
-		if th.Exited > 0 {
+		name := th.Name
+		switch {
+		case th.Exited > 0:
 			tid = fmt.Sprintf("%d×", th.Exited) // how many threads the row is
+		case th.members > 1:
+			// A thread group judged as one: its busiest TID, how many.
+			name = fmt.Sprintf("%s ×%d", th.Group, th.members)
 		}
-		escape.Fprintf(bw, "%-16s %8s %7.1f %6.1f %6.1f %11s  %s\n", th.Name, tid, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
+		escape.Fprintf(bw, "%-16s %8s %7.1f %6.1f %6.1f %11s  %s\n", name, tid, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
 	}
 	seen := max(r.ThreadCount, len(r.Threads))
 	switch n := seen - shown; {
@@ -169,6 +176,8 @@ func subject(v *verdict.Verdict, t Target) string {
 		return fmt.Sprintf("process %s (PID %d), %.1f%% of a core%s", t.Name, t.PID, v.CPU, with)
 	case verdict.CPUOfThreads:
 		return fmt.Sprintf("%s and the threads it contends with, %.1f%% of a core together", thread, v.CPU)
+	case verdict.CPUOfGroup:
+		return fmt.Sprintf("%s ×%d (busiest %s), %.1f%% of a core together", v.Group, len(v.Threads), thread, v.CPU)
 	case verdict.CPUOfCollector:
 		return fmt.Sprintf("the garbage collector of %s, %.1f%% of a core (busiest: %s)", t.Name, v.CPU, thread)
 	}
@@ -258,4 +267,39 @@ func hostLine(h *verdict.Host, targetCPU float64) string {
 	s += fmt.Sprintf(", softirq %.0f, steal %.0f; iowait %.0f), %.2f of them not the target's; %d tasks runnable at the end, load %.2f",
 		a.SoftIRQ, a.Steal, a.IOWait, max(0, busy-targetCPU/100), h.Runnable, h.Load1)
 	return s
+}
+
+// groupRow is a row of the thread table: a thread, or a group of them.
+type groupRow struct {
+	ThreadReport
+	members int // threads in the row when a group; 0 otherwise
+}
+
+// groupRows folds the threads of each group into one row at the place of
+// its busiest (the first listed), summing their CPU and calls; the row
+// keeps the busiest's TID and most frequent calls.
+func groupRows(threads []ThreadReport) []groupRow {
+	var rows []groupRow
+	at := map[string]int{}
+	for _, th := range threads {
+		if th.Group == "" {
+			rows = append(rows, groupRow{ThreadReport: th})
+			continue
+		}
+		i, ok := at[th.Group]
+		if !ok {
+			at[th.Group] = len(rows)
+			rows = append(rows, groupRow{ThreadReport: th, members: 1})
+			continue
+		}
+		g := &rows[i]
+		g.members++
+		g.CPU = round1(g.CPU + th.CPU)
+		g.User = round1(g.User + th.User)
+		g.System = round1(g.System + th.System)
+		g.SyscallRate += th.SyscallRate
+	}
+	// A group's row may now hold more CPU than rows above it.
+	slices.SortStableFunc(rows, func(a, b groupRow) int { return cmp.Compare(b.CPU, a.CPU) })
+	return rows
 }

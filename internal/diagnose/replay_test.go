@@ -117,6 +117,13 @@ func TestEvidence(t *testing.T) {
 			},
 			want: expect{pattern: verdict.Steal, thread: "cruncher"},
 		},
+		{
+			// compute with four crunchers pinned to one core, recorded
+			// by TestThreadGroupComputeLive: one compute_loop verdict on
+			// the group, one row in the thread table.
+			name: "thread_group", evidence: "thread_group",
+			want: expect{pattern: verdict.ComputeLoop, frame: "crunch_numbers"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

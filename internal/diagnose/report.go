@@ -72,7 +72,11 @@ type ThreadReport struct {
 	// Exited, when not 0, says the row is that many threads that ended
 	// during the window, merged: their CPU (the process's less its live
 	// threads'), their calls and samples.
-	Exited      int      `json:"exited_threads,omitempty"`
+	Exited int `json:"exited_threads,omitempty"`
+	// Group is the name pattern of the thread group a verdict judged
+	// this thread in ("shard-#"); the text report shows a group as one
+	// row.
+	Group       string   `json:"group,omitempty"`
 	CPU         float64  `json:"cpu"`
 	User        float64  `json:"user"`
 	System      float64  `json:"system"`

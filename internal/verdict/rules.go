@@ -168,7 +168,8 @@ func droppedLine(o *Observation) string {
 }
 
 // judgeBusy tries the per-process rules, then the per-thread ones on each
-// hot thread the former left.
+// thread group the former left, judged as one thread, then on each hot
+// thread left.
 func judgeBusy(o *Observation) []Verdict {
 	var out []Verdict
 	covered := map[int]bool{}
@@ -183,6 +184,15 @@ func judgeBusy(o *Observation) []Verdict {
 		out = append(out, *v)
 		for _, tid := range tids {
 			covered[tid] = true
+		}
+	}
+	// Thread groups (groups.go) next: a pool's threads are one verdict.
+	for _, g := range Groups(o, covered) {
+		if v := judgeGroup(o, g); v != nil {
+			out = append(out, *v)
+			for _, tid := range g.TIDs {
+				covered[tid] = true
+			}
 		}
 	}
 	for i := range o.Threads {

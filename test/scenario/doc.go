@@ -15,8 +15,8 @@
 //     as "churn --child", which exits at once) and waits for it, in a
 //     loop (process_churn). The CPU is the children's: it reaches the
 //     parent's cutime/cstime; the parent shows clone and wait4.
-//   - compute: a thread named cruncher in a syscall-free loop in
-//     crunch_numbers.
+//   - compute: [THREADS]; a thread named cruncher in a syscall-free loop
+//     in crunch_numbers, or THREADS of them named cruncher-0, -1, ...
 //   - cxxhot: C++ built with g++ -O2 -g; a thread named pump spins in
 //     the method vpn::Session::pump, for demangling.
 //   - echoserver: a healthy busy server, which no bug verdict may hit: a
