@@ -123,6 +123,12 @@ func throttled(o *Observation) (*Verdict, []int) {
 		ev = append(ev, fmt.Sprintf("the target used %.1f%% of a core, %.0f%% of the limit (the cgroup's own usage is not accounted in its hierarchy: the target's is a lower bound of it)",
 			o.CPU.Total+o.Children, (o.CPU.Total+o.Children)/c.Limit))
 	}
+	for i := range o.Threads {
+		if t := &o.Threads[i]; t.Exited == 0 && t.Demand >= t.CPU.Total+10 {
+			ev = append(ev, "the time its threads \"waited for a CPU\" in the lines above is mostly this: a throttled thread stays runnable, off the CPU until the next period")
+			break
+		}
+	}
 	var others []string
 	for i := range o.Cgroups {
 		if oc := &o.Cgroups[i]; oc != c && oc.Limit > 0 {

@@ -64,3 +64,18 @@ func TestThrottledBursts(t *testing.T) {
 		t.Errorf("unknown usage: %q", vs[1].Evidence)
 	}
 }
+
+// A throttled thread counts as waiting for a CPU in schedstat: the
+// verdict says that the wait the code's verdict shows is the throttling,
+// when there is such a wait.
+func TestThrottledWaitLine(t *testing.T) {
+	for _, d := range []float64{0, 100} {
+		o := capped(0, 0.2, 0.9, 9, 20, 20)
+		o.Threads[0].Demand = d
+		vs := Judge(o)
+		said := strings.Contains(strings.Join(vs[len(vs)-1].Evidence, "\n"), "is mostly this")
+		if said != (d == 100) {
+			t.Errorf("demand %v: wait line said %v", d, said)
+		}
+	}
+}
