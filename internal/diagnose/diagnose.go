@@ -290,10 +290,20 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	if rec != nil {
 		o.Samples = rec.Samples
 		addStacks(rec.Profile, get)
+		// The hot code of every thread whose CPU, or demand when it got
+		// less than it wanted (a pool sharing a loaded core, judged as a
+		// group), makes it hot: the busiest maxCodeThreads.
+		var hot []*verdict.Thread
 		for tid, th := range threads {
-			if tid != 0 && th.CPU.Total >= verdict.HotThreadCPU && th.Samples > 0 {
-				th.Code = hotCode(opts.Memory, opts.Arch, t.PID, tid, rec.Leaves)
+			if tid != 0 && max(th.CPU.Total, th.Demand) >= verdict.HotThreadCPU && th.Samples > 0 {
+				hot = append(hot, th)
 			}
+		}
+		slices.SortFunc(hot, func(a, b *verdict.Thread) int {
+			return cmp.Or(cmp.Compare(b.CPU.Total, a.CPU.Total), cmp.Compare(b.Demand, a.Demand), cmp.Compare(a.TID, b.TID))
+		})
+		for _, th := range hot[:min(len(hot), maxCodeThreads)] {
+			th.Code = hotCode(opts.Memory, opts.Arch, t.PID, th.TID, rec.Leaves)
 		}
 		r.Notes = append(r.Notes, rec.Notes...)
 		r.Missing = rec.Profile.Missing
@@ -366,6 +376,9 @@ func exitedCPU(group, live proc.CPU, anyExited bool) proc.CPU {
 	c.Total = c.User + c.System
 	return c
 }
+
+// maxCodeThreads bounds the threads whose hot code is read and decoded.
+const maxCodeThreads = 64
 
 // exitedRow names the row of the threads that ended during the window.
 const exitedRow = "(exited threads)"
