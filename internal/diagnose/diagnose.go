@@ -289,7 +289,7 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	}
 	if rec != nil {
 		o.Samples = rec.Samples
-		addStacks(rec.Profile, get)
+		addStacks(rec.Profile, get, t.Kernel)
 		// The hot code of every thread whose CPU, or demand when it got
 		// less than it wanted (a pool sharing a loaded core, judged as a
 		// group), makes it hot: the busiest maxCodeThreads.
@@ -415,8 +415,9 @@ func addCPU(a, b proc.CPU) proc.CPU {
 }
 
 // addStacks gives each thread its user stacks, summed over the kernel
-// stacks above them, most sampled first.
-func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
+// stacks above them, most sampled first; for a kernel thread, which has
+// no user stack, its kernel stacks (kernelOnly).
+func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread, kernelOnly bool) {
 	type key struct {
 		tid  int
 		user string
@@ -434,6 +435,9 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 		th := get(s.TID, s.Thread)
 		th.Samples += int(s.Count)
 		k := key{s.TID, strings.Join(user, "\x00")}
+		if kernelOnly {
+			k.user = strings.Join(kernel, "\x00")
+		}
 		if sums[k] == nil {
 			sums[k] = &verdict.Stack{Frames: user, Kernel: kernel}
 		}

@@ -56,6 +56,7 @@ type evidence struct {
 }
 
 type evTarget struct {
+	Kernel  bool   `json:"kernel,omitempty"` // a kernel thread
 	PID     int    `json:"pid"`
 	NsPID   int    `json:"ns_pid,omitempty"`
 	Name    string `json:"name"`
@@ -216,7 +217,7 @@ func loadEvidence(tb testing.TB, file string) *evidence {
 // read this machine's /proc.
 func (e *evidence) replay(tb testing.TB) (target.Target, Options) {
 	tb.Helper()
-	t := target.Target{PID: e.Target.PID, NsPID: e.Target.NsPID, Name: e.Target.Name, Cmdline: e.Target.Cmdline}
+	t := target.Target{PID: e.Target.PID, NsPID: e.Target.NsPID, Name: e.Target.Name, Cmdline: e.Target.Cmdline, Kernel: e.Target.Kernel}
 	opts := Options{
 		FS:         proc.FS{Root: filepath.Join(tb.TempDir(), "no-proc")},
 		Duration:   time.Second,
@@ -522,7 +523,7 @@ func (r *recorder) evidence(tb testing.TB, t target.Target, about string) *evide
 	if len(r.readings) != 2 {
 		tb.Fatalf("recorded %d readings, want 2", len(r.readings))
 	}
-	e := &evidence{About: about, Arch: r.arch, Target: evTarget{PID: t.PID, NsPID: t.NsPID, Name: t.Name, Cmdline: t.Cmdline},
+	e := &evidence{About: about, Arch: r.arch, Target: evTarget{Kernel: t.Kernel, PID: t.PID, NsPID: t.NsPID, Name: t.Name, Cmdline: t.Cmdline},
 		FDs: r.fds, Maps: r.maps, Memory: r.memory}
 	slices.Sort(e.Maps)
 	slices.SortFunc(e.Memory, func(a, b evMemory) int { return cmp.Compare(a.Addr, b.Addr) })

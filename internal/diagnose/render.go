@@ -169,6 +169,9 @@ func subject(v *verdict.Verdict, t Target) string {
 	thread := fmt.Sprintf("%s (TID %d)", v.Thread.Name, v.Thread.TID)
 	switch v.CPUOf {
 	case verdict.CPUOfProcess:
+		if v.Pattern == verdict.KernelThread {
+			return fmt.Sprintf("kernel thread %s (PID %d), %.1f%% of a core", t.Name, t.PID, v.CPU)
+		}
 		with := ""
 		if t.Children >= 0.05 {
 			with = " with the children it waited for"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
@@ -116,6 +117,33 @@ func TestEvidence(t *testing.T) {
 				e.Readings[1].Host = &evHost{Stat: string(hostStat(3, cpu, cpu))}
 			},
 			want: expect{pattern: verdict.Steal, thread: "cruncher"},
+		},
+		{
+			// ksoftirqd/0 named as the target on the host of the UDP
+			// flood (its /proc/stat and /proc/softirqs as recorded by
+			// TestSoftirqLive), at 45% of a core in net_rx_action, as
+			// when softirqs pile up past what the send path runs: a
+			// kernel thread is explained, not refused.
+			name: "kernel_thread", evidence: "softirq",
+			edit: func(e *evidence) {
+				e.Target = evTarget{Kernel: true, PID: 14, Name: "ksoftirqd/0"}
+				secs := e.Readings[1].Taken.Sub(e.Readings[0].Taken).Seconds()
+				for i, stime := range []uint64{5000, 5000 + uint64(45*secs)} {
+					k := evTask{PID: 14, Comm: "ksoftirqd/0", State: "S", STime: stime, NumThreads: 1, StartTime: 2,
+						Sched: &evSched{OnCPU: time.Duration(stime) * 10 * time.Millisecond, Waiting: time.Duration(stime) * time.Millisecond}}
+					e.Readings[i].Process, e.Readings[i].Threads, e.Readings[i].Cgroup = k, []evTask{k}, nil
+				}
+				e.Syscalls, e.SysErr, e.FDs, e.Maps, e.Memory = nil, "", nil, nil, nil
+				kernel := func(fn string) stack.Frame { return stack.Frame{Kind: stack.Kernel, Function: fn, Module: "[kernel]"} }
+				e.Stacks.Frames = []stack.Frame{kernel("net_rx_action"), kernel("handle_softirqs"), kernel("run_ksoftirqd"),
+					kernel("smpboot_thread_fn"), kernel("kthread"), kernel("ret_from_fork"), kernel("__napi_poll"), kernel("process_backlog")}
+				e.Stacks.Stacks = []evStack{
+					{TID: 14, Thread: "ksoftirqd/0", Count: 40, Frames: []int{6, 7, 0, 1, 2, 3, 4, 5}},
+					{TID: 14, Thread: "ksoftirqd/0", Count: 12, Frames: []int{0, 1, 2, 3, 4, 5}},
+				}
+				e.Stacks.Samples, e.Stacks.Leaves, e.Stacks.Missing = 52, nil, nil
+			},
+			want: expect{pattern: verdict.KernelThread, thread: "ksoftirqd/0", frame: "net_rx_action"},
 		},
 		{
 			// compute with four crunchers pinned to one core, recorded

@@ -41,3 +41,13 @@ func TestKernelThread(t *testing.T) {
 		t.Errorf("a user process named ksoftirqd/0 judged a kernel thread")
 	}
 }
+
+// On a kernel thread, the softirqs of its CPU are in its own verdict, not
+// in a softirq verdict beside it.
+func TestKernelThreadNoSoftirqVerdict(t *testing.T) {
+	for _, v := range Judge(kthread("ksoftirqd/0", 45, "net_rx_action")) {
+		if v.Pattern == Softirq {
+			t.Errorf("softirq verdict on a kernel thread: %s", v.Summary)
+		}
+	}
+}

@@ -22,7 +22,8 @@ import (
 const SoftirqShare = 0.10
 
 func softirq(o *Observation) (*Verdict, []int) {
-	if o.Host == nil || wants(o) < HotThreadCPU {
+	// A kernel thread's verdict says what softirqs ran on its CPU.
+	if o.Host == nil || o.Kernel || wants(o) < HotThreadCPU {
 		return nil, nil
 	}
 	modes := o.Host.allowedModes()
