@@ -162,7 +162,14 @@ func TestSoftirqLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// In a cgroup that outweighs the other work on the machine: the
+	// softirqs follow the packets it manages to send.
+	tree := containertest.NewCPUTree(t, 0)
+	tree.Outweigh(t)
 	cmd := scenario.Build(t, "udpflood").Start(t, nil, "0", "20")
+	if err := tree.Join(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
 	pin(t, cmd.Process.Pid, cpus[0])
 	r := diagnoseProcess(t, cmd, "udpflood")
 	v := findVerdict(t, r, verdict.Softirq)
