@@ -307,3 +307,22 @@ func TestDiagnoseJIT(t *testing.T) {
 		t.Errorf("report names anonymous code by address:\n%s", out)
 	}
 }
+
+// A kernel thread named to the diagnosis is explained, not refused
+// (kthreadd, idle: healthy, with the note that it makes no syscalls); the
+// commands that examine user space still refuse it.
+func TestDiagnoseKernelThread(t *testing.T) {
+	code, out, errOut := run(t, "-d", "300ms", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"cpuwhy: kthreadd (PID 2)", "host: ", "VERDICT 1: ", "a kernel thread makes no system calls"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	code, _, errOut = run(t, "syscalls", "-d", "300ms", "2")
+	if code == 0 || !strings.Contains(errOut, "is a kernel thread") {
+		t.Errorf("syscalls on a kernel thread: exit %d, %q", code, errOut)
+	}
+}
