@@ -41,15 +41,16 @@ func nothingBusy(w io.Writer, err error, asJSON bool) (bool, error) {
 	}
 	if asJSON {
 		type busiest struct {
-			PID    int     `json:"pid"`
-			Name   string  `json:"name"`
-			CPU    float64 `json:"cpu"`
-			Window float64 `json:"window_s"`
-			MinCPU float64 `json:"min_cpu"`
+			PID        int     `json:"pid"`
+			Name       string  `json:"name"`
+			CPU        float64 `json:"cpu"`
+			Window     float64 `json:"window_s"`
+			MinCPU     float64 `json:"min_cpu"`
+			Interrupts float64 `json:"interrupts_cpu"` // the kernel's interrupts and softirqs, % of a core
 		}
 		b, err := json.Marshal(struct {
 			NothingBusy busiest `json:"nothing_busy"`
-		}{busiest{idle.PID, idle.Name, math.Round(idle.CPU*10) / 10, idle.Window.Seconds(), idle.MinCPU}})
+		}{busiest{idle.PID, idle.Name, math.Round(idle.CPU*10) / 10, idle.Window.Seconds(), idle.MinCPU, math.Round(idle.Interrupts*10) / 10}})
 		if err != nil {
 			return true, fmt.Errorf("encoding report: %w", err)
 		}

@@ -80,6 +80,7 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	}
 	sel := o.global.selector(o.global.resolver())
 	sel.MinCPU = o.minCPU
+	sel.KernelThreads = true // the diagnosis explains a kernel thread
 	tracers, err := tracers(o.mechanism, sel.CheckTrace)
 	if err != nil {
 		return usageError{err}

@@ -168,7 +168,7 @@ func TestDiagnoseNothingBusy(t *testing.T) {
 		{"idle proc tree", []string{"--proc", idleProc(t)},
 			regexp.MustCompile(`^cpuwhy: nothing is busy: the busiest process, init \(PID 1\), used 0\.0% of a core over 0\.5 s \(below 10%\); name a process \(PID, --name, --container\) to examine it anyway\n$`)},
 		{"idle proc tree, json", []string{"--proc", idleProc(t), "--json"},
-			regexp.MustCompile(`^\{"nothing_busy":\{"pid":1,"name":"init","cpu":0,"window_s":0\.5,"min_cpu":10\}\}\n$`)},
+			regexp.MustCompile(`^\{"nothing_busy":\{"pid":1,"name":"init","cpu":0,"window_s":0\.5,"min_cpu":10,"interrupts_cpu":0\}\}\n$`)},
 		{"real host", []string{"--min-cpu", "1000"}, nothingBusyLine},
 	}
 	cpuwhyBinary(t) // built before the clock starts
@@ -306,4 +306,70 @@ func TestDiagnoseJIT(t *testing.T) {
 	if strings.Contains(out, "[anon]") || strings.Contains(out, "hottest instructions of") && !strings.Contains(out, "hottest instructions of jit_first (") {
 		t.Errorf("report names anonymous code by address:\n%s", out)
 	}
+}
+
+// A kernel thread named to the diagnosis is explained, not refused
+// (kthreadd, idle: healthy, with the note that it makes no syscalls); the
+// commands that examine user space still refuse it.
+func TestDiagnoseKernelThread(t *testing.T) {
+	code, out, errOut := run(t, "-d", "300ms", "2")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"cpuwhy: kthreadd (PID 2)", "host: ", "VERDICT 1: ", "a kernel thread makes no system calls"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	code, _, errOut = run(t, "syscalls", "-d", "300ms", "2")
+	if code == 0 || !strings.Contains(errOut, "is a kernel thread") {
+		t.Errorf("syscalls on a kernel thread: exit %d, %q", code, errOut)
+	}
+}
+
+// The issue's first case: the seed's busy poll in its container, capped
+// at 0.2 of a core (docker run --cpus 0.2), named by its container: the
+// busy poll first, then the limit of the container's own cgroup
+// (/docker/ID) that throttled it. The container's cgroups are weighted
+// above the other work on the machine, so that the loop can use its
+// quota in a period whatever that load is.
+func TestDiagnoseCappedContainer(t *testing.T) {
+	prog := scenario.Build(t, "busypoll")
+	c := containertest.Start(t, containertest.Config{
+		Program: prog.Path, Files: prog.Files, Args: []string{"1711"}, Network: true,
+		Name: "vpn-capped-" + strconv.Itoa(os.Getpid()), CPUs: 0.2,
+	})
+	c.WaitReady(t, 10*time.Second)
+	for _, dir := range c.CgroupDirs {
+		for file, weight := range map[string]string{"cpu.shares": "262144", "cpu.weight": "10000"} {
+			if _, err := os.Stat(filepath.Join(dir, file)); err == nil {
+				if err := os.WriteFile(filepath.Join(dir, file), []byte(weight), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	code, out, errOut := run(t, "--container", c.Name, "-d", "2s", "--json",
+		"--docker-data-root", c.DataRoot, "--docker-socket", "/nonexistent")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	r := decodeDiagnosis(t, out)
+	var got []string
+	for _, v := range r.Verdicts {
+		got = append(got, string(v.Pattern)+": "+v.Summary)
+	}
+	if len(r.Verdicts) < 2 || r.Verdicts[0].Pattern != "busy_poll" {
+		t.Fatalf("verdicts:\n%s\nwant busy_poll first", strings.Join(got, "\n"))
+	}
+	var throttled *verdict.Verdict
+	for i := range r.Verdicts {
+		if r.Verdicts[i].Pattern == verdict.Throttled {
+			throttled = &r.Verdicts[i]
+		}
+	}
+	if throttled == nil || !strings.Contains(throttled.Summary, "its cgroup /docker/"+c.ID) || !strings.Contains(throttled.Summary, "0.20 cores") {
+		t.Fatalf("no throttled verdict on /docker/%s at 0.20 cores:\n%s", c.ID, strings.Join(got, "\n"))
+	}
+	t.Logf("%s\n  %s", throttled.Summary, strings.Join(throttled.Evidence, "\n  "))
 }

@@ -22,7 +22,15 @@ import (
 // streams.
 func runBinary(t *testing.T, cred *syscall.Credential, args ...string) (int, string, string) {
 	t.Helper()
-	return runBinaryIn(t, "", cred, args...)
+	// In a directory of its own: record without -o writes cpuwhy.pb.gz
+	// where it runs, which was once the package's own directory.
+	// Another user cannot enter the test's temporary directories: it
+	// runs in /, where it may not write.
+	dir := "/"
+	if cred == nil {
+		dir = t.TempDir()
+	}
+	return runBinaryIn(t, dir, cred, args...)
 }
 
 // runBinaryIn is runBinary in directory dir, for commands that write

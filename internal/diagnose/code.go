@@ -31,9 +31,11 @@ func hotCode(mem Memory, arch string, pid, tid int, leaves []cpuprofile.Leaf) *v
 	buf := make([]byte, hi+disasm.MaxLoop+16-from)
 	n, err := mem.ReadMemory(pid, buf, from)
 	if err != nil {
-		// The bytes before lo may be unmapped; its page is not.
+		// The bytes before lo may be unmapped; its page is not. The
+		// page may start further back than a loop's length before lo:
+		// a buffer of its own size.
 		from = lo &^ (pageSize - 1)
-		buf = buf[:hi+disasm.MaxLoop+16-from]
+		buf = make([]byte, hi+disasm.MaxLoop+16-from)
 		n, err = mem.ReadMemory(pid, buf, from)
 	}
 	if err != nil || n == 0 {

@@ -1,9 +1,11 @@
 package diagnose
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
+	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 )
@@ -63,5 +65,32 @@ func TestListing(t *testing.T) {
 				t.Errorf("verdicts %+v, want %s", vs, tt.pattern)
 			}
 		})
+	}
+}
+
+// The bytes a loop's length before the hot code may be unmapped; the
+// fallback reads from the start of its page, which may be further back
+// than that: hotCode reads into a buffer of that size (it sliced the
+// first one past its capacity and panicked, on a starved thread whose
+// code was first listed for its demand).
+func TestHotCodeFromPageStart(t *testing.T) {
+	code, err := os.ReadFile("../disasm/testdata/spin_wait_for_work.amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = 0x400000
+	base := uint64(page + 0xf00) // 3840 bytes into its page: far more than disasm.MaxLoop
+	text := make([]byte, 0xf00+len(code))
+	copy(text[0xf00:], code)
+	mem := MemoryFunc(func(pid int, p []byte, addr uint64) (int, error) {
+		if addr < page || addr >= page+uint64(len(text)) || addr != page {
+			return 0, fmt.Errorf("reading %#x: only the page start is readable here", addr)
+		}
+		return copy(p, text), nil
+	})
+	hot := base + (0x153e - 0x1520)
+	c := hotCode(mem, "amd64", 1, 7, []cpuprofile.Leaf{{TID: 7, PC: hot, Function: "spin_wait_for_work", Count: 90}})
+	if c == nil || len(c.Instructions) == 0 {
+		t.Fatalf("no listing: %+v", c)
 	}
 }

@@ -81,6 +81,10 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	go func() {
 		defer wg.Done()
 		defer traceDone()
+		if t.Kernel {
+			// A kernel thread makes no system calls: nothing to trace.
+			return
+		}
 		prof, mech, traceErr, notes = trace(ctx, t.PID, opts, traceReady)
 	}()
 	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
@@ -111,6 +115,9 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	if recErr != nil && traceErr != nil {
 		return nil, blind(t, traceErr, recErr)
 	}
+	if t.Kernel {
+		notes = append(notes, "a kernel thread makes no system calls: none traced; its CPU and its kernel stacks are the evidence")
+	}
 	if recErr != nil {
 		notes = append(notes, fmt.Sprintf("no stack samples, so no code path: %v", recErr))
 	}
@@ -128,6 +135,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	o, report := observe(t, opts, snap0, snap1, prof, rec)
 	report.Notes = append(report.Notes, notes...)
 	report.Verdicts = verdict.Judge(o)
+	markGroups(report)
 	used := sys.ProcessCPU().Sub(cpu0)
 	elapsed := time.Since(began)
 	report.Cpuwhy = Cost{
@@ -208,7 +216,7 @@ func trace(ctx context.Context, pid int, opts Options, ready func()) (*syscalls.
 // opts has its defaults.
 func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls.Profile, rec *cpuprofile.Result) (*verdict.Observation, *Report) {
 	seconds := snap1.Taken.Sub(snap0.Taken).Seconds()
-	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name, NoSyscalls: prof == nil}
+	o := &verdict.Observation{Seconds: seconds, PID: t.PID, Name: t.Name, NoSyscalls: prof == nil, Kernel: t.Kernel}
 	r := &Report{Window: seconds}
 	threads := map[int]*verdict.Thread{}
 	// Threads that ended during the window are one row (TID 0): a
@@ -281,11 +289,21 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	}
 	if rec != nil {
 		o.Samples = rec.Samples
-		addStacks(rec.Profile, get)
+		addStacks(rec.Profile, get, t.Kernel)
+		// The hot code of every thread whose CPU, or demand when it got
+		// less than it wanted (a pool sharing a loaded core, judged as a
+		// group), makes it hot: the busiest maxCodeThreads.
+		var hot []*verdict.Thread
 		for tid, th := range threads {
-			if tid != 0 && th.CPU.Total >= verdict.HotThreadCPU && th.Samples > 0 {
-				th.Code = hotCode(opts.Memory, opts.Arch, t.PID, tid, rec.Leaves)
+			if tid != 0 && max(th.CPU.Total, th.Demand) >= verdict.HotThreadCPU && th.Samples > 0 {
+				hot = append(hot, th)
 			}
+		}
+		slices.SortFunc(hot, func(a, b *verdict.Thread) int {
+			return cmp.Or(cmp.Compare(b.CPU.Total, a.CPU.Total), cmp.Compare(b.Demand, a.Demand), cmp.Compare(a.TID, b.TID))
+		})
+		for _, th := range hot[:min(len(hot), maxCodeThreads)] {
+			th.Code = hotCode(opts.Memory, opts.Arch, t.PID, th.TID, rec.Leaves)
 		}
 		r.Notes = append(r.Notes, rec.Notes...)
 		r.Missing = rec.Profile.Missing
@@ -309,6 +327,16 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 		row.Exited = nExited
 	}
 	o.CPU = addCPU(live, exited)
+	host, err := hostWindow(snap0.Host, snap1.Host, seconds, snap1.Allowed)
+	if err != nil {
+		r.Notes = append(r.Notes, fmt.Sprintf("no host line: %v", err))
+	}
+	o.Host, r.Host = host, host
+	o.Cgroups = cgroupWindow(snap0.Cgroup, snap1.Cgroup, seconds)
+	r.Cgroups = o.Cgroups
+	o.Neighbours, o.KernelThreads = neighbourWindow(snap0.Others, snap1.Others, seconds, t.PID, snap1.Allowed)
+	o.Nice = snap1.Process.Stat.Nice
+	r.Neighbours, r.KernelThreads = o.Neighbours, o.KernelThreads
 	o.ThreadsAlive = len(alive)
 	o.Runtime = runtimeOf(opts.Maps, t.PID, threads)
 	for _, th := range threads {
@@ -355,6 +383,9 @@ func exitedCPU(group, live proc.CPU, anyExited bool) proc.CPU {
 	return c
 }
 
+// maxCodeThreads bounds the threads whose hot code is read and decoded.
+const maxCodeThreads = 64
+
 // exitedRow names the row of the threads that ended during the window.
 const exitedRow = "(exited threads)"
 
@@ -396,8 +427,9 @@ func addCPU(a, b proc.CPU) proc.CPU {
 }
 
 // addStacks gives each thread its user stacks, summed over the kernel
-// stacks above them, most sampled first.
-func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
+// stacks above them, most sampled first; for a kernel thread, which has
+// no user stack, its kernel stacks (kernelOnly).
+func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread, kernelOnly bool) {
 	type key struct {
 		tid  int
 		user string
@@ -415,6 +447,9 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 		th := get(s.TID, s.Thread)
 		th.Samples += int(s.Count)
 		k := key{s.TID, strings.Join(user, "\x00")}
+		if kernelOnly {
+			k.user = strings.Join(kernel, "\x00")
+		}
 		if sums[k] == nil {
 			sums[k] = &verdict.Stack{Frames: user, Kernel: kernel}
 		}
@@ -458,3 +493,16 @@ func runtimeOf(maps Mappings, pid int, threads map[int]*verdict.Thread) string {
 func round1(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
 
 var arch = runtime.GOARCH
+
+// markGroups marks the thread rows of the groups the verdicts judged.
+func markGroups(r *Report) {
+	for _, v := range r.Verdicts {
+		for _, m := range v.Threads {
+			for i := range r.Threads {
+				if r.Threads[i].TID == m.TID && r.Threads[i].Exited == 0 {
+					r.Threads[i].Group = v.Group
+				}
+			}
+		}
+	}
+}

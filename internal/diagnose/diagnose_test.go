@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,10 +65,15 @@ type expect struct {
 
 func check(t *testing.T, r *Report, want expect) {
 	t.Helper()
-	if len(r.Verdicts) == 0 {
+	vs := r.Verdicts
+	// Causes outside the code (a loaded machine starving the scenario)
+	// are judged beside the code's verdicts: the first of the kind
+	// wanted is checked.
+	vs = slices.DeleteFunc(slices.Clone(vs), func(v verdict.Verdict) bool { return v.Pattern.Outside() != want.pattern.Outside() })
+	if len(vs) == 0 {
 		t.Fatal("no verdict")
 	}
-	v := r.Verdicts[0]
+	v := vs[0]
 	t.Logf("%s: %s %s\n  %s", v.Pattern, v.Thread.Name, v.Summary, strings.Join(v.Evidence, "\n  "))
 	if v.Pattern != want.pattern {
 		t.Fatalf("pattern %s, want %s (all: %+v)", v.Pattern, want.pattern, r.Verdicts)
@@ -97,7 +103,7 @@ func check(t *testing.T, r *Report, want expect) {
 			t.Errorf("stack %q lacks %q", where, want.frame)
 		}
 	}
-	if want.pattern == verdict.Healthy && len(r.Verdicts) != 1 {
+	if want.pattern == verdict.Healthy && len(vs) != 1 {
 		t.Errorf("healthy and more: %+v", r.Verdicts)
 	}
 }

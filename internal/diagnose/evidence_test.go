@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
@@ -55,6 +56,7 @@ type evidence struct {
 }
 
 type evTarget struct {
+	Kernel  bool   `json:"kernel,omitempty"` // a kernel thread
 	PID     int    `json:"pid"`
 	NsPID   int    `json:"ns_pid,omitempty"`
 	Name    string `json:"name"`
@@ -66,6 +68,32 @@ type evReading struct {
 	SinceBoot time.Duration `json:"since_boot_ns"`
 	Process   evTask        `json:"process"`
 	Threads   []evTask      `json:"threads"`
+	Host      *evHost       `json:"host,omitempty"` // the host's files, as read
+	Allowed   []int         `json:"allowed_cpus,omitempty"`
+	// Cgroup is the CPU controller of the target's cgroups, as read.
+	Cgroup []container.CPULevel `json:"cgroup,omitempty"`
+	// Others are the host's other processes: stat times, and for those
+	// that ran, their CPUs and container.
+	Others []evOther `json:"others,omitempty"`
+}
+
+type evOther struct {
+	PID       int    `json:"pid"`
+	Comm      string `json:"comm"`
+	UTime     uint64 `json:"utime"`
+	STime     uint64 `json:"stime"`
+	StartTime uint64 `json:"start_time"`
+	Nice      int    `json:"nice,omitempty"`
+	Kernel    bool   `json:"kernel_thread,omitempty"`
+	Allowed   []int  `json:"allowed_cpus,omitempty"`
+	Container string `json:"container,omitempty"`
+}
+
+// evHost is the text of the host's files.
+type evHost struct {
+	Stat     string `json:"stat"`
+	Softirqs string `json:"softirqs,omitempty"`
+	Loadavg  string `json:"loadavg,omitempty"`
 }
 
 // evTask is a stat line (times in clock ticks) and, for a thread, its
@@ -189,7 +217,7 @@ func loadEvidence(tb testing.TB, file string) *evidence {
 // read this machine's /proc.
 func (e *evidence) replay(tb testing.TB) (target.Target, Options) {
 	tb.Helper()
-	t := target.Target{PID: e.Target.PID, NsPID: e.Target.NsPID, Name: e.Target.Name, Cmdline: e.Target.Cmdline}
+	t := target.Target{PID: e.Target.PID, NsPID: e.Target.NsPID, Name: e.Target.Name, Cmdline: e.Target.Cmdline, Kernel: e.Target.Kernel}
 	opts := Options{
 		FS:         proc.FS{Root: filepath.Join(tb.TempDir(), "no-proc")},
 		Duration:   time.Second,
@@ -300,7 +328,17 @@ func (m replayMemory) ReadMemory(pid int, p []byte, addr uint64) (int, error) {
 }
 
 func (r evReading) reading() Reading {
-	out := Reading{Taken: r.Taken, SinceBoot: r.SinceBoot, Process: proc.Process{Stat: r.Process.stat()}, Sched: map[int]proc.Sched{}}
+	out := Reading{Taken: r.Taken, SinceBoot: r.SinceBoot, Process: proc.Process{Stat: r.Process.stat()}, Sched: map[int]proc.Sched{}, Allowed: r.Allowed, Cgroup: r.Cgroup}
+	for _, n := range r.Others {
+		st := proc.Stat{PID: n.PID, Comm: n.Comm, UTime: n.UTime, STime: n.STime, StartTime: n.StartTime, Nice: n.Nice}
+		if n.Kernel {
+			st.Flags = 0x00200000 // PF_KTHREAD
+		}
+		out.Others = append(out.Others, Neighbour{Stat: st, Allowed: n.Allowed, Container: n.Container})
+	}
+	if h := r.Host; h != nil {
+		out.Host = &HostFiles{Stat: []byte(h.Stat), Softirqs: []byte(h.Softirqs), Loadavg: []byte(h.Loadavg)}
+	}
 	for _, th := range r.Threads {
 		out.Process.Threads = append(out.Process.Threads, th.stat())
 		if s := th.Sched; s != nil {
@@ -485,12 +523,19 @@ func (r *recorder) evidence(tb testing.TB, t target.Target, about string) *evide
 	if len(r.readings) != 2 {
 		tb.Fatalf("recorded %d readings, want 2", len(r.readings))
 	}
-	e := &evidence{About: about, Arch: r.arch, Target: evTarget{PID: t.PID, NsPID: t.NsPID, Name: t.Name, Cmdline: t.Cmdline},
+	e := &evidence{About: about, Arch: r.arch, Target: evTarget{Kernel: t.Kernel, PID: t.PID, NsPID: t.NsPID, Name: t.Name, Cmdline: t.Cmdline},
 		FDs: r.fds, Maps: r.maps, Memory: r.memory}
 	slices.Sort(e.Maps)
 	slices.SortFunc(e.Memory, func(a, b evMemory) int { return cmp.Compare(a.Addr, b.Addr) })
 	for i, rd := range r.readings {
-		e.Readings[i] = evReading{Taken: rd.Taken, SinceBoot: rd.SinceBoot, Process: task(rd.Process.Stat, nil)}
+		e.Readings[i] = evReading{Taken: rd.Taken, SinceBoot: rd.SinceBoot, Process: task(rd.Process.Stat, nil), Allowed: rd.Allowed, Cgroup: rd.Cgroup}
+		for _, n := range rd.Others {
+			e.Readings[i].Others = append(e.Readings[i].Others, evOther{PID: n.Stat.PID, Comm: n.Stat.Comm, UTime: n.Stat.UTime, STime: n.Stat.STime,
+				StartTime: n.Stat.StartTime, Nice: n.Stat.Nice, Kernel: n.Stat.KernelThread(), Allowed: n.Allowed, Container: n.Container})
+		}
+		if h := rd.Host; h != nil {
+			e.Readings[i].Host = &evHost{Stat: string(h.Stat), Softirqs: string(h.Softirqs), Loadavg: string(h.Loadavg)}
+		}
 		for _, th := range rd.Process.Threads {
 			var s *proc.Sched
 			if sc, ok := rd.Sched[th.PID]; ok {

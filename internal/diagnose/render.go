@@ -3,6 +3,7 @@ package diagnose
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -73,19 +74,28 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if t.Picked != nil {
 		escape.Fprintf(bw, "%s\n", t.Picked.Reason())
 	}
+	if r.Host != nil {
+		escape.Fprintf(bw, "%s\n", hostLine(r.Host, t.CPU))
+	}
 
 	escape.Fprintf(bw, "\n%-16s %8s %7s %6s %6s %11s  %s\n", "THREAD", "TID", "CPU%", "USER", "SYS", "SYSCALLS/S", "TOP SYSCALL")
-	shown := 0
-	for _, th := range r.Threads {
-		if shown == o.Threads || shown > 0 && th.CPU < 1 && th.SyscallRate < 100 {
+	shown, rows := 0, 0
+	for _, th := range groupRows(r.Threads) {
+		if rows == o.Threads || rows > 0 && th.CPU < 1 && th.SyscallRate < 100 {
 			break
 		}
-		shown++
+		rows++
+		shown += max(1, th.members)
 		tid := fmt.Sprint(th.TID)
-		if th.Exited > 0 {
+		name := th.Name
+		switch {
+		case th.Exited > 0:
 			tid = fmt.Sprintf("%d×", th.Exited) // how many threads the row is
+		case th.members > 1:
+			// A thread group judged as one: its busiest TID, how many.
+			name = fmt.Sprintf("%s ×%d", th.Group, th.members)
 		}
-		escape.Fprintf(bw, "%-16s %8s %7.1f %6.1f %6.1f %11s  %s\n", th.Name, tid, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
+		escape.Fprintf(bw, "%-16s %8s %7.1f %6.1f %6.1f %11s  %s\n", name, tid, th.CPU, th.User, th.System, rate(th.SyscallRate), topSyscall(th.Syscalls))
 	}
 	seen := max(r.ThreadCount, len(r.Threads))
 	switch n := seen - shown; {
@@ -115,7 +125,7 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 		if len(where) > 0 {
 			escape.Fprintf(bw, "  %s\n", strings.Join(where, ", "))
 		}
-		if len(v.Stack) > 0 && v.Pattern != verdict.Healthy {
+		if len(v.Stack) > 0 && v.Pattern != verdict.Healthy && !v.Pattern.Outside() {
 			stack := v.Stack
 			if len(stack) > 8 {
 				stack = append(slices.Clip(stack[:8]), "...")
@@ -159,6 +169,9 @@ func subject(v *verdict.Verdict, t Target) string {
 	thread := fmt.Sprintf("%s (TID %d)", v.Thread.Name, v.Thread.TID)
 	switch v.CPUOf {
 	case verdict.CPUOfProcess:
+		if v.Pattern == verdict.KernelThread {
+			return fmt.Sprintf("kernel thread %s (PID %d), %.1f%% of a core", t.Name, t.PID, v.CPU)
+		}
 		with := ""
 		if t.Children >= 0.05 {
 			with = " with the children it waited for"
@@ -166,6 +179,8 @@ func subject(v *verdict.Verdict, t Target) string {
 		return fmt.Sprintf("process %s (PID %d), %.1f%% of a core%s", t.Name, t.PID, v.CPU, with)
 	case verdict.CPUOfThreads:
 		return fmt.Sprintf("%s and the threads it contends with, %.1f%% of a core together", thread, v.CPU)
+	case verdict.CPUOfGroup:
+		return fmt.Sprintf("%s ×%d (busiest %s), %.1f%% of a core together", v.Group, len(v.Threads), thread, v.CPU)
 	case verdict.CPUOfCollector:
 		return fmt.Sprintf("the garbage collector of %s, %.1f%% of a core (busiest: %s)", t.Name, v.CPU, thread)
 	}
@@ -241,3 +256,53 @@ func topSyscall(ss []syscalls.Syscall) string {
 
 // rate is a rate per second without the unit, for a column titled /S.
 func rate(r float64) string { return strings.TrimSuffix(verdict.Rate(r), "/s") }
+
+// hostLine says in one line how busy the host was over the window, by
+// mode, and how much of it was not the target (targetCPU, in percent of
+// one core): whether the target was alone.
+func hostLine(h *verdict.Host, targetCPU float64) string {
+	a := h.All
+	busy := a.Busy() / 100 * float64(h.CPUs) // in cores
+	s := fmt.Sprintf("host: %d CPUs, %.2f cores busy (%.0f%%: user %.0f, system %.0f", h.CPUs, busy, a.Busy(), a.User, a.System)
+	if a.IRQ >= 0.5 {
+		s += fmt.Sprintf(", irq %.0f", a.IRQ)
+	}
+	s += fmt.Sprintf(", softirq %.0f, steal %.0f; iowait %.0f), %.2f of them not the target's; %d tasks runnable at the end, load %.2f",
+		a.SoftIRQ, a.Steal, a.IOWait, max(0, busy-targetCPU/100), h.Runnable, h.Load1)
+	return s
+}
+
+// groupRow is a row of the thread table: a thread, or a group of them.
+type groupRow struct {
+	ThreadReport
+	members int // threads in the row when a group; 0 otherwise
+}
+
+// groupRows folds the threads of each group into one row at the place of
+// its busiest (the first listed), summing their CPU and calls; the row
+// keeps the busiest's TID and most frequent calls.
+func groupRows(threads []ThreadReport) []groupRow {
+	var rows []groupRow
+	at := map[string]int{}
+	for _, th := range threads {
+		if th.Group == "" {
+			rows = append(rows, groupRow{ThreadReport: th})
+			continue
+		}
+		i, ok := at[th.Group]
+		if !ok {
+			at[th.Group] = len(rows)
+			rows = append(rows, groupRow{ThreadReport: th, members: 1})
+			continue
+		}
+		g := &rows[i]
+		g.members++
+		g.CPU = round1(g.CPU + th.CPU)
+		g.User = round1(g.User + th.User)
+		g.System = round1(g.System + th.System)
+		g.SyscallRate += th.SyscallRate
+	}
+	// A group's row may now hold more CPU than rows above it.
+	slices.SortStableFunc(rows, func(a, b groupRow) int { return cmp.Compare(b.CPU, a.CPU) })
+	return rows
+}

@@ -12,8 +12,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
@@ -58,6 +61,96 @@ func TestEvidence(t *testing.T) {
 				e.Stacks, e.StackErr = nil, "sampling process 7448: perf_event_open: permission denied"
 			},
 			want: expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN"},
+		},
+		{
+			// busypoll in a v1 cgroup capped at 0.2 core, recorded by
+			// TestThrottledLive: throttled first, then the busy poll.
+			name: "throttled_v1", evidence: "throttled",
+			want: expect{pattern: verdict.Throttled, thread: "NatThreadMain"},
+		},
+		{
+			// The same process in a Kubernetes pod on a cgroup v2 host:
+			// the limit, 0.2 core, on the pod's cgroup, none on the
+			// container's scope, usage accounted (usage_usec).
+			name: "throttled_v2_pod", evidence: "throttled",
+			edit: func(e *evidence) {
+				const pod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice"
+				levels := func(periods, throttled uint64, throttledTime, usage time.Duration) []container.CPULevel {
+					return []container.CPULevel{
+						{Path: pod + "/cri-containerd-abc.scope", Depth: 0, Version: 2, Period: 100 * time.Millisecond, Usage: usage, HasUsage: true, Shares: 8},
+						{Path: pod, Depth: 1, Version: 2, Quota: 20 * time.Millisecond, Period: 100 * time.Millisecond,
+							Periods: periods, Throttled: throttled, ThrottledTime: throttledTime, Usage: usage + time.Second, HasUsage: true, Shares: 8},
+						{Path: "/kubepods.slice/kubepods-burstable.slice", Depth: 2, Version: 2, Period: 100 * time.Millisecond, Usage: 90 * time.Second, HasUsage: true, Shares: 100},
+						{Path: "/kubepods.slice", Depth: 3, Version: 2, Period: 100 * time.Millisecond, Usage: 95 * time.Second, HasUsage: true, Shares: 100},
+						{Path: "/", Depth: 4, Version: 2},
+					}
+				}
+				// 2 s: 20 periods, 18 of them throttled, 0.4 s of CPU.
+				e.Readings[0].Cgroup = levels(6000, 4500, 210*time.Second, 30*time.Second)
+				e.Readings[1].Cgroup = levels(6020, 4518, 211*time.Second+500*time.Millisecond, 30*time.Second+400*time.Millisecond)
+			},
+			want: expect{pattern: verdict.Throttled, thread: "NatThreadMain"},
+		},
+		{
+			// busypoll pinned to one CPU with two compute loops (and,
+			// that day, another test's busy poll) recorded by
+			// TestStarvedLive: starved, naming them, then the busy poll.
+			name: "starved", evidence: "starved",
+			want: expect{pattern: verdict.Starved, thread: "NatThreadMain"},
+		},
+		{
+			// udpflood pinned to one CPU in a network namespace of its
+			// own, recorded by TestSoftirqLive: NET_RX softirqs took a
+			// fifth of its CPU.
+			name: "softirq", evidence: "softirq",
+			want: expect{pattern: verdict.Softirq, thread: "Flooder"},
+		},
+		{
+			// The compute loop on a VPS whose hypervisor took a quarter
+			// of each CPU: the host's /proc/stat at both ends of the
+			// window as such a guest writes it.
+			name: "steal", evidence: "compute_loop",
+			edit: func(e *evidence) {
+				ticks := int(100 * e.Readings[1].Taken.Sub(e.Readings[0].Taken).Seconds())
+				cpu := [5]int{ticks / 2, ticks / 8, ticks / 8, 0, ticks / 4} // user, system, idle, softirq, steal
+				e.Readings[0].Host = &evHost{Stat: string(hostStat(1, [5]int{}, [5]int{}))}
+				e.Readings[1].Host = &evHost{Stat: string(hostStat(3, cpu, cpu))}
+			},
+			want: expect{pattern: verdict.Steal, thread: "cruncher"},
+		},
+		{
+			// ksoftirqd/0 named as the target on the host of the UDP
+			// flood (its /proc/stat and /proc/softirqs as recorded by
+			// TestSoftirqLive), at 45% of a core in net_rx_action, as
+			// when softirqs pile up past what the send path runs: a
+			// kernel thread is explained, not refused.
+			name: "kernel_thread", evidence: "softirq",
+			edit: func(e *evidence) {
+				e.Target = evTarget{Kernel: true, PID: 14, Name: "ksoftirqd/0"}
+				secs := e.Readings[1].Taken.Sub(e.Readings[0].Taken).Seconds()
+				for i, stime := range []uint64{5000, 5000 + uint64(45*secs)} {
+					k := evTask{PID: 14, Comm: "ksoftirqd/0", State: "S", STime: stime, NumThreads: 1, StartTime: 2,
+						Sched: &evSched{OnCPU: time.Duration(stime) * 10 * time.Millisecond, Waiting: time.Duration(stime) * time.Millisecond}}
+					e.Readings[i].Process, e.Readings[i].Threads, e.Readings[i].Cgroup = k, []evTask{k}, nil
+				}
+				e.Syscalls, e.SysErr, e.FDs, e.Maps, e.Memory = nil, "", nil, nil, nil
+				kernel := func(fn string) stack.Frame { return stack.Frame{Kind: stack.Kernel, Function: fn, Module: "[kernel]"} }
+				e.Stacks.Frames = []stack.Frame{kernel("net_rx_action"), kernel("handle_softirqs"), kernel("run_ksoftirqd"),
+					kernel("smpboot_thread_fn"), kernel("kthread"), kernel("ret_from_fork"), kernel("__napi_poll"), kernel("process_backlog")}
+				e.Stacks.Stacks = []evStack{
+					{TID: 14, Thread: "ksoftirqd/0", Count: 40, Frames: []int{6, 7, 0, 1, 2, 3, 4, 5}},
+					{TID: 14, Thread: "ksoftirqd/0", Count: 12, Frames: []int{0, 1, 2, 3, 4, 5}},
+				}
+				e.Stacks.Samples, e.Stacks.Leaves, e.Stacks.Missing = 52, nil, nil
+			},
+			want: expect{pattern: verdict.KernelThread, thread: "ksoftirqd/0", frame: "net_rx_action"},
+		},
+		{
+			// compute with four crunchers pinned to one core, recorded
+			// by TestThreadGroupComputeLive: one compute_loop verdict on
+			// the group, one row in the thread table.
+			name: "thread_group", evidence: "thread_group",
+			want: expect{pattern: verdict.ComputeLoop, frame: "crunch_numbers"},
 		},
 	}
 	for _, tt := range tests {

@@ -31,6 +31,20 @@ type Report struct {
 	// Execs are the execs the process ran during the window: Target
 	// names the program it runs at the end.
 	Execs []cpuprofile.Exec `json:"execs,omitempty"`
+	// Host is the host's CPU by mode over the window and its run queue,
+	// so that a reader knows whether the target was alone; absent when
+	// the host's files could not be read.
+	Host *verdict.Host `json:"host,omitempty"`
+	// Cgroups are the target's cgroup with the CPU controller and its
+	// ancestors over the window, its own first: limits, throttling,
+	// usage and weight.
+	Cgroups []verdict.CgroupCPU `json:"cgroups,omitempty"`
+	// Neighbours are the busiest other processes that may run on the
+	// target's CPUs, over the window.
+	Neighbours []verdict.Neighbour `json:"neighbours,omitempty"`
+	// KernelThreads are the host's busiest kernel threads over the
+	// window.
+	KernelThreads []verdict.Neighbour `json:"kernel_threads,omitempty"`
 }
 
 // Target is the diagnosed process.
@@ -58,7 +72,11 @@ type ThreadReport struct {
 	// Exited, when not 0, says the row is that many threads that ended
 	// during the window, merged: their CPU (the process's less its live
 	// threads'), their calls and samples.
-	Exited      int      `json:"exited_threads,omitempty"`
+	Exited int `json:"exited_threads,omitempty"`
+	// Group is the name pattern of the thread group a verdict judged
+	// this thread in ("shard-#"); the text report shows a group as one
+	// row.
+	Group       string   `json:"group,omitempty"`
 	CPU         float64  `json:"cpu"`
 	User        float64  `json:"user"`
 	System      float64  `json:"system"`

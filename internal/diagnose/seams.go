@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/fds"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
@@ -35,6 +36,16 @@ type Reading struct {
 	// Sched is each thread's schedstat, by TID; a thread whose
 	// schedstat could not be read is absent.
 	Sched map[int]proc.Sched
+	// Host is the host's accounting files (host.go); nil when not read.
+	Host *HostFiles
+	// Allowed are the CPUs the process may run on; nil when not read.
+	Allowed []int
+	// Cgroup is the CPU controller of the process's cgroup and of each
+	// ancestor, its own first; nil when not read.
+	Cgroup []container.CPULevel
+	// Others are the host's processes, for who else ran (neighbours.go);
+	// nil when not read.
+	Others []Neighbour
 }
 
 // snapshot is the reading as package proc compares them.
@@ -107,6 +118,8 @@ func (opts Options) withDefaults() Options {
 type procAccounting struct {
 	fs      proc.FS
 	scanner *proc.Scanner
+	others  *proc.Scanner // of every process: the neighbours
+	prev    []Neighbour   // the neighbours at the previous reading
 }
 
 func (a *procAccounting) Check(pid int) error {
@@ -120,7 +133,17 @@ func (a *procAccounting) Read(pid int) (Reading, error) {
 	if err != nil {
 		return Reading{}, err
 	}
-	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}}
+	if p.KernelThread() && len(p.Threads) == 0 {
+		p.Threads = []proc.Stat{p.Stat} // a kernel thread is its one thread
+	}
+	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}, Host: readHost(a.fs)}
+	r.Allowed, _ = a.fs.AllowedCPUs(pid)
+	r.Cgroup, _ = container.ReadCPULevels(a.fs, pid)
+	if a.others == nil {
+		a.others = proc.NewScanner(a.fs)
+	}
+	r.Others = readNeighbours(a.others, a.fs, a.prev)
+	a.prev = r.Others
 	for _, th := range p.Threads {
 		if s, err := a.fs.Schedstat(pid, th.PID); err == nil {
 			r.Sched[th.PID] = s

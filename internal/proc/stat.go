@@ -22,6 +22,7 @@ type Stat struct {
 	// exited and were waited for: where a process that forks and execs
 	// short-lived children spends its CPU.
 	CUTime, CSTime uint64
+	Nice           int // -20 (most favoured) to 19
 	NumThreads     int
 	StartTime      uint64 // ticks after boot; with PID it names one process across PID reuse
 	RSSPages       int64
@@ -53,6 +54,7 @@ const (
 	fieldSTime      = 12
 	fieldCUTime     = 13
 	fieldCSTime     = 14
+	fieldNice       = 16
 	fieldNumThreads = 17
 	fieldStartTime  = 19
 	fieldRSS        = 21
@@ -127,6 +129,8 @@ func (s *Stat) set(field int, tok []byte) error {
 		s.CUTime, err = atou(tok)
 	case fieldCSTime:
 		s.CSTime, err = atou(tok)
+	case fieldNice:
+		s.Nice, err = atoi(tok)
 	case fieldNumThreads:
 		s.NumThreads, err = atoi(tok)
 	case fieldStartTime:

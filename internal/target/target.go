@@ -94,6 +94,9 @@ type Target struct {
 	// Named is the thread the user named when it was not the process
 	// itself (a TID given as a PID); nil when the process was named.
 	Named *Thread
+	// Kernel says the target is a kernel thread (ksoftirqd, kworker...):
+	// only selected when Selector.KernelThreads allows it.
+	Kernel bool
 }
 
 // Pick is why a process nobody named was examined: of the processes
@@ -143,15 +146,26 @@ func (p *Pick) UnmarshalJSON(b []byte) error {
 // IdleError is the selection's answer when nothing was named and even the
 // busiest process uses less than Selector.MinCPU: there is nothing burning
 // CPU to examine. It matches ErrNothingBusy.
+//
+// Interrupts, when not 0, is the CPU the kernel spent in interrupts and
+// softirqs over Window, in percent of one core, which no process's
+// figure holds: when it is more than the busiest process's, the host's
+// CPU goes to the kernel, and the answer says so rather than pick a
+// process that is not why.
 type IdleError struct {
-	PID    int
-	Name   string
-	CPU    float64 // percent of one core over Window
-	Window time.Duration
-	MinCPU float64
+	PID        int
+	Name       string
+	CPU        float64 // percent of one core over Window
+	Window     time.Duration
+	MinCPU     float64
+	Interrupts float64
 }
 
 func (e *IdleError) Error() string {
+	if e.Interrupts > e.CPU {
+		return fmt.Sprintf("the kernel is the busiest: interrupts and softirqs took %.1f%% of a core over %s, more than any process (the busiest, %s (PID %d), used %.1f%%); /proc/softirqs says which, and cpuwhy PID shows what they cost a process you name",
+			e.Interrupts, roundWindow(e.Window), e.Name, e.PID, e.CPU)
+	}
 	return fmt.Sprintf("nothing is busy: the busiest process, %s (PID %d), used %.1f%% of a core over %s (below %.0f%%); name a process (PID, --name, --container) to examine it anyway",
 		e.Name, e.PID, e.CPU, roundWindow(e.Window), e.MinCPU)
 }
@@ -227,6 +241,10 @@ type Selector struct {
 	// below it Select returns an *IdleError instead of a process that is
 	// not burning CPU. 0 selects the busiest whatever it uses.
 	MinCPU float64
+	// KernelThreads lets kernel threads be selected (Target.Kernel), by
+	// PID and as the busiest: for the diagnosis, which explains them;
+	// the other commands examine user space only.
+	KernelThreads bool
 	// Notify, when set, is told what Target.Note says whenever a
 	// selection resolves a thread to its process, so that every command
 	// says so the same way.
@@ -270,11 +288,23 @@ func (s *Selector) selectOne(ctx context.Context, spec Spec) (Target, error) {
 	case spec.Name != "":
 		return s.byName(spec.Name)
 	}
+	host0, err0 := s.Proc.HostStat()
 	best, err := s.busiest(ctx, nil)
 	if err != nil {
 		return Target{}, err
 	}
-	if idle := s.idle(best); idle != nil {
+	var interrupts float64 // percent of a core over the window
+	if host1, err1 := s.Proc.HostStat(); err0 == nil && err1 == nil {
+		d := host1.All.Sub(host0.All)
+		if total := float64(d.Total()); total > 0 {
+			interrupts = 100 * float64(len(host1.CPUs)) * float64(d.IRQ+d.SoftIRQ) / total
+		}
+	}
+	if idle := s.idle(best); idle != nil || s.KernelThreads && interrupts > best.CPU.Total && interrupts >= s.MinCPU {
+		if idle == nil {
+			idle = &IdleError{PID: best.PID, Name: best.Comm, CPU: best.CPU.Total, Window: s.window(), MinCPU: s.MinCPU}
+		}
+		idle.Interrupts = interrupts
 		return Target{}, idle
 	}
 	t, err := s.byPID(best.PID)
@@ -334,6 +364,11 @@ func (s *Selector) byPID(pid int) (Target, error) {
 	// it cannot be opened.
 	if st, err := s.Proc.Status(pid); err == nil && st.TGID != pid && st.TGID > 0 {
 		return s.ofThread(Thread{TID: pid, NsTID: st.NsPID, Name: p.Comm}, st.TGID)
+	}
+	if p.KernelThread() && s.KernelThreads {
+		t := s.describe(p.Stat)
+		t.Kernel = true
+		return t, nil
 	}
 	if p.KernelThread() {
 		return Target{}, fail(ErrKernelThread, "PID %d (%s) is a kernel thread, with no user space to examine; pick a user process", pid, p.Comm)
@@ -585,7 +620,7 @@ func (s *Selector) findContainer(query string) (*container.Info, []Target, error
 // the most, with its usage; among pids only, when given.
 func (s *Selector) busiest(ctx context.Context, pids []int) (proc.ProcessUsage, error) {
 	sc := proc.NewScanner(s.Proc)
-	before, err := sc.Scan(proc.ScanOptions{PIDs: pids})
+	before, err := sc.Scan(proc.ScanOptions{PIDs: pids, KernelThreads: s.KernelThreads})
 	if err != nil {
 		return proc.ProcessUsage{}, err
 	}
@@ -594,7 +629,7 @@ func (s *Selector) busiest(ctx context.Context, pids []int) (proc.ProcessUsage, 
 		return proc.ProcessUsage{}, ctx.Err()
 	case <-time.After(s.window()):
 	}
-	after, err := sc.Scan(proc.ScanOptions{PIDs: pids})
+	after, err := sc.Scan(proc.ScanOptions{PIDs: pids, KernelThreads: s.KernelThreads})
 	if err != nil {
 		return proc.ProcessUsage{}, err
 	}

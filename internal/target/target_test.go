@@ -88,6 +88,34 @@ func TestSelect(t *testing.T) {
 	}
 }
 
+// With KernelThreads (the diagnosis), a kernel thread is a target, said
+// to be one; without, it is refused.
+func TestSelectKernelThread(t *testing.T) {
+	sel := &Selector{Proc: proc.FS{}, KernelThreads: true}
+	got, err := sel.Select(context.Background(), Spec{PID: 2})
+	if err != nil || got.PID != 2 || !got.Kernel || got.Name != "kthreadd" {
+		t.Errorf("Select(PID 2) = %+v, %v; want kthreadd, a kernel thread", got, err)
+	}
+	sel.KernelThreads = false
+	if _, err := sel.Select(context.Background(), Spec{PID: 2}); !errors.Is(err, ErrKernelThread) {
+		t.Errorf("without KernelThreads: %v", err)
+	}
+}
+
+// The kernel's interrupts above the busiest process: the answer says the
+// kernel is the busiest.
+func TestIdleErrorInterrupts(t *testing.T) {
+	e := &IdleError{PID: 812, Name: "sshd", CPU: 5, Window: 500 * time.Millisecond, MinCPU: 10, Interrupts: 62.5}
+	want := "the kernel is the busiest: interrupts and softirqs took 62.5% of a core over 0.5 s, more than any process (the busiest, sshd (PID 812), used 5.0%)"
+	if !strings.HasPrefix(e.Error(), want) {
+		t.Errorf("%q, want it to start %q", e.Error(), want)
+	}
+	e.Interrupts = 4
+	if !strings.HasPrefix(e.Error(), "nothing is busy") {
+		t.Errorf("%q", e.Error())
+	}
+}
+
 // waitState waits until the main thread of pid is in state.
 func waitState(t *testing.T, pid int, state byte) {
 	t.Helper()

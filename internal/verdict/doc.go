@@ -21,4 +21,12 @@
 // or for CPU in a place that is waste by construction (a garbage
 // collector, a spin), and a share of the thread's calls or time that
 // leaves no room for real work.
+//
+// Some causes are outside the target's code: a CPU limit on its cgroup
+// (throttled), other tasks on its CPUs (starved), the hypervisor (steal),
+// interrupts (softirq). Their rules, of the scope outside, judge every
+// process whatever its CPU, from what the Observation holds of the host
+// (host.go) and of the target's cgroups, and their verdicts follow those
+// on the code. Threads named alike doing the same work are judged as one
+// (groups.go).
 package verdict

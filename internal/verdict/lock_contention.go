@@ -79,6 +79,13 @@ func lockContention(o *Observation) (*Verdict, []int) {
 	}
 	v := newVerdict(LockContention, top)
 	v.CPU, v.CPUOf = round1(cpu), CPUOfThreads
+	for _, tid := range tids { // hottest first, as o.Threads
+		for i := range o.Threads {
+			if o.Threads[i].TID == tid {
+				v.Threads = append(v.Threads, ThreadRef{TID: tid, Name: o.Threads[i].Name})
+			}
+		}
+	}
 	v.Syscall = str("futex")
 	v.Summary = fmt.Sprintf("%d threads contend for a lock: they hand it over through the kernel %s (futex wait/wake), and spend their CPU doing so",
 		len(tids), rate(float64(futex)/o.Seconds))

@@ -33,6 +33,22 @@ type Observation struct {
 	// table of keys was full): every count and rate is then a lower
 	// bound, and Judge says so in each verdict.
 	Dropped uint64 `json:"dropped_calls,omitempty"`
+	// Host is the host's CPU over the window (host.go); nil when not
+	// read.
+	Host *Host `json:"host,omitempty"`
+	// Cgroups are the target's cgroup with the CPU controller and its
+	// ancestors over the window, its own first (throttled.go); nil when
+	// not read.
+	Cgroups []CgroupCPU `json:"cgroups,omitempty"`
+	// Neighbours are the busiest other processes that may run on the
+	// target's CPUs (starved.go); Nice is the target's nice value.
+	Neighbours []Neighbour `json:"neighbours,omitempty"`
+	Nice       int         `json:"nice,omitempty"`
+	// Kernel says the process is a kernel thread (kernel_thread.go).
+	Kernel bool `json:"kernel,omitempty"`
+	// KernelThreads are the busiest kernel threads of the host over the
+	// window (ksoftirqd, kworker, ...), with their CPU.
+	KernelThreads []Neighbour `json:"kernel_threads,omitempty"`
 }
 
 // Thread is what was seen of one thread, or of the threads that ended

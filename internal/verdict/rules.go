@@ -51,6 +51,12 @@ const (
 	// otherwise rules judge the whole process when no other rule held:
 	// the verdict there always is.
 	otherwise
+	// outside rules judge the causes outside the process's code (a CPU
+	// limit, other tasks, the hypervisor, the kernel), on every process
+	// whatever its CPU, beside the verdicts on its code: a process kept
+	// below BusyCPU by a limit is slow for it, and a busy poll throttled
+	// by one is still a busy poll.
+	outside
 )
 
 func (s scope) String() string {
@@ -59,6 +65,8 @@ func (s scope) String() string {
 		return "per process"
 	case perThread:
 		return "per thread"
+	case outside:
+		return "outside"
 	}
 	return "otherwise"
 }
@@ -73,7 +81,8 @@ type rule struct {
 	thread  func(*Observation, *Thread) *Verdict
 }
 
-// rules is every rule, in the order Judge tries them: all the per-process
+// rules is every rule, in the order Judge tries them: the causes outside
+// the code, judged on their own; then all the per-process
 // rules (their verdicts cover threads), then on each hot thread the
 // per-thread rules until one holds, then healthy if none held. Patterns
 // with a fruitless syscall come first among the thread rules: they are
@@ -88,6 +97,11 @@ type rule struct {
 // write rules; a user-space spin by its code, after the kernel's work is
 // ruled out and just before a compute loop, which it is a special case of.
 var rules = []rule{
+	{pattern: Throttled, scope: outside, process: throttled},
+	{pattern: Starved, scope: outside, process: starved},
+	{pattern: Steal, scope: outside, process: steal},
+	{pattern: Softirq, scope: outside, process: softirq},
+	{pattern: KernelThread, scope: perProcess, process: kernelThread},
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
@@ -105,8 +119,9 @@ var rules = []rule{
 	{pattern: Healthy, scope: otherwise, process: healthy},
 }
 
-// Judge returns the verdicts on o, most CPU first. There is always at
-// least one: Healthy when nothing else holds.
+// Judge returns the verdicts on o: those on its code, most CPU first
+// (there is always one: Healthy when nothing else holds), then the causes
+// outside its code that hold.
 func Judge(o *Observation) []Verdict {
 	var out []Verdict
 	if busy(o) {
@@ -131,6 +146,17 @@ func Judge(o *Observation) []Verdict {
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Verdict) int { return cmp.Compare(b.CPU, a.CPU) })
+	// The causes outside the code follow the verdicts on it, in the
+	// registry's order: the first verdict is always about the code (or
+	// healthy), which scripts read first, and these say why its figures
+	// are what they are.
+	for _, r := range rules {
+		if r.scope == outside {
+			if v, _ := r.process(o); v != nil {
+				out = append(out, *v)
+			}
+		}
+	}
 	return out
 }
 
@@ -145,7 +171,8 @@ func droppedLine(o *Observation) string {
 }
 
 // judgeBusy tries the per-process rules, then the per-thread ones on each
-// hot thread the former left.
+// thread group the former left, judged as one thread, then on each hot
+// thread left.
 func judgeBusy(o *Observation) []Verdict {
 	var out []Verdict
 	covered := map[int]bool{}
@@ -160,6 +187,15 @@ func judgeBusy(o *Observation) []Verdict {
 		out = append(out, *v)
 		for _, tid := range tids {
 			covered[tid] = true
+		}
+	}
+	// Thread groups (groups.go) next: a pool's threads are one verdict.
+	for _, g := range Groups(o, covered) {
+		if v := judgeGroup(o, g); v != nil {
+			out = append(out, *v)
+			for _, tid := range g.TIDs {
+				covered[tid] = true
+			}
 		}
 	}
 	for i := range o.Threads {
@@ -178,4 +214,16 @@ func judgeBusy(o *Observation) []Verdict {
 		}
 	}
 	return out
+}
+
+// Outside reports whether p is a cause outside the target's code
+// (throttled, starved, ...): judged beside the verdicts on its code, and
+// about the process and its host rather than a code path.
+func (p Pattern) Outside() bool {
+	for _, r := range rules {
+		if r.pattern == p && r.scope == outside {
+			return true
+		}
+	}
+	return false
 }

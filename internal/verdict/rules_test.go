@@ -36,7 +36,7 @@ func TestRulesListEveryPattern(t *testing.T) {
 func TestRulesScope(t *testing.T) {
 	for _, r := range rules {
 		perThread := r.scope == perThread
-		if (r.thread != nil) != perThread || (r.process != nil) == perThread {
+		if (r.thread != nil) != perThread || (r.process != nil) == perThread || r.scope == outside && r.pattern == Healthy {
 			t.Errorf("%s, judged %s, has a thread function: %v, a process function: %v", r.pattern, r.scope, r.thread != nil, r.process != nil)
 		}
 	}
@@ -55,6 +55,11 @@ func TestRulesOrder(t *testing.T) {
 		got = append(got, string(r.pattern)+" "+r.scope.String()+" "+name[strings.LastIndex(name, ".")+1:])
 	}
 	want := []string{
+		"throttled outside throttled",
+		"starved outside starved",
+		"steal outside steal",
+		"softirq outside softirq",
+		"kernel_thread per process kernelThread",
 		"gc_pressure per process gcPressure",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",

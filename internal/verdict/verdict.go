@@ -20,12 +20,17 @@ const (
 	ThreadChurn     Pattern = "thread_churn"      // short-lived threads started and ended in a loop
 	GCPressure      Pattern = "gc_pressure"       // the garbage collector takes the CPU
 	KernelBound     Pattern = "kernel_bound"      // CPU in the kernel, in one syscall
+	Throttled       Pattern = "throttled"         // a cgroup's CPU limit stopped the process
+	Starved         Pattern = "starved"           // its threads waited for a CPU other tasks held
+	Steal           Pattern = "steal"             // the hypervisor took the CPUs
+	Softirq         Pattern = "softirq"           // interrupts and softirqs took the CPUs
+	KernelThread    Pattern = "kernel_thread"     // the target is a kernel thread: what it does
 	Healthy         Pattern = "healthy"           // nothing wrong
 )
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Starved, Steal, Softirq, KernelThread, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {
@@ -39,6 +44,13 @@ type ThreadRef struct {
 type Verdict struct {
 	Pattern Pattern   `json:"pattern"`
 	Thread  ThreadRef `json:"thread"`
+	// Threads are every thread a verdict on several covers: a thread
+	// group (groups.go), busiest first, Thread the busiest; the
+	// contenders of lock_contention, hottest first. Absent for a verdict
+	// on one thread or the process.
+	Threads []ThreadRef `json:"threads,omitempty"`
+	// Group is the name the group's threads share, digits as # ("shard-#").
+	Group string `json:"group,omitempty"`
 	// CPU is the CPU of what the verdict is about, in percent of one
 	// core; CPUOf says what that is. ThreadCPU is always the CPU of the
 	// thread named in Thread.
@@ -70,6 +82,7 @@ const (
 	CPUOfCollector = "collector" // the garbage collector's part of the process (gc_pressure)
 	CPUOfProcess   = "process"   // the process plus the children it waited for in the window (process_churn, healthy)
 	CPUOfExited    = "exited"    // the threads that ended during the window (thread_churn)
+	CPUOfGroup     = "group"     // the threads of a group judged as one (Threads)
 )
 
 // newVerdict fills what every verdict on thread t says.

@@ -15,8 +15,8 @@
 //     as "churn --child", which exits at once) and waits for it, in a
 //     loop (process_churn). The CPU is the children's: it reaches the
 //     parent's cutime/cstime; the parent shows clone and wait4.
-//   - compute: a thread named cruncher in a syscall-free loop in
-//     crunch_numbers.
+//   - compute: [THREADS]; a thread named cruncher in a syscall-free loop
+//     in crunch_numbers, or THREADS of them named cruncher-0, -1, ...
 //   - cxxhot: C++ built with g++ -O2 -g; a thread named pump spins in
 //     the method vpn::Session::pump, for demangling.
 //   - echoserver: a healthy busy server, which no bug verdict may hit: a
@@ -84,6 +84,11 @@
 //   - timerstorm: [RATE [sleep|timerfd]]; a thread named Ticker sleeps
 //     1 µs at a time with nanosleep (timer slack set to 1 ns), or reads a
 //     timerfd that expires every 10 µs.
+//   - udpflood: [RATE [SECONDS]]; moves itself into a network namespace
+//     of its own (unshare, as root), brings its loopback up, and a thread
+//     named Flooder sends 64-byte datagrams to a socket a thread named
+//     Sink drains: the NET_RX softirqs take the sender's CPU. It exits
+//     after SECONDS (default 30).
 //   - writestorm: [RATE [DIR]]; a thread named Logger writes each short
 //     log line with its own write(2) to DIR/writestorm.log (default: an
 //     unlinked temporary file in $TMPDIR), truncated every 4 MiB.

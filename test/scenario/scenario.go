@@ -135,6 +135,7 @@ var recipes = map[string]recipe{
 	"lockstorm":   pattern("lockstorm"),
 	"spinyield":   pattern("spinyield"),
 	"timerstorm":  pattern("timerstorm"),
+	"udpflood":    pattern("udpflood"),
 	"writestorm":  pattern("writestorm"),
 	"zeropoll":    pattern("zeropoll"),
 }

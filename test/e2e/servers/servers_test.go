@@ -283,6 +283,12 @@ func checkHealthy(t *testing.T, r *diagnose.Report) {
 		t.Errorf("first verdict %s, want healthy or compute_loop", p)
 	}
 	for _, v := range r.Verdicts {
+		if v.Pattern.Outside() {
+			// A cause outside the server's code (a loaded machine
+			// starving it): not a bug in the server, but said.
+			t.Logf("outside the server's code: %s: %s\n  %s", v.Pattern, v.Summary, strings.Join(v.Evidence, "\n  "))
+			continue
+		}
 		switch v.Pattern {
 		case verdict.Healthy:
 		case verdict.ComputeLoop:

@@ -83,6 +83,12 @@ func TestThreadPerRequest(t *testing.T) {
 		t.Errorf("lock_contention among threads that each lived one request")
 	}
 	for _, v := range r.Verdicts {
+		if v.Pattern.Outside() {
+			// A cause outside the server's code (a loaded machine
+			// starving it): not a verdict on its code.
+			t.Logf("outside the server's code: %s: %s", v.Pattern, v.Summary)
+			continue
+		}
 		if v.Pattern != verdict.Healthy && v.Pattern != verdict.ThreadChurn && v.Pattern != verdict.ComputeLoop {
 			t.Errorf("false verdict %s on thread %s: %s", v.Pattern, v.Thread.Name, v.Summary)
 		}

@@ -5,12 +5,17 @@
 // name can be resolved; noinline keeps the frame from melting into its
 // caller at -O2.
 //
-// Prints "ready" once the thread runs.
+// Usage: compute [THREADS]: THREADS crunchers (default 1), named
+// cruncher-0, cruncher-1, ... when more than one: a pool doing the same
+// work, which a diagnosis judges as one group.
+//
+// Prints "ready" once the threads run.
 
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 // The result goes to a volatile sink so the compiler cannot drop the loop.
 static volatile uint64_t sink;
@@ -37,15 +42,27 @@ static void *cruncher(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	pthread_t t;
+	int n = argc > 1 ? atoi(argv[1]) : 1;
+	pthread_t t = 0;
+	char name[16];
 
-	if (pthread_create(&t, NULL, cruncher, NULL) != 0) {
-		fprintf(stderr, "pthread_create failed\n");
-		return 1;
+	if (n < 1 || n > 64) {
+		fprintf(stderr, "usage: compute [THREADS (1-64)]\n");
+		return 2;
 	}
-	pthread_setname_np(t, "cruncher");
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&t, NULL, cruncher, NULL) != 0) {
+			fprintf(stderr, "pthread_create failed\n");
+			return 1;
+		}
+		if (n == 1)
+			snprintf(name, sizeof(name), "cruncher");
+		else
+			snprintf(name, sizeof(name), "cruncher-%d", i);
+		pthread_setname_np(t, name);
+	}
 	printf("ready\n");
 	fflush(stdout);
 	pthread_join(t, NULL);
