@@ -39,6 +39,9 @@ type Options struct {
 	Runtimes []Runtime
 	// Memory reads the process's memory; nil: process_vm_readv.
 	Memory unwind.Memory
+	// NoAttach forbids runtimes to ask the process for its names
+	// (--no-attach): see Process.NoAttach.
+	NoAttach bool
 }
 
 // Resolver unwinds and names the stacks of one process. It is not safe
@@ -134,7 +137,7 @@ func New(pid int, opts Options) (*Resolver, error) {
 		nspid = pid
 	}
 	for _, rt := range rts {
-		in, err := rt.Attach(Process{PID: pid, NsPID: nspid, FS: opts.FS, Maps: maps, Mem: r.mem})
+		in, err := rt.Attach(Process{PID: pid, NsPID: nspid, FS: opts.FS, Maps: maps, Mem: r.mem, NoAttach: opts.NoAttach})
 		if err != nil {
 			r.notes = append(r.notes, fmt.Sprintf("%s frames not named: %v", rt.Name(), err))
 			continue

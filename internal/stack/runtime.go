@@ -23,6 +23,10 @@ type Process struct {
 	FS    proc.FS // the host's /proc; the target's files through FS.PIDPath(PID, "root")
 	Maps  []proc.Mapping
 	Mem   unwind.Memory
+	// NoAttach forbids asking the process itself for anything (HotSpot's
+	// attach mechanism, which makes the JVM start a thread and write a
+	// file): only what can be read of it may be used.
+	NoAttach bool
 }
 
 // Instance is a runtime's view of one process.

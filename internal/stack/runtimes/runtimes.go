@@ -6,6 +6,9 @@
 package runtimes
 
 import (
+	// HotSpot JVMs: the JVM's own perf map, asked for through its
+	// attach mechanism.
+	_ "github.com/cpuwhy/cpuwhy/internal/stack/hotspot"
 	// Perf maps: node --perf-basic-prof, python -X perf, perf-map-agent.
 	_ "github.com/cpuwhy/cpuwhy/internal/stack/perfmap"
 )
