@@ -127,6 +127,14 @@ var recipes = map[string]recipe{
 		// stripped case).
 		cmds: [][]string{{"go", "build", "-trimpath", "-o", "gcpressure", "main.go"}},
 	},
+	"javahot": {
+		// A JVM (javac and java from openjdk-17-jdk-headless): compute,
+		// huge and gc modes, run by the launcher script with no flag
+		// but the heap's size.
+		main:  "javahot",
+		files: []string{"Hot.class", "Huge.class"},
+		cmds:  [][]string{{"java", "Gen.java"}, {"javac", "-d", ".", "Hot.java", "Huge.java"}},
+	},
 	// The pattern scenarios: each pathology, and with a RATE its healthy
 	// twin, the other side of the threshold.
 	"churn":       pattern("churn"),

@@ -181,6 +181,11 @@ func (a *attacher) startListener(tmp *sys.RootDir, st proc.Status) (string, erro
 		if now.SigCgt&(1<<(unix.SIGQUIT-1)) == 0 {
 			return errors.New("the JVM no longer catches SIGQUIT")
 		}
+		// Any program may catch SIGQUIT and still die of it (Go's
+		// runtime does): only a JVM gets one.
+		if maps, err := a.fs.Maps(a.pid); err != nil || !IsJVM(maps) {
+			return fmt.Errorf("process %d is no longer a JVM (%v)", a.pid, err)
+		}
 		if owner, _, err := tmp.Owner(trigger); err != nil || owner != st.EUID {
 			return fmt.Errorf("the attach trigger %s/%s is not in place (owner %d): %v", tmp.Path(), trigger, owner, err)
 		}

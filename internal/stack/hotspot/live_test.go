@@ -1,0 +1,233 @@
+package hotspot_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
+	"github.com/cpuwhy/cpuwhy/internal/stack/hotspot"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
+)
+
+// jvm is a running javahot scenario and what it printed after "ready".
+type jvm struct {
+	pid int
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (j *jvm) output() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.out.String()
+}
+
+// startJVM runs the javahot scenario in mode on the host until the test
+// ends, and removes the files the JVM leaves in /tmp (its perf map, its
+// attach socket).
+func startJVM(t *testing.T, mode string) *jvm {
+	t.Helper()
+	if _, err := exec.LookPath("java"); err != nil {
+		privtest.Require(t, "java is not installed (apt-get install openjdk-17-jdk-headless)")
+	}
+	p := scenario.Build(t, "javahot")
+	cmd := exec.Command(p.Path, mode)
+	cmd.Dir = t.TempDir()
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	j := &jvm{pid: cmd.Process.Pid}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		for _, f := range []string{"/tmp/perf-%d.map", "/tmp/.java_pid%d", "/tmp/.attach_pid%d"} {
+			os.Remove(fmt.Sprintf(f, j.pid))
+		}
+	})
+	ready := make(chan error, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		line, err := r.ReadString('\n')
+		if err == nil && line != "ready\n" {
+			err = fmt.Errorf("first line %q", line)
+		}
+		ready <- err
+		buf := make([]byte, 4096)
+		for {
+			n, err := r.Read(buf)
+			j.mu.Lock()
+			j.out.Write(buf[:n])
+			j.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("javahot %s: %v", mode, err)
+		}
+	case <-time.After(60 * time.Second): // a JVM on a loaded 2-core VM
+		t.Fatalf("javahot %s did not print ready", mode)
+	}
+	return j
+}
+
+func record(t *testing.T, pid int, noAttach bool) *cpuprofile.Result {
+	t.Helper()
+	res, err := cpuprofile.Record(context.Background(), pid, cpuprofile.Options{
+		FS: proc.FS{}, Duration: 2 * time.Second, NsPID: proc.FS{}.Identity(pid).NsPID, NoAttach: noAttach,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// leafShare is the part of the samples of thread tid whose innermost
+// user frame has kind and function.
+func leafShare(res *cpuprofile.Result, tid int, kind stack.Kind, function string) (float64, string) {
+	var n, all int64
+	var best []stack.Frame
+	var most int64
+	for _, s := range res.Profile.Stacks {
+		if s.TID != tid {
+			continue
+		}
+		all += s.Count
+		if s.Count > most {
+			best, most = s.Frames, s.Count
+		}
+		for _, f := range s.Frames {
+			if f.IsKernel() {
+				continue
+			}
+			if f.Kind == kind && f.Function == function {
+				n += s.Count
+			}
+			break
+		}
+	}
+	names := make([]string, len(best))
+	for i, f := range best {
+		names[i] = fmt.Sprintf("%s [%s]", f.Name(), f.Kind)
+	}
+	if all == 0 {
+		return 0, "no samples"
+	}
+	return float64(n) / float64(all), fmt.Sprintf("%d of %d samples: %s", most, all, strings.Join(names, " <- "))
+}
+
+func hasNote(res *cpuprofile.Result, sub string) bool {
+	for _, n := range res.Notes {
+		if strings.Contains(n, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// mainThread is the JVM's main Java thread: the process's second task
+// (the first, the launcher's, waits for it).
+func mainThread(t *testing.T, pid int) int { return scenario.OtherThread(t, pid) }
+
+// TestCompiled: a JVM started with no flag, its thread in a method C2
+// compiled: the leaf is the method, named as Java names it, and the
+// attach is said. The JVM prints nothing (a SIGQUIT without the trigger
+// file would print a thread dump on its stdout).
+func TestCompiled(t *testing.T) {
+	j := startJVM(t, "compute")
+	tid := mainThread(t, j.pid)
+	res := record(t, j.pid, false)
+	// The loop is all the thread does; most samples must be named (a
+	// few may fall in code compiled since the JVM wrote its map).
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Hot.computeLoop"); share < 0.8 {
+		t.Errorf("%.0f%% of the main thread's samples end in Hot.computeLoop, want >= 80%%; hottest: %s; notes %q", 100*share, hot, res.Notes)
+	}
+	if !hasNote(res, "asked the JVM") {
+		t.Errorf("no note says the JVM was asked for its map: %q", res.Notes)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/tmp/.attach_pid%d", j.pid)); err == nil {
+		t.Errorf("the attach trigger file was left behind")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if out := j.output(); out != "" {
+		t.Errorf("the JVM printed %q after ready", out)
+	}
+}
+
+// TestInterpreted: a method too large for the JIT runs in the
+// interpreter, whose frames the JVM's map names "Interpreter".
+func TestInterpreted(t *testing.T) {
+	j := startJVM(t, "huge")
+	tid := mainThread(t, j.pid)
+	res := record(t, j.pid, false)
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Interpreter"); share < 0.8 {
+		t.Errorf("%.0f%% of the main thread's samples end in the interpreter, want >= 80%%; hottest: %s; notes %q", 100*share, hot, res.Notes)
+	}
+}
+
+// TestNoAttach: with --no-attach the JVM is not asked (no socket, no
+// map), its compiled code is not named, and a note says why.
+func TestNoAttach(t *testing.T) {
+	j := startJVM(t, "compute")
+	tid := mainThread(t, j.pid)
+	res := record(t, j.pid, true)
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Hot.computeLoop"); share > 0 {
+		t.Errorf("%.0f%% of samples named Hot.computeLoop with --no-attach: %s", 100*share, hot)
+	}
+	if !hasNote(res, "--no-attach forbids") {
+		t.Errorf("no note says --no-attach left the code unnamed: %q", res.Notes)
+	}
+	for _, f := range []string{"/tmp/.java_pid%d", "/tmp/perf-%d.map"} {
+		if _, err := os.Stat(fmt.Sprintf(f, j.pid)); err == nil {
+			t.Errorf("%s exists: the JVM was asked", fmt.Sprintf(f, j.pid))
+		}
+	}
+}
+
+// TestStaleMap: a map older than the JVM (an earlier process's with the
+// same PID) names nothing, even where its addresses cover the JVM's
+// code: with --no-attach the code stays unnamed, with a note; asked,
+// the JVM writes its own over it.
+func TestStaleMap(t *testing.T) {
+	j := startJVM(t, "compute")
+	tid := mainThread(t, j.pid)
+	path := fmt.Sprintf("/tmp/perf-%d.map", j.pid)
+	// One symbol over all of the address space below the kernel's.
+	if err := os.WriteFile(path, []byte("0 7fffffffffff void Wrong.method()\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	res := record(t, j.pid, true)
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Wrong.method"); share > 0 {
+		t.Errorf("the stale map named %.0f%% of the samples: %s", 100*share, hot)
+	}
+	if !hasNote(res, "older than the process") {
+		t.Errorf("no note says the map is stale: %q", res.Notes)
+	}
+	res = record(t, j.pid, false)
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Hot.computeLoop"); share < 0.8 {
+		t.Errorf("asked, %.0f%% of samples end in Hot.computeLoop, want >= 80%%: %s; notes %q", 100*share, hot, res.Notes)
+	}
+}
