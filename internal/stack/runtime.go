@@ -56,6 +56,17 @@ type CodeUnwinder interface {
 	UnwindTable(pc uint64) (table *unwind.Table, bias uint64, ok bool)
 }
 
+// StackExpander is implemented by an Instance that names frames from
+// what the frames hold on the stack (V8 keeps the function a JavaScript
+// frame runs at a fixed place from its frame pointer). For a sample the
+// resolver unwound itself, ExpandStack is called instead of Expand, with
+// each frame's frame pointer (fps[i], 0 when unknown) and the copy of
+// the stack taken with the sample; Expand still names the samples given
+// as addresses alone (Leaf, syscalls --stacks).
+type StackExpander interface {
+	ExpandStack(tid int, pcs, fps []uint64, stack unwind.Memory, frames []Frame) []Frame
+}
+
 // runtimes are the registered runtimes, tried in order.
 var runtimes []Runtime
 

@@ -135,6 +135,14 @@ var recipes = map[string]recipe{
 		files: []string{"Hot.class", "Huge.class"},
 		cmds:  [][]string{{"java", "Gen.java"}, {"javac", "-d", ".", "Hot.java", "Huge.java"}},
 	},
+	"nodehot": {
+		// node (nodejs): compute and callback modes of ledger.js, run
+		// by the launcher script with no flag. The sources are copied
+		// without their modes: node makes the launcher executable.
+		main:  "nodehot",
+		files: []string{"ledger.js"},
+		cmds:  [][]string{{"node", "-e", "require('fs').chmodSync('nodehot', 0o755)"}},
+	},
 	// The pattern scenarios: each pathology, and with a RATE its healthy
 	// twin, the other side of the threshold.
 	"churn":       pattern("churn"),
