@@ -112,19 +112,50 @@ func (h *heap) is(v uint64, typ int64) bool {
 	return ok && int64(t) == typ
 }
 
-// function reads what JSFunction fn (tagged) runs.
+// object reads the first n bytes of object v (tagged), whose map must
+// say instance type typ: one read for the map and the fields wanted.
+func (h *heap) object(v uint64, typ int64, n int) ([]byte, bool) {
+	n = max(n, int(h.l.HeapObjectMap)+8)
+	if !h.isObject(v) || n > 256 {
+		return nil, false
+	}
+	b := h.scratch(n)
+	if k, err := h.mem.ReadAt(b, v-uint64(h.l.HeapObjectTag)); err != nil || k != n {
+		return nil, false
+	}
+	m := binary.LittleEndian.Uint64(b[h.l.HeapObjectMap:])
+	if !h.isObject(m) {
+		return nil, false
+	}
+	t, ok := h.types[m]
+	if !ok {
+		var tb [2]byte
+		if k, err := h.mem.ReadAt(tb[:], m-uint64(h.l.HeapObjectTag)+uint64(h.l.MapInstanceType)); err != nil || k != 2 {
+			return nil, false
+		}
+		t = binary.LittleEndian.Uint16(tb[:])
+		if len(h.types) < maxMaps {
+			h.types[m] = t
+		}
+	}
+	return b, int64(t) == typ
+}
+
+// function reads what JSFunction fn (tagged) runs. The function and its
+// SharedFunctionInfo are read whole (one read each, for the map and the
+// fields), as every sample reads them again.
 func (h *heap) function(fn uint64) (Func, bool) {
-	if !h.is(fn, h.l.TypeJSFunction) {
-		return Func{}, false
-	}
-	sfi, ok := h.field(fn, h.l.JSFunctionShared)
-	if !ok || !h.is(sfi, h.l.TypeSFI) {
-		return Func{}, false
-	}
-	nos, ok := h.field(sfi, h.l.SFINameOrScope)
+	b, ok := h.object(fn, h.l.TypeJSFunction, int(h.l.JSFunctionShared)+8)
 	if !ok {
 		return Func{}, false
 	}
+	sfi := binary.LittleEndian.Uint64(b[h.l.JSFunctionShared:])
+	b, ok = h.object(sfi, h.l.TypeSFI, int(max(h.l.SFINameOrScope, h.l.SFIScript))+8)
+	if !ok {
+		return Func{}, false
+	}
+	nos := binary.LittleEndian.Uint64(b[h.l.SFINameOrScope:])
+	script := binary.LittleEndian.Uint64(b[h.l.SFIScript:])
 	if c, ok := h.funcs[sfi]; ok && c.nameOrScope == nos {
 		return c.f, true
 	}
@@ -141,7 +172,7 @@ func (h *heap) function(fn uint64) (Func, bool) {
 		}
 		f.Name = name
 	}
-	if script, ok := h.field(sfi, h.l.SFIScript); ok && h.is(script, h.l.TypeScript) {
+	if h.is(script, h.l.TypeScript) {
 		if name, ok := h.fieldString(script, h.l.ScriptName); ok {
 			f.File = name
 		}

@@ -1,6 +1,7 @@
 package nodev8
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -81,71 +82,120 @@ var ErrUnknownVersion = errors.New("a V8 release cpuwhy does not know")
 const maxV8Symbols = 1 << 14
 
 // ReadLayout reads the layout from the dynamic symbols of a V8 binary
-// (node, libnode.so) and the data of its sections.
+// (node, libnode.so) and the data of its sections. The symbol table is
+// scanned in place for the few names wanted: node exports 75,000
+// symbols, and making each one a Go string (debug/elf's Symbols) cost 85
+// ms a process.
 func ReadLayout(e *elf.File) (Layout, error) {
-	syms, err := e.DynamicSymbols()
-	if err != nil || len(syms) == 0 {
-		if syms, err = e.Symbols(); err != nil {
-			return Layout{}, ErrNoMetadata
-		}
+	if e.Class != elf.ELFCLASS64 || e.Data != elf.ELFDATA2LSB {
+		return Layout{}, ErrNoMetadata
 	}
-	values := map[string]int64{}
-	read := func(s elf.Symbol) (int64, error) {
-		if int(s.Section) >= len(e.Sections) || s.Section == elf.SHN_UNDEF {
-			return 0, fmt.Errorf("symbol %s in no section", s.Name)
+	syms, strs, err := symbolTable(e)
+	if err != nil {
+		return Layout{}, err
+	}
+	read := func(name string, shndx uint16, value uint64) (int64, error) {
+		if int(shndx) >= len(e.Sections) || shndx == uint16(elf.SHN_UNDEF) {
+			return 0, fmt.Errorf("symbol %s in no section", name)
 		}
-		sec := e.Sections[s.Section]
-		if s.Value < sec.Addr || s.Value-sec.Addr > sec.Size || sec.Size-(s.Value-sec.Addr) < 4 {
-			return 0, fmt.Errorf("symbol %s outside its section", s.Name)
+		sec := e.Sections[shndx]
+		if value < sec.Addr || value-sec.Addr > sec.Size || sec.Size-(value-sec.Addr) < 4 {
+			return 0, fmt.Errorf("symbol %s outside its section", name)
 		}
 		if sec.Type == elf.SHT_NOBITS {
 			return 0, nil // .bss: the constant is 0
 		}
 		var b [4]byte
-		if _, err := sec.ReadAt(b[:], int64(s.Value-sec.Addr)); err != nil {
-			return 0, fmt.Errorf("reading %s: %w", s.Name, err)
+		if _, err := sec.ReadAt(b[:], int64(value-sec.Addr)); err != nil {
+			return 0, fmt.Errorf("reading %s: %w", name, err)
 		}
 		return int64(int32(binary.LittleEndian.Uint32(b[:]))), nil
 	}
-	var major, minor *elf.Symbol
-	for i := range syms {
-		s := &syms[i]
+	values := map[string]int64{}
+	version := map[string]int64{}
+	const symSize = 24 // Elf64_Sym
+	for off := symSize; off+symSize <= len(syms); off += symSize {
+		nameOff := binary.LittleEndian.Uint32(syms[off:])
+		if int64(nameOff) >= int64(len(strs)) {
+			continue
+		}
+		rest := strs[nameOff:]
+		if len(rest) < 6 || rest[0] != 'v' && rest[0] != '_' || rest[1] != '8' && rest[1] != 'Z' {
+			continue // most symbols, told apart by two bytes
+		}
+		var name string
 		switch {
-		case s.Name == "_ZN2v88internal7Version6major_E":
-			major = s
-		case s.Name == "_ZN2v88internal7Version6minor_E":
-			minor = s
-		case strings.HasPrefix(s.Name, "v8dbg_"):
+		case bytes.HasPrefix(rest, []byte("v8dbg_")):
 			if len(values) >= maxV8Symbols {
 				continue
 			}
-			v, err := read(*s)
-			if err != nil {
-				return Layout{}, err
-			}
-			values[strings.TrimPrefix(s.Name, "v8dbg_")] = v
+			name = cString(rest)
+		case bytes.HasPrefix(rest, []byte(versionPrefix)):
+			name = cString(rest)
+		default:
+			continue
+		}
+		v, err := read(name, binary.LittleEndian.Uint16(syms[off+6:]), binary.LittleEndian.Uint64(syms[off+8:]))
+		if err != nil {
+			return Layout{}, err
+		}
+		if strings.HasPrefix(name, "v8dbg_") {
+			values[strings.TrimPrefix(name, "v8dbg_")] = v
+		} else {
+			version[name] = v
 		}
 	}
 	if len(values) == 0 {
 		return Layout{}, ErrNoMetadata
 	}
-	var l Layout
-	if major == nil || minor == nil {
+	ma, okMa := version[versionPrefix+"6major_E"]
+	mi, okMi := version[versionPrefix+"6minor_E"]
+	if !okMa || !okMi {
 		return Layout{}, errors.New("no V8 version (v8::internal::Version) in the binary")
 	}
-	ma, err := read(*major)
-	if err != nil {
-		return Layout{}, err
-	}
-	mi, err := read(*minor)
-	if err != nil {
-		return Layout{}, err
-	}
-	l.Major, l.Minor = int(ma), int(mi)
+	l := Layout{Major: int(ma), Minor: int(mi)}
 	if err := l.fill(values); err != nil {
 		return l, err
 	}
 	return l, l.check()
+}
+
+// versionPrefix begins the mangled names of v8::internal::Version's
+// fields (major_, minor_, ...).
+const versionPrefix = "_ZN2v88internal7Version"
+
+// maxSymbolTable bounds the symbol and string tables read: node's are 1.8
+// and 4 MiB.
+const maxSymbolTable = 64 << 20
+
+// symbolTable returns the dynamic symbol table and its strings, or the
+// static ones when there are none.
+func symbolTable(e *elf.File) (syms, strs []byte, err error) {
+	for _, names := range [][2]string{{".dynsym", ".dynstr"}, {".symtab", ".strtab"}} {
+		ss, st := e.Section(names[0]), e.Section(names[1])
+		if ss == nil || st == nil || ss.Type == elf.SHT_NOBITS || st.Type == elf.SHT_NOBITS {
+			continue
+		}
+		if ss.Size > maxSymbolTable || st.Size > maxSymbolTable {
+			return nil, nil, fmt.Errorf("a symbol table of %d bytes", max(ss.Size, st.Size))
+		}
+		if syms, err = ss.Data(); err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", names[0], err)
+		}
+		if strs, err = st.Data(); err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", names[1], err)
+		}
+		return syms, strs, nil
+	}
+	return nil, nil, ErrNoMetadata
+}
+
+// cString is the NUL-ended string at the start of b, at most 256 bytes.
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b[:min(len(b), 256)])
 }
 
 // fill sets each tagged field from values.
@@ -190,8 +240,33 @@ func (l *Layout) check() error {
 		// 4-byte fields: pointer compression, not read here.
 		return fmt.Errorf("V8 %d.%d compresses its pointers: not read", l.Major, l.Minor)
 	}
+	// The offsets index objects read whole and frames read as one span:
+	// a binary that says otherwise is not believed.
+	for _, off := range []int64{l.HeapObjectMap, l.MapInstanceType, l.JSFunctionShared, l.SFINameOrScope, l.SFIScript,
+		l.StringLength, l.SeqOneByteChars, l.SeqTwoByteChars, l.ConsFirst, l.ConsSecond, l.ThinActual,
+		l.ScriptName, l.ScriptLineEnds, l.ScriptSource, l.FixedArrayLength, l.FixedArrayData} {
+		if off < 0 || off > maxFieldOffset {
+			return fmt.Errorf("V8 %d.%d: a field offset of %d", l.Major, l.Minor, off)
+		}
+	}
+	for _, off := range []int64{l.FPFunction, l.FPContextType} {
+		if off < -maxFrameOffset || off > maxFrameOffset || off%8 != 0 {
+			return fmt.Errorf("V8 %d.%d: a frame offset of %d", l.Major, l.Minor, off)
+		}
+	}
+	if l.ScopeInfoFirstVars < 0 || l.ScopeInfoFirstVars >= scopeInfoSlots || l.ScopeInfoNContextLocals < 0 || l.ScopeInfoNContextLocals >= scopeInfoSlots {
+		return fmt.Errorf("V8 %d.%d: ScopeInfo indexes %d, %d", l.Major, l.Minor, l.ScopeInfoFirstVars, l.ScopeInfoNContextLocals)
+	}
 	return nil
 }
+
+// maxFieldOffset and maxFrameOffset bound the offsets believed: V8's
+// fields read here are within its objects' first words, and a frame's
+// fixed slots within a few words of its frame pointer.
+const (
+	maxFieldOffset = 240
+	maxFrameOffset = 64
+)
 
 func knownList() string {
 	var s []string

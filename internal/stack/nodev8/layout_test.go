@@ -11,7 +11,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
-func nodeELF(t *testing.T) *objfile.File {
+func nodeELF(t testing.TB) *objfile.File {
 	t.Helper()
 	path, err := exec.LookPath("node")
 	if err != nil {

@@ -1,6 +1,7 @@
 package nodev8
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -125,15 +126,9 @@ func (in *instance) ExpandStack(tid int, pcs, fps []uint64, stk unwind.Memory, f
 		if in.layout == nil {
 			continue
 		}
-		mem := frameMemory{stack: stk, live: in.heap.mem}
-		fp := fps[i]
-		marker, ok := wordAt(mem, fp+uint64(in.layout.FPContextType))
+		marker, fn, ok := in.slots(frameMemory{stack: stk, live: in.heap.mem}, fps[i])
 		if !ok || in.heap.isSmi(marker) {
 			continue // a typed frame (stub, entry, exit): no function
-		}
-		fn, ok := wordAt(mem, fp+uint64(in.layout.FPFunction))
-		if !ok {
-			continue
 		}
 		fun, ok := in.heap.function(fn)
 		if !ok {
@@ -158,13 +153,17 @@ func (in *instance) ExpandStack(tid int, pcs, fps []uint64, stk unwind.Memory, f
 	return frames
 }
 
-func wordAt(m unwind.Memory, addr uint64) (uint64, bool) {
-	var b [8]byte
-	if n, err := m.ReadAt(b[:], addr); err != nil || n != 8 {
-		return 0, false
+// slots reads a frame's context-or-marker and function slots, in one
+// read of the span that holds both.
+func (in *instance) slots(m unwind.Memory, fp uint64) (marker, fn uint64, ok bool) {
+	l := in.layout
+	lo := min(l.FPFunction, l.FPContextType)
+	var b [2*maxFrameOffset + 8]byte
+	span := b[:max(l.FPFunction, l.FPContextType)-lo+8]
+	if n, err := m.ReadAt(span, fp+uint64(lo)); err != nil || n != len(span) {
+		return 0, 0, false
 	}
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56, true
+	return binary.LittleEndian.Uint64(span[l.FPContextType-lo:]), binary.LittleEndian.Uint64(span[l.FPFunction-lo:]), true
 }
 
 // Expand names, from their address alone, the frames in JIT code that a
