@@ -27,7 +27,8 @@
 //
 // # Limits
 //
-// Only the V8 releases in Known are read (node 20's 11.3, tested): the
+// Only the V8 releases in Known are read (node 20's 11.3, tested, and
+// Debian 12's node 18, 10.2): the
 // ScopeInfo is laid out by release without a constant to describe it,
 // and the walk assumes 8-byte pointers (node builds V8 without pointer
 // compression). Another release, or a binary without the constants, gets

@@ -38,35 +38,51 @@ var v8Binary = regexp.MustCompile(`^(node(js)?[0-9]*|libnode\.so(\.[0-9]+)*)$`)
 // instance that names nothing and says why once (its note), so that its
 // JavaScript frames are never given a name that could be wrong.
 func (Runtime) Attach(p stack.Process) (stack.Instance, error) {
-	var bin *proc.Mapping
-	for i := range p.Maps {
-		m := &p.Maps[i]
-		if m.Exec() && v8Binary.MatchString(filepath.Base(m.Path)) {
-			bin = m
-			break
+	var in *instance
+	seen := map[string]bool{}
+	// Debian's node is a small program linked to libnode.so, which holds
+	// V8 and its metadata; NodeSource's holds all itself: each candidate
+	// is tried until one has the metadata.
+	for _, m := range p.Maps {
+		if !m.Exec() || !v8Binary.MatchString(filepath.Base(m.Path)) || seen[m.Path] {
+			continue
 		}
+		seen[m.Path] = true
+		if in == nil {
+			in = &instance{leaves: map[uint64]stack.Frame{}}
+		}
+		l, err := layoutOf(p, m)
+		if err != nil {
+			if in.err == nil || !errors.Is(err, ErrNoMetadata) {
+				in.err = err
+			}
+			continue
+		}
+		in.layout, in.err = &l, nil
+		in.heap = newHeap(in.layout, p.Mem)
+		break
 	}
-	if bin == nil {
+	if in == nil {
 		return nil, nil
 	}
-	in := &instance{leaves: map[uint64]stack.Frame{}}
-	f, err := objfile.Open(p.FS, p.PID, *bin)
+	return in, nil
+}
+
+// layoutOf reads the layout of the V8 binary mapped by m.
+func layoutOf(p stack.Process, m proc.Mapping) (Layout, error) {
+	f, err := objfile.Open(p.FS, p.PID, m)
 	if err != nil {
-		in.err = fmt.Errorf("opening %s: %w", bin.Path, err)
-		return in, nil
+		return Layout{}, fmt.Errorf("opening %s: %w", m.Path, err)
 	}
 	defer f.Close()
 	l, err := ReadLayout(f.ELF)
 	switch {
 	case errors.Is(err, ErrUnknownVersion):
-		in.err = fmt.Errorf("%s runs %w", bin.Path, err)
+		return l, fmt.Errorf("%s runs %w", m.Path, err)
 	case err != nil:
-		in.err = fmt.Errorf("%s: %w", bin.Path, err)
-	default:
-		in.layout = &l
-		in.heap = newHeap(in.layout, p.Mem)
+		return l, fmt.Errorf("%s: %w", m.Path, err)
 	}
-	return in, nil
+	return l, nil
 }
 
 // instance names the JavaScript frames of one node process.
@@ -82,13 +98,14 @@ type instance struct {
 	named, unnamed int
 }
 
-// jsCode reports whether frame f runs in a JavaScript function's own
-// frame: code the JIT made (anonymous memory), the interpreter's entry
-// and its bytecode handlers, or the baseline compiler's builtins, which
-// run in the frame of the function they work for.
+// jsCode reports whether frame f may run in a JavaScript function's own
+// frame: code nothing named (the JIT's anonymous code, or V8's builtins
+// in a stripped libnode.so), the interpreter's entry and its bytecode
+// handlers, or the baseline compiler's builtins, which run in the frame
+// of the function they work for. The frame's slots are checked anyway.
 func jsCode(f *stack.Frame) bool {
 	if f.Function == "" {
-		return f.Module == "[anon]" || f.Module == "[unknown]"
+		return true
 	}
 	fn := f.Function
 	return strings.HasPrefix(fn, "Builtins_Interpreter") || strings.HasPrefix(fn, "Builtins_BaselineOrInterpreter") ||
