@@ -31,7 +31,8 @@ func TestDiagnoseRuntimes(t *testing.T) {
 			"VERDICT 1: compute_loop — java", "computes in user space, in Hot.computeLoop,",
 			"note: asked the JVM (PID", "--no-attach forbids this"}},
 		{"java interpreted", "javahot", "java", "huge", []string{
-			"VERDICT 1: compute_loop — java", "computes in user space, in Interpreter,"}},
+			"VERDICT 1: compute_loop — java", "computes in user space, in Huge.hugeLoop (interpreted),",
+			"stack: Huge.hugeLoop (interpreted) <- Hot.main (interpreted) <- StubRoutines"}},
 		{"java gc pressure", "javahot", "java", "gc", []string{
 			"VERDICT 1: gc_pressure — the garbage collector of java", "the JVM's G1 garbage collector takes"}},
 		{"node compute", "nodehot", "node", "compute", []string{

@@ -140,3 +140,35 @@ func TestNoSIGQUITHandler(t *testing.T) {
 		t.Errorf("sleep was harmed: %v", err)
 	}
 }
+
+// flat is memory at base, the rest unreadable.
+type flat struct {
+	base uint64
+	b    []byte
+}
+
+func (m flat) ReadAt(p []byte, addr uint64) (int, error) {
+	if addr < m.base || addr-m.base > uint64(len(m.b)) || uint64(len(p)) > uint64(len(m.b))-(addr-m.base) {
+		return 0, errors.New("unmapped")
+	}
+	return copy(p, m.b[addr-m.base:]), nil
+}
+
+// jdk17 is a layout of the shape JDK 17's VMStructs give; the fuzzer
+// varies the memory, not the offsets.
+var jdk17 = vmLayout{methodConstMethod: 8, constMethodConsts: 8, constMethodName: 42, constPoolHolder: 24,
+	constPoolLength: 68, constPoolSize: 72, klassName: 16, symbolLength: 0, symbolBody: 6}
+
+// FuzzInterpretedMethod names a Method* in random memory: it must end,
+// and a name be printable and bounded.
+func FuzzInterpretedMethod(f *testing.F) {
+	f.Add(make([]byte, 256), uint64(0x1008))
+	f.Fuzz(func(t *testing.T, mem []byte, m uint64) {
+		l := jdk17
+		ms := &methods{l: &l, mem: flat{base: 0x1000, b: mem}, names: map[uint64]cachedMethod{}}
+		name, ok := ms.name(m)
+		if ok && (len(name) > 2*maxSymbol+1 || strings.ContainsAny(name, "\x00\n")) {
+			t.Fatalf("name %q", name)
+		}
+	})
+}

@@ -1,8 +1,10 @@
 // Package hotspot names the frames of a HotSpot JVM (OpenJDK) started with
 // no flag at all: methods the JIT compiled, by their Java names
-// ("Hot.computeLoop", inner classes with the JVM's $), the interpreter
-// ("Interpreter") and the JVM's stubs, as the JVM itself names them. It is
-// a stack.Runtime, registered from init; its frames have Kind "hotspot".
+// ("Hot.computeLoop", inner classes with the JVM's $), interpreted
+// methods ("Huge.hugeLoop (interpreted)") and the JVM's stubs, as the
+// JVM itself names them. It is a stack.Runtime and a
+// stack.StackExpander, registered from init; its frames have Kind
+// "hotspot".
 //
 // # How: the JVM's own perf map, asked for through its attach mechanism
 //
@@ -48,9 +50,25 @@
 // The leaf frame of a sample in compiled code is named; its callers are
 // found only as far as the frame-pointer walk reaches: C2 and C1 code
 // keeps no frame pointer by default (-XX:+PreserveFramePointer would),
-// so a stack through compiled code may stop or skip there. An
-// interpreted method is named "Interpreter", not by its method: that
-// needs HotSpot's structures (way (b)). A map older than the process (an
+// so a stack through compiled code may stop or skip there.
+//
+// # Interpreted methods
+//
+// The map names the interpreter's code "Interpreter", the same for
+// every method it runs. An interpreted frame keeps its Method* three
+// words below its frame pointer, and HotSpot's own description of its
+// structures (the gHotSpotVMStructs and gHotSpotVMTypes tables libjvm.so
+// exports, the one piece of way (b) used) gives the offsets from it to
+// the class's and the method's names (vmstructs.go): each pointer is
+// checked (aligned, readable), the constant pool index against its
+// length, and a name must be printable, or the frame stays
+// "Interpreter" and a note counts it. Without the map (--no-attach, a
+// JDK before 17) the interpreter's code is not known, and its frames
+// print as [anon]+0xADDRESS.
+//
+// # More limits
+//
+// A map older than the process (an
 // earlier JVM's with the same PID) names nothing until the JVM writes it
 // again. A JVM in a user namespace sees cpuwhy's root as nobody, and
 // refuses its connection: its frames stay unnamed, with a note.

@@ -1,6 +1,7 @@
 package hotspot
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/stack/perfmap"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
 // Kind is the Kind of the frames this runtime names.
@@ -79,6 +81,7 @@ func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 		nspid = p.PID
 	}
 	in := &instance{
+		proc:     p,
 		pid:      p.PID,
 		noAttach: p.NoAttach,
 		wait:     wait,
@@ -119,6 +122,7 @@ func mapOlderThanProcess(fs proc.FS, pid int, root, path string) bool {
 
 // instance names the frames of one JVM.
 type instance struct {
+	proc     stack.Process
 	pid      int
 	noAttach bool
 	wait     time.Duration
@@ -131,14 +135,73 @@ type instance struct {
 	names map[string]string // method names, by the map's names
 
 	// Requests to the JVM: the one in flight answers on pending.
-	pending  chan error
-	lastAsk  time.Time
-	dumps    int   // requests answered
-	asked    int   // requests made
-	failed   error // why the last request failed; no more are made
-	unnamed  int   // samples with code of the JIT that nothing named
-	named    int   // samples with a frame named from the map
-	interpSm int   // samples whose innermost frame is in the interpreter
+	pending chan error
+	lastAsk time.Time
+	dumps   int   // requests answered
+	asked   int   // requests made
+	failed  error // why the last request failed; no more are made
+	unnamed int   // samples with code of the JIT that nothing named
+	named   int   // samples with a frame named from the map
+
+	// Interpreted frames' methods, from HotSpot's VMStructs: opened at
+	// the first interpreted frame; methodsErr says why not.
+	methods     *methods
+	methodsErr  error
+	interpreted int // interpreted frames whose method was not named
+}
+
+// interpreterName is what the JVM's perf map calls its interpreter.
+const interpreterName = "Interpreter"
+
+// ExpandStack names the frames as Expand does, and each interpreted
+// frame by the method it runs, read from the frame (its Method*, below
+// its frame pointer) and HotSpot's structures: "Huge.hugeLoop
+// (interpreted)".
+func (in *instance) ExpandStack(tid int, pcs, fps []uint64, stk unwind.Memory, frames []stack.Frame) []stack.Frame {
+	frames = in.Expand(tid, pcs, frames)
+	for i := range frames {
+		f := &frames[i]
+		if f.Kind != Kind || f.Function != interpreterName || i >= len(fps) || fps[i] == 0 {
+			continue
+		}
+		if in.methods == nil && in.methodsErr == nil {
+			in.methods, in.methodsErr = openJVM(in.proc.FS, in.proc.PID, in.proc.Maps, in.proc.Mem)
+		}
+		if in.methods == nil {
+			in.interpreted++
+			continue
+		}
+		var b [8]byte
+		if n, err := (frameMemory{stk, in.proc.Mem}).ReadAt(b[:], fps[i]-uint64(-interpreterMethodOffset)); err != nil || n != 8 {
+			in.interpreted++
+			continue
+		}
+		name, ok := in.methods.name(binary.LittleEndian.Uint64(b[:]))
+		if !ok {
+			in.interpreted++
+			continue
+		}
+		f.Function = name + " (interpreted)"
+	}
+	return frames
+}
+
+// frameMemory reads a frame's slots from the stack copied with the
+// sample, or from the process for frames past it.
+type frameMemory struct {
+	stack, live unwind.Memory
+}
+
+func (m frameMemory) ReadAt(p []byte, addr uint64) (int, error) {
+	if m.stack != nil {
+		if n, err := m.stack.ReadAt(p, addr); err == nil {
+			return n, nil
+		}
+	}
+	if m.live == nil {
+		return 0, errors.New("no memory")
+	}
+	return m.live.ReadAt(p, addr)
 }
 
 // Expand names the frames in code the JVM generated (compiled methods,
@@ -283,6 +346,13 @@ func (in *instance) Notes() []string {
 		notes = append(notes, fmt.Sprintf("%d samples in code the JVM compiled were not named: asking it for its perf map failed: %s", in.unnamed, reason))
 	default:
 		notes = append(notes, fmt.Sprintf("%d samples in code the JVM compiled were not in its perf map (compiled since the JVM last wrote it)", in.unnamed))
+	}
+	if in.interpreted > 0 {
+		reason := "their frames could not be read"
+		if in.methodsErr != nil {
+			reason = "reading HotSpot's VMStructs failed: " + in.methodsErr.Error()
+		}
+		notes = append(notes, fmt.Sprintf("%d interpreted frames are named Interpreter, not by their method: %s", in.interpreted, reason))
 	}
 	if err := in.m.ReadError(); err != nil && in.unnamed > 0 {
 		notes = append(notes, fmt.Sprintf("the JVM's perf map could not be read: %v", err))

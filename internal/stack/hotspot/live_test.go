@@ -174,13 +174,27 @@ func TestCompiled(t *testing.T) {
 }
 
 // TestInterpreted: a method too large for the JIT runs in the
-// interpreter, whose frames the JVM's map names "Interpreter".
+// interpreter, whose code the JVM's map names "Interpreter"; each
+// interpreted frame is named by its method, read from the frame and
+// HotSpot's VMStructs, and so is its interpreted caller.
 func TestInterpreted(t *testing.T) {
 	j := startJVM(t, "huge")
 	tid := mainThread(t, j.pid)
 	res := record(t, j.pid, false)
-	if share, hot := leafShare(res, tid, hotspot.Kind, "Interpreter"); share < 0.8 {
-		t.Errorf("%.0f%% of the main thread's samples end in the interpreter, want >= 80%%; hottest: %s; notes %q", 100*share, hot, res.Notes)
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Huge.hugeLoop (interpreted)"); share < 0.8 {
+		t.Errorf("%.0f%% of the main thread's samples end in Huge.hugeLoop (interpreted), want >= 80%%; hottest: %s; notes %q", 100*share, hot, res.Notes)
+	}
+	var withCaller int64
+	for _, s := range res.Profile.Stacks {
+		for i, f := range s.Frames {
+			if f.Function == "Huge.hugeLoop (interpreted)" && i+1 < len(s.Frames) && s.Frames[i+1].Function == "Hot.main (interpreted)" {
+				withCaller += s.Count
+				break
+			}
+		}
+	}
+	if withCaller == 0 {
+		t.Errorf("no stack has Hot.main (interpreted) as Huge.hugeLoop's caller")
 	}
 }
 
