@@ -63,8 +63,10 @@
 // checked (aligned, readable), the constant pool index against its
 // length, and a name must be printable, or the frame stays
 // "Interpreter" and a note counts it. Without the map (--no-attach, a
-// JDK before 17) the interpreter's code is not known, and its frames
-// print as [anon]+0xADDRESS.
+// JDK before 17) the interpreter's code is known by its range, the
+// buffer of the stub queue AbstractInterpreter::_code that the same
+// tables locate, and its frames are named the same way; compiled code
+// then stays [anon]+0xADDRESS.
 //
 // # More limits
 //

@@ -158,14 +158,28 @@ const interpreterName = "Interpreter"
 // its frame pointer) and HotSpot's structures: "Huge.hugeLoop
 // (interpreted)".
 func (in *instance) ExpandStack(tid int, pcs, fps []uint64, stk unwind.Memory, frames []stack.Frame) []stack.Frame {
-	frames = in.Expand(tid, pcs, frames)
+	frames = in.expand(tid, pcs, frames)
+	defer in.count(frames)
 	for i := range frames {
 		f := &frames[i]
-		if f.Kind != Kind || f.Function != interpreterName || i >= len(fps) || fps[i] == 0 {
+		if i >= len(fps) || fps[i] == 0 || i >= len(pcs) {
+			continue
+		}
+		named := f.Kind == Kind && f.Function == interpreterName
+		unnamed := f.Kind == stack.Native && f.Function == "" && (f.Module == "[anon]" || f.Module == "[unknown]")
+		if !named && !unnamed {
 			continue
 		}
 		if in.methods == nil && in.methodsErr == nil {
 			in.methods, in.methodsErr = openJVM(in.proc.FS, in.proc.PID, in.proc.Maps, in.proc.Mem)
+		}
+		if unnamed {
+			// Without the map (--no-attach, a JDK before 17), the
+			// interpreter is known by its code's range in the JVM.
+			if in.methods == nil || !in.methods.l.interpreter(pcs[i]) {
+				continue
+			}
+			f.Kind, f.Function = Kind, interpreterName
 		}
 		if in.methods == nil {
 			in.interpreted++
@@ -208,15 +222,27 @@ func (m frameMemory) ReadAt(p []byte, addr uint64) (int, error) {
 // the interpreter, stubs) from its perf map, asking the JVM for the map
 // when a frame in such code is not in it.
 func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
+	frames = in.expand(tid, pcs, frames)
+	in.count(frames)
+	return frames
+}
+
+// expand is Expand without counting what was left unnamed.
+func (in *instance) expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
 	in.collect(0)
 	frames = in.name(tid, pcs, frames)
 	if in.unnamedCode(frames) && in.ask() {
 		frames = in.name(tid, pcs, frames)
 	}
+	return frames
+}
+
+// count counts a sample whose frames in the JVM's code were not all
+// named.
+func (in *instance) count(frames []stack.Frame) {
 	if in.unnamedCode(frames) {
 		in.unnamed++
 	}
-	return frames
 }
 
 // name names frames from the map, and makes its names of methods what a
@@ -335,17 +361,17 @@ func (in *instance) Notes() []string {
 	switch {
 	case in.unnamed == 0:
 	case in.noAttach && in.stale:
-		notes = append(notes, fmt.Sprintf("%d samples in code the JVM compiled were not named: its perf map %s is older than the process (an earlier process's with the same PID), and --no-attach forbids asking the JVM for a new one", in.unnamed, in.m.Path()))
+		notes = append(notes, fmt.Sprintf("%d samples in code the JVM generated (compiled methods, stubs) were not named: its perf map %s is older than the process (an earlier process's with the same PID), and --no-attach forbids asking the JVM for a new one", in.unnamed, in.m.Path()))
 	case in.noAttach:
-		notes = append(notes, fmt.Sprintf("%d samples in code the JVM compiled were not named: --no-attach forbids asking the JVM for its perf map (`jcmd PID Compiler.perfmap`, JDK 17+, writes one; so do -XX:+DumpPerfMapAtExit at exit and perf-map-agent)", in.unnamed))
+		notes = append(notes, fmt.Sprintf("%d samples in code the JVM generated (compiled methods, stubs) were not named: --no-attach forbids asking the JVM for its perf map (`jcmd PID Compiler.perfmap`, JDK 17+, writes one; so do -XX:+DumpPerfMapAtExit at exit and perf-map-agent)", in.unnamed))
 	case in.failed != nil:
 		reason := in.failed.Error()
 		if errors.Is(in.failed, ErrRefused) {
 			reason += " (Compiler.perfmap needs JDK 17 or later)"
 		}
-		notes = append(notes, fmt.Sprintf("%d samples in code the JVM compiled were not named: asking it for its perf map failed: %s", in.unnamed, reason))
+		notes = append(notes, fmt.Sprintf("%d samples in code the JVM generated (compiled methods, stubs) were not named: asking it for its perf map failed: %s", in.unnamed, reason))
 	default:
-		notes = append(notes, fmt.Sprintf("%d samples in code the JVM compiled were not in its perf map (compiled since the JVM last wrote it)", in.unnamed))
+		notes = append(notes, fmt.Sprintf("%d samples in code the JVM generated were not in its perf map (compiled since the JVM last wrote it)", in.unnamed))
 	}
 	if in.interpreted > 0 {
 		reason := "their frames could not be read"

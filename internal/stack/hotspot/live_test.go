@@ -245,3 +245,20 @@ func TestStaleMap(t *testing.T) {
 		t.Errorf("asked, %.0f%% of samples end in Hot.computeLoop, want >= 80%%: %s; notes %q", 100*share, hot, res.Notes)
 	}
 }
+
+// TestNoAttachInterpreted: with --no-attach, the interpreter is known by
+// its code's range in the JVM (HotSpot's VMStructs), and its frames are
+// named by their methods all the same; the JVM is not asked.
+func TestNoAttachInterpreted(t *testing.T) {
+	j := startJVM(t, "huge")
+	tid := mainThread(t, j.pid)
+	res := record(t, j.pid, true)
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Huge.hugeLoop (interpreted)"); share < 0.8 {
+		t.Errorf("%.0f%% of the main thread's samples end in Huge.hugeLoop (interpreted), want >= 80%%; hottest: %s; notes %q", 100*share, hot, res.Notes)
+	}
+	for _, f := range []string{"/tmp/.java_pid%d", "/tmp/perf-%d.map"} {
+		if _, err := os.Stat(fmt.Sprintf(f, j.pid)); err == nil {
+			t.Errorf("%s exists: the JVM was asked", fmt.Sprintf(f, j.pid))
+		}
+	}
+}

@@ -53,7 +53,14 @@ type vmLayout struct {
 	klassName         int64 // Klass::_name
 	symbolLength      int64 // Symbol::_length (u2)
 	symbolBody        int64 // Symbol::_body
+
+	// The interpreter's code, [interpStart, interpEnd): the buffer of
+	// the stub queue AbstractInterpreter::_code. 0, 0 when not found.
+	interpStart, interpEnd uint64
 }
+
+// maxInterpreter bounds the interpreter's code believed (JDK 17: 270 KB).
+const maxInterpreter = 64 << 20
 
 // readVMLayout reads HotSpot's tables from the memory of a JVM, the
 // addresses of their globals from libjvm.so (e), loaded at bias.
@@ -82,6 +89,8 @@ func readVMLayout(e *elf.File, bias uint64, mem unwind.Memory) (*vmLayout, error
 	sType := global("gHotSpotVMStructEntryTypeNameOffset")
 	sField := global("gHotSpotVMStructEntryFieldNameOffset")
 	sOffset := global("gHotSpotVMStructEntryOffsetOffset")
+	sStatic := global("gHotSpotVMStructEntryIsStaticOffset")
+	sAddress := global("gHotSpotVMStructEntryAddressOffset")
 	types := global("gHotSpotVMTypes")
 	tStride := global("gHotSpotVMTypeEntryArrayStride")
 	tType := global("gHotSpotVMTypeEntryTypeNameOffset")
@@ -89,7 +98,7 @@ func readVMLayout(e *elf.File, bias uint64, mem unwind.Memory) (*vmLayout, error
 	if r.err != nil {
 		return nil, r.err
 	}
-	for _, v := range []uint64{sType, sField, sOffset, tType, tSize} {
+	for _, v := range []uint64{sType, sField, sOffset, sStatic, sAddress, tType, tSize} {
 		if v+8 > maxVMStride {
 			return nil, fmt.Errorf("a VMStructs entry offset of %d", v)
 		}
@@ -108,23 +117,46 @@ func readVMLayout(e *elf.File, bias uint64, mem unwind.Memory) (*vmLayout, error
 		{"Symbol", "_length"}:            &l.symbolLength,
 		{"Symbol", "_body[0]"}:           &l.symbolBody,
 	}
+	// The interpreter's code: a static field and two of StubQueue's.
+	var interpCode uint64
+	stubBuffer, bufferLimit := int64(-1), int64(-1)
+	queue := map[[2]string]*int64{{"StubQueue", "_stub_buffer"}: &stubBuffer, {"StubQueue", "_buffer_limit"}: &bufferLimit}
 	found := 0
 	err = r.entries(structs, sStride, func(e []byte) bool {
 		typeName := r.cstr(binary.LittleEndian.Uint64(e[sType:]))
 		if typeName == "" {
 			return false // the table's end
 		}
-		if p, ok := fields[[2]string{typeName, r.cstr(binary.LittleEndian.Uint64(e[sField:]))}]; ok {
+		key := [2]string{typeName, r.cstr(binary.LittleEndian.Uint64(e[sField:]))}
+		if p, ok := fields[key]; ok {
 			*p = int64(binary.LittleEndian.Uint64(e[sOffset:]))
 			found++
 		}
-		return found < len(fields)
+		if p, ok := queue[key]; ok {
+			*p = int64(binary.LittleEndian.Uint64(e[sOffset:]))
+		}
+		if key == [2]string{"AbstractInterpreter", "_code"} && binary.LittleEndian.Uint32(e[sStatic:]) != 0 {
+			interpCode = binary.LittleEndian.Uint64(e[sAddress:])
+		}
+		return found < len(fields) || interpCode == 0 || stubBuffer < 0 || bufferLimit < 0
 	})
 	if err != nil {
 		return nil, err
 	}
 	if found < len(fields) {
 		return nil, fmt.Errorf("HotSpot's VMStructs lack %d of the %d fields an interpreted method is named by", len(fields)-found, len(fields))
+	}
+	if interpCode != 0 && stubBuffer >= 0 && stubBuffer < 4096 && bufferLimit >= 0 && bufferLimit < 4096 {
+		if q := r.word(interpCode); r.err == nil && q != 0 {
+			start := r.word(q + uint64(stubBuffer))
+			var lb [4]byte
+			if n, err := mem.ReadAt(lb[:], q+uint64(bufferLimit)); err == nil && n == 4 && r.err == nil {
+				if size := uint64(binary.LittleEndian.Uint32(lb[:])); start != 0 && size > 0 && size <= maxInterpreter {
+					l.interpStart, l.interpEnd = start, start+size
+				}
+			}
+		}
+		r.err = nil // the interpreter's range is a help, not a need
 	}
 	err = r.entries(types, tStride, func(e []byte) bool {
 		name := r.cstr(binary.LittleEndian.Uint64(e[tType:]))
@@ -146,6 +178,11 @@ func readVMLayout(e *elf.File, bias uint64, mem unwind.Memory) (*vmLayout, error
 		return nil, fmt.Errorf("sizeof(ConstantPool) %d", l.constPoolSize)
 	}
 	return l, nil
+}
+
+// interpreter reports whether pc is in the interpreter's code.
+func (l *vmLayout) interpreter(pc uint64) bool {
+	return l.interpEnd > l.interpStart && pc >= l.interpStart && pc < l.interpEnd
 }
 
 // vmReader reads a JVM's memory, keeping the first error.
