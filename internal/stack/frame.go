@@ -38,7 +38,7 @@ func (f Frame) IsKernel() bool { return f.Kind == Kernel }
 // it (many are anonymous), where a native function's name is enough.
 func (f Frame) Name() string {
 	if f.Function != "" {
-		if f.File != "" && f.Kind != Native && f.Kind != Kernel {
+		if f.File != "" && f.Kind != "" && f.Kind != Native && f.Kind != Kernel {
 			return f.withPosition()
 		}
 		return f.Function
