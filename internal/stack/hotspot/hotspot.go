@@ -90,6 +90,12 @@ func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 		m:        perfmap.Follow(p, rt.Limits),
 	}
 	in.stale = in.m.Found() && mapOlderThanProcess(p.FS, p.PID, in.att.root, in.m.Path())
+	for _, m := range p.Maps {
+		if strings.HasSuffix(m.Path, "/libjvm.so") {
+			in.jdk = jdkMajor(in.att.root, m.Path)
+			break
+		}
+	}
 	return in, nil
 }
 
@@ -131,6 +137,8 @@ type instance struct {
 	// stale: the map found at Attach is older than the process, and
 	// names nothing until the JVM writes it again.
 	stale bool
+	// jdk is the JDK's major version from its release file; 0 unknown.
+	jdk int
 
 	names map[string]string // method names, by the map's names
 
@@ -295,6 +303,12 @@ func (in *instance) unnamedCode(frames []stack.Frame) bool {
 // was written again and read.
 func (in *instance) ask() bool {
 	if in.noAttach || in.failed != nil {
+		return false
+	}
+	if in.jdk > 0 && in.jdk < perfmapSince {
+		// Not worth an intrusion: the JVM would start its listener
+		// and refuse the command.
+		in.failed = fmt.Errorf("the JVM is JDK %d, which has no Compiler.perfmap (JDK %d+): it was not asked", in.jdk, perfmapSince)
 		return false
 	}
 	if in.pending == nil {
