@@ -70,7 +70,13 @@
 //
 // # More limits
 //
-// A map older than the process (an
+// The map is a snapshot of the code cache when the JVM wrote it: a
+// method unloaded since, whose space the JIT gave to another, keeps its
+// name there until the JVM is asked again, which happens only for an
+// address the map lacks; a long recording of a JVM that unloads classes
+// may show such a name. A JVM whose release file says it is older than
+// JDK 17 is not asked at all (it would start a listener and refuse the
+// command). A map older than the process (an
 // earlier JVM's with the same PID) names nothing until the JVM writes it
 // again. A JVM in a user namespace sees cpuwhy's root as nobody, and
 // refuses its connection: its frames stay unnamed, with a note.
