@@ -35,6 +35,8 @@ func TestDiagnoseRuntimes(t *testing.T) {
 			"stack: Huge.hugeLoop (interpreted) <- Hot.main (interpreted) <- StubRoutines"}},
 		{"java gc pressure", "javahot", "java", "gc", []string{
 			"VERDICT 1: gc_pressure — the garbage collector of java", "the JVM's G1 garbage collector takes"}},
+		{"java jit compilation", "javahot", "java", "jit", []string{
+			"VERDICT 1: jit_compilation — the JIT compilers of java", "the JVM's JIT compilers take", "(busiest: C2 CompilerThre (TID"}},
 		{"node compute", "nodehot", "node", "compute", []string{
 			"VERDICT 1: compute_loop — node", "computes in user space, in settleAccounts (ledger.js:7),",
 			"stack: settleAccounts (ledger.js:7) <- (anonymous) (ledger.js:1) <- Module._compile"}},

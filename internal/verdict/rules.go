@@ -86,6 +86,7 @@ type rule struct {
 // ruled out and just before a compute loop, which it is a special case of.
 var rules = []rule{
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
+	{pattern: JITCompilation, scope: perProcess, process: jitCompilation},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
 	{pattern: LockContention, scope: perProcess, process: lockContention},

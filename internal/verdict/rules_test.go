@@ -56,6 +56,7 @@ func TestRulesOrder(t *testing.T) {
 	}
 	want := []string{
 		"gc_pressure per process gcPressure",
+		"jit_compilation per process jitCompilation",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",
 		"lock_contention per process lockContention",

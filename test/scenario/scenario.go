@@ -129,11 +129,12 @@ var recipes = map[string]recipe{
 	},
 	"javahot": {
 		// A JVM (javac and java from openjdk-17-jdk-headless): compute,
-		// huge and gc modes, run by the launcher script with no flag
-		// but the heap's size.
+		// huge, gc and jit modes, run by the launcher script with no
+		// flag but the heap's size (and -Xcomp for jit).
 		main:  "javahot",
-		files: []string{"Hot.class", "Huge.class"},
-		cmds:  [][]string{{"java", "Gen.java"}, {"javac", "-d", ".", "Hot.java", "Huge.java"}},
+		files: []string{"Hot.class", "Huge.class", "work/Work.class"},
+		cmds: [][]string{{"java", "Gen.java"}, {"javac", "-d", ".", "Hot.java", "Huge.java"},
+			{"javac", "-d", "work", "work/Work.java"}},
 	},
 	"nodehot": {
 		// node (nodejs): compute and callback modes of ledger.js, run

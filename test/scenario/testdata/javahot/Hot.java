@@ -3,8 +3,11 @@
 // to compile, which the interpreter runs for ever (huge: more than
 // 8000 bytes of bytecode, HotSpot's DontCompileHugeMethods limit), or a
 // program that allocates short-lived objects beside a live heap that
-// fills most of it, so that the collector takes the CPU (gc). No flag is
-// given to the JVM but its heap's size.
+// fills most of it, so that the collector takes the CPU (gc), or one that
+// loads the same class through a new class loader again and again in a
+// JVM told to compile everything (-Xcomp, given by the launcher in this
+// mode only), so that its JIT compilers take the CPU (jit). No other flag
+// is given to the JVM but its heap's size.
 public class Hot {
     static volatile long sink;
 
@@ -53,8 +56,17 @@ public class Hot {
                     sink += garbage.length;
                 }
             }
+            case "jit": {
+                java.net.URL[] where = { new java.io.File(args[1]).toURI().toURL() };
+                System.out.println("ready");
+                while (true) {
+                    try (java.net.URLClassLoader cl = new java.net.URLClassLoader(where, null)) {
+                        ((Runnable) cl.loadClass("Work").getDeclaredConstructor().newInstance()).run();
+                    }
+                }
+            }
             default:
-                System.err.println("usage: Hot compute|huge|gc");
+                System.err.println("usage: Hot compute|huge|gc|jit");
                 System.exit(2);
         }
     }
