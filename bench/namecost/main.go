@@ -59,7 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "| target | samples | recorder CPU, native names only | recorder CPU, runtimes | extra per sample (fixed cost included) | leaf named by a runtime | target's listener CPU per dump |")
 	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|")
-	for _, tg := range []target{{"JVM (javahot compute)", "javahot", "compute"}, {"node (nodehot compute)", "nodehot", "compute"}} {
+	for _, tg := range []target{{"JVM, compiled (javahot compute)", "javahot", "compute"}, {"JVM, interpreted (javahot huge)", "javahot", "huge"},
+		{"node (nodehot compute)", "nodehot", "compute"}} {
 		if err := measure(ctx, tg, *window, *rounds, stdout, stderr); err != nil {
 			return fmt.Errorf("%s: %w", tg.name, err)
 		}
