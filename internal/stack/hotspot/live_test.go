@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -260,5 +261,80 @@ func TestNoAttachInterpreted(t *testing.T) {
 		if _, err := os.Stat(fmt.Sprintf(f, j.pid)); err == nil {
 			t.Errorf("%s exists: the JVM was asked", fmt.Sprintf(f, j.pid))
 		}
+	}
+}
+
+// TestNamespaces: a JVM that is PID 1 of a PID namespace of its own, with
+// a /tmp of its own (a tmpfs in its mount namespace), as in a container:
+// the trigger file, the socket and the map are the JVM's, named by the
+// PID it sees (/tmp/.java_pid1, /tmp/perf-1.map) and reached through its
+// root; nothing is left in the host's /tmp.
+func TestNamespaces(t *testing.T) {
+	if _, err := exec.LookPath("java"); err != nil {
+		privtest.Require(t, "java is not installed (apt-get install openjdk-17-jdk-headless)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		privtest.Require(t, "unshare is not installed (util-linux)")
+	}
+	p := scenario.Build(t, "javahot")
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--propagation", "private", "--mount-proc",
+		"sh", "-c", `mount -t tmpfs tmpfs /tmp && exec "$0" compute`, p.Path)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	t.Cleanup(func() {
+		if pid != 0 {
+			syscall.Kill(pid, syscall.SIGKILL) // the namespace's PID 1
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err == nil && line != "ready\n" {
+			err = fmt.Errorf("first line %q", line)
+		}
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the JVM did not print ready")
+	}
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscan(string(children), &pid); err != nil {
+		t.Fatalf("unshare's child: %q: %v", children, err)
+	}
+	if ns := (proc.FS{}).Identity(pid).NsPID; ns != 1 {
+		t.Fatalf("the JVM is PID %d in its namespace, want 1", ns)
+	}
+	tid := mainThread(t, pid)
+	res := record(t, pid, false)
+	if share, hot := leafShare(res, tid, hotspot.Kind, "Hot.computeLoop"); share < 0.8 {
+		t.Errorf("%.0f%% of the main thread's samples end in Hot.computeLoop, want >= 80%%; hottest: %s; notes %q", 100*share, hot, res.Notes)
+	}
+	if !hasNote(res, "/tmp/perf-1.map") {
+		t.Errorf("no note names the map the JVM wrote as it sees it (/tmp/perf-1.map): %q", res.Notes)
+	}
+	for _, f := range []string{"/tmp/.java_pid1", "/tmp/.attach_pid1", "/tmp/perf-1.map", fmt.Sprintf("/tmp/perf-%d.map", pid)} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s is in the host's /tmp", f)
+		}
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/tmp/perf-1.map", pid)); err != nil {
+		t.Errorf("the JVM's own /tmp has no perf-1.map: %v", err)
 	}
 }
