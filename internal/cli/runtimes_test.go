@@ -29,6 +29,7 @@ func TestDiagnoseRuntimes(t *testing.T) {
 	}{
 		{"java compiled", "javahot", "java", "compute", []string{
 			"VERDICT 1: compute_loop — java", "computes in user space, in Hot.computeLoop,",
+			"stack: Hot.computeLoop <- Hot.main (interpreted) <- StubRoutines (1) <- JavaCalls::call_helper",
 			"note: asked the JVM (PID", "--no-attach forbids this"}},
 		{"java interpreted", "javahot", "java", "huge", []string{
 			"VERDICT 1: compute_loop — java", "computes in user space, in Huge.hugeLoop (interpreted),",

@@ -47,10 +47,14 @@
 //
 // # Limits
 //
-// The leaf frame of a sample in compiled code is named; its callers are
-// found only as far as the frame-pointer walk reaches: C2 and C1 code
-// keeps no frame pointer by default (-XX:+PreserveFramePointer would),
-// so a stack through compiled code may stop or skip there.
+// The leaf frame of a sample in compiled code is named. C2 and C1 code
+// keeps no frame pointer (-XX:+PreserveFramePointer would), so its
+// callers are found from its frame's size instead (frames.go): the JVM
+// keeps it in each method's CodeBlob, found before the code by its own
+// code bounds, which must equal the map's; the stack then goes on
+// through the method's callers, compiled or interpreted, to the thread's
+// start. A sample taken in a method's prologue, or in a stub, may lose
+// its caller.
 //
 // # Interpreted methods
 //

@@ -86,6 +86,7 @@ func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 		noAttach: p.NoAttach,
 		wait:     wait,
 		names:    map[string]string{},
+		tables:   map[uint64]*methodTable{},
 		att:      &attacher{fs: p.FS, pid: p.PID, nspid: nspid, root: p.FS.PIDPath(p.PID, "root"), wait: wait},
 		m:        perfmap.Follow(p, rt.Limits),
 	}
@@ -156,6 +157,10 @@ type instance struct {
 	methods     *methods
 	methodsErr  error
 	interpreted int // interpreted frames whose method was not named
+
+	// tables are compiled methods' unwinding, by the code's start; nil
+	// for code that is not unwound so.
+	tables map[uint64]*methodTable
 }
 
 // interpreterName is what the JVM's perf map calls its interpreter.

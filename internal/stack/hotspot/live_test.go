@@ -165,6 +165,26 @@ func TestCompiled(t *testing.T) {
 	if !hasNote(res, "asked the JVM") {
 		t.Errorf("no note says the JVM was asked for its map: %q", res.Notes)
 	}
+	// The compiled method's frame is unwound by its size, to its
+	// interpreted caller (samples taken before the map was read are
+	// not).
+	var withCaller, all int64
+	for _, s := range res.Profile.Stacks {
+		if s.TID != tid {
+			continue
+		}
+		all += s.Count
+		for i, f := range s.Frames {
+			if f.Function == "Hot.computeLoop" && i+1 < len(s.Frames) && s.Frames[i+1].Function == "Hot.main (interpreted)" {
+				withCaller += s.Count
+				break
+			}
+		}
+	}
+	if all == 0 || withCaller*2 < all {
+		_, hot := leafShare(res, tid, hotspot.Kind, "")
+		t.Errorf("%d of %d samples have Hot.main (interpreted) as Hot.computeLoop's caller, want most; hottest: %s", withCaller, all, hot)
+	}
 	if _, err := os.Stat(fmt.Sprintf("/tmp/.attach_pid%d", j.pid)); err == nil {
 		t.Errorf("the attach trigger file was left behind")
 	}

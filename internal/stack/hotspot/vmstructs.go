@@ -54,6 +54,11 @@ type vmLayout struct {
 	symbolLength      int64 // Symbol::_length (u2)
 	symbolBody        int64 // Symbol::_body
 
+	// CodeBlob's fields, for the frame size of a compiled method; -1
+	// when the JVM does not describe them (its compiled frames are then
+	// not unwound).
+	blobCodeBegin, blobCodeEnd, blobFrameSize, blobFrameComplete int64
+
 	// The interpreter's code, [interpStart, interpEnd): the buffer of
 	// the stub queue AbstractInterpreter::_code. 0, 0 when not found.
 	interpStart, interpEnd uint64
@@ -117,6 +122,10 @@ func readVMLayout(e *elf.File, bias uint64, mem unwind.Memory) (*vmLayout, error
 		{"Symbol", "_length"}:            &l.symbolLength,
 		{"Symbol", "_body[0]"}:           &l.symbolBody,
 	}
+	// A compiled method's blob: a help, not a need.
+	l.blobCodeBegin, l.blobCodeEnd, l.blobFrameSize, l.blobFrameComplete = -1, -1, -1, -1
+	blob := map[[2]string]*int64{{"CodeBlob", "_code_begin"}: &l.blobCodeBegin, {"CodeBlob", "_code_end"}: &l.blobCodeEnd,
+		{"CodeBlob", "_frame_size"}: &l.blobFrameSize, {"CodeBlob", "_frame_complete_offset"}: &l.blobFrameComplete}
 	// The interpreter's code: a static field and two of StubQueue's.
 	var interpCode uint64
 	stubBuffer, bufferLimit := int64(-1), int64(-1)
@@ -135,16 +144,25 @@ func readVMLayout(e *elf.File, bias uint64, mem unwind.Memory) (*vmLayout, error
 		if p, ok := queue[key]; ok {
 			*p = int64(binary.LittleEndian.Uint64(e[sOffset:]))
 		}
+		if p, ok := blob[key]; ok {
+			*p = int64(binary.LittleEndian.Uint64(e[sOffset:]))
+		}
 		if key == [2]string{"AbstractInterpreter", "_code"} && binary.LittleEndian.Uint32(e[sStatic:]) != 0 {
 			interpCode = binary.LittleEndian.Uint64(e[sAddress:])
 		}
-		return found < len(fields) || interpCode == 0 || stubBuffer < 0 || bufferLimit < 0
+		return found < len(fields) || interpCode == 0 || stubBuffer < 0 || bufferLimit < 0 ||
+			l.blobCodeBegin < 0 || l.blobCodeEnd < 0 || l.blobFrameSize < 0 || l.blobFrameComplete < 0
 	})
 	if err != nil {
 		return nil, err
 	}
 	if found < len(fields) {
 		return nil, fmt.Errorf("HotSpot's VMStructs lack %d of the %d fields an interpreted method is named by", len(fields)-found, len(fields))
+	}
+	for _, off := range []int64{l.blobCodeBegin, l.blobCodeEnd, l.blobFrameSize, l.blobFrameComplete} {
+		if off < 0 || off > 512 {
+			l.blobCodeBegin = -1 // not described, or not believed
+		}
 	}
 	if interpCode != 0 && stubBuffer >= 0 && stubBuffer < 4096 && bufferLimit >= 0 && bufferLimit < 4096 {
 		if q := r.word(interpCode); r.err == nil && q != 0 {

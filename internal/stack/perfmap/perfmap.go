@@ -82,6 +82,9 @@ func Follow(p stack.Process, lim Limits) *Map {
 // Path is the map's path, as the process names it.
 func (in *Map) Path() string { return in.path }
 
+// Symbol returns the symbol of the map that holds addr.
+func (in *Map) Symbol(addr uint64) (Symbol, bool) { return in.table.Symbol(addr) }
+
 // Found reports whether the map existed at the last look.
 func (in *Map) Found() bool { return in.found }
 
