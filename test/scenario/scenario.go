@@ -397,6 +397,12 @@ func (p Program) Start(t testing.TB, env []string, args ...string) *exec.Cmd {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+		// What a runtime leaves in /tmp under the PID of a process
+		// killed so: a JVM's attach socket, a perf map (cpuwhy asks a
+		// JVM to write one).
+		for _, f := range []string{"/tmp/perf-%d.map", "/tmp/.java_pid%d", "/tmp/.attach_pid%d"} {
+			os.Remove(fmt.Sprintf(f, cmd.Process.Pid))
+		}
 	})
 	ready := make(chan error, 1)
 	go func() {
