@@ -28,6 +28,7 @@ type diagnoseOptions struct {
 	frequency int
 	mechanism string
 	debugDirs []string
+	noAttach  bool
 	threads   int
 	minCPU    float64
 }
@@ -65,6 +66,7 @@ func bindDiagnose(root *cobra.Command, g *globalOptions, s Streams) {
 	f.StringVar(&o.format, "format", "", "profile format (pprof, folded, html), whatever the file name")
 	intVar(f, &o.frequency, "frequency", "F", 99, frequency, "stack samples per second of CPU, per thread")
 	f.StringVar(&o.mechanism, "mechanism", "auto", "syscall tracing: ebpf, ptrace, or auto (eBPF, else ptrace)")
+	f.BoolVar(&o.noAttach, "no-attach", false, "never ask the target for the names of its code: a JVM is otherwise asked, through its attach mechanism, for the perf map of the code its JIT compiled (jcmd Compiler.perfmap)")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
 	intVar(f, &o.threads, "threads", "", 5, listed, "threads listed in the text report")
 	addMinCPUFlag(root, &o.minCPU)
@@ -103,7 +105,7 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	}
 	progress, endProgress := o.progressFunc(t)
 	opts := diagnose.Options{
-		FS: o.global.procFS(), Duration: o.duration, Frequency: o.frequency, DebugDirs: o.debugDirs,
+		FS: o.global.procFS(), Duration: o.duration, Frequency: o.frequency, DebugDirs: o.debugDirs, NoAttach: o.noAttach,
 		Tracers: tracers, Progress: progress,
 	}
 	res, err := diagnose.Run(ctx, t, opts)

@@ -19,6 +19,7 @@ type dumpOptions struct {
 	spec      target.Spec
 	json      bool
 	debugDirs []string
+	noAttach  bool
 }
 
 func newDumpCmd(g *globalOptions, s Streams) *cobra.Command {
@@ -44,6 +45,7 @@ information and named from what they carry.`,
 	}
 	addTargetFlags(cmd, &o.spec)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the stacks as JSON")
+	cmd.Flags().BoolVar(&o.noAttach, "no-attach", false, "never ask the target for the names of its code: a JVM is otherwise asked, through its attach mechanism, for the perf map of the code its JIT compiled (jcmd Compiler.perfmap)")
 	cmd.Flags().StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files")
 	return cmd
 }
@@ -67,7 +69,7 @@ func runDump(ctx context.Context, o *dumpOptions) error {
 	if err := sel.CheckTrace(t.PID); err != nil {
 		return err
 	}
-	threads, err := pstack.Dump(ctx, t.PID, pstack.Options{FS: o.global.procFS(), DebugDirs: o.debugDirs, NsPID: t.NsPID})
+	threads, err := pstack.Dump(ctx, t.PID, pstack.Options{FS: o.global.procFS(), DebugDirs: o.debugDirs, NoAttach: o.noAttach, NsPID: t.NsPID})
 	switch {
 	case errors.Is(err, pstack.ErrSelf) || errors.Is(err, pstack.ErrNoStacks) || errors.Is(err, pstack.ErrExited):
 		return err // each names the process and says what happened

@@ -30,6 +30,7 @@ type recordOptions struct {
 	format    string
 	kernel    bool
 	debugDirs []string
+	noAttach  bool
 	top       int
 }
 
@@ -69,6 +70,7 @@ modules lack symbols and how to get them (--debug-dir).`,
 	f.StringVarP(&o.output, "output", "o", "", "profile file: .pb.gz, .folded or .html (default cpuwhy.pb.gz)")
 	f.StringVar(&o.format, "format", "", "pprof, folded or html, whatever the file name")
 	f.BoolVar(&o.kernel, "kernel", true, "record kernel stacks too")
+	f.BoolVar(&o.noAttach, "no-attach", false, "never ask the target for the names of its code: a JVM is otherwise asked, through its attach mechanism, for the perf map of the code its JIT compiled (jcmd Compiler.perfmap)")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
 	intVar(f, &o.top, "top", "", 5, hottest, "hottest functions and stacks printed")
 	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -99,7 +101,7 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	progress, endProgress := o.progressFunc(t, output)
 	res, err := cpuprofile.Record(ctx, t.PID, cpuprofile.Options{
 		FS: o.global.procFS(), Frequency: o.frequency, Duration: o.duration, Kernel: o.kernel,
-		DebugDirs: o.debugDirs, Progress: progress, NsPID: t.NsPID,
+		DebugDirs: o.debugDirs, NoAttach: o.noAttach, Progress: progress, NsPID: t.NsPID,
 	})
 	endProgress()
 	if err != nil && !errors.Is(err, context.Canceled) {

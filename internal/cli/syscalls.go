@@ -28,6 +28,7 @@ type syscallsOptions struct {
 	timeEvery int
 	maxKeys   int
 	stacks    bool
+	noAttach  bool
 	threads   int
 	minCPU    float64
 }
@@ -71,6 +72,7 @@ is busy: cpuwhy says so in one line, with its figure, and exits 0.`,
 	intVar(f, &o.timeEvery, "time-every", "", syscalls.DefaultTimeEvery, timeEvery, "time one call in N per thread; 1 times every call")
 	intVar(f, &o.maxKeys, "max-keys", "", syscalls.DefaultMaxKeys, maxKeys, "bound of the aggregation table (thread, syscall, result, fd)")
 	f.BoolVar(&o.stacks, "stacks", false, "record the user stacks at syscall entry of the hottest calls")
+	f.BoolVar(&o.noAttach, "no-attach", false, "with --stacks: never ask the target for the names of its code (a JVM is otherwise asked for its perf map through its attach mechanism)")
 	intVar(f, &o.threads, "threads", "", 10, listedOrAll, "threads shown in the text report")
 	addMinCPUFlag(cmd, &o.minCPU)
 	_ = cmd.RegisterFlagCompletionFunc("mechanism", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -122,7 +124,7 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	// The stacks are named as every other command names them.
 	var names *stack.Resolver
 	if len(profile.Stacks) > 0 {
-		names, _ = stack.New(t.PID, stack.Options{FS: o.global.procFS(), NsPID: t.NsPID})
+		names, _ = stack.New(t.PID, stack.Options{FS: o.global.procFS(), NsPID: t.NsPID, NoAttach: o.noAttach})
 	}
 	report := syscalls.Summarize(profile, "", fds.NewDescriber(o.global.procFS()))
 	if names != nil {

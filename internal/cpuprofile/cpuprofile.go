@@ -22,6 +22,10 @@ type Options struct {
 	Duration  time.Duration // 0: until ctx ends or the target exits
 	Kernel    bool          // record kernel stacks too
 	DebugDirs []string      // extra places to find debug files (--debug-dir)
+	NoAttach  bool          // forbid asking a runtime for its names (--no-attach)
+	// Runtimes are the runtimes tried on the process; nil: all that are
+	// registered (a test of one runtime names it alone).
+	Runtimes []stack.Runtime
 	// Progress, when set, is called about once a second while recording
 	// with the time so far.
 	Progress func(elapsed time.Duration)
@@ -118,7 +122,7 @@ const maxExecNotes = 3
 // is unwound and named by the program it ran, picked by its time: those
 // drained from one CPU's ring may be older than an exec already told.
 func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
-	resolver, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs, Kernel: opts.Kernel})
+	resolver, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs, Kernel: opts.Kernel, NoAttach: opts.NoAttach, Runtimes: opts.Runtimes})
 	if err != nil {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}

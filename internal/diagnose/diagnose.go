@@ -29,6 +29,7 @@ type Options struct {
 	Duration  time.Duration // the window; 0: DefaultDuration
 	Frequency int           // stack samples per second of CPU per thread; 0: 99
 	DebugDirs []string
+	NoAttach  bool // forbid asking a runtime for its names (--no-attach)
 	// Tracers are tried in order until one is supported (eBPF, then
 	// ptrace); none: no syscall profile.
 	Tracers []syscalls.Candidate
@@ -89,7 +90,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	}()
 	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
-		DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
+		NoAttach: opts.NoAttach, DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
 	})
 	sampleDone()
 	wg.Wait()

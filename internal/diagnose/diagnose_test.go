@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	// The runtimes, as the commands link them in: a JVM's method is
+	// named in the verdict.
+	_ "github.com/cpuwhy/cpuwhy/internal/stack/runtimes"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/target"
@@ -148,6 +151,11 @@ func TestPatterns(t *testing.T) {
 		{"churn paced", "churn", []string{"5"}, expect{pattern: verdict.Healthy}},
 		{"gc pressure", "gcpressure", nil, expect{pattern: verdict.GCPressure, thread: "Allocator"}},
 		{"gc paced", "gcpressure", []string{"1000"}, expect{pattern: verdict.Healthy}},
+		{"jvm gc pressure", "javahot", []string{"gc"}, expect{pattern: verdict.GCPressure}},
+		{"jvm jit compilation", "javahot", []string{"jit"}, expect{pattern: verdict.JITCompilation, thread: "C2 CompilerThre"}},
+		// The twin: a warm JVM, its compilers idle, its one hot method
+		// compiled and named.
+		{"jvm warm", "javahot", []string{"compute"}, expect{pattern: verdict.ComputeLoop, frame: "Hot.computeLoop"}},
 		{"kernel bound", "kernelbound", nil, expect{pattern: verdict.KernelBound, thread: "Copier", syscall: "read", fd: "/dev/zero"}},
 		{"kernel paced", "kernelbound", []string{"5"}, expect{pattern: verdict.Healthy}},
 		{"busy healthy server", "echoserver", nil, expect{pattern: verdict.Healthy}},

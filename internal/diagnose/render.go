@@ -183,6 +183,8 @@ func subject(v *verdict.Verdict, t Target) string {
 		return fmt.Sprintf("%s ×%d (busiest %s), %.1f%% of a core together", v.Group, len(v.Threads), thread, v.CPU)
 	case verdict.CPUOfCollector:
 		return fmt.Sprintf("the garbage collector of %s, %.1f%% of a core (busiest: %s)", t.Name, v.CPU, thread)
+	case verdict.CPUOfCompiler:
+		return fmt.Sprintf("the JIT compilers of %s, %.1f%% of a core (busiest: %s)", t.Name, v.CPU, thread)
 	}
 	if v.Thread.TID == 0 {
 		thread = t.Name

@@ -45,6 +45,7 @@ func TestTextVerdictSubject(t *testing.T) {
 		{verdict.Verdict{Thread: th, CPU: 107.9, CPUOf: verdict.CPUOfProcess, ThreadCPU: 13}, "process postgres (PID 9), 107.9% of a core with the children it waited for"},
 		{verdict.Verdict{Thread: th, CPU: 80, CPUOf: verdict.CPUOfThreads}, "w (TID 12) and the threads it contends with, 80.0% of a core together"},
 		{verdict.Verdict{Thread: th, CPU: 40, CPUOf: verdict.CPUOfCollector}, "the garbage collector of postgres, 40.0% of a core (busiest: w (TID 12))"},
+		{verdict.Verdict{Thread: th, CPU: 60, CPUOf: verdict.CPUOfCompiler}, "the JIT compilers of postgres, 60.0% of a core (busiest: w (TID 12))"},
 	} {
 		if got := subject(&tt.v, tg); got != tt.want {
 			t.Errorf("subject(%s) = %q, want %q", tt.v.CPUOf, got, tt.want)

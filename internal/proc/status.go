@@ -16,6 +16,13 @@ type Status struct {
 	TGID      int // the process (thread group) the task belongs to: its PID
 	NsPID     int // the task's ID as seen in its own PID namespace (NSpid's last field)
 	TracerPID int // the task tracing this one with ptrace; 0 when none
+	// EUID and EGID are the task's effective user and group, as the
+	// host sees them (Uid's and Gid's second fields).
+	EUID, EGID int
+	// SigCgt is the set of signals the task catches (bit n-1 for signal
+	// n): a runtime asked to act on a signal must have a handler for it,
+	// or the signal's default action (often death) would follow.
+	SigCgt uint64
 }
 
 // ErrStatusFormat is returned for a status file that does not parse.
@@ -79,6 +86,21 @@ func ParseStatus(data []byte) (Status, error) {
 			dst = &st.TracerPID
 		case "NSpid":
 			dst, fields = &st.NsPID, fields[len(fields)-1:]
+		case "Uid", "Gid":
+			if len(fields) < 2 {
+				return Status{}, fmt.Errorf("%w: %s %q", ErrStatusFormat, key, value)
+			}
+			dst, fields = &st.EUID, fields[1:]
+			if key[0] == 'G' {
+				dst = &st.EGID
+			}
+		case "SigCgt":
+			v, err := strconv.ParseUint(string(fields[0]), 16, 64)
+			if err != nil {
+				return Status{}, fmt.Errorf("%w: SigCgt %q", ErrStatusFormat, fields[0])
+			}
+			st.SigCgt = v
+			continue
 		default:
 			continue
 		}

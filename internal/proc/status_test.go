@@ -28,6 +28,10 @@ func TestParseStatus(t *testing.T) {
 		{name: "bad Tgid", data: "Tgid:\tten\n", wantErr: ErrStatusFormat},
 		{name: "negative TracerPid", data: "Tgid:\t1\nTracerPid:\t-1\n", wantErr: ErrStatusFormat},
 		{name: "empty", data: "", wantErr: ErrStatusFormat},
+		{name: "a JVM's ids and caught signals", want: Status{TGID: 7, NsPID: 7, EUID: 1000, EGID: 100, SigCgt: 0x100014eef},
+			data: "Tgid:\t7\nPid:\t7\nUid:\t0\t1000\t1000\t1000\nGid:\t0\t100\t100\t100\nSigCgt:\t0000000100014eef\n"},
+		{name: "bad SigCgt", data: "Tgid:\t1\nSigCgt:\tzz\n", wantErr: ErrStatusFormat},
+		{name: "short Uid", data: "Tgid:\t1\nUid:\t0\n", wantErr: ErrStatusFormat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

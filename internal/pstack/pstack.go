@@ -39,6 +39,7 @@ type Options struct {
 	FS        proc.FS
 	NsPID     int // the process's PID in its own namespace (runtimes' files); 0: the same
 	DebugDirs []string
+	NoAttach  bool // forbid asking a runtime for its names (--no-attach)
 }
 
 // Errors of a dump that has nothing to show.
@@ -124,7 +125,7 @@ func Dump(ctx context.Context, pid int, opts Options) ([]Thread, error) {
 	if errors.Is(err, proc.ErrGone) || err == nil && len(maps) == 0 {
 		return nil, exited() // a zombie's maps are empty
 	}
-	r, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs})
+	r, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs, NoAttach: opts.NoAttach})
 	if errors.Is(err, proc.ErrGone) {
 		return nil, exited()
 	}

@@ -32,9 +32,15 @@ type Frame struct {
 func (f Frame) IsKernel() bool { return f.Kind == Kernel }
 
 // Name is how the frame prints: its function, or module+0xoffset when
-// nothing names it, so a reader can still resolve it later by hand.
+// nothing names it, so a reader can still resolve it later by hand. A
+// runtime's function that has a source position prints with it,
+// "settleAccounts (ledger.js:7)": a script's functions are told apart by
+// it (many are anonymous), where a native function's name is enough.
 func (f Frame) Name() string {
 	if f.Function != "" {
+		if f.File != "" && f.Kind != "" && f.Kind != Native && f.Kind != Kernel {
+			return f.withPosition()
+		}
 		return f.Function
 	}
 	return fmt.Sprintf("%s+0x%x", f.ModuleName(), f.Offset)
@@ -43,9 +49,16 @@ func (f Frame) Name() string {
 // String is Name with the source position when known.
 func (f Frame) String() string {
 	if f.Function != "" && f.File != "" {
-		return fmt.Sprintf("%s (%s:%d)", f.Function, path.Base(f.File), f.Line)
+		return f.withPosition()
 	}
 	return f.Name()
+}
+
+func (f Frame) withPosition() string {
+	if f.Line <= 0 {
+		return fmt.Sprintf("%s (%s)", f.Function, path.Base(f.File))
+	}
+	return fmt.Sprintf("%s (%s:%d)", f.Function, path.Base(f.File), f.Line)
 }
 
 // ModuleName is the short name of the frame's module, as tools print it.

@@ -39,6 +39,9 @@ type Options struct {
 	Runtimes []Runtime
 	// Memory reads the process's memory; nil: process_vm_readv.
 	Memory unwind.Memory
+	// NoAttach forbids runtimes to ask the process for its names
+	// (--no-attach): see Process.NoAttach.
+	NoAttach bool
 }
 
 // Resolver unwinds and names the stacks of one process. It is not safe
@@ -57,6 +60,8 @@ type Resolver struct {
 	u       unwind.Unwinder
 	trace   unwind.Trace
 	pcs     []uint64
+	fps     []uint64
+	stack   unwind.StackCopy // the last Unwind's
 	frames  []Frame
 
 	// images are the programs kept, oldest first, the last the one the
@@ -134,7 +139,7 @@ func New(pid int, opts Options) (*Resolver, error) {
 		nspid = pid
 	}
 	for _, rt := range rts {
-		in, err := rt.Attach(Process{PID: pid, NsPID: nspid, FS: opts.FS, Maps: maps, Mem: r.mem})
+		in, err := rt.Attach(Process{PID: pid, NsPID: nspid, FS: opts.FS, Maps: maps, Mem: r.mem, NoAttach: opts.NoAttach})
 		if err != nil {
 			r.notes = append(r.notes, fmt.Sprintf("%s frames not named: %v", rt.Name(), err))
 			continue
@@ -281,10 +286,12 @@ func (r *Resolver) Unwind(regs unwind.Regs, stack unwind.StackCopy) ([]uint64, u
 	}
 	mem := unwind.Memory(stack)
 	r.u.TraceInto(&r.trace, regs, mem, r.lookup, MaxFrames)
-	r.pcs = r.pcs[:0]
+	r.pcs, r.fps = r.pcs[:0], r.fps[:0]
 	for _, f := range r.trace.Frames {
 		r.pcs = append(r.pcs, f.PC)
+		r.fps = append(r.fps, f.FP)
 	}
+	r.stack = stack
 	return r.pcs, r.trace.Stop
 }
 
@@ -321,7 +328,14 @@ func (r *Resolver) Frames(tid int, kernel, user []uint64) []Frame {
 		// left: its code nothing else named stays [anon].
 		return r.frames
 	}
+	// The addresses of the last Unwind come with their frames: a
+	// runtime that reads its frames from the stack gets them.
+	walked := len(user) > 0 && len(user) == len(r.pcs) && &user[0] == &r.pcs[0]
 	for _, in := range r.instances {
+		if se, ok := in.(StackExpander); ok && walked {
+			r.frames = append(r.frames[:k], se.ExpandStack(tid, user, r.fps, r.stack, r.frames[k:])...)
+			continue
+		}
 		r.frames = append(r.frames[:k], in.Expand(tid, user, r.frames[k:])...)
 	}
 	return r.frames

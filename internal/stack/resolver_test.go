@@ -120,3 +120,25 @@ func TestCountsByProgram(t *testing.T) {
 		t.Errorf("leaves %+v, want one per program, the most sampled first", leaves)
 	}
 }
+
+// TestFrameName: a runtime's function prints with its source position,
+// which tells a script's anonymous functions apart; a native one by its
+// name alone, as before.
+func TestFrameName(t *testing.T) {
+	for _, tt := range []struct {
+		f          Frame
+		name, text string
+	}{
+		{Frame{Kind: "v8", Function: "settleAccounts", File: "/app/ledger.js", Line: 7}, "settleAccounts (ledger.js:7)", "settleAccounts (ledger.js:7)"},
+		{Frame{Kind: "v8", Function: "load", File: "node:internal/modules/cjs/loader"}, "load (loader)", "load (loader)"},
+		{Frame{Kind: Native, Function: "RecvFrom", File: "/src/Network.c", Line: 2301}, "RecvFrom", "RecvFrom (Network.c:2301)"},
+		{Frame{Kind: Native, Module: "/opt/vpnserver", Offset: 0x165a}, "vpnserver+0x165a", "vpnserver+0x165a"},
+	} {
+		if got := tt.f.Name(); got != tt.name {
+			t.Errorf("Name of %+v = %q, want %q", tt.f, got, tt.name)
+		}
+		if got := tt.f.String(); got != tt.text {
+			t.Errorf("String of %+v = %q, want %q", tt.f, got, tt.text)
+		}
+	}
+}

@@ -23,6 +23,10 @@ type Process struct {
 	FS    proc.FS // the host's /proc; the target's files through FS.PIDPath(PID, "root")
 	Maps  []proc.Mapping
 	Mem   unwind.Memory
+	// NoAttach forbids asking the process itself for anything (HotSpot's
+	// attach mechanism, which makes the JVM start a thread and write a
+	// file): only what can be read of it may be used.
+	NoAttach bool
 }
 
 // Instance is a runtime's view of one process.
@@ -50,6 +54,17 @@ type Instance interface {
 // up, as unwind.Lookup does; false when pc is not such code.
 type CodeUnwinder interface {
 	UnwindTable(pc uint64) (table *unwind.Table, bias uint64, ok bool)
+}
+
+// StackExpander is implemented by an Instance that names frames from
+// what the frames hold on the stack (V8 keeps the function a JavaScript
+// frame runs at a fixed place from its frame pointer). For a sample the
+// resolver unwound itself, ExpandStack is called instead of Expand, with
+// each frame's frame pointer (fps[i], 0 when unknown) and the copy of
+// the stack taken with the sample; Expand still names the samples given
+// as addresses alone (Leaf, syscalls --stacks).
+type StackExpander interface {
+	ExpandStack(tid int, pcs, fps []uint64, stack unwind.Memory, frames []Frame) []Frame
 }
 
 // runtimes are the registered runtimes, tried in order.

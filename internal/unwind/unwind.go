@@ -115,8 +115,13 @@ func (s Stop) String() string {
 
 // Frame is one frame of an unwound stack.
 type Frame struct {
-	PC     uint64 // the sampled PC for the first frame, a return address for the others
-	SP     uint64 // the stack pointer in the frame (the callee's CFA)
+	PC uint64 // the sampled PC for the first frame, a return address for the others
+	SP uint64 // the stack pointer in the frame (the callee's CFA)
+	// FP is the frame pointer register's value in the frame, 0 when
+	// it is not known: a runtime whose frames keep data at fixed
+	// places from it (V8's function, HotSpot's method) reads them
+	// there.
+	FP     uint64
 	Method Method // how this frame's caller was found
 }
 
@@ -224,7 +229,8 @@ func (u *Unwinder) walk(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int
 			tr.Stop = StopUnmapped
 			return
 		}
-		tr.Frames = append(tr.Frames, Frame{PC: pc, SP: sp})
+		fp, _ := cur.get(RegAMD64RBP)
+		tr.Frames = append(tr.Frames, Frame{PC: pc, SP: sp, FP: fp})
 		frame := &tr.Frames[len(tr.Frames)-1]
 		var row Row
 		err := ErrNoFDE

@@ -42,6 +42,36 @@ func jvmGCThread(name string) bool {
 	return false
 }
 
+// JVMCollector names the collector a JVM runs by the threads it
+// started (HotSpot names them by collector): G1 has its "G1 ..." threads,
+// ZGC "ZDriver" and "ZWorker", Shenandoah its own; Parallel has only
+// "GC Thread#N" workers; Serial none, its collections run in the VM
+// Thread. "" when no JVM thread is among them.
+func JVMCollector(names []string) string {
+	var workers, vmThread bool
+	for _, n := range names {
+		switch {
+		case strings.HasPrefix(n, "G1 "):
+			return "G1"
+		case strings.HasPrefix(n, "ZDriver"), strings.HasPrefix(n, "ZWorker"), strings.HasPrefix(n, "ZDirector"):
+			return "ZGC"
+		case strings.HasPrefix(n, "Shenandoah"):
+			return "Shenandoah"
+		case strings.HasPrefix(n, "GC Thread#"), strings.HasPrefix(n, "ParGC"):
+			workers = true
+		case n == "VM Thread":
+			vmThread = true
+		}
+	}
+	switch {
+	case workers:
+		return "Parallel"
+	case vmThread:
+		return "Serial"
+	}
+	return ""
+}
+
 func inGC(s Stack) bool {
 	for _, f := range s.Frames {
 		if slices.Contains(goGCFrames, f) {
@@ -102,8 +132,19 @@ func gcPressure(o *Observation) (*Verdict, []int) {
 	}
 	v := newVerdict(GCPressure, top)
 	v.CPU, v.CPUOf = round1(cpu), CPUOfCollector
+	collector := "Go"
+	if o.Runtime == "jvm" {
+		names := make([]string, len(o.Threads))
+		for i, t := range o.Threads {
+			names[i] = t.Name
+		}
+		collector = "JVM"
+		if c := JVMCollector(names); c != "" {
+			collector = "JVM's " + c
+		}
+	}
 	v.Summary = fmt.Sprintf("the %s garbage collector takes %.0f%% of the process's CPU: the program allocates short-lived memory faster than it is worth collecting",
-		map[string]string{"go": "Go", "jvm": "JVM"}[o.Runtime], 100*share)
+		collector, 100*share)
 	v.Evidence = []string{fmt.Sprintf("process %s (PID %d) used %.1f%% of a core, %.1f%% of a core of it collecting garbage", o.Name, o.PID, o.CPU.Total, cpu)}
 	if o.Runtime == "go" {
 		v.Evidence = append(v.Evidence, fmt.Sprintf("%.0f%% of %d stack samples have a collector function (%s...) on the stack", 100*share, o.Samples, goGCFrames[0]))

@@ -35,3 +35,21 @@ func TestGCPressure(t *testing.T) {
 		{name: "Go collector's CPU just above HotThreadCPU", o: goProc(0.6, cpu(1.01*HotThreadCPU/0.6/2, 0)), want: GCPressure},
 	})
 }
+
+func TestJVMCollector(t *testing.T) {
+	for _, tt := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"java", "GC Thread#0", "G1 Main Marker", "G1 Conc#0", "VM Thread"}, "G1"},
+		{[]string{"java", "GC Thread#0", "GC Thread#1", "VM Thread"}, "Parallel"},
+		{[]string{"java", "VM Thread", "C2 CompilerThre"}, "Serial"},
+		{[]string{"java", "ZDriver", "ZWorker#0", "VM Thread"}, "ZGC"},
+		{[]string{"java", "Shenandoah Control Thread", "VM Thread"}, "Shenandoah"},
+		{[]string{"node", "worker"}, ""},
+	} {
+		if got := JVMCollector(tt.names); got != tt.want {
+			t.Errorf("JVMCollector(%q) = %q, want %q", tt.names, got, tt.want)
+		}
+	}
+}

@@ -103,6 +103,7 @@ var rules = []rule{
 	{pattern: Softirq, scope: outside, process: softirq},
 	{pattern: KernelThread, scope: perProcess, process: kernelThread},
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
+	{pattern: JITCompilation, scope: perProcess, process: jitCompilation},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
 	{pattern: LockContention, scope: perProcess, process: lockContention},

@@ -61,6 +61,7 @@ func TestRulesOrder(t *testing.T) {
 		"softirq outside softirq",
 		"kernel_thread per process kernelThread",
 		"gc_pressure per process gcPressure",
+		"jit_compilation per process jitCompilation",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",
 		"lock_contention per process lockContention",

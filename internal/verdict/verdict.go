@@ -19,6 +19,7 @@ const (
 	ProcessChurn    Pattern = "process_churn"     // short-lived children started in a loop
 	ThreadChurn     Pattern = "thread_churn"      // short-lived threads started and ended in a loop
 	GCPressure      Pattern = "gc_pressure"       // the garbage collector takes the CPU
+	JITCompilation  Pattern = "jit_compilation"   // a JVM's JIT compilers take the CPU
 	KernelBound     Pattern = "kernel_bound"      // CPU in the kernel, in one syscall
 	Throttled       Pattern = "throttled"         // a cgroup's CPU limit stopped the process
 	Starved         Pattern = "starved"           // its threads waited for a CPU other tasks held
@@ -30,7 +31,7 @@ const (
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Throttled, Starved, Steal, Softirq, KernelThread, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, JITCompilation, KernelBound, Throttled, Starved, Steal, Softirq, KernelThread, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {
@@ -80,6 +81,7 @@ const (
 	CPUOfThread    = "thread"    // the thread named in Thread (the patterns judged per thread)
 	CPUOfThreads   = "threads"   // the contenders together (lock_contention)
 	CPUOfCollector = "collector" // the garbage collector's part of the process (gc_pressure)
+	CPUOfCompiler  = "compiler"  // a JVM's JIT compiler threads (jit_compilation)
 	CPUOfProcess   = "process"   // the process plus the children it waited for in the window (process_churn, healthy)
 	CPUOfExited    = "exited"    // the threads that ended during the window (thread_churn)
 	CPUOfGroup     = "group"     // the threads of a group judged as one (Threads)

@@ -127,6 +127,23 @@ var recipes = map[string]recipe{
 		// stripped case).
 		cmds: [][]string{{"go", "build", "-trimpath", "-o", "gcpressure", "main.go"}},
 	},
+	"javahot": {
+		// A JVM (javac and java from openjdk-17-jdk-headless): compute,
+		// huge, gc and jit modes, run by the launcher script with no
+		// flag but the heap's size (and -Xcomp for jit).
+		main:  "javahot",
+		files: []string{"Hot.class", "Huge.class", "work/Work.class"},
+		cmds: [][]string{{"java", "Gen.java"}, {"javac", "-d", ".", "Hot.java", "Huge.java"},
+			{"javac", "-d", "work", "work/Work.java"}},
+	},
+	"nodehot": {
+		// node (nodejs): compute and callback modes of ledger.js, run
+		// by the launcher script with no flag. The sources are copied
+		// without their modes: node makes the launcher executable.
+		main:  "nodehot",
+		files: []string{"ledger.js"},
+		cmds:  [][]string{{"node", "-e", "require('fs').chmodSync('nodehot', 0o755)"}},
+	},
 	// The pattern scenarios: each pathology, and with a RATE its healthy
 	// twin, the other side of the threshold.
 	"churn":       pattern("churn"),
@@ -381,6 +398,12 @@ func (p Program) Start(t testing.TB, env []string, args ...string) *exec.Cmd {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
+		// What a runtime leaves in /tmp under the PID of a process
+		// killed so: a JVM's attach socket, a perf map (cpuwhy asks a
+		// JVM to write one).
+		for _, f := range []string{"/tmp/perf-%d.map", "/tmp/.java_pid%d", "/tmp/.attach_pid%d"} {
+			os.Remove(fmt.Sprintf(f, cmd.Process.Pid))
+		}
 	})
 	ready := make(chan error, 1)
 	go func() {

@@ -37,6 +37,9 @@ func record(t *testing.T, pid int, d time.Duration, during func()) *cpuprofile.R
 	}
 	res, err := cpuprofile.Record(context.Background(), pid, cpuprofile.Options{
 		FS: proc.FS{}, Duration: d, NsPID: proc.FS{}.Identity(pid).NsPID, Ready: ready,
+		// The map alone: node's frames would otherwise be named from
+		// V8's objects first (package nodev8).
+		Runtimes: []stack.Runtime{perfmap.Runtime{}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -45,28 +45,59 @@ func (Runtime) Name() stack.Kind { return Kind }
 // reads what is in it. It never fails: a process may write its map later
 // (CPython opens it at the first call, a JVM agent when attached), and a
 // map that cannot be read is said in Notes when frames were left without
-// a name for want of it.
+// a name for want of it. A HotSpot JVM (libjvm.so mapped) is left to the
+// hotspot runtime, which follows the same map with Follow and knows when
+// the JVM rewrote it.
 func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
+	for _, m := range p.Maps {
+		if strings.HasSuffix(m.Path, "/libjvm.so") {
+			return nil, nil
+		}
+	}
+	return Follow(p, rt.Limits), nil
+}
+
+// Follow prepares to name p's anonymous code from the map p writes, as
+// Attach does, for a runtime that builds on the map (limits zero:
+// DefaultLimits).
+func Follow(p stack.Process, lim Limits) *Map {
 	nspid := p.NsPID
 	if nspid == 0 {
 		nspid = p.PID
 	}
-	in := &instance{
+	in := &Map{
 		pid:         p.PID,
 		root:        p.FS.PIDPath(p.PID, "root"),
 		path:        "/tmp/perf-" + strconv.Itoa(nspid) + ".map",
-		lim:         rt.Limits,
-		table:       NewTable(rt.Limits),
+		lim:         lim,
+		table:       NewTable(lim),
 		now:         time.Now,
 		mem:         p.Mem,
 		trampolines: map[uint64]*unwind.Table{},
 	}
 	in.read()
-	return in, nil
+	return in
 }
 
-// instance follows the map of one process.
-type instance struct {
+// Path is the map's path, as the process names it.
+func (in *Map) Path() string { return in.path }
+
+// Symbol returns the symbol of the map that holds addr.
+func (in *Map) Symbol(addr uint64) (Symbol, bool) { return in.table.Symbol(addr) }
+
+// Found reports whether the map existed at the last look.
+func (in *Map) Found() bool { return in.found }
+
+// Reread reads the map again from its start: its writer rewrote it in
+// place (a JVM's Compiler.perfmap opens it with "w", keeping its inode),
+// which the growth of the file cannot tell.
+func (in *Map) Reread() {
+	in.ino = 0 // no file has inode 0: the next read starts over
+	in.read()
+}
+
+// Map follows the map of one process: a stack.Instance.
+type Map struct {
 	pid   int
 	root  string // the process's root directory, through /proc
 	path  string // the map's path in that root
@@ -104,7 +135,7 @@ const (
 // since the resolver read the mappings, and code in objects without
 // symbols, when the map has the address. Named frames keep their module
 // and offset, so the address can still be found.
-func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
+func (in *Map) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
 	var named, unnamed bool
 	for i := range frames {
 		f := &frames[i]
@@ -147,13 +178,13 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 
 // Sync reads what was added to the map: the process mapped new code, and
 // may have written its names.
-func (in *instance) Sync([]proc.Mapping) { in.read() }
+func (in *Map) Sync([]proc.Mapping) { in.read() }
 
 // read reads the part of the map not read yet. It opens the file anew
 // each time, through the process's root and as the process names it, so
 // that a map replaced since (the process truncated it, or exec'd) is read
 // from its start.
-func (in *instance) read() {
+func (in *Map) read() {
 	in.lastRead = in.now()
 	if in.table.Stats().Full {
 		return
@@ -194,7 +225,7 @@ func (in *instance) read() {
 // Notes says why frames in anonymous code were left without a name (no
 // map, a map that could not be read), and what was skipped of a map that
 // was damaged or too large.
-func (in *instance) Notes() []string {
+func (in *Map) Notes() []string {
 	var notes []string
 	switch {
 	case in.unnamed == 0:
@@ -203,6 +234,16 @@ func (in *instance) Notes() []string {
 	case !in.found && in.table.Stats().Entries == 0:
 		notes = append(notes, fmt.Sprintf("%d samples were in anonymous code (a JIT's) that nothing named, printed as [anon]+0xADDRESS: the process writes no perf map (%s, as it sees its files; node --perf-basic-prof, python3.12 -X perf and Java's perf-map-agent write one)", in.unnamed, in.path))
 	}
+	return append(notes, in.DamageNotes()...)
+}
+
+// ReadError is why the map could not be read at the last look (nil when
+// it was, or when there is none).
+func (in *Map) ReadError() error { return in.readErr }
+
+// DamageNotes says what was skipped of a map that was damaged or too
+// large.
+func (in *Map) DamageNotes() []string {
 	st := in.table.Stats()
 	var damage []string
 	if st.Malformed > 0 {
@@ -214,11 +255,11 @@ func (in *instance) Notes() []string {
 	if st.Full {
 		damage = append(damage, fmt.Sprintf("read no further than %d symbols in %d bytes (the limits are %d symbols, %d bytes): code named past that prints as [anon]+0xADDRESS", st.Entries, st.Bytes, in.table.lim.MaxEntries, in.table.lim.MaxBytes))
 	}
-	if len(damage) > 0 {
-		notes = append(notes, fmt.Sprintf("perf map %s of process %d: %s", in.path, in.pid, strings.Join(damage, "; ")))
+	if len(damage) == 0 {
+		return nil
 	}
-	return notes
+	return []string{fmt.Sprintf("perf map %s of process %d: %s", in.path, in.pid, strings.Join(damage, "; "))}
 }
 
 // Detach does nothing: no file is kept open between reads.
-func (in *instance) Detach() {}
+func (in *Map) Detach() {}

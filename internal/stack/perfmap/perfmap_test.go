@@ -54,13 +54,13 @@ func (p *fakeProcess) append(s string) {
 	}
 }
 
-func (p *fakeProcess) attach(lim Limits) *instance {
+func (p *fakeProcess) attach(lim Limits) *Map {
 	p.t.Helper()
 	in, err := Runtime{Limits: lim}.Attach(stack.Process{PID: 42, NsPID: 7, FS: proc.FS{Root: p.proc}})
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	i := in.(*instance)
+	i := in.(*Map)
 	i.now = func() time.Time { return p.clock }
 	i.lastRead = p.clock // Attach read the map just now
 	return i
@@ -73,7 +73,7 @@ func anon(addr uint64) stack.Frame {
 // names expands one sample whose frames are all in anonymous code, the
 // first at pcs[0], the others called from pcs[i]-1, as the resolver
 // gives them.
-func names(in *instance, pcs ...uint64) []string {
+func names(in *Map, pcs ...uint64) []string {
 	frames := make([]stack.Frame, len(pcs))
 	for i, pc := range pcs {
 		if i > 0 {

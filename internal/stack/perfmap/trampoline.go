@@ -95,7 +95,7 @@ const maxTrampolines = 1 << 16
 
 // UnwindTable gives the call frame information of a CPython trampoline
 // the map names at pc: the unwinder's lookup for code without any.
-func (in *instance) UnwindTable(pc uint64) (*unwind.Table, uint64, bool) {
+func (in *Map) UnwindTable(pc uint64) (*unwind.Table, uint64, bool) {
 	sym, ok := in.table.Symbol(pc)
 	if !ok || in.mem == nil || !trampolineSize(sym.Size) {
 		return nil, 0, false // JIT code, which keeps frame pointers
@@ -125,7 +125,7 @@ func trampolineSize(size uint64) bool {
 
 // recognise reads the code of sym and returns the call frame information
 // of the trampoline shape it has, or nil.
-func (in *instance) recognise(sym Symbol) *unwind.Table {
+func (in *Map) recognise(sym Symbol) *unwind.Table {
 	var buf [16]byte
 	for _, tr := range trampolines {
 		if sym.Size != uint64(len(tr.code)) {
