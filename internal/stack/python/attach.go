@@ -1,0 +1,202 @@
+package python
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/cpuwhy/cpuwhy/internal/objfile"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
+)
+
+// symbols are the addresses, in the target, of what is read of it.
+type symbols struct {
+	runtime uint64 // _PyRuntime
+	version uint64 // Py_Version (3.11+), 0 when absent
+	types   objects
+}
+
+// interpreter is the object that holds the interpreter a process runs.
+type interpreter struct {
+	module string // its path, as the process's mappings name it
+	minor  int    // from its name; -1 when its name does not say
+	syms   symbols
+}
+
+// versionInName finds the minor version in the name of an interpreter's
+// binary or library: python3.11, libpython3.11.so.1.0, libpython3.8d.so.
+var versionInName = regexp.MustCompile(`^(?:lib)?python3\.(\d+)`)
+
+// findInterpreter finds, among the objects process pid maps, the one
+// that defines _PyRuntime: the python binary, or the libpython it loads.
+// Only objects with "python" in their name are opened. It returns nil
+// when there is none: the process does not run CPython 3.
+func findInterpreter(fs proc.FS, pid int, maps []proc.Mapping) (*interpreter, error) {
+	tried := map[string]bool{}
+	var firstErr error
+	for _, m := range maps {
+		base := path.Base(m.Path)
+		if m.Path == "" || tried[m.Path] || !strings.Contains(base, "python") {
+			continue
+		}
+		tried[m.Path] = true
+		f, err := objfile.Open(fs, pid, m)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("opening %s: %w", m.Path, err)
+			}
+			continue
+		}
+		syms, err := readSymbols(f, maps, m.Path)
+		f.Close()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("reading the symbols of %s: %w", m.Path, err)
+			}
+			continue
+		}
+		if syms.runtime == 0 {
+			continue
+		}
+		in := &interpreter{module: m.Path, minor: -1, syms: syms}
+		if sm := versionInName.FindStringSubmatch(base); sm != nil {
+			in.minor, _ = strconv.Atoi(sm[1])
+		}
+		return in, nil
+	}
+	if firstErr != nil && len(tried) > 0 {
+		return nil, firstErr
+	}
+	return nil, nil
+}
+
+// readSymbols finds the symbols of the interpreter in f, mapped at
+// module in maps: in .dynsym, which even a stripped interpreter keeps
+// (they are its API), else in .symtab.
+func readSymbols(f *objfile.File, maps []proc.Mapping, module string) (symbols, error) {
+	want := map[string]uint64{"_PyRuntime": 0, "Py_Version": 0, "PyCode_Type": 0, "PyUnicode_Type": 0, "PyBytes_Type": 0}
+	for _, tab := range []struct {
+		typ  elf.SectionType
+		read func() ([]elf.Symbol, error)
+	}{{elf.SHT_DYNSYM, f.ELF.DynamicSymbols}, {elf.SHT_SYMTAB, f.ELF.Symbols}} {
+		s := sectionOf(f.ELF, tab.typ)
+		if s == nil {
+			continue
+		}
+		if s.Size > objfile.MaxSection {
+			return symbols{}, fmt.Errorf("symbol table of %d bytes: %w", s.Size, objfile.ErrTooLarge)
+		}
+		syms, err := tab.read()
+		if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+			return symbols{}, err
+		}
+		for _, s := range syms {
+			if v, ok := want[s.Name]; ok && v == 0 && s.Section != elf.SHN_UNDEF && s.Value != 0 {
+				want[s.Name] = s.Value
+			}
+		}
+		if want["_PyRuntime"] != 0 {
+			break
+		}
+	}
+	if want["_PyRuntime"] == 0 {
+		return symbols{}, nil
+	}
+	bias, ok := loadBias(f, maps, module)
+	if !ok {
+		return symbols{}, fmt.Errorf("%w: no mapping of %s falls in a loadable segment", objfile.ErrMalformed, module)
+	}
+	at := func(name string) uint64 {
+		if v := want[name]; v != 0 {
+			return v + bias
+		}
+		return 0
+	}
+	syms := symbols{runtime: at("_PyRuntime"), version: at("Py_Version"),
+		types: objects{code: at("PyCode_Type"), str: at("PyUnicode_Type"), bytes: at("PyBytes_Type")}}
+	if syms.types.code == 0 || syms.types.str == 0 || syms.types.bytes == 0 {
+		return symbols{}, fmt.Errorf("%s defines _PyRuntime but not PyCode_Type, PyUnicode_Type and PyBytes_Type", module)
+	}
+	return syms, nil
+}
+
+func sectionOf(e *elf.File, typ elf.SectionType) *elf.Section {
+	for _, s := range e.Sections {
+		if s.Type == typ {
+			return s
+		}
+	}
+	return nil
+}
+
+// loadBias is what to add to an address of f as linked to find it in
+// the process: the start of a mapping of it less the address, as
+// linked, of the mapping's file offset.
+func loadBias(f *objfile.File, maps []proc.Mapping, module string) (uint64, bool) {
+	for _, m := range maps {
+		if m.Path != module {
+			continue
+		}
+		if v, ok := f.FileOffsetToVaddr(m.Offset); ok {
+			return m.Start - v, true
+		}
+	}
+	return 0, false
+}
+
+// version finds the minor version of the interpreter: Py_Version
+// (PY_VERSION_HEX, 3.11+) when it defines it, else its name.
+func (in *interpreter) version(mem unwind.Memory) (int, error) {
+	if in.syms.version != 0 {
+		var b [8]byte
+		if _, err := mem.ReadAt(b[:], in.syms.version); err != nil {
+			return 0, fmt.Errorf("reading Py_Version: %w", err)
+		}
+		v := binary.LittleEndian.Uint64(b[:])
+		if v>>24&0xff != 3 {
+			return 0, fmt.Errorf("%s is not CPython 3 (Py_Version %#x)", in.module, v)
+		}
+		return int(v >> 16 & 0xff), nil
+	}
+	if in.minor < 0 {
+		return 0, fmt.Errorf("the version of the interpreter in %s is unknown (its name does not say, and it defines no Py_Version)", in.module)
+	}
+	return in.minor, nil
+}
+
+// check reads, through the layout, what must hold of a live interpreter
+// of that version: PyCode_Type is the type named "code", and on 3.13+
+// _PyRuntime begins with the debug offsets of that same version. A
+// mismatch means the table does not fit this build.
+func (r *reader) check(syms symbols) error {
+	name, err := r.ptr(syms.types.code + uint64(r.l.TypeName))
+	if err != nil {
+		return fmt.Errorf("reading the name of PyCode_Type: %w", err)
+	}
+	b, err := r.read(name, 5)
+	if err != nil {
+		return fmt.Errorf("reading the name of PyCode_Type: %w", err)
+	}
+	if string(b) != "code\x00" {
+		return fmt.Errorf("%w: PyCode_Type is named %q", errBad, b)
+	}
+	if r.l.Minor >= 13 {
+		b, err := r.read(syms.runtime, 16)
+		if err != nil {
+			return fmt.Errorf("reading _Py_DebugOffsets: %w", err)
+		}
+		if string(b[:8]) != "xdebugpy" {
+			return fmt.Errorf("%w: _PyRuntime does not begin with _Py_DebugOffsets", errBad)
+		}
+		if v := u64(b, 8); int(v>>16&0xff) != r.l.Minor {
+			return fmt.Errorf("%w: _Py_DebugOffsets of version %#x", errBad, v)
+		}
+	}
+	return nil
+}
