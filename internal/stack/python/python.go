@@ -93,9 +93,9 @@ type instance struct {
 	// those of a thread without a thread state, those cut, those that
 	// could not be read (and the first reason).
 	samples, named, noThread, cut, failed int
-	firstErr                               error
-	unmatched                              bool // threads could not be matched (3.8-3.10)
-	gone                                   bool
+	firstErr                              error
+	unmatched                             bool // threads could not be matched (3.8-3.10)
+	gone                                  bool
 }
 
 // Expand replaces each of the interpreter's eval loop frames by the
