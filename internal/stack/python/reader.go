@@ -17,6 +17,9 @@ const (
 	maxLineTable = 1 << 16 // bytes of a code object's line table read
 	maxThreads   = 4096    // thread states walked
 	maxFrames    = 128     // Python frames of one thread read (a sample's; stack.MaxFrames)
+	// maxStr is the longest name or file name believed: longer, the
+	// object is not one (a name is cut at maxName when shorter).
+	maxStr = 1 << 20
 )
 
 // errBad is a structure of the target that is not what the layout says:
@@ -107,12 +110,13 @@ func (r *reader) str(addr uint64, max int) (string, error) {
 
 // parseStr reads a compact str object whose header is h; data reads n
 // bytes at offset off of the object. Strings longer than max characters
-// are cut, with "…".
+// are cut, with "…". A NUL, which no name of a function or file holds,
+// says the object is not one.
 func parseStr(h []byte, l Layout, data func(off, n int) ([]byte, error), max int) (string, error) {
 	length := int64(u64(h, l.StrLength))
 	state := u32(h, l.StrState)
 	kind, compact, ascii := int(state>>2)&7, state>>5&1 == 1, state>>6&1 == 1
-	if length < 0 || !compact || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1) {
+	if length < 0 || length > maxStr || !compact || (kind != 1 && kind != 2 && kind != 4) || (ascii && kind != 1) {
 		return "", fmt.Errorf("%w: str of length %d, kind %d, compact %v", errBad, length, kind, compact)
 	}
 	n, cut := int(min(length, int64(max))), length > int64(max)
@@ -135,7 +139,7 @@ func parseStr(h []byte, l Layout, data func(off, n int) ([]byte, error), max int
 		default:
 			c = rune(binary.LittleEndian.Uint32(b[4*i:]))
 		}
-		if ascii && c >= 0x80 || !utf8.ValidRune(c) {
+		if ascii && c >= 0x80 || !utf8.ValidRune(c) || c == 0 {
 			return "", fmt.Errorf("%w: str with character %#x", errBad, c)
 		}
 		sb.WriteRune(c)
