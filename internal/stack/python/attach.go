@@ -34,7 +34,8 @@ type interpreter struct {
 var versionInName = regexp.MustCompile(`^(?:lib)?python3\.(\d+)`)
 
 // findInterpreter finds, among the objects process pid maps, the one
-// that defines _PyRuntime: the python binary, or the libpython it loads.
+// that defines PyCode_Type: the python binary, or the libpython it
+// loads. One without _PyRuntime (before 3.7) is found, to be told of.
 // Only objects with "python" in their name are opened. It returns nil
 // when there is none: the process does not run CPython 3.
 func findInterpreter(fs proc.FS, pid int, maps []proc.Mapping) (*interpreter, error) {
@@ -61,7 +62,7 @@ func findInterpreter(fs proc.FS, pid int, maps []proc.Mapping) (*interpreter, er
 			}
 			continue
 		}
-		if syms.runtime == 0 {
+		if syms.types.code == 0 {
 			continue
 		}
 		in := &interpreter{module: m.Path, minor: -1, syms: syms}
@@ -101,11 +102,11 @@ func readSymbols(f *objfile.File, maps []proc.Mapping, module string) (symbols, 
 				want[s.Name] = s.Value
 			}
 		}
-		if want["_PyRuntime"] != 0 {
+		if want["_PyRuntime"] != 0 || want["PyCode_Type"] != 0 {
 			break
 		}
 	}
-	if want["_PyRuntime"] == 0 {
+	if want["_PyRuntime"] == 0 && want["PyCode_Type"] == 0 {
 		return symbols{}, nil
 	}
 	bias, ok := loadBias(f, maps, module)
@@ -121,7 +122,7 @@ func readSymbols(f *objfile.File, maps []proc.Mapping, module string) (symbols, 
 	syms := symbols{runtime: at("_PyRuntime"), version: at("Py_Version"),
 		types: objects{code: at("PyCode_Type"), str: at("PyUnicode_Type"), bytes: at("PyBytes_Type")}}
 	if syms.types.code == 0 || syms.types.str == 0 || syms.types.bytes == 0 {
-		return symbols{}, fmt.Errorf("%s defines _PyRuntime but not PyCode_Type, PyUnicode_Type and PyBytes_Type", module)
+		return symbols{}, fmt.Errorf("%s defines PyCode_Type or _PyRuntime but not PyCode_Type, PyUnicode_Type and PyBytes_Type", module)
 	}
 	return syms, nil
 }

@@ -17,13 +17,15 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/stack/python"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
 	"github.com/cpuwhy/cpuwhy/test/privtest"
 )
 
 // interpreter is one CPython the tests run.
 type interpreter struct {
-	name string // what the subtest is called
-	path string
+	name  string // what the subtest is called
+	path  string
+	minor int
 	// qualified says co_qualname is read (3.11+): Indexer.rebuild, not
 	// rebuild.
 	qualified bool
@@ -41,9 +43,9 @@ func interpreters() []interpreter {
 		if m, _ := filepath.Glob("/root/.pyenv/versions/" + v + ".*/bin/python" + v); len(m) > 0 {
 			path = m[0]
 		}
-		out = append(out, interpreter{name: "pyenv-" + v, path: path, qualified: minor >= 11})
+		out = append(out, interpreter{name: "pyenv-" + v, path: path, minor: minor, qualified: minor >= 11})
 	}
-	return append(out, interpreter{name: "debian-3.11", path: "/usr/bin/python3.11", qualified: true})
+	return append(out, interpreter{name: "debian-3.11", path: "/usr/bin/python3.11", minor: 11, qualified: true})
 }
 
 func each(t *testing.T, f func(t *testing.T, py interpreter)) {
@@ -304,4 +306,161 @@ func TestThreads(t *testing.T) {
 			t.Errorf("want most samples in worker, from many of its 12 threads")
 		}
 	})
+}
+
+// TestDamagedInterpreter: a process whose interpreter holds garbage
+// where a code object's name should be (written there with ctypes)
+// keeps its native frames, with one note that says why; nothing of the
+// garbage is printed.
+func TestDamagedInterpreter(t *testing.T) {
+	each(t, func(t *testing.T, py interpreter) {
+		pid := start(t, py, "corrupt", fmt.Sprint(python.NameOffset(py.minor)))
+		res := record(t, pid, time.Second)
+		var eval, named, all int64
+		for _, s := range res.Profile.Stacks {
+			all += s.Count
+			for _, f := range s.Frames {
+				if f.Function == "_PyEval_EvalFrameDefault" {
+					eval += s.Count
+					break
+				}
+			}
+			for _, f := range s.Frames {
+				if f.Kind == python.Kind {
+					named += s.Count
+					t.Errorf("a Python frame named from the damaged interpreter: %s", render(s.Frames))
+					break
+				}
+			}
+		}
+		var notes []string
+		for _, n := range res.Notes {
+			if strings.Contains(n, "could not be read") {
+				notes = append(notes, n)
+			}
+		}
+		t.Logf("%d samples, %d with the eval loop's frame; notes %q", all, eval, res.Notes)
+		if all < 10 || eval < all*9/10 {
+			t.Errorf("%d of %d samples keep the eval loop's native frame, want nearly all", eval, all)
+		}
+		if len(notes) != 1 || !strings.Contains(notes[0], "str at") {
+			t.Errorf("notes %q, want one that the name could not be read", res.Notes)
+		}
+	})
+}
+
+// killingMemory reads a process's memory, and kills the process (and
+// waits for it to go) before its read number kill: the process exits
+// in the middle of the reads of one sample.
+type killingMemory struct {
+	mem   unwind.Memory
+	cmd   *exec.Cmd
+	kill  int
+	reads *int
+}
+
+func (m killingMemory) ReadAt(p []byte, addr uint64) (int, error) {
+	if *m.reads == m.kill {
+		m.cmd.Process.Kill()
+		m.cmd.Wait()
+	}
+	*m.reads++
+	return m.mem.ReadAt(p, addr)
+}
+
+// TestExitMidRead: a process that exits at any point of the reads of a
+// sample leaves the sample's frames as they were, or named, never
+// anything else; no panic, and the instance stops reading.
+func TestExitMidRead(t *testing.T) {
+	py := interpreters()[5] // 3.13, the most reads a frame
+	if _, err := os.Stat(py.path); py.path == "" || err != nil {
+		privtest.Require(t, "no CPython 3.13 under /root/.pyenv/versions")
+	}
+	native := []stack.Frame{{Kind: stack.Native, Function: "_PyEval_EvalFrameDefault"}, {Kind: stack.Native, Function: "main"}}
+	for kill := 0; ; kill++ {
+		script, _ := filepath.Abs("testdata/target.py")
+		cmd := exec.Command(py.path, script, "compute")
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // from its print to the loop
+		pid := cmd.Process.Pid
+		maps, err := proc.FS{}.Maps(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads := -1 << 30 // Attach's reads are not counted
+		mem := killingMemory{mem: unwind.ProcessMemory{Pid: pid}, cmd: cmd, kill: kill, reads: &reads}
+		in, err := python.Runtime{}.Attach(stack.Process{PID: pid, NsPID: pid, FS: proc.FS{}, Maps: maps, Mem: mem})
+		if err != nil || in == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("attach: %v", err)
+		}
+		reads = 0
+		out := in.Expand(pid, []uint64{1, 2}, append([]stack.Frame(nil), native...))
+		exited := reads > kill
+		cmd.Process.Kill()
+		cmd.Wait()
+		again := in.Expand(pid, []uint64{1, 2}, append([]stack.Frame(nil), native...))
+		if !exited {
+			// Every read of a sample was done before the kill: named.
+			if len(out) == 0 || out[0].Function != "Indexer.rebuild" {
+				t.Errorf("the process ran to the end of the reads: %s", render(out))
+			}
+			t.Logf("a sample takes %d reads; killed before each, the frames stayed native", kill)
+			return
+		}
+		if render(out) != render(native) || render(again) != render(native) {
+			t.Errorf("killed before read %d: %s, then %s; want the native frames", kill, render(out), render(again))
+		}
+		if kill > 1000 {
+			t.Fatal("a sample takes more than 1000 reads")
+		}
+	}
+}
+
+// TestUnknownVersion: CPython 3.6 and 3.7, which cpuwhy has no layout
+// for, get one note each and their native frames.
+func TestUnknownVersion(t *testing.T) {
+	for _, v := range []string{"3.6", "3.7"} {
+		t.Run(v, func(t *testing.T) {
+			m, _ := filepath.Glob("/root/.pyenv/versions/" + v + ".*/bin/python" + v)
+			if len(m) == 0 {
+				privtest.Require(t, "no CPython "+v+" under /root/.pyenv/versions")
+			}
+			pid := start(t, interpreter{name: v, path: m[0]}, "compute")
+			res := record(t, pid, time.Second)
+			var notes []string
+			for _, n := range res.Notes {
+				if strings.Contains(n, "python") {
+					notes = append(notes, n)
+				}
+			}
+			var eval, all int64
+			for _, s := range res.Profile.Stacks {
+				all += s.Count
+				for _, f := range s.Frames {
+					if f.Kind == python.Kind {
+						t.Fatalf("a Python frame from an unknown version: %s", render(s.Frames))
+					}
+					if f.Function == "_PyEval_EvalFrameDefault" {
+						eval += s.Count
+						break
+					}
+				}
+			}
+			t.Logf("%d of %d samples with the eval loop's frame; notes %q", eval, all, notes)
+			if len(notes) != 1 || !strings.Contains(notes[0], "CPython "+v+" ") || !strings.Contains(notes[0], "not a version cpuwhy knows") {
+				t.Errorf("notes %q, want one that says %s is not known", res.Notes, v)
+			}
+			if all < 10 || eval < all*9/10 {
+				t.Errorf("want the native eval frames in nearly every sample")
+			}
+		})
+	}
 }

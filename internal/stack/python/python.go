@@ -48,7 +48,7 @@ func (Runtime) Attach(p stack.Process) (stack.Instance, error) {
 		return nil, err
 	}
 	l, ok := layouts[minor]
-	if !ok {
+	if !ok || interp.syms.runtime == 0 {
 		return nil, fmt.Errorf("CPython 3.%d (%s) is not a version cpuwhy knows the memory layout of (3.8 to 3.13)", minor, interp.module)
 	}
 	in := &instance{

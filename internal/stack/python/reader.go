@@ -184,20 +184,21 @@ type codeKey struct {
 	first                   int32
 }
 
-// codeHead reads the fields of the code object at addr that identify it.
+// codeHead reads the fields of the code object at addr that identify
+// it, in one read with its type, which must be PyCode_Type.
 func (r *reader) codeHead(addr uint64) (codeKey, error) {
-	if err := r.typed(addr, r.types.code, "code object"); err != nil {
-		return codeKey{}, err
-	}
 	l := r.l
 	name := l.CodeName
 	if l.CodeQualname >= 0 {
 		name = l.CodeQualname
 	}
-	end := max(name, l.CodeFilename, l.CodeLineTable, l.CodeFirstLine) + 8
+	end := max(l.ObjectType, name, l.CodeFilename, l.CodeLineTable, l.CodeFirstLine) + 8
 	b, err := r.read(addr, end)
 	if err != nil {
 		return codeKey{}, fmt.Errorf("reading code object at %#x: %w", addr, err)
+	}
+	if t := u64(b, l.ObjectType); t != r.types.code {
+		return codeKey{}, fmt.Errorf("%w: code object at %#x has type %#x, not %#x", errBad, addr, t, r.types.code)
 	}
 	return codeKey{addr: addr, name: u64(b, name), file: u64(b, l.CodeFilename), table: u64(b, l.CodeLineTable), first: int32(u32(b, l.CodeFirstLine))}, nil
 }

@@ -56,6 +56,16 @@ def main():
         sys.setrecursionlimit(10000)
         print("ready", flush=True)
         recurse(int(sys.argv[2]))
+    elif mode == "corrupt":
+        # Points the name of rebuild's code object (at the offset given)
+        # at an int: the interpreter never reads it while the loop runs.
+        import ctypes
+        global bogus
+        bogus = 10**20
+        code = Indexer.rebuild.__code__
+        ctypes.c_void_p.from_address(id(code) + int(sys.argv[2])).value = id(bogus)
+        print("ready", flush=True)
+        Indexer().rebuild(1000)
     elif mode == "threads":
         n = int(sys.argv[2])
         for k in range(n):
