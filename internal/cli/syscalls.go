@@ -128,7 +128,7 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	if names != nil {
 		for i, cs := range report.Stacks {
 			for _, f := range names.Frames(cs.TID, nil, cs.PCs) {
-				report.Stacks[i].Frames = append(report.Stacks[i].Frames, f.Name())
+				report.Stacks[i].Frames = append(report.Stacks[i].Frames, f.Label())
 			}
 		}
 		names.Close()

@@ -397,7 +397,7 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 			if f.IsKernel() {
 				kernel = append(kernel, f.Name())
 			} else {
-				user = append(user, f.Name())
+				user = append(user, f.Label())
 			}
 		}
 		th := get(s.TID, s.Thread)

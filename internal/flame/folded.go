@@ -13,7 +13,7 @@ import (
 // and a line ends at a newline, so neither may appear inside a name;
 // kernel frames carry the "_[k]" suffix that selects the kernel palette.
 func foldedName(f Frame) string {
-	name := foldedText(f.Name())
+	name := foldedText(f.Label())
 	if f.IsKernel() {
 		name += "_[k]"
 	}

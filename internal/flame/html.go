@@ -80,7 +80,7 @@ func newHTMLData(p *Profile) *htmlData {
 		n.Value += s.Count
 		for i := len(s.Frames) - 1; i >= 0; i-- {
 			f := s.Frames[i]
-			n = n.child(f.Name(), f.ModuleName(), string(kindOf(f)))
+			n = n.child(f.Label(), f.ModuleName(), string(kindOf(f)))
 			n.Value += s.Count
 		}
 	}

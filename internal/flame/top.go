@@ -101,7 +101,7 @@ func WriteTop(w io.Writer, p *Profile, n int) error {
 				names = append(names, fmt.Sprintf("(%d more)", len(s.Frames)-i))
 				break
 			}
-			names = append(names, f.Name())
+			names = append(names, f.Label())
 		}
 		escape.Fprintf(w, "%s  %s: %s\n", pct(s.Count), s.threadName(), strings.Join(names, " <- "))
 	}

@@ -48,6 +48,19 @@ func (f Frame) String() string {
 	return f.Name()
 }
 
+// Label is how the frame prints in a stack: its Name, and for a
+// runtime's frame with a source position (a Python function) the
+// position too, as String gives it: for an interpreted language the
+// file and line are what say which code ran, and its users know its
+// frames so (py-spy's drain (ingest.py:9)). A native frame's line is
+// left to the formats that carry lines (pprof) and to dump.
+func (f Frame) Label() string {
+	if f.Kind != "" && f.Kind != Native && f.Kind != Kernel && f.File != "" {
+		return f.String()
+	}
+	return f.Name()
+}
+
 // ModuleName is the short name of the frame's module, as tools print it.
 func (f Frame) ModuleName() string {
 	switch {

@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+)
+
+// startPython runs internal/stack/python's target.py in mode poll (a
+// thread polling a non-blocking socket in drain) under the newest
+// CPython of this machine, until the test ends.
+func startPython(t *testing.T) (pid int, drainLine int) {
+	t.Helper()
+	var py string
+	for _, g := range []string{"/root/.pyenv/versions/3.13.*/bin/python3.13", "/root/.pyenv/versions/3.12.*/bin/python3.12", "/usr/bin/python3.11"} {
+		if m, _ := filepath.Glob(g); len(m) > 0 {
+			py = m[0]
+			break
+		}
+	}
+	if py == "" {
+		privtest.Require(t, "no CPython 3.11+ (apt-get install python3.11)")
+	}
+	script, _ := filepath.Abs("../stack/python/testdata/target.py")
+	src, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(src), "\n") {
+		if strings.HasSuffix(l, "# line:drain") {
+			drainLine = i + 1
+		}
+	}
+	cmd := exec.Command(py, script, "poll")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("%s: %q, %v", py, line, err)
+	}
+	return cmd.Process.Pid, drainLine
+}
+
+// TestPythonFramesEverywhere: the diagnosis, record in every format and
+// dump name a Python service's frames as qualname (file.py:line), through
+// the runtime the commands link in.
+func TestPythonFramesEverywhere(t *testing.T) {
+	pid, line := startPython(t)
+	p := strconv.Itoa(pid)
+	want := "drain (target.py:" + strconv.Itoa(line) + ")"
+	dir := t.TempDir()
+
+	for _, out := range []string{"p.folded", "p.html"} {
+		path := filepath.Join(dir, out)
+		if code, _, errOut := runBinary(t, nil, "record", "-d", "2s", "-o", path, p); code != 0 {
+			t.Fatalf("record: exit %d: %s", code, errOut)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), want) {
+			t.Errorf("record -o %s has no frame %s", out, want)
+		}
+	}
+
+	// pprof carries the position in its own fields.
+	pb := filepath.Join(dir, "p.pb.gz")
+	if code, _, errOut := runBinary(t, nil, "record", "-d", "2s", "-o", pb, p); code != 0 {
+		t.Fatalf("record: exit %d: %s", code, errOut)
+	}
+	f, err := os.Open(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := profile.Parse(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range prof.Location {
+		for _, ln := range l.Line {
+			if ln.Function != nil && ln.Function.Name == "drain" && filepath.Base(ln.Function.Filename) == "target.py" && ln.Line == int64(line) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the pprof profile has no location in drain at target.py:%d", line)
+	}
+
+	var dump struct {
+		Threads []struct {
+			Frames []string `json:"frames"`
+		} `json:"threads"`
+	}
+	runJSON(t, &dump, "dump", "--json", p)
+	if len(dump.Threads) != 1 || !strings.Contains(strings.Join(dump.Threads[0].Frames, "\n"), want) {
+		t.Errorf("dump: %q, want %s", dump.Threads, want)
+	}
+
+	var diag struct {
+		Verdicts []struct {
+			Pattern string   `json:"pattern"`
+			Stack   []string `json:"stack"`
+		} `json:"verdicts"`
+	}
+	runJSON(t, &diag, "-d", "2s", "--json", p)
+	if len(diag.Verdicts) == 0 || !strings.Contains(strings.Join(diag.Verdicts[0].Stack, "\n"), want) {
+		t.Errorf("diagnosis: %+v, want a verdict whose stack has %s", diag.Verdicts, want)
+	}
+}
