@@ -17,6 +17,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/target"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 )
 
@@ -393,18 +394,22 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 	sums := map[key]*verdict.Stack{}
 	for _, s := range p.Stacks {
 		var user, kernel []string
+		var interp *verdict.Interpreted
 		for _, f := range s.Frames {
 			if f.IsKernel() {
 				kernel = append(kernel, f.Name())
 			} else {
 				user = append(user, f.Label())
+				if interp == nil {
+					interp = interpreted(f)
+				}
 			}
 		}
 		th := get(s.TID, s.Thread)
 		th.Samples += int(s.Count)
 		k := key{s.TID, strings.Join(user, "\x00")}
 		if sums[k] == nil {
-			sums[k] = &verdict.Stack{Frames: user, Kernel: kernel}
+			sums[k] = &verdict.Stack{Frames: user, Kernel: kernel, Interpreted: interp}
 		}
 		sums[k].Count += int(s.Count)
 	}
@@ -419,6 +424,20 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread) {
 			return cmp.Or(b.Count-a.Count, slices.Compare(a.Frames, b.Frames))
 		})
 	}
+}
+
+// interpreted is f as the verdicts see code an interpreter ran, or nil:
+// a frame a language runtime named with a source position (a Python
+// function, not a JIT's perf map symbol, which has none).
+func interpreted(f stack.Frame) *verdict.Interpreted {
+	if f.Kind == stack.Native || f.Kind == stack.Kernel || f.Kind == "" || f.File == "" {
+		return nil
+	}
+	lang := string(f.Kind)
+	if lang == "python" {
+		lang = "Python"
+	}
+	return &verdict.Interpreted{Language: lang, Function: f.Function, File: f.File, Line: f.Line}
 }
 
 // runtimeOf tells a Go program (its stacks run through the Go scheduler)

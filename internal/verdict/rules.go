@@ -88,6 +88,7 @@ var rules = []rule{
 	{pattern: GCPressure, scope: perProcess, process: gcPressure},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
+	{pattern: GILContention, scope: perProcess, process: gilContention},
 	{pattern: LockContention, scope: perProcess, process: lockContention},
 	{pattern: BusyPoll, scope: perThread, thread: busyPoll},
 	{pattern: ErrorLoop, scope: perThread, thread: errorLoop},
@@ -169,6 +170,7 @@ func judgeBusy(o *Observation) []Verdict {
 				continue
 			}
 			if v := r.thread(o, t); v != nil {
+				speakInterpreted(v, t)
 				out = append(out, *v)
 				break
 			}

@@ -58,6 +58,7 @@ func TestRulesOrder(t *testing.T) {
 		"gc_pressure per process gcPressure",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",
+		"gil_contention per process gilContention",
 		"lock_contention per process lockContention",
 		"busy_poll per thread busyPoll",
 		"error_loop per thread errorLoop",

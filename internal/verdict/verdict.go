@@ -20,12 +20,13 @@ const (
 	ThreadChurn     Pattern = "thread_churn"      // short-lived threads started and ended in a loop
 	GCPressure      Pattern = "gc_pressure"       // the garbage collector takes the CPU
 	KernelBound     Pattern = "kernel_bound"      // CPU in the kernel, in one syscall
+	GILContention   Pattern = "gil_contention"    // Python threads taking turns on the interpreter's lock
 	Healthy         Pattern = "healthy"           // nothing wrong
 )
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, KernelBound, GILContention, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {
@@ -66,7 +67,7 @@ type Verdict struct {
 // The values of Verdict.CPUOf.
 const (
 	CPUOfThread    = "thread"    // the thread named in Thread (the patterns judged per thread)
-	CPUOfThreads   = "threads"   // the contenders together (lock_contention)
+	CPUOfThreads   = "threads"   // the contenders together (lock_contention, gil_contention)
 	CPUOfCollector = "collector" // the garbage collector's part of the process (gc_pressure)
 	CPUOfProcess   = "process"   // the process plus the children it waited for in the window (process_churn, healthy)
 	CPUOfExited    = "exited"    // the threads that ended during the window (thread_churn)
