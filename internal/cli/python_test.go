@@ -17,7 +17,7 @@ import (
 // startPython runs internal/stack/python's target.py in mode poll (a
 // thread polling a non-blocking socket in drain) under the newest
 // CPython of this machine, until the test ends.
-func startPython(t *testing.T) (pid int, drainLine int) {
+func startPython(t *testing.T, args ...string) (pid int, drainLine int) {
 	t.Helper()
 	var py string
 	for _, g := range []string{"/root/.pyenv/versions/3.13.*/bin/python3.13", "/root/.pyenv/versions/3.12.*/bin/python3.12", "/usr/bin/python3.11"} {
@@ -39,7 +39,10 @@ func startPython(t *testing.T) (pid int, drainLine int) {
 			drainLine = i + 1
 		}
 	}
-	cmd := exec.Command(py, script, "poll")
+	if len(args) == 0 {
+		args = []string{"poll"}
+	}
+	cmd := exec.Command(py, append([]string{script}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -122,5 +125,51 @@ func TestPythonFramesEverywhere(t *testing.T) {
 	runJSON(t, &diag, "-d", "2s", "--json", p)
 	if len(diag.Verdicts) == 0 || !strings.Contains(strings.Join(diag.Verdicts[0].Stack, "\n"), want) {
 		t.Errorf("diagnosis: %+v, want a verdict whose stack has %s", diag.Verdicts, want)
+	}
+}
+
+// TestPythonVerdicts: the diagnosis of a Python process names its
+// pattern by its Python code: the compute loop by its method, the busy
+// poll by its Python caller, threads taking turns on the GIL by the one
+// holding it and those starved of it.
+func TestPythonVerdicts(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		pattern string
+		want    []string
+	}{
+		{[]string{"compute"}, "compute_loop", []string{"computes in Python, in Indexer.rebuild at line", "of target.py"}},
+		{[]string{"poll"}, "busy_poll", []string{"the Python caller is drain (target.py:"}},
+		{[]string{"threads", "4"}, "gil_contention", []string{"4 Python threads want the CPU but take turns on the GIL", "in worker (target.py:", "starved of the GIL"}},
+	} {
+		t.Run(c.pattern, func(t *testing.T) {
+			pid, _ := startPython(t, c.args...)
+			var diag struct {
+				Verdicts []struct {
+					Pattern  string   `json:"pattern"`
+					Summary  string   `json:"summary"`
+					Evidence []string `json:"evidence"`
+					Code     any      `json:"code"`
+				} `json:"verdicts"`
+			}
+			runJSON(t, &diag, "-d", "3s", "--json", strconv.Itoa(pid))
+			if len(diag.Verdicts) == 0 {
+				t.Fatal("no verdict")
+			}
+			v := diag.Verdicts[0]
+			text := v.Summary + "\n" + strings.Join(v.Evidence, "\n")
+			t.Logf("%s: %s", v.Pattern, text)
+			if v.Pattern != c.pattern {
+				t.Fatalf("pattern %s, want %s", v.Pattern, c.pattern)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("the verdict does not say %q", w)
+				}
+			}
+			if v.Code != nil {
+				t.Errorf("the verdict shows the interpreter's machine code")
+			}
+		})
 	}
 }
