@@ -98,11 +98,17 @@ func start(t *testing.T, py interpreter, args ...string) int {
 
 func record(t *testing.T, pid int, d time.Duration) *cpuprofile.Result {
 	t.Helper()
-	res, err := cpuprofile.Record(context.Background(), pid, cpuprofile.Options{FS: proc.FS{}, Duration: d, NsPID: pid})
+	res, err := record0(pid, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// record0 samples process pid (the host's PID) as the commands do, under
+// its PID in its own namespace.
+func record0(pid int, d time.Duration) (*cpuprofile.Result, error) {
+	return cpuprofile.Record(context.Background(), pid, cpuprofile.Options{FS: proc.FS{}, Duration: d, NsPID: proc.FS{}.Identity(pid).NsPID})
 }
 
 // line is the number of the line of target.py marked "# line:name".
@@ -151,11 +157,7 @@ func hottest(res *cpuprofile.Result) string {
 			best, most = s.Frames, s.Count
 		}
 	}
-	mods := ""
-	for _, f := range best {
-		mods += f.Function + "@" + f.Module + "/" + string(f.Kind) + " "
-	}
-	return fmt.Sprintf("%d of %d samples: %s [%s]", most, res.Samples, render(best), mods)
+	return fmt.Sprintf("%d of %d samples: %s", most, res.Samples, render(best))
 }
 
 // atLoop reports whether f is at line body of a loop "while True: body",
