@@ -64,7 +64,9 @@ func each(t *testing.T, f func(t *testing.T, py interpreter)) {
 
 // start runs target.py with args under py until the test ends, once it
 // printed ready.
-func start(t *testing.T, py interpreter, args ...string) int {
+func start(t *testing.T, py interpreter, args ...string) int { return startB(t, py, args...) }
+
+func startB(t testing.TB, py interpreter, args ...string) int {
 	t.Helper()
 	script, _ := filepath.Abs("testdata/target.py")
 	cmd := exec.Command(py.path, append([]string{script}, args...)...)
