@@ -44,11 +44,15 @@
 // stack reads recvfrom <- sock_recvfrom <- drain (x.py:9) <-
 // Thread.run (threading.py:975).
 //
-// The chain is read when the sample is unwound, a few milliseconds
-// after it was taken: a thread that returned in between may show fewer
-// Python frames than eval frames (the outer ones are kept native), or
-// other frames at the innermost end. A sample of a single address (the
-// leaf that is named after the recording) is not expanded.
+// The chain is read when the sample is unwound, as the ring it came in
+// is drained: at 99 Hz up to about 60 ms after it was taken (package
+// sample drains when half full). A thread whose Python stack changed in
+// between shows the Python frames of that later moment: the same
+// function at another line in a loop, or, for a stack that changes
+// faster, other innermost frames; fewer Python frames than eval frames
+// keep the outer eval frames native. `dump`, which stops the thread
+// while it reads, is exact. A sample of a single address (the leaf that
+// is named after the recording) is not expanded.
 //
 // # Limits and checks
 //
