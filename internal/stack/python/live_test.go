@@ -211,6 +211,9 @@ func TestComputeLoop(t *testing.T) {
 	})
 }
 
+// libcRecv are the C library's wrappers of recvfrom.
+var libcRecv = regexp.MustCompile(`^(__libc_)?recv(from)?$`)
+
 // TestBusyPoll: a Python function polling a non-blocking socket is the
 // caller of the C library's recvfrom, through the socket module's C
 // function, with the interpreter's call machinery between them gone.
@@ -230,7 +233,7 @@ func TestBusyPoll(t *testing.T) {
 		// is drained, up to ~60 ms after it was taken, by when the
 		// thread may be handling the BlockingIOError of that call.
 		lines := fmt.Sprintf("(%d|%d|%d)", drainLine, drainLine+1, drainLine+2)
-		chain := regexp.MustCompile(`(^| <- )(__libc_recv|recv|recvfrom|__libc_recvfrom)( <- [^<]+)? <- ` + sockRecv + ` <- drain \(target\.py:` + lines + `\)`)
+		chain := regexp.MustCompile(`^(__libc_recv|recv|recvfrom|__libc_recvfrom)( <- [^<]+)? <- ` + sockRecv + ` <- drain \(target\.py:` + lines + `\)`)
 		var hits, inRecv, inDrain, all int64
 		for _, s := range res.Profile.Stacks {
 			all += s.Count
@@ -241,7 +244,7 @@ func TestBusyPoll(t *testing.T) {
 			for len(user) > 0 && user[0].IsKernel() {
 				user = user[1:]
 			}
-			if len(user) == 0 || !strings.Contains(user[0].Function, "recv") {
+			if len(user) == 0 || !libcRecv.MatchString(user[0].Function) {
 				continue
 			}
 			inRecv += s.Count
@@ -477,4 +480,28 @@ func TestUnknownVersion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAsyncio: a coroutine computing under asyncio's event loop is named
+// as the innermost Python frame, with the event loop's frames (the task
+// step, the loop's run) outside it.
+func TestAsyncio(t *testing.T) {
+	each(t, func(t *testing.T, py interpreter) {
+		pid := start(t, py, "asyncio")
+		res := record(t, pid, 2*time.Second)
+		var crunch, loop, all int64
+		for _, s := range res.Profile.Stacks {
+			all += s.Count
+			if f, ok := innermostPython(s.Frames); ok && f.Function == "crunch" {
+				crunch += s.Count
+				if strings.Contains(render(s.Frames), "run_forever (base_events.py:") {
+					loop += s.Count
+				}
+			}
+		}
+		t.Logf("%d of %d samples in crunch, %d of them under the event loop; hottest %s; notes %q", crunch, all, loop, hottest(res), res.Notes)
+		if all < 10 || crunch < all*9/10 || loop < crunch*9/10 {
+			t.Errorf("want nearly every sample in the coroutine crunch, under the event loop's run_forever")
+		}
+	})
 }

@@ -42,6 +42,19 @@ def worker(k):
         total += k  # line:worker
 
 
+async def crunch(n):
+    total = 0
+    while True:
+        for i in range(n):
+            total += i * i  # line:crunch
+        total %= 1000003
+
+
+async def serve():
+    import asyncio
+    await asyncio.gather(crunch(1000))
+
+
 def main():
     mode = sys.argv[1]
     if mode == "compute":
@@ -66,6 +79,10 @@ def main():
         ctypes.c_void_p.from_address(id(code) + int(sys.argv[2])).value = id(bogus)
         print("ready", flush=True)
         Indexer().rebuild(1000)
+    elif mode == "asyncio":
+        import asyncio
+        print("ready", flush=True)
+        asyncio.run(serve())
     elif mode == "threads":
         n = int(sys.argv[2])
         for k in range(n):
