@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,8 +114,11 @@ func TestPythonFramesEverywhere(t *testing.T) {
 		} `json:"threads"`
 	}
 	runJSON(t, &dump, "dump", "--json", p)
-	if len(dump.Threads) != 1 || !strings.Contains(strings.Join(dump.Threads[0].Frames, "\n"), want) {
-		t.Errorf("dump: %q, want %s", dump.Threads, want)
+	// dump names the frames just after it let the thread go: by then the
+	// loop may be at the except or pass below the call.
+	inDrain := regexp.MustCompile(`^drain \(target\.py:(` + strconv.Itoa(line) + "|" + strconv.Itoa(line+1) + "|" + strconv.Itoa(line+2) + `)\)$`)
+	if len(dump.Threads) != 1 || !slices.ContainsFunc(dump.Threads[0].Frames, inDrain.MatchString) {
+		t.Errorf("dump: %q, want a frame drain (target.py:%d-%d)", dump.Threads, line, line+2)
 	}
 
 	var diag struct {

@@ -50,9 +50,10 @@
 // between shows the Python frames of that later moment: the same
 // function at another line in a loop, or, for a stack that changes
 // faster, other innermost frames; fewer Python frames than eval frames
-// keep the outer eval frames native. `dump`, which stops the thread
-// while it reads, is exact. A sample of a single address (the leaf that
-// is named after the recording) is not expanded.
+// keep the outer eval frames native. `dump` names a thread's frames once
+// it has let the thread go again, just after copying its stack: the same
+// holds, over a shorter time. A sample of a single address (the leaf
+// that is named after the recording) is not expanded.
 //
 // # Limits and checks
 //
