@@ -198,6 +198,60 @@ func (r *reader) check(syms symbols) error {
 		if v := u64(b, 8); int(v>>16&0xff) != r.l.Minor {
 			return fmt.Errorf("%w: _Py_DebugOffsets of version %#x", errBad, v)
 		}
+		d, err := r.read(syms.runtime, debugOffsetsSize)
+		if err != nil {
+			return fmt.Errorf("reading _Py_DebugOffsets: %w", err)
+		}
+		if err := checkDebugOffsets(d, r.l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// debugOffsets are where 3.13's _Py_DebugOffsets (at the start of
+// _PyRuntime) keeps the offsets the layout has too, by index of its
+// 8-byte fields, and the layout's field each must equal. A release whose
+// structures moved (a patch release, a build with other options) is
+// caught at attach instead of read wrong.
+var debugOffsets = []struct {
+	index int
+	field string
+	of    func(Layout) int
+}{
+	{5, "runtime_state.interpreters_head", func(l Layout) int { return l.RuntimeInterpretersHead }},
+	{9, "interpreter_state.threads_head", func(l Layout) int { return l.InterpThreadsHead }},
+	{21, "thread_state.next", func(l Layout) int { return l.ThreadNext }},
+	{22, "thread_state.interp", func(l Layout) int { return l.ThreadInterp }},
+	{23, "thread_state.current_frame", func(l Layout) int { return l.ThreadFrame }},
+	{24, "thread_state.thread_id", func(l Layout) int { return l.ThreadID }},
+	{25, "thread_state.native_thread_id", func(l Layout) int { return l.ThreadNativeID }},
+	{29, "interpreter_frame.previous", func(l Layout) int { return l.FrameBack }},
+	{30, "interpreter_frame.executable", func(l Layout) int { return l.FrameCode }},
+	{31, "interpreter_frame.instr_ptr", func(l Layout) int { return l.FrameInstr }},
+	{32, "interpreter_frame.localsplus", func(l Layout) int { return l.FrameSize }},
+	{33, "interpreter_frame.owner", func(l Layout) int { return l.FrameOwner }},
+	{35, "code_object.filename", func(l Layout) int { return l.CodeFilename }},
+	{36, "code_object.name", func(l Layout) int { return l.CodeName }},
+	{37, "code_object.qualname", func(l Layout) int { return l.CodeQualname }},
+	{38, "code_object.linetable", func(l Layout) int { return l.CodeLineTable }},
+	{39, "code_object.firstlineno", func(l Layout) int { return l.CodeFirstLine }},
+	{43, "code_object.co_code_adaptive", func(l Layout) int { return l.CodeAdaptive }},
+	{45, "pyobject.ob_type", func(l Layout) int { return l.ObjectType }},
+	{47, "type_object.tp_name", func(l Layout) int { return l.TypeName }},
+}
+
+// debugOffsetsSize is the part of _Py_DebugOffsets read: up to the last
+// field checked.
+const debugOffsetsSize = 48 * 8
+
+// checkDebugOffsets compares l with the _Py_DebugOffsets d of a 3.13
+// interpreter.
+func checkDebugOffsets(d []byte, l Layout) error {
+	for _, o := range debugOffsets {
+		if got, want := u64(d, 8*o.index), o.of(l); got != uint64(want) {
+			return fmt.Errorf("%w: _Py_DebugOffsets has %s at %d, the layout of 3.%d at %d", errBad, o.field, got, l.Minor, want)
+		}
 	}
 	return nil
 }

@@ -16,7 +16,8 @@
 // (testdata/offsets.c; the test compiles it against each version's
 // headers and compares). Attach checks the layout against the live
 // interpreter (PyCode_Type is named "code"; on 3.13 _PyRuntime begins
-// with _Py_DebugOffsets of that version); a version out of the table, or
+// with _Py_DebugOffsets of that version, whose offsets must be the
+// layout's); a version out of the table, or
 // a check that fails, is one note, and the frames stay native.
 //
 // # Threads

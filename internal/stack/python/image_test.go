@@ -180,3 +180,21 @@ func TestImageDamaged(t *testing.T) {
 		}
 	}
 }
+
+// TestDebugOffsets: 3.13's _Py_DebugOffsets that agree with the layout
+// pass, one field moved fails (the live ones are checked at every
+// attach of the live tests).
+func TestDebugOffsets(t *testing.T) {
+	l := layouts[13]
+	d := make([]byte, debugOffsetsSize)
+	for _, o := range debugOffsets {
+		binary.LittleEndian.PutUint64(d[8*o.index:], uint64(o.of(l)))
+	}
+	if err := checkDebugOffsets(d, l); err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint64(d[8*debugOffsets[3].index:], 999)
+	if err := checkDebugOffsets(d, l); err == nil {
+		t.Error("a moved field passed")
+	}
+}
