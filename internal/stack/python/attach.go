@@ -33,6 +33,14 @@ type interpreter struct {
 // binary or library: python3.11, libpython3.11.so.1.0, libpython3.8d.so.
 var versionInName = regexp.MustCompile(`^(?:lib)?python3\.(\d+)`)
 
+// maxSymtab bounds the symbol table read of an object (libpython's with
+// its .symtab is a few MiB), and maxCandidates the objects opened whose
+// name says python: a hostile process may map many, or huge ones.
+const (
+	maxSymtab     = 64 << 20
+	maxCandidates = 8
+)
+
 // findInterpreter finds, among the objects process pid maps, the one
 // that defines PyCode_Type: the python binary, or the libpython it
 // loads. One without _PyRuntime (before 3.7) is found, to be told of.
@@ -45,6 +53,9 @@ func findInterpreter(fs proc.FS, pid int, maps []proc.Mapping) (*interpreter, er
 		base := path.Base(m.Path)
 		if m.Path == "" || tried[m.Path] || !strings.Contains(base, "python") {
 			continue
+		}
+		if len(tried) == maxCandidates {
+			break
 		}
 		tried[m.Path] = true
 		f, err := objfile.Open(fs, pid, m)
@@ -90,8 +101,8 @@ func readSymbols(f *objfile.File, maps []proc.Mapping, module string) (symbols, 
 		if s == nil {
 			continue
 		}
-		if s.Size > objfile.MaxSection {
-			return symbols{}, fmt.Errorf("symbol table of %d bytes: %w", s.Size, objfile.ErrTooLarge)
+		if s.Size > maxSymtab {
+			return symbols{}, fmt.Errorf("symbol table of %d bytes (at most %d read): %w", s.Size, maxSymtab, objfile.ErrTooLarge)
 		}
 		syms, err := tab.read()
 		if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
