@@ -84,6 +84,7 @@ type instance struct {
 	pthreadTID int
 	threadsBuf []thread
 	tidsBuf    []int
+	nsOf       map[int]int // a thread's id in the process's namespace, by the host's
 
 	codes *codeCache
 	py    []pyframe
@@ -225,13 +226,22 @@ func (in *instance) tids() (map[int]int, error) {
 		return nil, err
 	}
 	hostOf := make(map[int]int, len(tids))
+	seen := make(map[int]int, len(tids))
 	for _, tid := range tids {
 		ns := tid
 		if in.nspid != in.pid {
-			ns = in.fs.Identity(tid).NsPID
+			// A thread's id in its namespace is read once: a process
+			// of thousands of threads must not cost as many reads of
+			// /proc at every refresh.
+			var ok bool
+			if ns, ok = in.nsOf[tid]; !ok {
+				ns = in.fs.Identity(tid).NsPID
+			}
 		}
+		seen[tid] = ns
 		hostOf[ns] = tid
 	}
+	in.nsOf = seen // the threads gone are forgotten
 	return hostOf, nil
 }
 
