@@ -47,17 +47,31 @@ const (
 // Only objects with "python" in their name are opened. It returns nil
 // when there is none: the process does not run CPython 3.
 func findInterpreter(fs proc.FS, pid int, maps []proc.Mapping) (*interpreter, error) {
-	tried := map[string]bool{}
-	var firstErr error
+	// The candidates: python binaries and libpythons first, whatever
+	// their place in the address space (libraries loaded later, the
+	// standard library's extension modules among them, map lower);
+	// extension modules (.cpython-311-x86_64-linux-gnu.so) never hold
+	// the interpreter.
+	var first, rest []proc.Mapping
+	seen := map[string]bool{}
 	for _, m := range maps {
 		base := path.Base(m.Path)
-		if m.Path == "" || tried[m.Path] || !strings.Contains(base, "python") {
+		if m.Path == "" || seen[m.Path] || !strings.Contains(base, "python") || strings.Contains(base, ".cpython-") {
 			continue
 		}
-		if len(tried) == maxCandidates {
+		seen[m.Path] = true
+		if strings.HasPrefix(base, "python") || strings.HasPrefix(base, "libpython") {
+			first = append(first, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	var firstErr error
+	for i, m := range append(first, rest...) {
+		if i == maxCandidates {
 			break
 		}
-		tried[m.Path] = true
+		base := path.Base(m.Path)
 		f, err := objfile.Open(fs, pid, m)
 		if err != nil {
 			if firstErr == nil {
@@ -82,10 +96,7 @@ func findInterpreter(fs proc.FS, pid int, maps []proc.Mapping) (*interpreter, er
 		}
 		return in, nil
 	}
-	if firstErr != nil && len(tried) > 0 {
-		return nil, firstErr
-	}
-	return nil, nil
+	return nil, firstErr
 }
 
 // readSymbols finds the symbols of the interpreter in f, mapped at
