@@ -31,6 +31,29 @@ func startPython(t *testing.T, args ...string) (pid int, drainLine int) {
 	if py == "" {
 		privtest.Require(t, "no CPython 3.11+ (apt-get install python3.11)")
 	}
+	return startPythonWith(t, py, args...)
+}
+
+// pythons are the CPythons of this machine cpuwhy reads: pyenv's 3.8 to
+// 3.13 and Debian's python3.11, by name; "" for an absent one.
+func pythons() map[string]string {
+	out := map[string]string{"debian-3.11": "/usr/bin/python3.11"}
+	if _, err := os.Stat(out["debian-3.11"]); err != nil {
+		out["debian-3.11"] = ""
+	}
+	for minor := 8; minor <= 13; minor++ {
+		v := "3." + strconv.Itoa(minor)
+		out["pyenv-"+v] = ""
+		if m, _ := filepath.Glob("/root/.pyenv/versions/" + v + ".*/bin/python" + v); len(m) > 0 {
+			out["pyenv-"+v] = m[0]
+		}
+	}
+	return out
+}
+
+// startPythonWith runs target.py with args under the CPython py.
+func startPythonWith(t *testing.T, py string, args ...string) (pid int, drainLine int) {
+	t.Helper()
 	script, _ := filepath.Abs("../stack/python/testdata/target.py")
 	src, err := os.ReadFile(script)
 	if err != nil {
@@ -133,47 +156,59 @@ func TestPythonFramesEverywhere(t *testing.T) {
 	}
 }
 
-// TestPythonVerdicts: the diagnosis of a Python process names its
-// pattern by its Python code: the compute loop by its method, the busy
-// poll by its Python caller, threads taking turns on the GIL by the one
-// holding it and those starved of it.
+// TestPythonVerdicts: on every CPython of the machine, the diagnosis
+// of a Python process names its pattern by its Python code: the compute
+// loop by its method (qualified from 3.11), the busy poll by its Python
+// caller, threads taking turns on the GIL by the one holding it and
+// those starved of it.
 func TestPythonVerdicts(t *testing.T) {
-	for _, c := range []struct {
-		args    []string
-		pattern string
-		want    []string
-	}{
-		{[]string{"compute"}, "compute_loop", []string{"computes in Python, in Indexer.rebuild at line", "of target.py"}},
-		{[]string{"poll"}, "busy_poll", []string{"the Python caller is drain (target.py:"}},
-		{[]string{"threads", "4"}, "gil_contention", []string{"4 Python threads want the CPU but take turns on the GIL", "in worker (target.py:", "starved of the GIL"}},
-	} {
-		t.Run(c.pattern, func(t *testing.T) {
-			pid, _ := startPython(t, c.args...)
-			var diag struct {
-				Verdicts []struct {
-					Pattern  string   `json:"pattern"`
-					Summary  string   `json:"summary"`
-					Evidence []string `json:"evidence"`
-					Code     any      `json:"code"`
-				} `json:"verdicts"`
+	for name, py := range pythons() {
+		t.Run(name, func(t *testing.T) {
+			if py == "" {
+				privtest.Require(t, "no CPython "+name+" on this machine (pyenv install, or apt-get install python3.11)")
 			}
-			runJSON(t, &diag, "-d", "3s", "--json", strconv.Itoa(pid))
-			if len(diag.Verdicts) == 0 {
-				t.Fatal("no verdict")
+			method := "Indexer.rebuild"
+			if strings.HasPrefix(name, "pyenv-3.") && !strings.HasPrefix(name, "pyenv-3.1") || name == "pyenv-3.10" {
+				method = "rebuild" // co_qualname is 3.11's
 			}
-			v := diag.Verdicts[0]
-			text := v.Summary + "\n" + strings.Join(v.Evidence, "\n")
-			t.Logf("%s: %s", v.Pattern, text)
-			if v.Pattern != c.pattern {
-				t.Fatalf("pattern %s, want %s", v.Pattern, c.pattern)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(text, w) {
-					t.Errorf("the verdict does not say %q", w)
-				}
-			}
-			if v.Code != nil {
-				t.Errorf("the verdict shows the interpreter's machine code")
+			for _, c := range []struct {
+				args    []string
+				pattern string
+				want    []string
+			}{
+				{[]string{"compute"}, "compute_loop", []string{"computes in Python, in " + method + " at line", "of target.py"}},
+				{[]string{"poll"}, "busy_poll", []string{"the Python caller is drain (target.py:"}},
+				{[]string{"threads", "4"}, "gil_contention", []string{"4 Python threads want the CPU but take turns on the GIL", "in worker (target.py:", "starved of the GIL"}},
+			} {
+				t.Run(c.pattern, func(t *testing.T) {
+					pid, _ := startPythonWith(t, py, c.args...)
+					var diag struct {
+						Verdicts []struct {
+							Pattern  string   `json:"pattern"`
+							Summary  string   `json:"summary"`
+							Evidence []string `json:"evidence"`
+							Code     any      `json:"code"`
+						} `json:"verdicts"`
+					}
+					runJSON(t, &diag, "-d", "3s", "--json", strconv.Itoa(pid))
+					if len(diag.Verdicts) == 0 {
+						t.Fatal("no verdict")
+					}
+					v := diag.Verdicts[0]
+					text := v.Summary + "\n" + strings.Join(v.Evidence, "\n")
+					t.Logf("%s: %s", v.Pattern, text)
+					if v.Pattern != c.pattern {
+						t.Fatalf("pattern %s, want %s", v.Pattern, c.pattern)
+					}
+					for _, w := range c.want {
+						if !strings.Contains(text, w) {
+							t.Errorf("the verdict does not say %q", w)
+						}
+					}
+					if v.Code != nil {
+						t.Errorf("the verdict shows the interpreter's machine code")
+					}
+				})
 			}
 		})
 	}
