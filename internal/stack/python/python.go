@@ -117,12 +117,16 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 	var err error
 	var cut bool
 	in.py, cut, err = in.r.frames(t.addr, t.native, in.py[:0])
-	if errors.Is(err, errMoved) && in.refresh() {
+	if errors.Is(err, errMoved) && time.Since(in.refreshed) >= rereadInterval && in.refresh() {
 		if t, ok = in.byTID[tid]; ok {
 			in.py, cut, err = in.r.frames(t.addr, t.native, in.py[:0])
 		}
 	}
-	if err != nil || !ok {
+	if errors.Is(err, errMoved) || !ok {
+		in.noThread++ // its thread state is another thread's now
+		return frames
+	}
+	if err != nil {
 		in.fail(err)
 		return frames
 	}
