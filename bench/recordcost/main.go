@@ -12,7 +12,12 @@
 // of its threads), the steady cost of sampling alone. The target's rate
 // is compared with untraced windows on both sides.
 //
-// Usage: go run ./bench/recordcost [-window 5s] [-rounds 3] [-freq 99]
+// A second target, pyloop.py under the newest CPython of the machine
+// (-python), is recorded by cpuwhy alone: its Python frames are read
+// from the interpreter's memory at every sample, the cost of which the
+// row shows beside the native one.
+//
+// Usage: go run ./bench/recordcost [-window 5s] [-rounds 3] [-freq 99] [-python PATH]
 package main
 
 import (
@@ -43,6 +48,14 @@ type options struct {
 	cpu    int
 	cpuwhy string
 	tmp    string
+	python string
+}
+
+// target is what is recorded: the busypoll scenario, or pyloop.py.
+type target interface {
+	PID() int
+	Count() (uint64, error)
+	Measure(ctx context.Context, window time.Duration) (scenario.Rates, error)
 }
 
 func main() {
@@ -62,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds")
 	fs.IntVar(&o.freq, "freq", 99, "sampling frequency")
 	fs.IntVar(&o.cpu, "cpu", 1, "core the target is pinned to")
+	fs.StringVar(&o.python, "python", findPython(), "CPython for the Python target; \"\": none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,30 +94,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer t.Stop()
 
 	type result struct{ kept, cpu, sampling []float64 }
-	results := map[string]*result{"cpuwhy": {}, "perf": {}}
+	results := map[string]*result{"cpuwhy": {}, "perf": {}, "cpuwhy-python": {}}
 	order := []string{"cpuwhy", "perf"}
-	untraced, err := t.Measure(ctx, o.window)
-	if err != nil {
+	// rounds records tg with each recorder of names in turn, each
+	// recording between two untraced windows.
+	rounds := func(tg target, names []string) error {
+		untraced, err := tg.Measure(ctx, o.window)
+		if err != nil {
+			return err
+		}
+		for round := range o.rounds {
+			for _, name := range names {
+				fmt.Fprintf(stderr, "round %d/%d: %s\n", round+1, o.rounds, name)
+				kept, cpu, sampling, err := recordOnce(ctx, o, tg, name)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				after, err := tg.Measure(ctx, o.window)
+				if err != nil {
+					return err
+				}
+				results[name].kept = append(results[name].kept, kept/((untraced.Wall+after.Wall)/2))
+				results[name].cpu = append(results[name].cpu, cpu)
+				results[name].sampling = append(results[name].sampling, sampling)
+				untraced = after
+			}
+		}
+		return nil
+	}
+	if err := rounds(t, order); err != nil {
 		return err
 	}
-	for round := range o.rounds {
-		for _, name := range order {
-			fmt.Fprintf(stderr, "round %d/%d: %s\n", round+1, o.rounds, name)
-			kept, cpu, sampling, err := recordOnce(ctx, o, t, name)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			after, err := t.Measure(ctx, o.window)
-			if err != nil {
-				return err
-			}
-			results[name].kept = append(results[name].kept, kept/((untraced.Wall+after.Wall)/2))
-			results[name].cpu = append(results[name].cpu, cpu)
-			results[name].sampling = append(results[name].sampling, sampling)
-			untraced = after
+	t.Stop() // the Python target gets its core to itself
+	if o.python != "" {
+		py, err := launchPython(o.python, o.cpu, o.tmp)
+		if err != nil {
+			return err
+		}
+		defer py.Stop()
+		order = append(order, "cpuwhy-python")
+		if err := rounds(py, []string{"cpuwhy-python"}); err != nil {
+			return err
 		}
 	}
-	fmt.Fprintf(stdout, "\n## Recording cost (%s, busypoll pinned to CPU %d, %d Hz, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), o.cpu, o.freq, o.rounds, o.window)
+	fmt.Fprintf(stdout, "\n## Recording cost (%s, busypoll then pyloop.py, pinned to CPU %d, %d Hz, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), o.cpu, o.freq, o.rounds, o.window)
 	fmt.Fprintln(stdout, "| recorder | command | target's rate kept (median) | recorder CPU while sampling, % of a core (median) | whole command, % of a core over the window (median) |")
 	fmt.Fprintln(stdout, "|---|---|---:|---:|---:|")
 	for _, name := range order {
@@ -117,6 +151,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\ncpuwhy/perf CPU ratio: while sampling %.2f, whole command %.2f\n", cs/ps, cw/pw)
 	}
 	fmt.Fprintf(stdout, "Goal: sampling <= 1%% of a core: cpuwhy %.2f%%\n", 100*cs)
+	if py := results["cpuwhy-python"]; len(py.sampling) > 0 {
+		fmt.Fprintf(stdout, "Python target (%s, pyloop.py): cpuwhy %.2f%% while sampling, %.2f / %.2f of the native target's (sampling, whole command)\n",
+			o.python, 100*median(py.sampling), median(py.sampling)/cs, median(py.cpu)/cw)
+	}
 	return nil
 }
 
@@ -126,7 +164,7 @@ func command(o options, name string, pid int) []string {
 		p = strconv.Itoa(pid)
 	}
 	switch name {
-	case "cpuwhy":
+	case "cpuwhy", "cpuwhy-python":
 		return []string{"cpuwhy", "record", "-F", strconv.Itoa(o.freq), "-d", secs, "-o", "out.pb.gz", p}
 	case "perf":
 		return []string{"perf", "record", "-F", strconv.Itoa(o.freq), "--call-graph", "dwarf", "-o", "perf.data", "-p", p, "--", "sleep", secs}
@@ -137,9 +175,9 @@ func command(o options, name string, pid int) []string {
 // recordOnce runs one recorder over the target and returns the target's
 // call rate meanwhile, the recorder's CPU as a share of one core over the
 // whole command, and over the middle of the window alone.
-func recordOnce(ctx context.Context, o options, t *scenario.Busypoll, name string) (kept, whole, sampling float64, err error) {
+func recordOnce(ctx context.Context, o options, t target, name string) (kept, whole, sampling float64, err error) {
 	argv := command(o, name, t.PID())
-	if name == "cpuwhy" {
+	if argv[0] == "cpuwhy" {
 		argv[0] = o.cpuwhy
 	}
 	for i, a := range argv {

@@ -14,6 +14,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/cpuprofile"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/target"
@@ -438,11 +439,15 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread, kernelOn
 	sums := map[key]*verdict.Stack{}
 	for _, s := range p.Stacks {
 		var user, kernel []string
+		var interp *verdict.Interpreted
 		for _, f := range s.Frames {
 			if f.IsKernel() {
 				kernel = append(kernel, f.Name())
 			} else {
 				user = append(user, f.Name())
+				if interp == nil {
+					interp = interpreted(f)
+				}
 			}
 		}
 		th := get(s.TID, s.Thread)
@@ -452,7 +457,7 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread, kernelOn
 			k.user = strings.Join(kernel, "\x00")
 		}
 		if sums[k] == nil {
-			sums[k] = &verdict.Stack{Frames: user, Kernel: kernel}
+			sums[k] = &verdict.Stack{Frames: user, Kernel: kernel, Interpreted: interp}
 		}
 		sums[k].Count += int(s.Count)
 	}
@@ -467,6 +472,20 @@ func addStacks(p *flame.Profile, get func(int, string) *verdict.Thread, kernelOn
 			return cmp.Or(b.Count-a.Count, slices.Compare(a.Frames, b.Frames))
 		})
 	}
+}
+
+// interpreted is f as the verdicts see code an interpreter ran, or nil:
+// a frame a language runtime named with a source position (a Python
+// function, not a JIT's perf map symbol, which has none).
+func interpreted(f stack.Frame) *verdict.Interpreted {
+	if f.Kind == stack.Native || f.Kind == stack.Kernel || f.Kind == "" || f.File == "" {
+		return nil
+	}
+	lang := string(f.Kind)
+	if lang == "python" {
+		lang = "Python"
+	}
+	return &verdict.Interpreted{Language: lang, Function: f.Function, File: f.File, Line: f.Line}
 }
 
 // runtimeOf tells a Go program (its stacks run through the Go scheduler)

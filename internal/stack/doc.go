@@ -10,7 +10,8 @@
 // # Runtimes
 //
 // A Runtime is one language runtime's knowledge, in a package of its own
-// (internal/stack/perfmap: the /tmp/perf-PID.map files that JITs write),
+// (internal/stack/perfmap: the /tmp/perf-PID.map files that JITs write;
+// internal/stack/python: CPython's frames, read from its memory),
 // behind one small interface, as the OpenTelemetry eBPF profiler keeps its
 // interpreters: it recognises itself in a process (Attach), names or
 // replaces the frames of one sample (Expand), follows the process's
@@ -18,7 +19,9 @@
 // is also a CodeUnwinder gives the unwinder call frame information for
 // code of its runtime that has none (CPython's perf trampolines). The
 // resolver and its callers never learn a language: a frame says which
-// runtime named it in its Kind.
+// runtime named it in its Kind. Frame.Label is how a frame prints in a
+// stack: a runtime's frame with a source position (a Python function)
+// carries it, a native frame its function alone.
 //
 // # Programs
 //

@@ -3,6 +3,7 @@ package verdict
 import (
 	"cmp"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 )
@@ -48,11 +49,16 @@ const (
 )
 
 func computeLoop(o *Observation, t *Thread) *Verdict {
-	r := float64(t.calls()) / o.Seconds
+	// A Python thread's GIL hand-offs are the interpreter's calls, not
+	// its code's (interpreted.go).
+	r := float64(t.calls()-gilCalls(t)) / o.Seconds
 	if o.NoSyscalls || t.load() < ComputeCPU || t.CPU.Total <= 0 || t.CPU.User/t.CPU.Total < ComputeUser || r >= ComputeMaxRate {
 		return nil
 	}
 	v := newVerdict(ComputeLoop, t)
+	if lang := t.interpreted(); lang != "" {
+		return computeInterpreted(v, t, lang, r)
+	}
 	leaves := leafShares(t)
 	if len(leaves) == 0 {
 		v.Summary = fmt.Sprintf("thread %s computes in user space with hardly a syscall; no stack of it was sampled to say where", t.Name)
@@ -123,4 +129,42 @@ func topLeaves(ls []leaf, n int) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f%%", l.name, 100*l.share))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// computeInterpreted is the verdict on a compute loop in interpreted
+// code: named by the user's function and its hottest line, not by the
+// interpreter's C function the samples end in, whose machine code says
+// nothing of the user's loop. The same ComputeFunctionShare names it.
+func computeInterpreted(v *Verdict, t *Thread, lang string, r float64) *Verdict {
+	fns := interpretedFunctions(t)
+	if len(fns) == 0 || fns[0].share < ComputeFunctionShare {
+		v.Summary = fmt.Sprintf("thread %s computes in %s with hardly a syscall, its time spread over many functions: real work, or a loop around much code", t.Name, lang)
+		v.Evidence = []string{cpuLine(t), fmt.Sprintf("%s syscalls", rate(r))}
+		var top []string
+		for i, f := range fns {
+			if i == flatTop {
+				break
+			}
+			top = append(top, fmt.Sprintf("%s %.1f%%", f.hottest.Function, 100*f.share))
+		}
+		v.Evidence = append(v.Evidence, fmt.Sprintf("a flat profile: no %s function holds %.0f%% of its samples; the top ones %s",
+			lang, 100*ComputeFunctionShare, strings.Join(top, ", ")))
+		v.Evidence = append(v.Evidence, stackLine(t)...)
+		v.Advice = "no one function is the loop: `cpuwhy record -o profile.html` gives a flame graph of the " + lang + " functions; look for the caller whose work this is"
+		return v
+	}
+	f := fns[0].hottest
+	v.Summary = fmt.Sprintf("thread %s computes in %s, in %s at line %d of %s, with hardly a syscall: a loop that does not end or does more work than it should",
+		t.Name, lang, f.Function, f.Line, path.Base(f.File))
+	v.Evidence = append([]string{cpuLine(t), fmt.Sprintf("%s syscalls", rate(r)),
+		fmt.Sprintf("%.0f%% of its samples run the %s function %s (%s), most at line %d", 100*fns[0].share, lang, f.Function, f.File, f.Line)}, stackLine(t)...)
+	if g := gilCalls(t); g > 0 {
+		v.Evidence = append(v.Evidence, fmt.Sprintf("its %d futex calls are the GIL's hand-offs, not counted as its own", g))
+	}
+	v.Advice = "look at the loop in " + f.String() + ": its exit condition and the work per iteration; if the work is legitimate, it needs a better algorithm"
+	if lang == "Python" {
+		v.Advice += ", or the inner loop in compiled code (numpy, a C extension, Cython); threads do not add cores to Python code " +
+			"(one GIL): processes do (multiprocessing, concurrent.futures.ProcessPoolExecutor)"
+	}
+	return v
 }

@@ -1,6 +1,9 @@
 package verdict
 
 import (
+	"fmt"
+	"path"
+
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 )
@@ -83,6 +86,23 @@ type Stack struct {
 	Frames []string `json:"frames"`           // function names (or module+offset), innermost first
 	Kernel []string `json:"kernel,omitempty"` // kernel frames above it, innermost first, when recorded
 	Count  int      `json:"count"`
+	// Interpreted is its innermost frame of code an interpreter ran (a
+	// Python function), when it has one: the user's code, whatever
+	// native frames of the interpreter or of C extensions run under it.
+	Interpreted *Interpreted `json:"interpreted,omitempty"`
+}
+
+// Interpreted is a frame of code an interpreter ran.
+type Interpreted struct {
+	Language string `json:"language"` // "Python"
+	Function string `json:"function"` // qualified: Indexer.rebuild
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+}
+
+// String is the frame as stacks print it: Indexer.rebuild (index.py:42).
+func (f Interpreted) String() string {
+	return fmt.Sprintf("%s (%s:%d)", f.Function, path.Base(f.File), f.Line)
 }
 
 // Code is a function's hottest instructions, disassembled and annotated

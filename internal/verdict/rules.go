@@ -106,6 +106,7 @@ var rules = []rule{
 	{pattern: JITCompilation, scope: perProcess, process: jitCompilation},
 	{pattern: ProcessChurn, scope: perProcess, process: processChurn},
 	{pattern: ThreadChurn, scope: perProcess, process: threadChurn},
+	{pattern: GILContention, scope: perProcess, process: gilContention},
 	{pattern: LockContention, scope: perProcess, process: lockContention},
 	{pattern: ErrorLoop, scope: perThread, thread: errorLoop},
 	{pattern: BusyPoll, scope: perThread, thread: busyPoll},
@@ -209,6 +210,7 @@ func judgeBusy(o *Observation) []Verdict {
 				continue
 			}
 			if v := r.thread(o, t); v != nil {
+				speakInterpreted(v, t)
 				out = append(out, *v)
 				break
 			}

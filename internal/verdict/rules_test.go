@@ -64,6 +64,7 @@ func TestRulesOrder(t *testing.T) {
 		"jit_compilation per process jitCompilation",
 		"process_churn per process processChurn",
 		"thread_churn per process threadChurn",
+		"gil_contention per process gilContention",
 		"lock_contention per process lockContention",
 		"error_loop per thread errorLoop",
 		"busy_poll per thread busyPoll",

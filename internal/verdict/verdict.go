@@ -26,12 +26,13 @@ const (
 	Steal           Pattern = "steal"             // the hypervisor took the CPUs
 	Softirq         Pattern = "softirq"           // interrupts and softirqs took the CPUs
 	KernelThread    Pattern = "kernel_thread"     // the target is a kernel thread: what it does
+	GILContention   Pattern = "gil_contention"    // Python threads taking turns on the interpreter's lock
 	Healthy         Pattern = "healthy"           // nothing wrong
 )
 
 // Patterns lists every pattern, for documentation and completion.
 var Patterns = []Pattern{BusyPoll, ErrorLoop, ZeroTimeoutPoll, SpinYield, LockContention, ComputeLoop,
-	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, JITCompilation, KernelBound, Throttled, Starved, Steal, Softirq, KernelThread, Healthy}
+	TimerStorm, WriteStorm, ProcessChurn, ThreadChurn, GCPressure, JITCompilation, KernelBound, GILContention, Throttled, Starved, Steal, Softirq, KernelThread, Healthy}
 
 // ThreadRef names a thread.
 type ThreadRef struct {
@@ -79,7 +80,7 @@ type Verdict struct {
 // The values of Verdict.CPUOf.
 const (
 	CPUOfThread    = "thread"    // the thread named in Thread (the patterns judged per thread)
-	CPUOfThreads   = "threads"   // the contenders together (lock_contention)
+	CPUOfThreads   = "threads"   // the contenders together (lock_contention, gil_contention)
 	CPUOfCollector = "collector" // the garbage collector's part of the process (gc_pressure)
 	CPUOfCompiler  = "compiler"  // a JVM's JIT compiler threads (jit_compilation)
 	CPUOfProcess   = "process"   // the process plus the children it waited for in the window (process_churn, healthy)

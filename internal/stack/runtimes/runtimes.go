@@ -20,4 +20,6 @@ import (
 	_ "github.com/cpuwhy/cpuwhy/internal/stack/nodev8"
 	// Perf maps: node --perf-basic-prof, python -X perf, perf-map-agent.
 	_ "github.com/cpuwhy/cpuwhy/internal/stack/perfmap"
+	// CPython 3.8-3.13, read from the interpreter's memory.
+	_ "github.com/cpuwhy/cpuwhy/internal/stack/python"
 )

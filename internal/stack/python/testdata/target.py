@@ -1,0 +1,94 @@
+# target.py MODE: a Python program whose stacks the tests of package
+# python read. It prints "ready" once it runs what MODE says, then runs
+# until killed. Lines the tests look for are marked "# line:NAME"; the
+# tests find their numbers in this file.
+import socket
+import sys
+import threading
+
+
+class Indexer:
+    def rebuild(self, n):
+        total = 0
+        while True:
+            for i in range(n):
+                total += i * i  # line:rebuild
+            total %= 1000003
+
+
+def drain(sock):
+    while True:
+        try:
+            sock.recv(4096)  # line:drain
+        except BlockingIOError:
+            pass
+
+
+def recurse(depth):
+    if depth == 0:
+        spin()
+    return recurse(depth - 1)  # line:recurse
+
+
+def spin():
+    x = 0
+    while True:
+        x += 1  # line:spin
+
+
+def worker(k):
+    total = 0
+    while True:
+        total += k  # line:worker
+
+
+async def crunch(n):
+    total = 0
+    while True:
+        for i in range(n):
+            total += i * i  # line:crunch
+        total %= 1000003
+
+
+async def serve():
+    import asyncio
+    await asyncio.gather(crunch(1000))
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "compute":
+        print("ready", flush=True)
+        Indexer().rebuild(1000)
+    elif mode == "poll":
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        print("ready", flush=True)
+        drain(a)
+    elif mode == "recurse":
+        sys.setrecursionlimit(10000)
+        print("ready", flush=True)
+        recurse(int(sys.argv[2]))
+    elif mode == "corrupt":
+        # Points the name of rebuild's code object (at the offset given)
+        # at an int: the interpreter never reads it while the loop runs.
+        import ctypes
+        global bogus
+        bogus = 10**20
+        code = Indexer.rebuild.__code__
+        ctypes.c_void_p.from_address(id(code) + int(sys.argv[2])).value = id(bogus)
+        print("ready", flush=True)
+        Indexer().rebuild(1000)
+    elif mode == "asyncio":
+        import asyncio
+        print("ready", flush=True)
+        asyncio.run(serve())
+    elif mode == "threads":
+        n = int(sys.argv[2])
+        for k in range(n):
+            threading.Thread(target=worker, args=(k,), name="worker-%d" % k, daemon=True).start()
+        print("ready", flush=True)
+        threading.Event().wait()
+
+
+main()

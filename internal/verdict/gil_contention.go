@@ -1,0 +1,102 @@
+package verdict
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// gil_contention: several Python threads want to run Python code, but
+// the interpreter's global lock (the GIL) lets one at a time: they take
+// turns, each blocked while another holds it, and together they get no
+// more than one core whatever the machine has. py-spy's --gil view.
+//
+// Thresholds: the contenders are the threads that run Python
+// (InterpretedShare of their samples, interpreted.go) and use
+// GILThreadCPU or more of a core, block GILBlocked or more of the
+// window, and make GILFutexRate or more futex calls a second. There must
+// be two or more, using HotThreadCPU or more (rules.go) and at most
+// GILMaxCPU between them.
+
+const (
+	// GILThreadCPU is the CPU a Python thread must use to be one of the
+	// contenders: it gets the GIL and runs with it. A thread blocked on
+	// I/O or a queue the whole window uses next to nothing.
+	GILThreadCPU = 5.0
+
+	// GILBlocked is the part of the window a contender must spend
+	// blocked (neither running nor waiting for a CPU): a thread waiting
+	// for the GIL sleeps on its condition variable. Two threads sharing
+	// it block about half the window each, four about three quarters; a
+	// fifth leaves room for threads that also run C code without it.
+	GILBlocked = 20.0
+
+	// GILFutexRate is the rate of futex calls a contender must make: a
+	// thread waiting for the GIL wakes every switch interval (5 ms) to ask
+	// for it, and the holder hands it over, a few hundred calls a second
+	// each; a thread blocked on a lock or queue for a long wait makes a
+	// few.
+	GILFutexRate = 50.0
+
+	// GILMaxCPU is what the contenders may use together: one core runs
+	// Python at a time, and C code that releases the GIL (I/O, numpy)
+	// adds some; a third of a core more says the threads run in parallel
+	// and are not held back by the GIL.
+	GILMaxCPU = 130.0
+)
+
+func gilContention(o *Observation) (*Verdict, []int) {
+	var contenders []*Thread
+	var cpu float64
+	for i := range o.Threads {
+		t := &o.Threads[i]
+		if t.Exited > 0 || t.Demand <= 0 || t.CPU.Total < GILThreadCPU || 100-t.Demand < GILBlocked || t.interpreted() != "Python" {
+			continue
+		}
+		s := t.syscall("futex")
+		if s == nil || float64(s.Count)/o.Seconds < GILFutexRate {
+			continue
+		}
+		contenders = append(contenders, t)
+		cpu += t.CPU.Total
+	}
+	if len(contenders) < 2 || cpu < HotThreadCPU || cpu > GILMaxCPU {
+		return nil, nil
+	}
+	slices.SortStableFunc(contenders, func(a, b *Thread) int { return cmp.Compare(b.CPU.Total, a.CPU.Total) })
+	holder := contenders[0]
+	v := newVerdict(GILContention, holder)
+	v.CPU, v.CPUOf = round1(cpu), CPUOfThreads
+	v.Syscall = str("futex")
+	at := func(t *Thread) string {
+		if fns := interpretedFunctions(t); len(fns) > 0 {
+			return " in " + fns[0].hottest.String()
+		}
+		return ""
+	}
+	minB, maxB := 100.0, 0.0
+	var tids []int
+	var starved []string
+	for i, t := range contenders {
+		b := 100 - t.Demand
+		minB, maxB = min(minB, b), max(maxB, b)
+		tids = append(tids, t.TID)
+		if i > 0 {
+			starved = append(starved, fmt.Sprintf("%s (TID %d)", t.Name, t.TID))
+		}
+	}
+	v.Summary = fmt.Sprintf("%d Python threads want the CPU but take turns on the GIL, the interpreter's lock that lets one run Python at a time: "+
+		"together they ran %.0f%% of a core, each blocked %.0f-%.0f%% of the window waiting for it; %s (TID %d) held it most%s",
+		len(contenders), cpu, minB, maxB, holder.Name, holder.TID, at(holder))
+	v.Evidence = []string{fmt.Sprintf("the threads starved of the GIL: %s", strings.Join(starved, ", "))}
+	for _, t := range contenders {
+		f := t.syscall("futex")
+		v.Evidence = append(v.Evidence, fmt.Sprintf("thread %s (TID %d) ran %.1f%% of a core%s, blocked %.0f%% of the window, %s futex calls (the GIL's hand-offs)",
+			t.Name, t.TID, t.CPU.Total, at(t), 100-t.Demand, rate(float64(f.Count)/o.Seconds)))
+	}
+	v.Advice = "threads do not run Python code in parallel: move the CPU-bound work to processes (multiprocessing, concurrent.futures.ProcessPoolExecutor), " +
+		"or into code that releases the GIL (numpy, a C extension, Cython with nogil), or run it on a free-threaded CPython 3.13t; " +
+		"threads suit waiting on I/O, not computing"
+	return v, tids
+}
