@@ -117,6 +117,7 @@ type watchObserver interface {
 	Skipped(t watch.Trigger, why watch.Skip)
 	Diagnosed(t watch.Trigger, tgt target.Target, res *diagnose.Result, e reportdir.Entry)
 	Failed(t *watch.Trigger, kind string, err error)
+	Scanned(at time.Time)
 }
 
 // Kinds of error a watch counts.
@@ -134,9 +135,16 @@ func runWatch(ctx context.Context, o *watchOptions, obs watchObserver) error {
 	if err != nil {
 		return err
 	}
+	return r.run(ctx)
+}
+
+// run watches until ctx ends: then it stops cleanly, the diagnosis under
+// way abandoned.
+func (r *watchRunner) run(ctx context.Context) error {
+	o := r.o
 	escape.Fprintf(o.streams.Err, "cpuwhy: watching %s for %.0f%% of a core over %v; reports in %s\n",
 		r.scope, o.cpu, shortDuration(o.forDur), o.dir)
-	err = r.w.Run(ctx, r)
+	err := r.w.Run(ctx, r)
 	if errors.Is(err, context.Canceled) {
 		escape.Fprintf(o.streams.Err, "cpuwhy: stopped\n")
 		return nil // asked to stop: a clean end
@@ -292,6 +300,13 @@ func (r *watchRunner) Skipped(t watch.Trigger, why watch.Skip) {
 	}
 	if r.obs != nil {
 		r.obs.Skipped(t, why)
+	}
+}
+
+// Scanned implements watch.Handler.
+func (r *watchRunner) Scanned(at time.Time) {
+	if r.obs != nil {
+		r.obs.Scanned(at)
 	}
 }
 

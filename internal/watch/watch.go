@@ -109,8 +109,10 @@ type Handler interface {
 	Diagnose(ctx context.Context, t Trigger)
 	// Skipped is told of a trigger not handed to Diagnose.
 	Skipped(t Trigger, why Skip)
-	// ScanFailed is told of a scan of /proc that failed.
+	// ScanFailed is told of a scan of /proc that failed, Scanned of
+	// one that did not.
 	ScanFailed(err error)
+	Scanned(at time.Time)
 }
 
 // Watcher watches the processes of one /proc.
@@ -179,6 +181,7 @@ func (w *Watcher) Run(ctx context.Context, h Handler) error {
 		return fmt.Errorf("scanning processes: %w", err)
 	}
 	w.prev = first
+	h.Scanned(first.Taken)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -226,6 +229,7 @@ func (w *Watcher) scan(h Handler) {
 	prev := w.prev
 	w.prev = cur
 	now := cur.Taken
+	h.Scanned(now)
 	seen := make(map[procKey]bool, len(w.hot))
 	for _, u := range proc.Compare(prev, cur) {
 		if u.PID == w.opts.Self || u.CPU.Total < w.opts.CPU {

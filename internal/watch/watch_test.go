@@ -63,6 +63,8 @@ func (r *recorder) ScanFailed(err error) {
 	r.scanErrs = append(r.scanErrs, err)
 }
 
+func (r *recorder) Scanned(time.Time) {}
+
 func only(pids ...int) func(int, string) bool {
 	return func(pid int, _ string) bool { return slices.Contains(pids, pid) }
 }
