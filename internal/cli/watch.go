@@ -229,6 +229,9 @@ func (r *watchRunner) Diagnose(ctx context.Context, trig watch.Trigger) {
 	res, err := diagnose.Run(ctx, t, diagnose.Options{
 		FS: r.o.global.procFS(), Duration: r.o.duration, Frequency: r.o.frequency,
 		DebugDirs: r.o.debugDirs, Tracers: r.tracers,
+		// A spike may end with its process: what was seen is the
+		// evidence, kept rather than thrown away.
+		KeepExited: true,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -30,9 +30,11 @@ func hotCode(mem Memory, arch string, pid, tid int, leaves []cpuprofile.Leaf) *v
 	from := lo - min(lo, disasm.MaxLoop)
 	buf := make([]byte, hi+disasm.MaxLoop+16-from)
 	n, err := mem.ReadMemory(pid, buf, from)
-	if err != nil {
-		// The bytes before lo may be unmapped; its page is not.
-		from = lo &^ (pageSize - 1)
+	if page := lo &^ (pageSize - 1); err != nil && page > from {
+		// The bytes before lo may be unmapped; its page is not. (When
+		// that page begins at or before from, the read did not fail for
+		// want of a mapping: the process is gone.)
+		from = page
 		buf = buf[:hi+disasm.MaxLoop+16-from]
 		n, err = mem.ReadMemory(pid, buf, from)
 	}

@@ -98,7 +98,7 @@ func TestIdleThenSpin(t *testing.T) {
 	stop := run(t, opts, r)
 	defer stop()
 	time.Sleep(300 * time.Millisecond) // the watch has begun
-	sp := spinner.Start(t, idle, 0)
+	sp := spinner.Start(t, spinner.Name(), idle, 0)
 	started = time.Now()
 	pid = sp.PID
 	var trig Trigger
@@ -152,7 +152,7 @@ func TestBurst(t *testing.T) {
 	var pids []int
 	var sps []*spinner.Spinner
 	for range n {
-		sp := spinner.Start(t, 0, 0)
+		sp := spinner.Start(t, spinner.Name(), 0, 0)
 		sps = append(sps, sp)
 		pids = append(pids, sp.PID)
 	}
@@ -196,7 +196,7 @@ func TestBurst(t *testing.T) {
 // A process that exits is forgotten: the watch's maps hold only the
 // processes alive.
 func TestForgetsExited(t *testing.T) {
-	sp := spinner.Start(t, 0, 0)
+	sp := spinner.Start(t, spinner.Name(), 0, 0)
 	w := New(Options{CPU: 2, For: time.Hour, Interval: time.Hour, Match: only(sp.PID)})
 	h := newRecorder(0)
 	var err error

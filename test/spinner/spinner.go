@@ -6,6 +6,8 @@
 package spinner
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,8 +28,14 @@ func Main() {
 		return
 	}
 	parts := strings.Split(v, ",")
-	if len(parts) != 2 {
-		fmt.Fprintf(os.Stderr, "spinner: %s=%q: want IDLE,SPIN\n", env, v)
+	if len(parts) != 3 {
+		fmt.Fprintf(os.Stderr, "spinner: %s=%q: want IDLE,SPIN,NAME\n", env, v)
+		os.Exit(2)
+	}
+	// /proc/self/comm is the main thread's, the process's name in
+	// /proc/PID/stat that a watch matches.
+	if err := os.WriteFile("/proc/self/comm", []byte(parts[2]), 0); err != nil {
+		fmt.Fprintf(os.Stderr, "spinner: naming itself %q: %v\n", parts[2], err)
 		os.Exit(2)
 	}
 	idle, err1 := time.ParseDuration(parts[0])
@@ -55,12 +63,22 @@ type Spinner struct {
 	done chan struct{}
 }
 
-// Start starts a spinner that sleeps for idle, spins for spin (0: until
-// killed) and exits. The test's cleanup kills it.
-func Start(tb testing.TB, idle, spin time.Duration) *Spinner {
+// Name returns a process name no other process has: a test watches its
+// spinners by name, not whatever else on the machine spins (another
+// test's spinners included).
+func Name() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "spin" + hex.EncodeToString(b[:])
+}
+
+// Start starts a spinner named name (at most 15 bytes) that sleeps for
+// idle, spins for spin (0: until killed) and exits. The test's cleanup
+// kills it.
+func Start(tb testing.TB, name string, idle, spin time.Duration) *Spinner {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env+"="+idle.String()+","+spin.String())
+	cmd.Env = append(os.Environ(), env+"="+idle.String()+","+spin.String()+","+name)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		tb.Fatal(err)

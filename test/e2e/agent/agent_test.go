@@ -186,14 +186,15 @@ func query(t *testing.T, base, q string) []map[string]any {
 func TestAgentCatchesSpike(t *testing.T) {
 	dir := t.TempDir()
 	py := newPyroscope(t)
-	name := "^" + regexp.QuoteMeta(spinnerName()) + "$"
+	sn := spinner.Name()
+	name := "^" + sn + "$"
 	a, base := startAgent(t, append([]string{"--name", name, "--pyroscope", py.URL}, watchFlags(dir)...)...)
 	prom := prometheusServer(t, strings.TrimPrefix(base, "http://"))
 
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
-	sp := spinner.Start(t, 2*time.Second, 0)
+	sp := spinner.Start(t, sn, 2*time.Second, 0)
 	line, ok := a.nextLine(60 * time.Second)
 	if !ok || !strings.Contains(line, strconv.Itoa(sp.PID)) {
 		t.Fatalf("no event for the spinner %d: %q; stderr:\n%s", sp.PID, line, a.errText())
@@ -204,12 +205,12 @@ func TestAgentCatchesSpike(t *testing.T) {
 	series := fmt.Sprintf(`cpuwhy_verdicts_total{container="",pattern=`)
 	var pattern string
 	for _, l := range strings.Split(body, "\n") {
-		if strings.HasPrefix(l, series) && strings.Contains(l, `process="`+spinnerName()+`"`) {
+		if strings.HasPrefix(l, series) && strings.Contains(l, `process="`+sn+`"`) {
 			pattern = strings.Split(strings.TrimPrefix(l, series+`"`), `"`)[0]
 		}
 	}
 	if pattern == "" {
-		t.Fatalf("no verdict series for %s on /metrics:\n%s", spinnerName(), grep(body, "cpuwhy_"))
+		t.Fatalf("no verdict series for %s on /metrics:\n%s", sn, grep(body, "cpuwhy_"))
 	}
 	for prefix, want := range map[string]float64{
 		"cpuwhy_diagnoses_total":                             1,
@@ -254,7 +255,7 @@ func TestAgentCatchesSpike(t *testing.T) {
 		t.Fatalf("pushes to Pyroscope: %+v", pushes)
 	}
 	p := pushes[0]
-	wantName := fmt.Sprintf("%s{service=%s,process=%s,pattern=%s}", spinnerName(), spinnerName(), spinnerName(), pattern)
+	wantName := fmt.Sprintf("%s{service=%s,process=%s,pattern=%s}", sn, sn, sn, pattern)
 	if p.query.Get("name") != wantName || p.query.Get("format") != "pprof" || p.query.Get("from") == "" {
 		t.Errorf("pushed with %v, want name %s, format pprof", p.query, wantName)
 	}
@@ -267,7 +268,7 @@ func TestAgentCatchesSpike(t *testing.T) {
 	}
 
 	// Prometheus, scraping the agent, has the series.
-	q := fmt.Sprintf(`cpuwhy_verdicts_total{process=%q,pattern=%q}`, spinnerName(), pattern)
+	q := fmt.Sprintf(`cpuwhy_verdicts_total{process=%q,pattern=%q}`, sn, pattern)
 	var res []map[string]any
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -283,7 +284,7 @@ func TestAgentCatchesSpike(t *testing.T) {
 	if pattern != "healthy" {
 		// The example rule fires on it: ALERTS holds the pending or
 		// firing alert with the pattern and process.
-		aq := fmt.Sprintf(`ALERTS{alertname="CpuwhyPathology",process=%q}`, spinnerName())
+		aq := fmt.Sprintf(`ALERTS{alertname="CpuwhyPathology",process=%q}`, sn)
 		deadline = time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
 			if res = query(t, prom, aq); len(res) > 0 {

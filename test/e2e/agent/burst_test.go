@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +20,14 @@ import (
 func TestAgentBurst(t *testing.T) {
 	const n, queue = 10, 2
 	dir := t.TempDir()
-	name := "^" + regexp.QuoteMeta(spinnerName()) + "$"
+	sn := spinner.Name()
+	name := "^" + sn + "$"
 	flags := watchFlags(dir)
 	flags[1] = "3" // --cpu: ten spinners share two cores with whatever else runs
 	a, base := startAgent(t, append([]string{"--name", name, "--queue", fmt.Sprint(queue), "--for", "1s"}, flags...)...)
 	pids := map[int]bool{}
 	for range n {
-		pids[spinner.Start(t, 0, 0).PID] = true
+		pids[spinner.Start(t, sn, 0, 0).PID] = true
 	}
 	maxPending := 0.0
 	deadline := time.Now().Add(120 * time.Second)
@@ -82,9 +82,10 @@ func TestAgentDirUnwritable(t *testing.T) {
 				privtest.Require(t, fmt.Sprintf("mounting a tmpfs (%s): %v", tt.opts, err))
 			}
 			t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-			name := "^" + regexp.QuoteMeta(spinnerName()) + "$"
+			sn := spinner.Name()
+	name := "^" + sn + "$"
 			a, base := startAgent(t, append([]string{"--name", name, "--cooldown", "0"}, watchFlags(dir)...)...)
-			spinner.Start(t, 0, 0)
+			spinner.Start(t, sn, 0, 0)
 			if !a.waitStderr("write_report", 60*time.Second) {
 				t.Fatalf("no write_report error; stderr:\n%s", a.errText())
 			}

@@ -207,13 +207,3 @@ func readReport(t testing.TB, dir string, e reportdir.Entry) *diagnose.Report {
 	}
 	return &r
 }
-
-// spinnerName is the comm of a spinner: the test binary's name, as the
-// kernel cuts it to 15 bytes.
-func spinnerName() string {
-	n := filepath.Base(os.Args[0])
-	if len(n) > 15 {
-		n = n[:15]
-	}
-	return n
-}

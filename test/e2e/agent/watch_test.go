@@ -2,7 +2,6 @@ package agent
 
 import (
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,17 +24,18 @@ func watchFlags(dir string) []string {
 // line naming it; SIGTERM stops the watch cleanly.
 func TestWatchCatchesSpike(t *testing.T) {
 	dir := t.TempDir()
-	name := "^" + regexp.QuoteMeta(spinnerName()) + "$"
+	sn := spinner.Name()
+	name := "^" + sn + "$"
 	w := start(t, append([]string{"watch", "--name", name}, watchFlags(dir)...)...)
 	if !w.waitStderr("cpuwhy: watching", 10*time.Second) {
 		t.Fatalf("watch did not start:\n%s", w.errText())
 	}
-	sp := spinner.Start(t, 2*time.Second, 0)
+	sp := spinner.Start(t, sn, 2*time.Second, 0)
 	line, ok := w.nextLine(60 * time.Second)
 	if !ok {
 		t.Fatalf("no event line in 60 s; stderr:\n%s", w.errText())
 	}
-	if !strings.Contains(line, strconv.Itoa(sp.PID)+" ("+spinnerName()+")") || !strings.Contains(line, dir) {
+	if !strings.Contains(line, strconv.Itoa(sp.PID)+" ("+sn+")") || !strings.Contains(line, dir) {
 		t.Errorf("event line %q does not name the spinner %d and a report in %s", line, sp.PID, dir)
 	}
 	entries, err := reportdir.Dir{Path: dir}.List()
@@ -59,22 +59,43 @@ func TestWatchCatchesSpike(t *testing.T) {
 	}
 }
 
-// A process that exits during its diagnosis is one line, and the watch
-// goes on to the next spike.
+// A process that exits during its diagnosis is diagnosed on what was seen
+// until it went, the report says so, and the watch goes on to the next
+// spike.
 func TestWatchTargetExits(t *testing.T) {
 	dir := t.TempDir()
 	flags := watchFlags(dir)
-	flags[len(flags)-3] = "4s" // -d: the spinner exits during the window
-	name := "^" + regexp.QuoteMeta(spinnerName()) + "$"
+	flags[len(flags)-3] = "6s" // -d: the spinner exits during the window
+	sn := spinner.Name()
+	name := "^" + sn + "$"
 	w := start(t, append([]string{"watch", "--name", name}, flags...)...)
 	w.waitStderr("cpuwhy: watching", 10*time.Second)
-	sp := spinner.Start(t, 0, 3500*time.Millisecond)
-	if !w.waitStderr("target_gone", 60*time.Second) {
-		t.Fatalf("no target_gone line for the spinner %d that exited; stderr:\n%s", sp.PID, w.errText())
+	// Hot for 2 s, the trigger; it exits some 3 s into the 6 s window.
+	sp := spinner.Start(t, sn, 0, 5*time.Second)
+	line, ok := w.nextLine(60 * time.Second)
+	if !ok || !strings.Contains(line, strconv.Itoa(sp.PID)) {
+		t.Fatalf("no event for the spinner %d that exited during its diagnosis: %q; stderr:\n%s", sp.PID, line, w.errText())
+	}
+	select {
+	case <-sp.Done():
+	default:
+		t.Fatalf("the spinner %d was diagnosed before it exited", sp.PID)
+	}
+	entries, err := reportdir.Dir{Path: dir}.List()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("reports: %v, %v", entries, err)
+	}
+	r := readReport(t, dir, entries[0])
+	exitNote := false
+	for _, n := range r.Notes {
+		exitNote = exitNote || strings.Contains(n, "the process exited during the window")
+	}
+	if !exitNote || r.Window >= 6 || r.Window < 1 || r.Target.CPU < 20 {
+		t.Errorf("report of a process that exited: window %.1f s, CPU %.1f%%, notes %q; want a shorter window, its CPU, and a note", r.Window, r.Target.CPU, r.Notes)
 	}
 	// Still watching: the next spike is diagnosed.
-	sp2 := spinner.Start(t, 0, 0)
-	line, ok := w.nextLine(60 * time.Second)
+	sp2 := spinner.Start(t, sn, 0, 0)
+	line, ok = w.nextLine(60 * time.Second)
 	if !ok || !strings.Contains(line, strconv.Itoa(sp2.PID)) {
 		t.Fatalf("after a target exited, no event for the next spinner %d: %q; stderr:\n%s", sp2.PID, line, w.errText())
 	}
@@ -92,7 +113,7 @@ func TestWatchMaxReports(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sp := spinner.Start(t, 0, 0)
+	sp := spinner.Start(t, spinner.Name(), 0, 0)
 	w := start(t, append([]string{"watch", strconv.Itoa(sp.PID), "--max-reports", "2", "--cooldown", "0"}, watchFlags(dir)...)...)
 	for range 2 {
 		if _, ok := w.nextLine(60 * time.Second); !ok {
