@@ -83,7 +83,7 @@ func TestAgentDirUnwritable(t *testing.T) {
 			}
 			t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
 			sn := spinner.Name()
-	name := "^" + sn + "$"
+			name := "^" + sn + "$"
 			a, base := startAgent(t, append([]string{"--name", name, "--cooldown", "0"}, watchFlags(dir)...)...)
 			spinner.Start(t, sn, 0, 0)
 			if !a.waitStderr("write_report", 60*time.Second) {
