@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -320,5 +321,28 @@ func TestRulesCheck(t *testing.T) {
 	out, err := exec.Command(bin, "check", "rules", rulesFile(t)).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "SUCCESS: 4 rules found") {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+}
+
+// systemd-analyze verifies deploy/'s unit, with the built binary where
+// the unit expects it installed.
+func TestSystemdUnit(t *testing.T) {
+	bin, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		privtest.Require(t, "systemd-analyze is not installed (Debian package systemd)")
+	}
+	unit, err := os.ReadFile("../../../deploy/systemd/cpuwhy-agent.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cpuwhy-agent.service")
+	text := strings.ReplaceAll(string(unit), "/usr/local/bin/cpuwhy", cpuwhyBinary(t))
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "verify", path).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }

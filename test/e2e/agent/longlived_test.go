@@ -88,6 +88,8 @@ func TestManyDiagnoses(t *testing.T) {
 		Duration: 200 * time.Millisecond, Frequency: 99,
 		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
 		FS:      proc.FS{},
+		// As the agent runs them.
+		KeepExited: true,
 	}
 	var base usage
 	began := time.Now()
