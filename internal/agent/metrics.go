@@ -98,6 +98,24 @@ func NewMetrics(maxSeries int, pending func() int) *Metrics {
 	return m
 }
 
+// WatchScans exports how many scans of /proc the watch took and skipped
+// (the host was under the threshold), as scans returns them.
+func (m *Metrics) WatchScans(scans func() (full, quiet int64)) {
+	for _, kind := range []string{"full", "skipped"} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "cpuwhy_scans_total",
+			Help:        "Scans of /proc: full (a stat line per process), or skipped because the whole host used less CPU than the threshold.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 {
+			full, quiet := scans()
+			if kind == "full" {
+				return float64(full)
+			}
+			return float64(quiet)
+		}))
+	}
+}
+
 // Verdict counts one verdict on a process (its name) in a container
 // (its label, "" on the host).
 func (m *Metrics) Verdict(pattern verdict.Pattern, process, container string) {

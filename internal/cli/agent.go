@@ -85,6 +85,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 		return err
 	}
 	m := agent.NewMetrics(o.maxSeries, r.w.Pending)
+	m.WatchScans(r.w.Scans)
 	srv := &agent.Server{Metrics: m, Reports: r.dir, Stale: 3*o.interval + 10*time.Second}
 	obs := &agentObserver{srv: srv, py: py, frequency: o.frequency, stderr: o.streams.Err, r: r}
 	r.obs = obs

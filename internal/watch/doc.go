@@ -8,7 +8,12 @@
 // so a thread at or above the threshold puts its process there too, and
 // only a process over the threshold has its threads read, to name the
 // hottest one. Processes started after the watch began are in the next
-// scan; their CPU is measured from their start.
+// scan; their CPU is measured from their start. Before each scan, the
+// first line of /proc/stat says how much CPU the whole host used since
+// the last: when that is under the threshold no process can be over it,
+// and the scan is skipped (on a host of 10,000 threads, listing /proc
+// alone walks them all); the first scan after a skipped one is a
+// baseline, so a spike on a quiet host is seen one interval later.
 //
 // A process that stays at or above Options.CPU for Options.For is a
 // Trigger. Triggers go to one worker through a queue of Options.Queue: one

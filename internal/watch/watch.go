@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
@@ -130,6 +131,12 @@ type Watcher struct {
 	tscan   *proc.Scanner
 	prev    *proc.Snapshot
 	queue   chan Trigger
+	// host is the host's CPU at hostAt, the last scan; stale says that
+	// prev is older than the last interval (scans were skipped).
+	host                  proc.HostCPU
+	hostAt                time.Time
+	stale                 bool
+	fullScans, quietScans atomic.Int64
 
 	mu      sync.Mutex
 	queued  int // triggers in the queue or being diagnosed
@@ -181,6 +188,8 @@ func (w *Watcher) Run(ctx context.Context, h Handler) error {
 		return fmt.Errorf("scanning processes: %w", err)
 	}
 	w.prev = first
+	w.fullScans.Add(1)
+	w.quiet() // the first reading of the host's CPU
 	h.Scanned(first.Taken)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -218,12 +227,36 @@ func (w *Watcher) work(ctx context.Context, h Handler) {
 	}
 }
 
+// quietShare is how far under the threshold the whole host's CPU must be
+// for a scan to be skipped: process and host times are both counted in
+// clock ticks, and a process's may be a tick ahead of the host's.
+const quietShare = 0.9
+
 // scan takes one snapshot and hands on the processes that have been hot
-// for long enough.
+// for long enough. When the whole host used less CPU since the last scan
+// than the threshold, no process can have reached it: the snapshot is
+// not taken (one read of /proc/stat instead of a stat file per process),
+// and the next one taken is a baseline only.
 func (w *Watcher) scan(h Handler) {
+	if w.quiet() {
+		clear(w.hot)
+		clear(w.threads)
+		w.stale = true
+		w.quietScans.Add(1)
+		h.Scanned(time.Now())
+		return
+	}
 	cur, err := w.scanner.Scan(scanAll)
 	if err != nil {
 		h.ScanFailed(err)
+		return
+	}
+	w.fullScans.Add(1)
+	if w.stale {
+		// The previous snapshot is older than an interval: the CPU
+		// since would be an average over the quiet time.
+		w.prev, w.stale = cur, false
+		h.Scanned(cur.Taken)
 		return
 	}
 	prev := w.prev
@@ -283,6 +316,28 @@ func (w *Watcher) scan(h Handler) {
 		}
 	}
 }
+
+// quiet reads the host's CPU and reports whether it stayed under the
+// threshold since the last reading; false when it cannot tell.
+func (w *Watcher) quiet() bool {
+	now := time.Now()
+	host, err := w.opts.FS.HostCPU()
+	if err != nil {
+		w.hostAt = time.Time{}
+		return false
+	}
+	prev, at := w.host, w.hostAt
+	w.host, w.hostAt = host, now
+	if at.IsZero() || host.Busy < prev.Busy || now.Sub(at) <= 0 {
+		return false
+	}
+	busy := 100 * float64(host.Busy-prev.Busy) / proc.TicksPerSecond / now.Sub(at).Seconds()
+	return busy < quietShare*w.opts.CPU
+}
+
+// Scans returns how many scans of /proc were taken and how many were
+// skipped because the whole host was under the threshold.
+func (w *Watcher) Scans() (full, quiet int64) { return w.fullScans.Load(), w.quietScans.Load() }
 
 // sinceStart is how long the process has run at snapshot s.
 func sinceStart(s *proc.Snapshot, st proc.Stat) time.Duration {

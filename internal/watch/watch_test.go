@@ -3,12 +3,15 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/test/spinner"
 )
 
@@ -227,5 +230,47 @@ func TestForgetsExited(t *testing.T) {
 	w.scan(h)
 	if hot, threads := mine(); hot != 0 || threads != 0 {
 		t.Errorf("after it exited: %d hot, %d thread readings, want none", hot, threads)
+	}
+}
+
+// While the whole host uses less CPU than the threshold, no process can
+// reach it: the scan reads /proc/stat alone, and the first scan after a
+// quiet stretch is a baseline, not a measurement over the stretch.
+func TestQuietHostSkipsScans(t *testing.T) {
+	root := t.TempDir()
+	busy := 1000
+	setBusy := func(ticks int) {
+		busy += ticks
+		line := fmt.Sprintf("cpu  %d 0 0 100000 0 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", busy)
+		if err := os.WriteFile(filepath.Join(root, "stat"), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setBusy(0)
+	w := New(Options{FS: proc.FS{Root: root}, CPU: 80})
+	var err error
+	if w.prev, err = w.scanner.Scan(scanAll); err != nil {
+		t.Fatal(err)
+	}
+	w.quiet()
+	h := newRecorder(0)
+	for _, step := range []struct {
+		ticks       int // host CPU ticks added in about 50 ms
+		full, quiet int64
+		stale       bool
+	}{
+		{1, 0, 1, true},    // 20% of a core: quiet
+		{1, 0, 2, true},    // still quiet
+		{100, 1, 2, false}, // 2000%: a scan, a baseline after the quiet ones
+		{100, 2, 2, false}, // a scan measured against it
+		{0, 2, 3, true},    // quiet again
+	} {
+		time.Sleep(50 * time.Millisecond)
+		setBusy(step.ticks)
+		w.scan(h)
+		full, quiet := w.Scans()
+		if full != step.full || quiet != step.quiet || w.stale != step.stale {
+			t.Fatalf("after %d ticks: %d full and %d quiet scans, stale %v; want %d, %d, %v", step.ticks, full, quiet, w.stale, step.full, step.quiet, step.stale)
+		}
 	}
 }
