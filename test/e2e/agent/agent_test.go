@@ -213,6 +213,7 @@ func TestAgentCatchesSpike(t *testing.T) {
 	if pattern == "" {
 		t.Fatalf("no verdict series for %s on /metrics:\n%s", sn, grep(body, "cpuwhy_"))
 	}
+	t.Logf("/metrics:\n%s", grep(body, "cpuwhy_"))
 	for prefix, want := range map[string]float64{
 		"cpuwhy_diagnoses_total":                             1,
 		`cpuwhy_errors_total{kind="write_report"}`:           0,
@@ -281,7 +282,8 @@ func TestAgentCatchesSpike(t *testing.T) {
 	if len(res) != 1 {
 		t.Fatalf("PromQL %s: %v", q, res)
 	}
-	t.Logf("PromQL %s: %v", q, res)
+	shown, _ := json.Marshal(res)
+	t.Logf("GET /api/v1/query?query=%s: result %s", q, shown)
 	if pattern != "healthy" {
 		// The example rule fires on it: ALERTS holds the pending or
 		// firing alert with the pattern and process.
