@@ -196,6 +196,11 @@ func Parse(stem string) (Entry, bool) {
 	if !ok || err != nil || pid <= 0 || name == "" || safeName(name) != name {
 		return Entry{}, false
 	}
+	// Only what Stem writes: time.Parse also takes a comma before the
+	// milliseconds, Atoi a sign or leading zeros.
+	if Stem(t, pid, name) != stem {
+		return Entry{}, false
+	}
 	return Entry{Stem: stem, Time: t, PID: pid, Name: name}, true
 }
 
