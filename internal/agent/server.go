@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/reportdir"
 )
 
@@ -98,15 +99,15 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if s.lastScan.Load() == 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "no scan of /proc yet\n")
+		escape.Fprintf(w, "no scan of /proc yet\n")
 		return
 	}
 	if time.Since(last) > s.Stale {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "no scan of /proc for %v\n", time.Since(last).Round(time.Second))
+		escape.Fprintf(w, "no scan of /proc for %v\n", time.Since(last).Round(time.Second))
 		return
 	}
-	fmt.Fprintf(w, "ok\n")
+	escape.Fprintf(w, "ok\n")
 }
 
 // listed is a report in /reports.
