@@ -2,12 +2,11 @@ package agent
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/cpuwhy/cpuwhy/internal/reportdir"
 	"github.com/cpuwhy/cpuwhy/test/privtest"
@@ -78,10 +77,16 @@ func TestAgentDirUnwritable(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, tt.opts); err != nil {
-				privtest.Require(t, fmt.Sprintf("mounting a tmpfs (%s): %v", tt.opts, err))
+			// mount(8) and umount(8): the test adds no raw syscalls of
+			// its own.
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", tt.opts, "tmpfs", dir).CombinedOutput(); err != nil {
+				privtest.Require(t, fmt.Sprintf("mounting a tmpfs (%s): %v: %s", tt.opts, err, out))
 			}
-			t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+			t.Cleanup(func() {
+				if out, err := exec.Command("umount", "--lazy", dir).CombinedOutput(); err != nil {
+					t.Errorf("unmounting %s: %v: %s", dir, err, out)
+				}
+			})
 			sn := spinner.Name()
 			name := "^" + sn + "$"
 			a, base := startAgent(t, append([]string{"--name", name, "--cooldown", "0"}, watchFlags(dir)...)...)
