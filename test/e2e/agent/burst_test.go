@@ -23,7 +23,10 @@ func TestAgentBurst(t *testing.T) {
 	name := "^" + sn + "$"
 	flags := watchFlags(dir)
 	flags[1] = "3" // --cpu: ten spinners share two cores with whatever else runs
-	a, base := startAgent(t, append([]string{"--name", name, "--queue", fmt.Sprint(queue), "--for", "1s"}, flags...)...)
+	// A Pyroscope that is not there: every push fails, is counted, and
+	// holds nothing up.
+	nowhere := "http://" + freePort(t)
+	a, base := startAgent(t, append([]string{"--name", name, "--queue", fmt.Sprint(queue), "--for", "1s", "--pyroscope", nowhere}, flags...)...)
 	pids := map[int]bool{}
 	for range n {
 		pids[spinner.Start(t, sn, 0, 0).PID] = true
@@ -35,7 +38,10 @@ func TestAgentBurst(t *testing.T) {
 		_, body = get(t, base+"/metrics")
 		p, _ := metric(body, "cpuwhy_pending_diagnoses")
 		maxPending = max(maxPending, p)
-		if d, _ := metric(body, "cpuwhy_diagnoses_total"); d >= n {
+		// A diagnosis is counted before its push fails.
+		d, _ := metric(body, "cpuwhy_diagnoses_total")
+		e, _ := metric(body, `cpuwhy_errors_total{kind="pyroscope"}`)
+		if d >= n && e >= n {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -45,6 +51,9 @@ func TestAgentBurst(t *testing.T) {
 	}
 	if d, _ := metric(body, "cpuwhy_diagnoses_total"); d != n {
 		t.Fatalf("%v diagnoses in 120 s, want %d; stderr:\n%s", d, n, a.errText())
+	}
+	if e, _ := metric(body, `cpuwhy_errors_total{kind="pyroscope"}`); e != n {
+		t.Errorf("%v failed pushes to a Pyroscope that is not there, want %d", e, n)
 	}
 	if s, _ := metric(body, `cpuwhy_triggers_skipped_total{reason="queue_full"}`); s < n-1-queue {
 		t.Errorf("%v triggers dropped with a full queue, want at least %d", s, n-1-queue)
