@@ -174,7 +174,9 @@ func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*w
 	if err != nil {
 		return nil, usageError{err}
 	}
-	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+	// Reports hold the targets' command lines and fds: not for every
+	// user of the host.
+	if err := os.MkdirAll(o.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("--dir %s: %w", o.dir, err)
 	}
 	match, scope, err := watchScope(ctx, sel, resolver, o.spec)

@@ -120,7 +120,9 @@ func writeFile(path string, write func(io.Writer) error) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, 0o644)
+		// A report holds command lines, paths and sockets of the
+		// target: not for every user of the host.
+		err = os.Chmod(tmp, 0o640)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)

@@ -79,6 +79,9 @@ func TestWriteListPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, err := f.Stat(); err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("a report's mode: %v, %v; want 0640", st.Mode(), err)
+	}
 	f.Close()
 	for _, bad := range [][2]string{{"../x", JSON}, {got[0].Stem, ".sh"}, {"20261203T074509.363Z-1-a/../../b", JSON}} {
 		if _, err := d.Open(bad[0], bad[1]); !errors.Is(err, os.ErrNotExist) {
