@@ -123,6 +123,11 @@ func (a *agentObserver) Diagnosed(trig watch.Trigger, t target.Target, res *diag
 	for _, v := range rep.Verdicts {
 		a.srv.Metrics.Verdict(v.Pattern, t.Name, t.ContainerLabel())
 	}
+}
+
+// Export pushes the diagnosis's profile to Pyroscope, when asked to.
+func (a *agentObserver) Export(trig watch.Trigger, t target.Target, res *diagnose.Result) {
+	rep := res.Report
 	if a.py == nil || res.Profile == nil {
 		return
 	}

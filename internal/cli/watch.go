@@ -115,7 +115,10 @@ func (o *watchOptions) bind(cmd *cobra.Command) {
 // the agent's metrics and exporters.
 type watchObserver interface {
 	Skipped(t watch.Trigger, why watch.Skip)
+	// Diagnosed is told of a diagnosis before its line is printed, and
+	// must be quick; Export after, and may take its time (a push).
 	Diagnosed(t watch.Trigger, tgt target.Target, res *diagnose.Result, e reportdir.Entry)
+	Export(t watch.Trigger, tgt target.Target, res *diagnose.Result)
 	Failed(t *watch.Trigger, kind string, err error)
 	Scanned(at time.Time)
 }
@@ -258,16 +261,19 @@ func (r *watchRunner) Diagnose(ctx context.Context, trig watch.Trigger) {
 		files[reportdir.HTML] = func(w io.Writer) error { return flame.Write(w, flame.FormatHTML, res.Profile) }
 	}
 	e, err := r.dir.Write(trig.At, t.PID, t.Name, files)
+	// Counted before the line is printed: whoever reads the line and
+	// then the metrics finds the verdicts there, whether the report could
+	// be written or not.
+	if r.obs != nil {
+		r.obs.Diagnosed(trig, t, res, e)
+	}
 	if err != nil {
 		r.fail(&trig, errWrite, err)
-		if e.Stem == "" {
-			e = reportdir.Entry{} // not written: the observers still count the verdicts
-		}
 	} else {
 		r.line(trig, t, res.Report, r.dir.File(e, reportdir.JSON))
 	}
 	if r.obs != nil {
-		r.obs.Diagnosed(trig, t, res, e)
+		r.obs.Export(trig, t, res)
 	}
 }
 

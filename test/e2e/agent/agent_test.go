@@ -249,10 +249,17 @@ func TestAgentCatchesSpike(t *testing.T) {
 		}
 	}
 
-	// Pyroscope got the window's profile, labelled.
-	py.mu.Lock()
-	pushes := py.pushes
-	py.mu.Unlock()
+	// Pyroscope got the window's profile, labelled (pushed after the
+	// event's line).
+	var pushes []push
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		py.mu.Lock()
+		pushes = py.pushes
+		py.mu.Unlock()
+		if len(pushes) > 0 {
+			break
+		}
+	}
 	if len(pushes) != 1 || pushes[0].err != nil {
 		t.Fatalf("pushes to Pyroscope: %+v", pushes)
 	}
