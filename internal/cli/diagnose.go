@@ -50,7 +50,7 @@ func bindDiagnose(root *cobra.Command, g *globalOptions, s Streams) {
 	root.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 1 {
 			if _, err := strconv.Atoi(args[0]); err != nil {
-				return usageError{fmt.Errorf("%q is neither a PID nor a command (top, syscalls, record, dump); name a process with --name REGEX", args[0])}
+				return usageError{fmt.Errorf("%q is neither a PID nor a command (top, syscalls, record, dump, watch, agent); name a process with --name REGEX", args[0])}
 			}
 		}
 		if err := pidArg(args, &o.spec); err != nil {

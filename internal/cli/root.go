@@ -90,7 +90,7 @@ Run it as root (or with CAP_SYS_PTRACE, CAP_PERFMON and CAP_BPF).`,
 	pf.StringVar(&g.dockerSocket, "docker-socket", "", "path of Docker's API socket (default: detected, else /var/run/docker.sock)")
 	_ = root.PersistentFlags().MarkHidden("proc")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
-	root.AddCommand(newTopCmd(g, s), newSyscallsCmd(g, s), newRecordCmd(g, s), newDumpCmd(g, s))
+	root.AddCommand(newTopCmd(g, s), newSyscallsCmd(g, s), newRecordCmd(g, s), newDumpCmd(g, s), newWatchCmd(g, s), newAgentCmd(g, s))
 	bindDiagnose(root, g, s)
 	return root
 }

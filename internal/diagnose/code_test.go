@@ -94,3 +94,27 @@ func TestHotCodeFromPageStart(t *testing.T) {
 		t.Fatalf("no listing: %+v", c)
 	}
 }
+
+// The code of a target that is gone cannot be read: no listing, and no
+// second read past the buffer, wherever the hot address lies in its page
+// (a read retried from the page's start once ran past the buffer when the
+// address lay more than a loop's length into its page).
+func TestHotCodeGone(t *testing.T) {
+	for _, hot := range []uint64{0x401010, 0x401f00, 0x400100 + 3000} {
+		var reads int
+		gone := MemoryFunc(func(pid int, p []byte, addr uint64) (int, error) {
+			reads++
+			if addr+uint64(len(p)) <= hot {
+				t.Errorf("read %#x+%d ends before the hot address %#x", addr, len(p), hot)
+			}
+			return 0, proc.ErrGone
+		})
+		leaves := []cpuprofile.Leaf{{TID: 7, Function: "f", PC: hot, Count: 10}}
+		if c := hotCode(gone, "amd64", 7, 7, leaves); c != nil {
+			t.Errorf("listing of a gone process at %#x: %+v", hot, c)
+		}
+		if reads == 0 || reads > 2 {
+			t.Errorf("%d reads at %#x, want one or two", reads, hot)
+		}
+	}
+}

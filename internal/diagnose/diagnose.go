@@ -48,7 +48,20 @@ type Options struct {
 	// Arch is the target's architecture (a GOARCH), which numbers its
 	// syscalls and encodes its code; "": this machine's.
 	Arch string
+	// KeepExited diagnoses a target that exits during the window on what
+	// was seen until then, instead of failing with ErrGone: the
+	// accounting is also read every keepEvery during the window (what
+	// cpuwhy watch and agent need, where a spike may end with its
+	// process), and the window ends at the last of those readings.
+	KeepExited bool
 }
+
+// keepEvery is how often the accounting is read during the window with
+// Options.KeepExited (less often for a process so big that reading it
+// would take more than a twentieth of the time): the CPU of at most the
+// last quarter second before an exit is lost, and an exit in the window's
+// first quarter second still fails.
+const keepEvery = 250 * time.Millisecond
 
 // Result is a diagnosis: the report and the recorded profile.
 type Result struct {
@@ -70,6 +83,9 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("reading %s: %w", t, err)
 	}
 	win := newReadings(func() (Reading, error) { return opts.Accounting.Read(t.PID) }, opts.Duration)
+	if opts.KeepExited {
+		win.every = keepEvery
+	}
 	line := newLineup(2, func() { win.open(ctx) })
 	traceReady, traceDone := line.member(ctx)
 	sampleReady, sampleDone := line.member(ctx)
@@ -111,7 +127,12 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 		}
 		notes = append(notes, fmt.Sprintf("interrupted after %.1f s: the verdict is on what was seen so far", time.Since(began).Seconds()))
 	}
-	if endErr != nil || prof != nil && prof.Ended != "" {
+	ended := prof != nil && prof.Ended != ""
+	switch {
+	case (ended || win.exited) && endErr == nil && opts.KeepExited:
+		notes = append(notes, fmt.Sprintf("the process exited during the window: the verdict is on what was seen until then (its CPU over the %.1f s to its last reading)",
+			snap1.Taken.Sub(snap0.Taken).Seconds()))
+	case endErr != nil || ended:
 		return nil, fmt.Errorf("%s exited during the window (%w): nothing to diagnose; run cpuwhy again while it runs", t, ErrGone)
 	}
 	if recErr != nil && traceErr != nil {

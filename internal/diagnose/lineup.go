@@ -2,8 +2,11 @@ package diagnose
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
 
 // lineup starts the window once every instrument is set up, so that each
@@ -65,6 +68,12 @@ type readings struct {
 	instrumented chan struct{} // closed when the instruments are done
 	taken        chan struct{} // closed when the second reading is taken
 	once         sync.Once
+
+	// every, when set, is how often a reading is also taken during the
+	// window, so that a target that exits has a last reading before it
+	// went: then last is the latest of those, and exited is set.
+	every  time.Duration
+	exited bool
 }
 
 func newReadings(read func() (Reading, error), d time.Duration) *readings {
@@ -75,17 +84,42 @@ func newReadings(read func() (Reading, error), d time.Duration) *readings {
 func (w *readings) open(ctx context.Context) {
 	w.began = time.Now()
 	w.first, w.err0 = w.read()
+	// Readings during the window take at most a twentieth of the time:
+	// a process of thousands of threads takes tens of milliseconds to
+	// read.
+	every := max(w.every, 20*time.Since(w.began))
 	go func() {
 		// From when the first reading began: reading thousands of
 		// threads takes a good part of a second.
 		t := time.NewTimer(w.duration - time.Since(w.began))
 		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-w.instrumented:
+		var tick <-chan time.Time
+		if w.every > 0 && w.err0 == nil {
+			ticker := time.NewTicker(every)
+			defer ticker.Stop()
+			tick = ticker.C
+		}
+		var between Reading
+		var have bool
+	wait:
+		for {
+			select {
+			case <-t.C:
+				break wait
+			case <-ctx.Done():
+				break wait
+			case <-w.instrumented:
+				break wait
+			case <-tick:
+				if r, err := w.read(); err == nil && !r.Process.Exited() {
+					between, have = r, true
+				}
+			}
 		}
 		w.last, w.err1 = w.read()
+		if have && (errors.Is(w.err1, proc.ErrGone) || w.err1 == nil && w.last.Process.Exited()) {
+			w.last, w.err1, w.exited = between, nil, true
+		}
 		close(w.taken)
 	}()
 }

@@ -1,0 +1,405 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+)
+
+// Defaults of Options.
+const (
+	DefaultCPU      = 80.0
+	DefaultFor      = 5 * time.Second
+	DefaultCooldown = 10 * time.Minute
+	DefaultInterval = time.Second
+	DefaultQueue    = 4
+)
+
+// Options shape a watch.
+type Options struct {
+	FS proc.FS
+	// CPU is the threshold, in percent of one core (100 = one core).
+	CPU float64
+	// For is how long a process must stay at or above CPU.
+	For time.Duration
+	// Cooldown is how long after a trigger its process is not triggered
+	// again.
+	Cooldown time.Duration
+	// Interval is the time between two scans of /proc.
+	Interval time.Duration
+	// Queue is how many triggers may wait while a diagnosis runs.
+	Queue int
+	// Match, when set, says whether a process is watched at all (a
+	// target, a container, a name); it is asked only about a process
+	// over the threshold, so it may be slow.
+	Match func(pid int, comm string) bool
+	// Self is a process never triggered (cpuwhy's own); 0: os.Getpid().
+	Self int
+}
+
+func (o Options) withDefaults() Options {
+	if o.CPU <= 0 {
+		o.CPU = DefaultCPU
+	}
+	if o.For <= 0 {
+		o.For = DefaultFor
+	}
+	if o.Cooldown < 0 {
+		o.Cooldown = 0
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Queue <= 0 {
+		o.Queue = DefaultQueue
+	}
+	if o.Self == 0 {
+		o.Self = os.Getpid()
+	}
+	return o
+}
+
+// Trigger is a process that stayed at or above the threshold.
+type Trigger struct {
+	PID       int
+	StartTime uint64 // the process's start, in clock ticks since boot: PID and this name one process
+	Name      string // comm
+	// CPU is the process's CPU over the last scan, percent of one core.
+	CPU float64
+	// Since is when it was first seen at or above the threshold, At
+	// when it had been there for Options.For.
+	Since, At time.Time
+	// Thread is its hottest thread over the last scan, when its threads
+	// could be read.
+	Thread *Thread
+}
+
+// Thread is a process's hottest thread at a trigger.
+type Thread struct {
+	TID  int
+	Name string
+	CPU  float64
+}
+
+func (t Trigger) String() string {
+	return fmt.Sprintf("%d (%s) at %.1f%% of a core for %.1f s", t.PID, t.Name, t.CPU, t.At.Sub(t.Since).Seconds())
+}
+
+// Skip says why a trigger was not diagnosed.
+type Skip string
+
+const (
+	// SkipCooldown: its process was triggered less than Options.Cooldown
+	// ago (or is queued or being diagnosed).
+	SkipCooldown Skip = "cooldown"
+	// SkipQueueFull: Options.Queue triggers were already waiting.
+	SkipQueueFull Skip = "queue_full"
+)
+
+// Handler is told what the watch finds. Diagnose runs in the watch's one
+// worker, one call at a time; the other methods are called from the
+// scanning goroutine and must return at once.
+type Handler interface {
+	// Diagnose handles a trigger; ctx ends when the watch stops.
+	Diagnose(ctx context.Context, t Trigger)
+	// Skipped is told of a trigger not handed to Diagnose.
+	Skipped(t Trigger, why Skip)
+	// ScanFailed is told of a scan of /proc that failed, Scanned of
+	// one that did not.
+	ScanFailed(err error)
+	Scanned(at time.Time)
+}
+
+// Watcher watches the processes of one /proc.
+type Watcher struct {
+	opts    Options
+	scanner *proc.Scanner
+	// hot is when each process was first seen over the threshold in
+	// the current run of scans over it, by process.
+	hot map[procKey]hotState
+	// cooling is when each process may trigger again.
+	cooling map[procKey]time.Time
+	// threads is the last reading of the threads of each process over
+	// the threshold, through tscan.
+	threads map[procKey]*proc.Snapshot
+	tscan   *proc.Scanner
+	prev    *proc.Snapshot
+	queue   chan Trigger
+	// host is the host's CPU at hostAt, the last scan; stale says that
+	// prev is older than the last interval (scans were skipped).
+	host                  proc.HostCPU
+	hostAt                time.Time
+	stale                 bool
+	fullScans, quietScans atomic.Int64
+
+	mu      sync.Mutex
+	queued  int // triggers in the queue or being diagnosed
+	running bool
+}
+
+// hotState is a process seen over the threshold at every scan since
+// since; watched says whether Options.Match took it.
+type hotState struct {
+	since   time.Time
+	watched bool
+}
+
+type procKey struct {
+	pid   int
+	start uint64
+}
+
+// New returns a Watcher; Run starts it.
+func New(opts Options) *Watcher {
+	opts = opts.withDefaults()
+	return &Watcher{
+		opts:    opts,
+		scanner: proc.NewScanner(opts.FS),
+		hot:     map[procKey]hotState{},
+		cooling: map[procKey]time.Time{},
+		threads: map[procKey]*proc.Snapshot{},
+		tscan:   proc.NewScanner(opts.FS),
+		queue:   make(chan Trigger, opts.Queue),
+	}
+}
+
+// Options returns the watcher's options, with the defaults filled in.
+func (w *Watcher) Options() Options { return w.opts }
+
+// Pending returns how many triggers are queued or being diagnosed.
+func (w *Watcher) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queued
+}
+
+// Run scans until ctx ends, then waits for the diagnosis under way (whose
+// context ends too) and returns ctx's error, or the error of the first
+// scan. Queued triggers not yet started are dropped.
+func (w *Watcher) Run(ctx context.Context, h Handler) error {
+	first, err := w.scanner.Scan(scanAll)
+	if err != nil {
+		return fmt.Errorf("scanning processes: %w", err)
+	}
+	w.prev = first
+	w.fullScans.Add(1)
+	w.quiet() // the first reading of the host's CPU
+	h.Scanned(first.Taken)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.work(ctx, h)
+	}()
+	tick := time.NewTicker(w.opts.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		case <-tick.C:
+			w.scan(h)
+		}
+	}
+}
+
+func (w *Watcher) work(ctx context.Context, h Handler) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-w.queue:
+			if ctx.Err() != nil {
+				return
+			}
+			h.Diagnose(ctx, t)
+			w.mu.Lock()
+			w.queued--
+			w.mu.Unlock()
+		}
+	}
+}
+
+// quietShare is how far under the threshold the whole host's CPU must be
+// for a scan to be skipped: process and host times are both counted in
+// clock ticks, and a process's may be a tick ahead of the host's.
+const quietShare = 0.9
+
+// scan takes one snapshot and hands on the processes that have been hot
+// for long enough. When the whole host used less CPU since the last scan
+// than the threshold, no process can have reached it: the snapshot is
+// not taken (one read of /proc/stat instead of a stat file per process),
+// and the next one taken is a baseline only.
+func (w *Watcher) scan(h Handler) {
+	if w.quiet() {
+		clear(w.hot)
+		clear(w.threads)
+		w.stale = true
+		w.quietScans.Add(1)
+		h.Scanned(time.Now())
+		return
+	}
+	cur, err := w.scanner.Scan(scanAll)
+	if err != nil {
+		h.ScanFailed(err)
+		return
+	}
+	w.fullScans.Add(1)
+	if w.stale {
+		// The previous snapshot is older than an interval: the CPU
+		// since would be an average over the quiet time.
+		w.prev, w.stale = cur, false
+		h.Scanned(cur.Taken)
+		return
+	}
+	prev := w.prev
+	w.prev = cur
+	now := cur.Taken
+	h.Scanned(now)
+	seen := make(map[procKey]bool, len(w.hot))
+	for _, u := range proc.Compare(prev, cur) {
+		if u.PID == w.opts.Self || u.CPU.Total < w.opts.CPU {
+			continue
+		}
+		k := procKey{u.PID, u.StartTime}
+		seen[k] = true
+		st, ok := w.hot[k]
+		if !ok {
+			// Hot over the whole interval that ended now: since the
+			// previous scan, or its start if it began after it.
+			st.since = prev.Taken
+			if p := prev.Find(u.PID); p == nil || p.StartTime != u.StartTime {
+				st.since = now.Add(-min(now.Sub(prev.Taken), sinceStart(cur, u.Stat)))
+			}
+			// Asked once per run of hot scans: a process outside the
+			// scope costs nothing more than its stat line.
+			st.watched = w.opts.Match == nil || w.opts.Match(u.PID, u.Comm)
+			w.hot[k] = st
+		}
+		if !st.watched {
+			continue
+		}
+		hottest := w.readThreads(k)
+		if now.Sub(st.since) < w.opts.For {
+			continue
+		}
+		// The next trigger of this process needs another For over the
+		// threshold, whatever becomes of this one.
+		delete(w.hot, k)
+		delete(w.threads, k)
+		seen[k] = false
+		t := Trigger{PID: u.PID, StartTime: u.StartTime, Name: u.Comm, CPU: u.CPU.Total, Since: st.since, At: now, Thread: hottest}
+		w.offer(h, k, t, now)
+	}
+	// Forget what cooled down or is gone: the maps hold at most the
+	// processes alive.
+	for k := range w.hot {
+		if !seen[k] {
+			delete(w.hot, k)
+		}
+	}
+	for k := range w.threads {
+		if !seen[k] {
+			delete(w.threads, k)
+		}
+	}
+	for k, until := range w.cooling {
+		if now.After(until) || cur.Find(k.pid) == nil || cur.Find(k.pid).StartTime != k.start {
+			delete(w.cooling, k)
+		}
+	}
+}
+
+// quiet reads the host's CPU and reports whether it stayed under the
+// threshold since the last reading; false when it cannot tell.
+func (w *Watcher) quiet() bool {
+	now := time.Now()
+	host, err := w.opts.FS.HostCPU()
+	if err != nil {
+		w.hostAt = time.Time{}
+		return false
+	}
+	prev, at := w.host, w.hostAt
+	w.host, w.hostAt = host, now
+	if at.IsZero() || host.Busy < prev.Busy || now.Sub(at) <= 0 {
+		return false
+	}
+	busy := 100 * float64(host.Busy-prev.Busy) / proc.TicksPerSecond / now.Sub(at).Seconds()
+	return busy < quietShare*w.opts.CPU
+}
+
+// Scans returns how many scans of /proc were taken and how many were
+// skipped because the whole host was under the threshold.
+func (w *Watcher) Scans() (full, quiet int64) { return w.fullScans.Load(), w.quietScans.Load() }
+
+// sinceStart is how long the process has run at snapshot s.
+func sinceStart(s *proc.Snapshot, st proc.Stat) time.Duration {
+	started := time.Duration(st.StartTime) * (time.Second / proc.TicksPerSecond)
+	return max(0, s.SinceBoot-started)
+}
+
+func (w *Watcher) offer(h Handler, k procKey, t Trigger, now time.Time) {
+	if until, ok := w.cooling[k]; ok && now.Before(until) {
+		h.Skipped(t, SkipCooldown)
+		return
+	}
+	w.mu.Lock()
+	if w.queued >= w.opts.Queue+1 { // the queue and the one being diagnosed
+		w.mu.Unlock()
+		h.Skipped(t, SkipQueueFull)
+		return
+	}
+	w.queued++
+	w.mu.Unlock()
+	select {
+	case w.queue <- t:
+		w.cooling[k] = now.Add(w.opts.Cooldown)
+	default:
+		w.mu.Lock()
+		w.queued--
+		w.mu.Unlock()
+		h.Skipped(t, SkipQueueFull)
+	}
+}
+
+// readThreads reads the threads of a process over the threshold and
+// returns its hottest thread since they were last read, at the previous
+// scan; nil at the first reading, or when they could not be read. Only
+// processes over the threshold have their threads read: on a host of ten
+// thousand sleeping threads, a scan reads one line per process.
+func (w *Watcher) readThreads(k procKey) *Thread {
+	cur, err := w.tscan.Scan(proc.ScanOptions{PIDs: []int{k.pid}, Threads: true})
+	if err != nil || len(cur.Processes) != 1 || cur.Processes[0].StartTime != k.start {
+		delete(w.threads, k)
+		return nil
+	}
+	prev := w.threads[k]
+	w.threads[k] = cur
+	if prev == nil {
+		return nil
+	}
+	us := proc.Compare(prev, cur)
+	if len(us) != 1 || len(us[0].Threads) == 0 {
+		return nil
+	}
+	best := slices.MaxFunc(us[0].Threads, func(x, y proc.ThreadUsage) int {
+		switch {
+		case x.CPU.Total < y.CPU.Total:
+			return -1
+		case x.CPU.Total > y.CPU.Total:
+			return 1
+		}
+		return y.PID - x.PID
+	})
+	return &Thread{TID: best.PID, Name: best.Comm, CPU: best.CPU.Total}
+}
+
+// scanAll is the watch's scan: every process, not its threads.
+var scanAll = proc.ScanOptions{}
