@@ -51,6 +51,13 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == floorArg {
+		if err := runFloor(os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "syscallcost: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -68,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds over all tracers")
 	fs.IntVar(&o.cpu, "cpu", 1, "core the target is pinned to")
 	fs.StringVar(&o.cpuwhy, "cpuwhy", "", "cpuwhy binary (default: built from this module)")
-	tracers := fs.String("tracers", "cpuwhy,cpuwhy-timed,bpftrace,perf-trace,strace", "tracers to compare, in order")
+	tracers := fs.String("tracers", "floor,cpuwhy,cpuwhy-timed,bpftrace,perf-trace,strace", "tracers to compare, in order (floor: an empty program on cpuwhy's tracepoint, with its pid filter)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,21 +166,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // writeTable prints a row per tracer: its medians over the rounds it ran,
 // and for one skipped, why (with the rounds it ran before, if any).
 func writeTable(w io.Writer, o options, results map[string][]scenario.Rates, skipped map[string]string) {
-	fmt.Fprintln(w, "| tracer | command | rate kept, per wall second (median) | per CPU second (median) | rounds (wall) |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---|")
+	floor := 0.0
+	if len(results["floor"]) > 0 {
+		floor = median(results["floor"], wallOf)
+	}
+	fmt.Fprintln(w, "| tracer | command | rate kept, per wall second (median) | per CPU second (median) | of the floor (wall) | rounds (wall) |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---|")
 	for _, name := range o.tracers {
 		var rounds []string
 		for _, v := range results[name] {
 			rounds = append(rounds, fmt.Sprintf("%.1f%%", 100*v.Wall))
 		}
-		wall, cpu := "-", "-"
+		wall, cpu, ofFloor := "-", "-", "-"
 		if len(results[name]) > 0 {
-			wall, cpu = fmt.Sprintf("%.1f%%", 100*median(results[name], wallOf)), fmt.Sprintf("%.1f%%", 100*median(results[name], cpuOf))
+			m := median(results[name], wallOf)
+			wall, cpu = fmt.Sprintf("%.1f%%", 100*m), fmt.Sprintf("%.1f%%", 100*median(results[name], cpuOf))
+			if floor > 0 {
+				ofFloor = fmt.Sprintf("%.1f%%", 100*m/floor)
+			}
 		}
 		if why := skipped[name]; why != "" {
 			rounds = append(rounds, "skipped: "+why)
 		}
-		fmt.Fprintf(w, "| %s | `%s` | %s | %s | %s |\n", name, strings.Join(commandOf(o, name, 0), " "), wall, cpu, strings.Join(rounds, " "))
+		command := "`" + strings.Join(commandOf(o, name, 0), " ") + "`"
+		if name == "floor" {
+			command = "empty `tp_btf/sys_exit` program: the tgid test alone (`" + floorArg + " PID`)"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", name, command, wall, cpu, ofFloor, strings.Join(rounds, " "))
+	}
+	if floor > 0 {
+		for _, name := range []string{"cpuwhy", "cpuwhy-timed"} {
+			if len(results[name]) > 0 {
+				fmt.Fprintf(w, "\n%s: %.1f points below the floor (wall)", name, 100*(floor-median(results[name], wallOf)))
+			}
+		}
+		fmt.Fprintln(w)
 	}
 }
 
@@ -188,6 +215,9 @@ func commandOf(o options, name string, pid int) []string {
 	}
 	long := strconv.Itoa(int((o.settle + o.window + 10*time.Second).Seconds())) + "s"
 	switch name {
+	case "floor":
+		self, _ := os.Executable()
+		return []string{self, floorArg, p}
 	case "cpuwhy":
 		return []string{o.cpuwhy, "syscalls", "--time-every", "0", "-d", long, p}
 	case "cpuwhy-timed":

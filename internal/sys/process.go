@@ -50,6 +50,10 @@ func (w *ProcessWatch) Exited() bool {
 	}
 }
 
+// FD is the pidfd, readable once the process has exited, for a
+// PerfWaiter; -1 without pidfd_open.
+func (w *ProcessWatch) FD() int { return w.pidfd }
+
 // Close releases the pidfd.
 func (w *ProcessWatch) Close() error {
 	if w.pidfd < 0 {
