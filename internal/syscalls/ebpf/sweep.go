@@ -70,22 +70,7 @@ func (s *sweeper) sweep(objs *syscallsObjects) {
 	}
 	// Keys only, then the values of the dead threads' keys alone: a
 	// per-CPU value is 344 bytes per CPU.
-	var keys []syscallsKey
-	var key, next syscallsKey
-	var cur any // nil: start from the first key
-	for {
-		if e := objs.Stats.NextKey(cur, &next); e != nil {
-			if !errors.Is(e, ebpf.ErrKeyNotExist) {
-				err = e
-			}
-			break
-		}
-		if _, dead := seen[next.Tid]; dead {
-			keys = append(keys, next)
-		}
-		key = next
-		cur = &key
-	}
+	keys, err := deadKeys(objs.Stats, seen)
 	if err != nil {
 		s.err = fmt.Errorf("listing the keys of exited threads: %w", err)
 		return
@@ -95,17 +80,56 @@ func (s *sweeper) sweep(objs *syscallsObjects) {
 		if err := objs.Stats.Lookup(&k, &perCPU); err != nil {
 			continue
 		}
-		sk := statKey(k)
-		if s.stats[sk] == nil {
-			s.stats[sk] = &syscalls.Stat{}
-		}
-		s.stats[sk].Add(sumStat(perCPU))
+		s.add(k, sumStat(perCPU))
 		// Deleted while iterating: the iteration is over.
 		objs.Stats.Delete(&k)
+	}
+	// And those that went to spill, which would fill with the keys of
+	// exited threads as stats would.
+	if keys, err = deadKeys(objs.Spill, seen); err != nil {
+		s.err = fmt.Errorf("listing the spilled keys of exited threads: %w", err)
+		return
+	}
+	var v syscallsSpilled
+	for _, k := range keys {
+		if err := objs.Spill.Lookup(&k, &v); err != nil {
+			continue
+		}
+		s.add(k, &syscalls.Stat{Count: v.Count, Bytes: v.RetSum})
+		objs.Spill.Delete(&k)
 	}
 	for t, name := range seen {
 		s.names[int(t)] = name
 		objs.Comms.Delete(t)
+	}
+}
+
+// add keeps what a swept key counted.
+func (s *sweeper) add(k syscallsKey, st *syscalls.Stat) {
+	sk := statKey(k)
+	if s.stats[sk] == nil {
+		s.stats[sk] = &syscalls.Stat{}
+	}
+	s.stats[sk].Add(st)
+}
+
+// deadKeys lists the keys of m whose thread is in dead.
+func deadKeys(m *ebpf.Map, dead map[uint32]string) ([]syscallsKey, error) {
+	var keys []syscallsKey
+	var key, next syscallsKey
+	var cur any // nil: start from the first key
+	for {
+		if err := m.NextKey(cur, &next); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return keys, nil
+			}
+			return keys, err
+		}
+		if _, ok := dead[next.Tid]; ok {
+			keys = append(keys, next)
+		}
+		key = next
+		cur = &key
 	}
 }
 
