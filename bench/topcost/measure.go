@@ -30,8 +30,10 @@ type mode struct {
 	// the live view's toggle to threads.
 	cold bool
 	// iter lists the threads with the BPF task iterator (internal/
-	// taskiter) instead of /proc; a cold refresh loads it too.
-	iter bool
+	// taskiter) instead of /proc, loaded once for the mode's refreshes,
+	// as `cpuwhy top` keeps it; with load, a cold refresh loads and
+	// attaches it too, as the first frame of a `cpuwhy top -H` does.
+	iter, load bool
 }
 
 var modes = []mode{
@@ -41,6 +43,7 @@ var modes = []mode{
 	{name: "cold/processes", cold: true},
 	{name: "steady-iter/threads", threads: true, iter: true},
 	{name: "cold-iter/threads", threads: true, cold: true, iter: true},
+	{name: "cold-iter-load/threads", threads: true, cold: true, iter: true, load: true},
 }
 
 func modeNames() []string {
@@ -111,15 +114,15 @@ func measureLevel(ctx context.Context, o options, prog scenario.Program, extra i
 			continue
 		}
 		r := &runner{res: &modeResult{mode: m}, spec: top.Spec{Threads: m.threads}}
+		if m.iter && !m.load {
+			if r.iter, err = taskiter.Open(); err != nil {
+				return res, err
+			}
+			defer r.iter.Close()
+		}
 		if !m.cold {
 			// Prime and one unmeasured refresh: the first Next reads every
 			// process's metadata and is the cold case, not the steady one.
-			if m.iter {
-				if r.iter, err = taskiter.Open(); err != nil {
-					return res, err
-				}
-				defer r.iter.Close()
-			}
 			if r.sampler, err = newSampler(r.iter); err != nil {
 				return res, err
 			}
@@ -182,8 +185,8 @@ func (r *runner) refresh(ctx context.Context, interval time.Duration) error {
 	var opening time.Duration
 	if r.res.cold {
 		var err error
-		var iter *taskiter.Iter
-		if r.res.iter {
+		iter := r.iter
+		if r.res.load {
 			// Loading and attaching the iterator is part of a cold
 			// view: `cpuwhy top -H` does it before its first frame.
 			c0 := sys.ProcessCPU()
