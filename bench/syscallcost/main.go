@@ -49,6 +49,7 @@ type options struct {
 	cpuwhy   string
 	baseline string
 	tracers  []string
+	stats    time.Duration // window of the kernel's BPF statistics, after the rate's
 }
 
 func main() {
@@ -76,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds over all tracers")
 	fs.IntVar(&o.cpu, "cpu", 1, "core the target is pinned to")
 	fs.StringVar(&o.cpuwhy, "cpuwhy", "", "cpuwhy binary (default: built from this module)")
+	fs.DurationVar(&o.stats, "bpf-stats", time.Second, "after each BPF tracer's window, a window this long with the kernel's BPF statistics on, for its programs' ns per call (0: none)")
 	fs.StringVar(&o.baseline, "baseline", "", "another cpuwhy binary (an older build) measured in the same run as tracers baseline and baseline-timed")
 	tracers := fs.String("tracers", "floor,cpuwhy,cpuwhy-timed,bpftrace,perf-trace,strace", "tracers to compare, in order (floor: an empty program on cpuwhy's tracepoint, with its pid filter)")
 	if err := fs.Parse(args); err != nil {
@@ -122,6 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	results := map[string][]scenario.Rates{}
+	costs := map[string][]float64{} // BPF ns per sys_exit run
 	var untraced []scenario.Rates
 	measureUntraced := func() error {
 		r, err := t.Measure(ctx, o.window)
@@ -141,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			fmt.Fprintf(stderr, "round %d/%d: %s\n", round+1, o.rounds, name)
 			before := untraced[len(untraced)-1]
-			r, err := traced(ctx, o, t, name)
+			r, cost, err := traced(ctx, o, t, name)
 			var notStarted *startError
 			if errors.As(err, &notStarted) {
 				skipped[name] = fmt.Sprintf("round %d: %v", round+1, err)
@@ -155,6 +158,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			after := untraced[len(untraced)-1]
+			if cost > 0 {
+				costs[name] = append(costs[name], cost)
+			}
 			results[name] = append(results[name], scenario.Rates{
 				Wall: r.Wall / ((before.Wall + after.Wall) / 2),
 				CPU:  r.CPU / ((before.CPU + after.CPU) / 2),
@@ -165,7 +171,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "Untraced: %s recvfrom calls per second (%s per second of the poller on a CPU), medians of %d windows.\n\n",
 		human(median(untraced, wallOf)), human(median(untraced, cpuOf)), len(untraced))
 	writeTable(stdout, o, results, skipped)
+	writeCosts(stdout, o, costs)
 	return nil
+}
+
+// writeCosts prints the BPF tracers' programs' own run time per call.
+func writeCosts(w io.Writer, o options, costs map[string][]float64) {
+	if len(costs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nBPF programs' run time per sys_exit run, from the kernel's statistics over a %v window after each rate window (sys_enter's runs included where attached; median, and the rounds):\n\n", o.stats)
+	for _, name := range o.tracers {
+		c := costs[name]
+		if len(c) == 0 {
+			continue
+		}
+		v := slices.Clone(c)
+		slices.Sort(v)
+		var rounds []string
+		for _, x := range c {
+			rounds = append(rounds, fmt.Sprintf("%.1f", x))
+		}
+		fmt.Fprintf(w, "- %s: %.1f ns (%s)\n", name, v[len(v)/2], strings.Join(rounds, " "))
+	}
 }
 
 // writeTable prints a row per tracer: its medians over the rounds it ran,
@@ -245,14 +273,15 @@ func commandOf(o options, name string, pid int) []string {
 
 // traced runs one tracer on the target and returns the target's call rate
 // while it is attached.
-func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (scenario.Rates, error) {
+func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (scenario.Rates, float64, error) {
 	argv := commandOf(o, name, t.PID())
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	since := sinceBoot()
 	if err := cmd.Start(); err != nil {
-		return scenario.Rates{}, &startError{err: err}
+		return scenario.Rates{}, 0, &startError{err: err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -267,15 +296,32 @@ func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (
 	}
 	select {
 	case err := <-done:
-		return scenario.Rates{}, &startError{err: fmt.Errorf("exited before the window (%v)", err), output: out.Bytes()}
+		return scenario.Rates{}, 0, &startError{err: fmt.Errorf("exited before the window (%v)", err), output: out.Bytes()}
 	case <-time.After(o.settle):
 	case <-ctx.Done():
 		stopTracer()
-		return scenario.Rates{}, ctx.Err()
+		return scenario.Rates{}, 0, ctx.Err()
 	}
 	r, err := t.Measure(ctx, o.window)
+	var cost float64
+	if err == nil && o.stats > 0 && bpfTracer(name) {
+		var c progCost
+		if c, err = measureProgCost(ctx, since, o.stats); err == nil {
+			cost = c.perCall()
+		}
+	}
 	stopTracer()
-	return r, err
+	return r, cost, err
+}
+
+// bpfTracer says whether the tracer runs BPF programs on the syscall
+// tracepoints named as cpuwhy's are (sys_exit, sys_enter; floor_exit).
+func bpfTracer(name string) bool {
+	switch name {
+	case "floor", "cpuwhy", "cpuwhy-timed", "baseline", "baseline-timed":
+		return true
+	}
+	return false
 }
 
 func median(rs []scenario.Rates, f func(scenario.Rates) float64) float64 {
