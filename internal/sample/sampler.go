@@ -482,6 +482,7 @@ func (r *recorder) open(tid int) error {
 		if err == nil && r.rings[i] == nil {
 			if err = r.waiter.Add(ev); err != nil {
 				ev.Close()
+				r.closeThread(th)
 				return fmt.Errorf("sampling thread %d of %d: %w", tid, r.pid, err)
 			}
 			r.rings[i] = ev
