@@ -31,8 +31,12 @@
 //   - Stacks are walked by frame pointers (bpf_get_stackid): frames of code
 //     built without them, such as Debian's libc, are missing or wrong past
 //     the first one. The stack of a sampled call is recorded only.
-//   - The aggregation table holds Options.MaxKeys keys; calls of a new key
-//     after it fills are counted in Profile.Dropped.
+//   - The aggregation table holds Options.MaxKeys keys, allocated as they
+//     come; a call whose key it cannot take (full, or its allocator dry in
+//     a burst of new keys) is counted in spill, a preallocated table of as
+//     many keys without durations (about 90 bytes a key for all CPUs).
+//     Only a call whose key fits in neither is lost, and counted in
+//     Profile.Dropped: none below MaxKeys keys.
 //
 // Errors: New never fails; Trace returns an error matching
 // syscalls.ErrNotSupported, with the reason, when this kernel or these
