@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -29,6 +30,17 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 	}
 	defer it.Close()
 	cmd := scenario.Build(t, "threads").Start(t, nil, "50")
+	// It prints ready, then its main thread pauses too: wait for that
+	// (a guard against a hang, not a measure).
+	main := proc.FS{}.TaskPath(cmd.Process.Pid, cmd.Process.Pid, "syscall")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(main); err == nil && top.ParseSyscallFile(b) == "pause" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the scenario's main thread never paused")
+		}
+	}
 	spec := top.Spec{Threads: true, PIDs: []int{cmd.Process.Pid}}
 	view := func(o top.Options) top.Process {
 		s, err := top.NewSampler(o)
