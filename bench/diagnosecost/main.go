@@ -117,8 +117,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if r.report.Target.PID != t.PID() || len(r.report.Verdicts) == 0 || r.report.Verdicts[0].Pattern != "busy_poll" {
-				return fmt.Errorf("%s: diagnosed %+v: want busy_poll of PID %d", mode, r.report.Target, t.PID())
+			if r.report.Target.PID != t.PID() {
+				return fmt.Errorf("%s: diagnosed %+v: want PID %d", mode, r.report.Target, t.PID())
+			}
+			// On a loaded machine the pinned target may get too little
+			// of its core to be judged busy: the round counts, and the
+			// table says in how many the verdict was busy_poll.
+			if len(r.report.Verdicts) == 0 || r.report.Verdicts[0].Pattern != "busy_poll" {
+				fmt.Fprintf(stderr, "%s: the target had %.1f%% of a core and was not judged busy_poll\n", mode, r.report.Target.CPU)
 			}
 			after, err := t.Measure(ctx, o.window)
 			if err != nil {
@@ -132,8 +138,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, "\n## One-command diagnosis (%s, busypoll pinned to CPU %d, window %v, %d rounds, medians)\n\n",
 		time.Now().Format("2006-01-02"), o.cpu, o.window, o.rounds)
-	fmt.Fprintln(stdout, "| command | start to verdict | over the window | ratio to window + 1 s | slowest round | cpuwhy CPU (kernel's account) | cpuwhy CPU (its --json) | cpuwhy CPU inside the window | target's rate kept |")
-	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(stdout, "| command | start to verdict | over the window | ratio to window + 1 s | slowest round | cpuwhy CPU (kernel's account) | cpuwhy CPU (its --json) | cpuwhy CPU inside the window | target's rate kept | busy_poll found |")
+	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, mode := range modes {
 		rs := results[mode]
 		cmd := "cpuwhy -d " + o.window.String() + " --json PID"
@@ -145,12 +151,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		wall := median(rs, func(r round) float64 { return r.wall })
 		slowest := slices.MaxFunc(rs, func(a, b round) int { return cmp.Compare(a.wall, b.wall) }).wall
-		fmt.Fprintf(stdout, "| `%s` | %.2f s | +%.2f s | %.2f | %.2f s | %.2f s (%.1f%% of a core) | %.2f s | %.1f%% of a core | %.1f%% |\n", cmd,
+		found := 0
+		for _, r := range rs {
+			if len(r.report.Verdicts) > 0 && r.report.Verdicts[0].Pattern == "busy_poll" {
+				found++
+			}
+		}
+		fmt.Fprintf(stdout, "| `%s` | %.2f s | +%.2f s | %.2f | %.2f s | %.2f s (%.1f%% of a core) | %.2f s | %.1f%% of a core | %.1f%% | %d of %d |\n", cmd,
 			wall, wall-o.window.Seconds(), wall/(o.window.Seconds()+1), slowest,
 			median(rs, func(r round) float64 { return r.childCPU }), 100*median(rs, func(r round) float64 { return r.childCPU / r.wall }),
 			median(rs, func(r round) float64 { return r.report.Cpuwhy.CPU }),
 			100*median(rs, func(r round) float64 { return r.inWindow }),
-			100*median(rs, func(r round) float64 { return r.kept }))
+			100*median(rs, func(r round) float64 { return r.kept }), found, len(rs))
 	}
 	fmt.Fprintln(stdout, "\nGoal: start to verdict <= window + 1 s (ratio <= 1).")
 	if rs := results["onecore"]; len(rs) > 0 {
