@@ -299,7 +299,7 @@ func truncate(b []byte) []byte {
 // profileCold writes a CPU profile of cold thread-view refreshes, apart
 // from the measured ones because the profiler's own signals cost CPU.
 func profileCold(ctx context.Context, o options) error {
-	fmt.Fprintf(o.progress, "  profiling %d cold --threads refreshes into %s\n", o.refreshes, o.profile)
+	fmt.Fprintf(o.progress, "  profiling %d cold --threads refreshes (from the task iterator with -modes cold-iter/threads) into %s\n", o.refreshes, o.profile)
 	f, err := os.Create(o.profile)
 	if err != nil {
 		return err
@@ -309,7 +309,18 @@ func profileCold(ctx context.Context, o options) error {
 		return err
 	}
 	defer pprof.StopCPUProfile()
+	// The cold thread view from the task iterator when it is measured,
+	// else from /proc.
 	r := &runner{res: &modeResult{mode: modes[2]}, spec: top.Spec{Threads: true}}
+	if o.modes["cold-iter/threads"] {
+		r.res.mode = modes[5]
+		it, err := taskiter.Open()
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		r.iter = it
+	}
 	for range o.refreshes {
 		if err := r.refresh(ctx, o.interval); err != nil {
 			return err
