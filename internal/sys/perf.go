@@ -149,7 +149,7 @@ func OpenPerfEventInto(attr *PerfEventAttr, tid, cpu int, ring *PerfEvent) (*Per
 func (e *PerfEvent) Exited() bool {
 	fds := []unix.PollFd{{Fd: int32(e.fd)}}
 	for {
-		n, err := unix.Poll(fds, 0)
+		n, err := pollNow(fds)
 		if err == unix.EINTR {
 			continue
 		}

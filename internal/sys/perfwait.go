@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,14 +83,14 @@ func (w *PerfWaiter) Wait(timeout time.Duration) (bool, error) {
 	calls := 0
 	err := w.raw.Read(func(fd uintptr) bool {
 		calls++
-		n, err := unix.EpollWait(int(fd), w.evs, 0)
+		n, err := epollWaitNow(int(fd), w.evs)
 		for err == unix.EINTR {
-			n, err = unix.EpollWait(int(fd), w.evs, 0)
+			n, err = epollWaitNow(int(fd), w.evs)
 		}
 		for _, ev := range w.evs[:max(n, 0)] {
 			if int(ev.Fd) == w.wake {
 				var buf [8]byte
-				unix.Read(w.wake, buf[:])
+				unix.RawSyscall(unix.SYS_READ, uintptr(w.wake), uintptr(unsafe.Pointer(&buf[0])), 8) // non-blocking: see rawpoll.go
 			}
 		}
 		// A second call comes after the runtime's poller saw the set

@@ -42,7 +42,7 @@ func (w *ProcessWatch) Exited() bool {
 	}
 	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}}
 	for {
-		n, err := unix.Poll(fds, 0)
+		n, err := pollNow(fds) // called at every drain: see rawpoll.go
 		if err == unix.EINTR {
 			continue
 		}
