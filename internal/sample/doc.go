@@ -35,7 +35,7 @@
 // 150 ms on a busy CPU at 99 Hz; never for an idle one), the target
 // exits, a rescan is due, or the window ends, when the events are
 // disabled and every ring is read to its end. Draining on a 60 ms timer
-// instead cost 0.74% of a core at 99 Hz; this, 0.29% (bench/recordcost).
+// instead cost 0.74% of a core at 99 Hz; this, 0.24% (bench/recordcost).
 // What the kernel could not fit is counted in Recording.Lost. With
 // Options.Handle, each sample is handed over as it is drained and
 // nothing is kept; Options.Drained marks the end of each drain, so a
