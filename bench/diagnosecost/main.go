@@ -7,9 +7,14 @@
 //
 // The target is the busypoll scenario (NatThreadMain spinning on
 // recvfrom), pinned to one core. With -busiest, cpuwhy is run without a
-// target too, so the time to pick the busiest process is included.
+// target too, so the time to pick the busiest process is included. With
+// -onecore, cpuwhy is also run pinned to the target's core (taskset), as
+// on the seed's one-core VPS: whatever cpuwhy uses, the target loses.
+// Besides its CPU over the whole run, cpuwhy's CPU inside the window is
+// taken (its threads' schedstat from 1 s after its start to the window's
+// length after it, when start-up is over and the window not yet ended).
 //
-// Usage: go run ./bench/diagnosecost [-window 3s] [-rounds 5] [-busiest]
+// Usage: go run ./bench/diagnosecost [-window 3s] [-rounds 5] [-busiest] [-onecore]
 package main
 
 import (
@@ -30,6 +35,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -38,6 +44,7 @@ type options struct {
 	rounds  int
 	cpu     int
 	busiest bool
+	onecore bool
 	cpuwhy  string
 	tmp     string
 }
@@ -54,6 +61,7 @@ func main() {
 // round is one diagnosis as measured from outside and as reported.
 type round struct {
 	wall, childCPU, kept float64 // seconds, seconds, share of the untraced rate
+	inWindow             float64 // cpuwhy's CPU inside the window, share of a core
 	report               diagnose.Report
 }
 
@@ -65,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds")
 	fs.IntVar(&o.cpu, "cpu", 1, "core the target is pinned to")
 	fs.BoolVar(&o.busiest, "busiest", true, "also run cpuwhy with no target (the busiest process)")
+	fs.BoolVar(&o.onecore, "onecore", true, "also run cpuwhy pinned to the target's core")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +95,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.busiest {
 		modes = append(modes, "busiest")
 	}
+	if o.onecore {
+		modes = append(modes, "onecore")
+	}
 	results := map[string][]round{}
 	untraced, err := t.Measure(ctx, o.window)
 	if err != nil {
@@ -95,15 +107,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, mode := range modes {
 			fmt.Fprintf(stderr, "round %d/%d: %s\n", i+1, o.rounds, mode)
 			argv := []string{o.cpuwhy, "-d", o.window.String(), "--json"}
-			if mode == "PID" {
+			if mode != "busiest" {
 				argv = append(argv, strconv.Itoa(t.PID()))
 			}
-			r, err := diagnoseOnce(ctx, argv, t)
+			if mode == "onecore" {
+				argv = append([]string{"taskset", "-c", strconv.Itoa(o.cpu)}, argv...)
+			}
+			r, err := diagnoseOnce(ctx, argv, t, o.window)
 			if err != nil {
 				return err
 			}
-			if r.report.Target.PID != t.PID() || len(r.report.Verdicts) == 0 || r.report.Verdicts[0].Pattern != "busy_poll" {
-				return fmt.Errorf("%s: diagnosed %+v: want busy_poll of PID %d", mode, r.report.Target, t.PID())
+			if r.report.Target.PID != t.PID() {
+				return fmt.Errorf("%s: diagnosed %+v: want PID %d", mode, r.report.Target, t.PID())
+			}
+			// On a loaded machine the pinned target may get too little
+			// of its core to be judged busy: the round counts, and the
+			// table says in how many the verdict was busy_poll.
+			if len(r.report.Verdicts) == 0 || r.report.Verdicts[0].Pattern != "busy_poll" {
+				fmt.Fprintf(stderr, "%s: the target had %.1f%% of a core and was not judged busy_poll\n", mode, r.report.Target.CPU)
 			}
 			after, err := t.Measure(ctx, o.window)
 			if err != nil {
@@ -117,27 +138,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, "\n## One-command diagnosis (%s, busypoll pinned to CPU %d, window %v, %d rounds, medians)\n\n",
 		time.Now().Format("2006-01-02"), o.cpu, o.window, o.rounds)
-	fmt.Fprintln(stdout, "| command | start to verdict | over the window | ratio to window + 1 s | slowest round | cpuwhy CPU (kernel's account) | cpuwhy CPU (its --json) | target's rate kept |")
-	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(stdout, "| command | start to verdict | over the window | ratio to window + 1 s | slowest round | cpuwhy CPU (kernel's account) | cpuwhy CPU (its --json) | cpuwhy CPU inside the window | target's rate kept | busy_poll found |")
+	fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, mode := range modes {
 		rs := results[mode]
 		cmd := "cpuwhy -d " + o.window.String() + " --json PID"
-		if mode == "busiest" {
+		switch mode {
+		case "busiest":
 			cmd = "cpuwhy -d " + o.window.String() + " --json (busiest)"
+		case "onecore":
+			cmd = "taskset -c " + strconv.Itoa(o.cpu) + " cpuwhy -d " + o.window.String() + " --json PID"
 		}
 		wall := median(rs, func(r round) float64 { return r.wall })
 		slowest := slices.MaxFunc(rs, func(a, b round) int { return cmp.Compare(a.wall, b.wall) }).wall
-		fmt.Fprintf(stdout, "| `%s` | %.2f s | +%.2f s | %.2f | %.2f s | %.2f s (%.1f%% of a core) | %.2f s | %.1f%% |\n", cmd,
+		found := 0
+		for _, r := range rs {
+			if len(r.report.Verdicts) > 0 && r.report.Verdicts[0].Pattern == "busy_poll" {
+				found++
+			}
+		}
+		fmt.Fprintf(stdout, "| `%s` | %.2f s | +%.2f s | %.2f | %.2f s | %.2f s (%.1f%% of a core) | %.2f s | %.1f%% of a core | %.1f%% | %d of %d |\n", cmd,
 			wall, wall-o.window.Seconds(), wall/(o.window.Seconds()+1), slowest,
 			median(rs, func(r round) float64 { return r.childCPU }), 100*median(rs, func(r round) float64 { return r.childCPU / r.wall }),
 			median(rs, func(r round) float64 { return r.report.Cpuwhy.CPU }),
-			100*median(rs, func(r round) float64 { return r.kept }))
+			100*median(rs, func(r round) float64 { return r.inWindow }),
+			100*median(rs, func(r round) float64 { return r.kept }), found, len(rs))
 	}
 	fmt.Fprintln(stdout, "\nGoal: start to verdict <= window + 1 s (ratio <= 1).")
+	if rs := results["onecore"]; len(rs) > 0 {
+		fmt.Fprintf(stdout, "One core (goal: cpuwhy <= 5%% of the core inside the window, the target keeps >= 90%% of its rate): %.1f%%, %.1f%%\n",
+			100*median(rs, func(r round) float64 { return r.inWindow }), 100*median(rs, func(r round) float64 { return r.kept }))
+		for _, r := range rs {
+			fmt.Fprintf(stdout, "  round: cpuwhy %.1f%% inside the window, target kept %.1f%%\n", 100*r.inWindow, 100*r.kept)
+		}
+	}
 	return nil
 }
 
-func diagnoseOnce(ctx context.Context, argv []string, t *scenario.Busypoll) (round, error) {
+func diagnoseOnce(ctx context.Context, argv []string, t *scenario.Busypoll, window time.Duration) (round, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -146,7 +184,11 @@ func diagnoseOnce(ctx context.Context, argv []string, t *scenario.Busypoll) (rou
 		return round{}, err
 	}
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return round{}, fmt.Errorf("%v: %w", argv, err)
+	}
+	inWindow := windowCPU(ctx, cmd.Process.Pid, start, window)
+	if err := cmd.Wait(); err != nil {
 		return round{}, fmt.Errorf("%v: %w\n%s", argv, err, errOut.Bytes())
 	}
 	wall := time.Since(start)
@@ -154,13 +196,51 @@ func diagnoseOnce(ctx context.Context, argv []string, t *scenario.Busypoll) (rou
 	if err != nil {
 		return round{}, err
 	}
-	r := round{wall: wall.Seconds(), kept: float64(c1-c0) / wall.Seconds()}
+	r := round{wall: wall.Seconds(), kept: float64(c1-c0) / wall.Seconds(), inWindow: inWindow}
 	ps := cmd.ProcessState
 	r.childCPU = (ps.UserTime() + ps.SystemTime()).Seconds()
 	if err := json.Unmarshal(out.Bytes(), &r.report); err != nil {
 		return round{}, fmt.Errorf("decoding %q: %w", out.Bytes(), err)
 	}
 	return r, nil
+}
+
+// windowCPU is cpuwhy's CPU, a share of one core, from 1 s after its
+// start to the window's length after it: inside the window, past the
+// start-up (finding the target, loading BPF, opening events, which take
+// well under a second) and before the window ends. 0 when the window is
+// too short to leave such a stretch.
+func windowCPU(ctx context.Context, pid int, start time.Time, window time.Duration) float64 {
+	from, to := start.Add(time.Second), start.Add(window)
+	if !to.After(from) {
+		return 0
+	}
+	sleepUntil := func(t time.Time) bool {
+		select {
+		case <-time.After(time.Until(t)):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if !sleepUntil(from) {
+		return 0
+	}
+	t0, a := time.Now(), onCPU(pid)
+	if !sleepUntil(to) {
+		return 0
+	}
+	return (onCPU(pid) - a).Seconds() / time.Since(t0).Seconds()
+}
+
+// onCPU is the time process pid's live threads have run.
+func onCPU(pid int) time.Duration {
+	var sum time.Duration
+	stats, _ := proc.FS{}.ThreadSchedstats(pid)
+	for _, st := range stats {
+		sum += st.OnCPU
+	}
+	return sum
 }
 
 func median(rs []round, f func(round) float64) float64 {

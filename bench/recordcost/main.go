@@ -17,7 +17,12 @@
 // from the interpreter's memory at every sample, the cost of which the
 // row shows beside the native one.
 //
-// Usage: go run ./bench/recordcost [-window 5s] [-rounds 3] [-freq 99] [-python PATH]
+// With -threads N the first target is instead the threads scenario with
+// N busy threads (each bursting a tenth of a core), pinned to the same
+// core: the recorder follows N threads, and only its CPU is compared
+// (that scenario counts no calls).
+//
+// Usage: go run ./bench/recordcost [-window 5s] [-rounds 3] [-freq 99] [-threads 50] [-python PATH]
 package main
 
 import (
@@ -42,20 +47,14 @@ import (
 )
 
 type options struct {
-	window time.Duration
-	rounds int
-	freq   int
-	cpu    int
-	cpuwhy string
-	tmp    string
-	python string
-}
-
-// target is what is recorded: the busypoll scenario, or pyloop.py.
-type target interface {
-	PID() int
-	Count() (uint64, error)
-	Measure(ctx context.Context, window time.Duration) (scenario.Rates, error)
+	window  time.Duration
+	rounds  int
+	freq    int
+	cpu     int
+	threads int
+	cpuwhy  string
+	tmp     string
+	python  string
 }
 
 func main() {
@@ -76,6 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.freq, "freq", 99, "sampling frequency")
 	fs.IntVar(&o.cpu, "cpu", 1, "core the target is pinned to")
 	fs.StringVar(&o.python, "python", findPython(), "CPython for the Python target; \"\": none")
+	fs.IntVar(&o.threads, "threads", 0, "instead of busypoll, the threads scenario with this many busy threads")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,7 +87,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.cpuwhy, err = cpuwhybin.Build(o.tmp, stderr); err != nil {
 		return err
 	}
-	t, err := scenario.LaunchBusypoll(o.cpu, o.tmp)
+	var t target
+	if o.threads > 0 {
+		t, err = launchThreads(o.cpu, o.threads)
+	} else {
+		t, err = launchBusypoll(o.cpu, o.tmp)
+	}
 	if err != nil {
 		return err
 	}
@@ -114,7 +119,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				if err != nil {
 					return err
 				}
-				results[name].kept = append(results[name].kept, kept/((untraced.Wall+after.Wall)/2))
+				if base := (untraced.Wall + after.Wall) / 2; base > 0 {
+					results[name].kept = append(results[name].kept, kept/base)
+				}
 				results[name].cpu = append(results[name].cpu, cpu)
 				results[name].sampling = append(results[name].sampling, sampling)
 				untraced = after
@@ -126,6 +133,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	t.Stop() // the Python target gets its core to itself
+	what := "busypoll"
+	if o.threads > 0 {
+		what = fmt.Sprintf("threads scenario with %d busy threads", o.threads)
+	}
 	if o.python != "" {
 		py, err := launchPython(o.python, o.cpu, o.tmp)
 		if err != nil {
@@ -136,21 +147,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := rounds(py, []string{"cpuwhy-python"}); err != nil {
 			return err
 		}
+		what += " then pyloop.py"
 	}
-	fmt.Fprintf(stdout, "\n## Recording cost (%s, busypoll then pyloop.py, pinned to CPU %d, %d Hz, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), o.cpu, o.freq, o.rounds, o.window)
+	fmt.Fprintf(stdout, "\n## Recording cost (%s, %s, pinned to CPU %d, %d Hz, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), what, o.cpu, o.freq, o.rounds, o.window)
 	fmt.Fprintln(stdout, "| recorder | command | target's rate kept (median) | recorder CPU while sampling, % of a core (median) | whole command, % of a core over the window (median) |")
 	fmt.Fprintln(stdout, "|---|---|---:|---:|---:|")
 	for _, name := range order {
 		r := results[name]
-		fmt.Fprintf(stdout, "| %s | `%s` | %.1f%% | %.2f%% | %.2f%% |\n", name, strings.Join(command(o, name, 0), " "),
-			100*median(r.kept), 100*median(r.sampling), 100*median(r.cpu))
+		kept := "—"
+		if o.threads == 0 {
+			kept = fmt.Sprintf("%.1f%%", 100*median(r.kept))
+		}
+		fmt.Fprintf(stdout, "| %s | `%s` | %s | %.2f%% | %.2f%% |\n", name, strings.Join(command(o, name, 0), " "),
+			kept, 100*median(r.sampling), 100*median(r.cpu))
 	}
 	cw, pw := median(results["cpuwhy"].cpu), median(results["perf"].cpu)
 	cs, ps := median(results["cpuwhy"].sampling), median(results["perf"].sampling)
 	if pw > 0 && ps > 0 {
 		fmt.Fprintf(stdout, "\ncpuwhy/perf CPU ratio: while sampling %.2f, whole command %.2f\n", cs/ps, cw/pw)
 	}
-	fmt.Fprintf(stdout, "Goal: sampling <= 1%% of a core: cpuwhy %.2f%%\n", 100*cs)
+	fmt.Fprintf(stdout, "Goal: while sampling, cpuwhy/perf <= 1.0: %.2f; whole command cpuwhy/perf < 1.0: %.2f\n", cs/ps, cw/pw)
+	for _, name := range order {
+		fmt.Fprintf(stdout, "%s rounds, while sampling:", name)
+		for _, v := range results[name].sampling {
+			fmt.Fprintf(stdout, " %.2f%%", 100*v)
+		}
+		fmt.Fprintln(stdout)
+	}
 	if py := results["cpuwhy-python"]; len(py.sampling) > 0 {
 		fmt.Fprintf(stdout, "Python target (%s, pyloop.py): cpuwhy %.2f%% while sampling, %.2f / %.2f of the native target's (sampling, whole command)\n",
 			o.python, 100*median(py.sampling), median(py.sampling)/cs, median(py.cpu)/cw)
@@ -259,4 +282,55 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// target is what is recorded: busypoll, whose calls are counted, or the
+// threads scenario, whose are not (Count is 0).
+type target interface {
+	PID() int
+	Count() (uint64, error)
+	Measure(ctx context.Context, window time.Duration) (scenario.Rates, error)
+	Stop()
+}
+
+func launchBusypoll(cpu int, dir string) (target, error) { return scenario.LaunchBusypoll(cpu, dir) }
+
+// threadsTarget is the threads scenario with n busy threads on one core.
+type threadsTarget struct{ cmd *exec.Cmd }
+
+func launchThreads(cpu, n int) (target, error) {
+	prog, err := scenario.Compile("threads")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("taskset", "-c", strconv.Itoa(cpu), prog.Path, strconv.Itoa(n), strconv.Itoa(n))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	t := &threadsTarget{cmd}
+	buf := make([]byte, 16)
+	if k, err := out.Read(buf); err != nil || !strings.HasPrefix(string(buf[:k]), "ready") {
+		t.Stop()
+		return nil, fmt.Errorf("threads did not get ready: %q %v", buf[:k], err)
+	}
+	return t, nil
+}
+
+func (t *threadsTarget) PID() int               { return t.cmd.Process.Pid }
+func (t *threadsTarget) Count() (uint64, error) { return 0, nil }
+func (t *threadsTarget) Stop()                  { _ = t.cmd.Process.Kill(); _ = t.cmd.Wait() }
+
+// Measure only waits: the threads scenario counts nothing.
+func (t *threadsTarget) Measure(ctx context.Context, window time.Duration) (scenario.Rates, error) {
+	select {
+	case <-time.After(window):
+		return scenario.Rates{}, nil
+	case <-ctx.Done():
+		return scenario.Rates{}, ctx.Err()
+	}
 }

@@ -42,15 +42,24 @@ import (
 )
 
 type options struct {
-	window  time.Duration
-	settle  time.Duration
-	rounds  int
-	cpu     int
-	cpuwhy  string
-	tracers []string
+	window   time.Duration
+	settle   time.Duration
+	rounds   int
+	cpu      int
+	cpuwhy   string
+	baseline string
+	tracers  []string
+	stats    time.Duration // window of the kernel's BPF statistics, after the rate's
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == floorArg {
+		if err := runFloor(os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "syscallcost: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -68,11 +77,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds over all tracers")
 	fs.IntVar(&o.cpu, "cpu", 1, "core the target is pinned to")
 	fs.StringVar(&o.cpuwhy, "cpuwhy", "", "cpuwhy binary (default: built from this module)")
-	tracers := fs.String("tracers", "cpuwhy,cpuwhy-timed,bpftrace,perf-trace,strace", "tracers to compare, in order")
+	fs.DurationVar(&o.stats, "bpf-stats", time.Second, "after each BPF tracer's window, a window this long with the kernel's BPF statistics on, for its programs' ns per call (0: none)")
+	fs.StringVar(&o.baseline, "baseline", "", "another cpuwhy binary (an older build) measured in the same run as tracers baseline and baseline-timed")
+	tracers := fs.String("tracers", "floor,cpuwhy,cpuwhy-timed,bpftrace,perf-trace,strace", "tracers to compare, in order (floor: an empty program on cpuwhy's tracepoint, with its pid filter)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o.tracers = strings.Split(*tracers, ",")
+	if o.baseline != "" {
+		o.tracers = append(o.tracers, "baseline", "baseline-timed")
+	}
 
 	tmp, err := os.MkdirTemp("", "syscallcost-")
 	if err != nil {
@@ -110,6 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	results := map[string][]scenario.Rates{}
+	costs := map[string][]float64{} // BPF ns per sys_exit run
 	var untraced []scenario.Rates
 	measureUntraced := func() error {
 		r, err := t.Measure(ctx, o.window)
@@ -129,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			fmt.Fprintf(stderr, "round %d/%d: %s\n", round+1, o.rounds, name)
 			before := untraced[len(untraced)-1]
-			r, err := traced(ctx, o, t, name)
+			r, cost, err := traced(ctx, o, t, name)
 			var notStarted *startError
 			if errors.As(err, &notStarted) {
 				skipped[name] = fmt.Sprintf("round %d: %v", round+1, err)
@@ -143,6 +158,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			after := untraced[len(untraced)-1]
+			if cost > 0 {
+				costs[name] = append(costs[name], cost)
+			}
 			results[name] = append(results[name], scenario.Rates{
 				Wall: r.Wall / ((before.Wall + after.Wall) / 2),
 				CPU:  r.CPU / ((before.CPU + after.CPU) / 2),
@@ -153,27 +171,71 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "Untraced: %s recvfrom calls per second (%s per second of the poller on a CPU), medians of %d windows.\n\n",
 		human(median(untraced, wallOf)), human(median(untraced, cpuOf)), len(untraced))
 	writeTable(stdout, o, results, skipped)
+	writeCosts(stdout, o, costs)
 	return nil
+}
+
+// writeCosts prints the BPF tracers' programs' own run time per call.
+func writeCosts(w io.Writer, o options, costs map[string][]float64) {
+	if len(costs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nBPF programs' run time per sys_exit run, from the kernel's statistics over a %v window after each rate window (sys_enter's runs included where attached; median, and the rounds):\n\n", o.stats)
+	for _, name := range o.tracers {
+		c := costs[name]
+		if len(c) == 0 {
+			continue
+		}
+		v := slices.Clone(c)
+		slices.Sort(v)
+		var rounds []string
+		for _, x := range c {
+			rounds = append(rounds, fmt.Sprintf("%.1f", x))
+		}
+		fmt.Fprintf(w, "- %s: %.1f ns (%s)\n", name, v[len(v)/2], strings.Join(rounds, " "))
+	}
 }
 
 // writeTable prints a row per tracer: its medians over the rounds it ran,
 // and for one skipped, why (with the rounds it ran before, if any).
 func writeTable(w io.Writer, o options, results map[string][]scenario.Rates, skipped map[string]string) {
-	fmt.Fprintln(w, "| tracer | command | rate kept, per wall second (median) | per CPU second (median) | rounds (wall) |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---|")
+	// The floor's share is taken per CPU second of the target: on a
+	// shared machine the wall rate follows the time others leave it.
+	floor := 0.0
+	if len(results["floor"]) > 0 {
+		floor = median(results["floor"], cpuOf)
+	}
+	fmt.Fprintln(w, "| tracer | command | rate kept, per wall second (median) | per CPU second (median) | of the floor (per CPU second) | rounds (wall) |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---|")
 	for _, name := range o.tracers {
 		var rounds []string
 		for _, v := range results[name] {
 			rounds = append(rounds, fmt.Sprintf("%.1f%%", 100*v.Wall))
 		}
-		wall, cpu := "-", "-"
+		wall, cpu, ofFloor := "-", "-", "-"
 		if len(results[name]) > 0 {
-			wall, cpu = fmt.Sprintf("%.1f%%", 100*median(results[name], wallOf)), fmt.Sprintf("%.1f%%", 100*median(results[name], cpuOf))
+			m := median(results[name], cpuOf)
+			wall, cpu = fmt.Sprintf("%.1f%%", 100*median(results[name], wallOf)), fmt.Sprintf("%.1f%%", 100*m)
+			if floor > 0 {
+				ofFloor = fmt.Sprintf("%.1f%%", 100*m/floor)
+			}
 		}
 		if why := skipped[name]; why != "" {
 			rounds = append(rounds, "skipped: "+why)
 		}
-		fmt.Fprintf(w, "| %s | `%s` | %s | %s | %s |\n", name, strings.Join(commandOf(o, name, 0), " "), wall, cpu, strings.Join(rounds, " "))
+		command := "`" + strings.Join(commandOf(o, name, 0), " ") + "`"
+		if name == "floor" {
+			command = "empty `tp_btf/sys_exit` program: the tgid test alone (`" + floorArg + " PID`)"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", name, command, wall, cpu, ofFloor, strings.Join(rounds, " "))
+	}
+	if floor > 0 {
+		for _, name := range []string{"cpuwhy", "cpuwhy-timed", "baseline", "baseline-timed"} {
+			if len(results[name]) > 0 {
+				fmt.Fprintf(w, "\n%s: %.1f points below the floor (per CPU second; goal: count-only within 2, timed within 4)", name, 100*(floor-median(results[name], cpuOf)))
+			}
+		}
+		fmt.Fprintln(w)
 	}
 }
 
@@ -188,10 +250,17 @@ func commandOf(o options, name string, pid int) []string {
 	}
 	long := strconv.Itoa(int((o.settle + o.window + 10*time.Second).Seconds())) + "s"
 	switch name {
+	case "floor":
+		self, _ := os.Executable()
+		return []string{self, floorArg, p}
 	case "cpuwhy":
 		return []string{o.cpuwhy, "syscalls", "--time-every", "0", "-d", long, p}
 	case "cpuwhy-timed":
 		return []string{o.cpuwhy, "syscalls", "-d", long, p}
+	case "baseline":
+		return []string{o.baseline, "syscalls", "--time-every", "0", "-d", long, p}
+	case "baseline-timed":
+		return []string{o.baseline, "syscalls", "-d", long, p}
 	case "bpftrace":
 		return []string{"bpftrace", "-e", "tracepoint:raw_syscalls:sys_exit /pid == " + p + "/ { @[args->id] = count(); }"}
 	case "perf-trace":
@@ -204,14 +273,15 @@ func commandOf(o options, name string, pid int) []string {
 
 // traced runs one tracer on the target and returns the target's call rate
 // while it is attached.
-func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (scenario.Rates, error) {
+func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (scenario.Rates, float64, error) {
 	argv := commandOf(o, name, t.PID())
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	since := sinceBoot()
 	if err := cmd.Start(); err != nil {
-		return scenario.Rates{}, &startError{err: err}
+		return scenario.Rates{}, 0, &startError{err: err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -226,15 +296,32 @@ func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (
 	}
 	select {
 	case err := <-done:
-		return scenario.Rates{}, &startError{err: fmt.Errorf("exited before the window (%v)", err), output: out.Bytes()}
+		return scenario.Rates{}, 0, &startError{err: fmt.Errorf("exited before the window (%v)", err), output: out.Bytes()}
 	case <-time.After(o.settle):
 	case <-ctx.Done():
 		stopTracer()
-		return scenario.Rates{}, ctx.Err()
+		return scenario.Rates{}, 0, ctx.Err()
 	}
 	r, err := t.Measure(ctx, o.window)
+	var cost float64
+	if err == nil && o.stats > 0 && bpfTracer(name) {
+		var c progCost
+		if c, err = measureProgCost(ctx, since, o.stats); err == nil {
+			cost = c.perCall()
+		}
+	}
 	stopTracer()
-	return r, err
+	return r, cost, err
+}
+
+// bpfTracer says whether the tracer runs BPF programs on the syscall
+// tracepoints named as cpuwhy's are (sys_exit, sys_enter; floor_exit).
+func bpfTracer(name string) bool {
+	switch name {
+	case "floor", "cpuwhy", "cpuwhy-timed", "baseline", "baseline-timed":
+		return true
+	}
+	return false
 }
 
 func median(rs []scenario.Rates, f func(scenario.Rates) float64) float64 {

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/taskiter"
 )
 
 // The main goroutine stays on the main thread for the whole run, so that
@@ -44,8 +47,9 @@ type options struct {
 	interval      time.Duration // between two refreshes, as the -d of top
 	topIterations int           // extra top iterations in each run of top
 	modes         map[string]bool
-	compare       bool   // also measure top and ps
-	profile       string // write a CPU profile of extra cold thread refreshes here
+	firstIterLoad time.Duration // CPU of the process's first taskiter.Open
+	compare       bool          // also measure top and ps
+	profile       string        // write a CPU profile of extra cold thread refreshes here
 	goal          time.Duration
 	progress      io.Writer
 }
@@ -114,6 +118,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	prog, err := compileThreads()
 	if err != nil {
 		return err
+	}
+	// The first load of the task iterator in a process parses the
+	// kernel's BTF, which later loads reuse: a `cpuwhy top -H` pays it
+	// once, before its first frame.
+	if o.modes["cold-iter/threads"] || o.modes["steady-iter/threads"] {
+		c0 := sys.ProcessCPU()
+		it, err := taskiter.Open()
+		if err != nil {
+			return fmt.Errorf("the iterator modes need the BPF task iterator: %w", err)
+		}
+		o.firstIterLoad = sys.ProcessCPU().Sub(c0).Total()
+		it.Close()
 	}
 	var results []levelResult
 	for i, level := range o.levels {

@@ -14,6 +14,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/container"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/taskiter"
 	"github.com/cpuwhy/cpuwhy/internal/top"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
@@ -28,6 +29,11 @@ type mode struct {
 	// wchan too, as on the first frame after `cpuwhy top -H` starts or on
 	// the live view's toggle to threads.
 	cold bool
+	// iter lists the threads with the BPF task iterator (internal/
+	// taskiter) instead of /proc, loaded once for the mode's refreshes,
+	// as `cpuwhy top` keeps it; with load, a cold refresh loads and
+	// attaches it too, as the first frame of a `cpuwhy top -H` does.
+	iter, load bool
 }
 
 var modes = []mode{
@@ -35,6 +41,9 @@ var modes = []mode{
 	{name: "steady/processes"},
 	{name: "cold/threads", threads: true, cold: true},
 	{name: "cold/processes", cold: true},
+	{name: "steady-iter/threads", threads: true, iter: true},
+	{name: "cold-iter/threads", threads: true, cold: true, iter: true},
+	{name: "cold-iter-load/threads", threads: true, cold: true, iter: true, load: true},
 }
 
 func modeNames() []string {
@@ -72,13 +81,19 @@ type levelResult struct {
 type runner struct {
 	res     *modeResult
 	spec    top.Spec
-	sampler *top.Sampler // the steady modes' one Sampler
+	sampler *top.Sampler   // the steady modes' one Sampler
+	iter    *taskiter.Iter // its task iterator, in the iter modes
 }
 
-func newSampler() (*top.Sampler, error) {
+func newSampler(iter *taskiter.Iter) (*top.Sampler, error) {
 	// As `cpuwhy top` builds it (internal/cli): the host's /proc and a
-	// container resolver with default settings.
-	return top.NewSampler(top.Options{Proc: proc.FS{}, Containers: container.NewResolver(container.Options{})})
+	// container resolver with default settings, and the task iterator
+	// where it loads.
+	o := top.Options{Proc: proc.FS{}, Containers: container.NewResolver(container.Options{})}
+	if iter != nil {
+		o.Tasks = iter
+	}
+	return top.NewSampler(o)
 }
 
 func measureLevel(ctx context.Context, o options, prog scenario.Program, extra int, profile bool) (levelResult, error) {
@@ -99,10 +114,16 @@ func measureLevel(ctx context.Context, o options, prog scenario.Program, extra i
 			continue
 		}
 		r := &runner{res: &modeResult{mode: m}, spec: top.Spec{Threads: m.threads}}
+		if m.iter && !m.load {
+			if r.iter, err = taskiter.Open(); err != nil {
+				return res, err
+			}
+			defer r.iter.Close()
+		}
 		if !m.cold {
 			// Prime and one unmeasured refresh: the first Next reads every
 			// process's metadata and is the cold case, not the steady one.
-			if r.sampler, err = newSampler(); err != nil {
+			if r.sampler, err = newSampler(r.iter); err != nil {
 				return res, err
 			}
 			if err := r.sampler.Prime(r.spec); err != nil {
@@ -161,9 +182,21 @@ func measureLevel(ctx context.Context, o options, prog scenario.Program, extra i
 // scheduler's monitor thread) is cpuwhy's cost too.
 func (r *runner) refresh(ctx context.Context, interval time.Duration) error {
 	s := r.sampler
+	var opening time.Duration
 	if r.res.cold {
 		var err error
-		if s, err = newSampler(); err != nil {
+		iter := r.iter
+		if r.res.load {
+			// Loading and attaching the iterator is part of a cold
+			// view: `cpuwhy top -H` does it before its first frame.
+			c0 := sys.ProcessCPU()
+			if iter, err = taskiter.Open(); err != nil {
+				return err
+			}
+			opening = sys.ProcessCPU().Sub(c0).Total()
+			defer iter.Close()
+		}
+		if s, err = newSampler(iter); err != nil {
 			return err
 		}
 		if err := s.Prime(top.Spec{PIDs: r.spec.PIDs}); err != nil {
@@ -187,8 +220,8 @@ func (r *runner) refresh(ctx context.Context, interval time.Duration) error {
 		return err
 	}
 	p1 := sys.ProcessCPU()
-	r.res.cpu = append(r.res.cpu, p1.Sub(p0).Total())
-	r.res.onThread = append(r.res.onThread, t1.Sub(t0).Total())
+	r.res.cpu = append(r.res.cpu, opening+p1.Sub(p0).Total())
+	r.res.onThread = append(r.res.onThread, opening+t1.Sub(t0).Total())
 	r.res.allocBytes = append(r.res.allocBytes, a1.bytes-a0.bytes)
 	r.res.allocObjects = append(r.res.allocObjects, a1.objects-a0.objects)
 	r.res.rows = len(frame.Processes)
@@ -266,7 +299,7 @@ func truncate(b []byte) []byte {
 // profileCold writes a CPU profile of cold thread-view refreshes, apart
 // from the measured ones because the profiler's own signals cost CPU.
 func profileCold(ctx context.Context, o options) error {
-	fmt.Fprintf(o.progress, "  profiling %d cold --threads refreshes into %s\n", o.refreshes, o.profile)
+	fmt.Fprintf(o.progress, "  profiling %d cold --threads refreshes (from the task iterator with -modes cold-iter/threads) into %s\n", o.refreshes, o.profile)
 	f, err := os.Create(o.profile)
 	if err != nil {
 		return err
@@ -276,7 +309,18 @@ func profileCold(ctx context.Context, o options) error {
 		return err
 	}
 	defer pprof.StopCPUProfile()
+	// The cold thread view from the task iterator when it is measured,
+	// else from /proc.
 	r := &runner{res: &modeResult{mode: modes[2]}, spec: top.Spec{Threads: true}}
+	if o.modes["cold-iter/threads"] {
+		r.res.mode = modes[5]
+		it, err := taskiter.Open()
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		r.iter = it
+	}
 	for range o.refreshes {
 		if err := r.refresh(ctx, o.interval); err != nil {
 			return err

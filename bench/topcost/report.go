@@ -37,6 +37,9 @@ func writeReport(w io.Writer, o options, results []levelResult) {
 	}
 
 	fmt.Fprintln(w, "\ntop ms: `top -b -n 1+k -d 0.1` minus `top -b -n 1`, over k (`-H` for the thread view); ps ms: one `ps -eLf` (thread view) or `ps -ef`, startup included.")
+	if o.firstIterLoad > 0 {
+		fmt.Fprintf(w, "\n-iter: threads listed by the BPF task iterator (internal/taskiter), /proc for the rest; kept loaded across refreshes as `cpuwhy top` keeps it; a cold-iter-load refresh also loads and attaches it, as the first frame of `cpuwhy top -H` does (%s ms CPU the first time in a process, when the kernel's BTF is parsed, counted in no row).\n", ms(o.firstIterLoad))
+	}
 	fmt.Fprintln(w, "\n### Details")
 	fmt.Fprintln(w, "\n| host threads | mode | rows | on calling thread median ms | alloc/refresh median | objects/refresh median | RSS MiB |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|")

@@ -13,7 +13,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cpuwhy/cpuwhy/internal/escape"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/target"
+	"github.com/cpuwhy/cpuwhy/internal/taskiter"
 	"github.com/cpuwhy/cpuwhy/internal/top"
 	"github.com/cpuwhy/cpuwhy/internal/tui"
 )
@@ -152,7 +154,15 @@ func runTop(ctx context.Context, o *topOptions) error {
 	if err != nil {
 		return err
 	}
-	sampler, err := top.NewSampler(top.Options{Proc: o.global.procFS(), Containers: resolver})
+	topOpts := top.Options{Proc: o.global.procFS(), Containers: resolver}
+	if root := topOpts.Proc.Root; root == "" || root == proc.DefaultRoot {
+		// The host's threads in one read where BPF is allowed, opened
+		// when a thread view first needs it; /proc where it is not.
+		tasks := &taskiter.Lazy{}
+		defer tasks.Close()
+		topOpts.Tasks = tasks
+	}
+	sampler, err := top.NewSampler(topOpts)
 	if err != nil {
 		return err
 	}

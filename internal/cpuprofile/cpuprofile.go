@@ -132,7 +132,11 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	// The sampler drains the rings and hands each sample over; one
 	// worker unwinds and names. When the worker falls behind, samples
 	// are dropped here and counted, never silently.
-	queue := make(chan *job, queueLen+maxQueuedExecs)
+	// Jobs go over as one batch per drain: a channel send per sample
+	// woke the worker, and with it an OS thread, for every sample,
+	// which was most of cpuwhy's CPU while sampling at 99 Hz (the Go
+	// scheduler's parking and waking in a profile of it).
+	queue := make(chan []*job, queueLen+maxQueuedExecs) // each batch holds a job at least
 	free := make(chan *job, queueLen)
 	var dropped uint64
 	counts := stack.NewCounts()
@@ -140,29 +144,32 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for j := range queue {
-			if j.exec {
-				resolver.Exec(j.time, j.maps)
-				continue
-			}
-			gen := resolver.At(j.time)
-			var user []uint64
-			if j.valid {
-				pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
-				if stop.Complete() {
-					unwoundToStart++
+		for batch := range queue {
+			for _, j := range batch {
+				if j.exec {
+					resolver.Exec(j.time, j.maps)
+					continue
 				}
-				user = pcs
+				gen := resolver.At(j.time)
+				var user []uint64
+				if j.valid {
+					pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
+					if stop.Complete() {
+						unwoundToStart++
+					}
+					user = pcs
+				}
+				var leaf uint64
+				if len(user) > 0 {
+					leaf = user[0]
+				}
+				counts.Add(j.tid, gen, resolver.Frames(j.tid, j.kernel, user), leaf)
+				free <- j
 			}
-			var leaf uint64
-			if len(user) > 0 {
-				leaf = user[0]
-			}
-			counts.Add(j.tid, gen, resolver.Frames(j.tid, j.kernel, user), leaf)
-			free <- j
 		}
 	}()
 	allocated := 0
+	var pending []*job
 	handle := func(s *sample.Sample) {
 		var j *job
 		select {
@@ -179,17 +186,23 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
 		j.stack = append(j.stack[:0], s.Stack...)
 		j.kernel = append(j.kernel[:0], s.Kernel...)
-		queue <- j // never blocks: at most queueLen sample jobs exist
+		pending = append(pending, j)
 	}
 	execs := 0
 	exec := func(e *sample.Exec) {
 		execs++
-		queue <- &job{exec: true, time: e.Time, maps: e.Maps}
+		pending = append(pending, &job{exec: true, time: e.Time, maps: e.Maps})
+	}
+	drained := func() {
+		if len(pending) > 0 {
+			queue <- pending // never blocks: at most queueLen sample jobs exist
+			pending = nil
+		}
 	}
 
 	stopProgress := progress(opts.Progress, start)
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
-		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec})
+		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained})
 	stopProgress()
 	close(queue)
 	<-done

@@ -306,7 +306,7 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 			}
 		}
 		if sr.Dropped > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("%d calls were not counted (%.1f%% of those counted): the tracer's table of (thread, syscall, result, fd) keys was full or could not take new keys fast enough; "+
+			r.Notes = append(r.Notes, fmt.Sprintf("%d calls were not counted (%.1f%% of those counted): the tracer's tables of (thread, syscall, result, fd) keys were full (more keys than --max-keys); "+
 				"affected: every syscall count and rate in the thread table and the verdicts (lower bounds: a rate shown under a threshold may be over it), and which thread made the missing calls", sr.Dropped, 100*float64(sr.Dropped)/float64(max(sr.Calls, 1))))
 		}
 	}

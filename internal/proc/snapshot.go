@@ -56,6 +56,12 @@ type ScanOptions struct {
 	// KernelThreads keeps kernel threads, which have no user space and are
 	// dropped by default.
 	KernelThreads bool
+	// ThreadStats, with Threads, are the threads of processes already
+	// read by other means (a BPF task iterator lists every thread of the
+	// host in one read, where /proc takes a file per thread), by PID,
+	// each sorted by TID. A process not in it has its threads read from
+	// /proc.
+	ThreadStats map[int][]Stat
 }
 
 // Scanner takes snapshots, reusing its buffers from one scan to the next so
@@ -93,9 +99,12 @@ func (sc *Scanner) Scan(opt ScanOptions) (*Snapshot, error) {
 	}
 	snap.Processes = make([]Process, 0, len(pids))
 	for _, pid := range pids {
-		p, err := sc.readProcess(root, pid, opt.Threads)
+		p, err := sc.readProcess(root, pid, opt.Threads && opt.ThreadStats[pid] == nil)
 		if err != nil {
 			continue // exited since the listing
+		}
+		if ts := opt.ThreadStats[pid]; opt.Threads && ts != nil && !p.KernelThread() {
+			p.Threads = ts
 		}
 		if p.KernelThread() && !opt.KernelThreads {
 			continue

@@ -54,6 +54,7 @@ const perfContextMax = ^uint64(4095 - 1) // (u64)-4095
 // Record types and sample bits, as in linux/perf_event.h.
 const (
 	recordComm       = 3
+	recordFork       = 7
 	recordThrottle   = 5
 	recordUnthrottle = 6
 	recordSample     = 9

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -28,8 +29,6 @@ const (
 	DefaultMaxSamples = 100_000
 	DefaultMaxBytes   = 256 << 20
 
-	// minPoll bounds how often the rings are drained; see pollEvery.
-	minPoll = time.Millisecond
 	// rescanInterval is how often the thread list is read, to follow
 	// threads the target starts. A thread that lives less than this may
 	// be missed entirely. A list of thousands of threads takes long to
@@ -38,10 +37,20 @@ const (
 	// of a core.
 	rescanInterval = 100 * time.Millisecond
 	rescanCost     = 20
-	// A thread's ring holds at least minRingSamples of the largest
-	// samples, and at higher frequencies 20 ms worth of them, up to
-	// maxRingSamples (about 2 MiB a thread with the default stack copy).
-	minRingSamples = 8
+	// maxRescanInterval is how far the interval grows while the thread
+	// list stays the same (doubling from rescanInterval at each reading
+	// that finds no change): each reading wakes cpuwhy, and ten a second
+	// were a third of its CPU while sampling a steady process. A thread
+	// a sampled thread starts is not left to the timer: the kernel
+	// writes a fork record into the ring (the task bit), and the drain
+	// that finds it reads the list at once.
+	maxRescanInterval = 500 * time.Millisecond
+	// A CPU's ring holds at least minRingSamples of the largest
+	// samples (512 KiB with the default stack copy, the size perf
+	// record maps), and at higher frequencies 20 ms worth of them, up
+	// to maxRingSamples (2 MiB). Half a ring is drained per wakeup: the
+	// larger the ring, the fewer the wakeups.
+	minRingSamples = 16
 	maxRingSamples = 64
 )
 
@@ -73,6 +82,11 @@ type Options struct {
 	// it (samples taken before it may still come after it: the rings of
 	// other CPUs are drained in turn).
 	Exec func(*Exec)
+	// Drained, when set, is called on the draining goroutine after each
+	// drain has handed over its samples: a consumer that passes samples
+	// to another goroutine can pass them as one batch per wakeup,
+	// rather than waking that goroutine for every sample.
+	Drained func()
 }
 
 // Recording is what Record saw.
@@ -144,7 +158,7 @@ type recorder struct {
 	rings     []*sys.PerfEvent
 	layout    Layout
 	ringPages int
-	pollEvery time.Duration // how often the rings are drained
+	waiter    *sys.PerfWaiter // sleeps until a ring is half full
 	threads   map[int]*thread
 	rec       *Recording
 	keptBytes int64
@@ -155,6 +169,8 @@ type recorder struct {
 	heads     []uint64 // of each ring, where a drain stops
 	execs     []Comm   // exec records found by the drain under way
 	comm      string   // the process's name, for Exec.PrevComm
+	forked    bool     // a drain found a thread started: read the list now
+	changed   bool     // the last rescan opened or closed events
 }
 
 // fileSlack is what the limit on open files keeps beyond the events: for
@@ -189,6 +205,19 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}
 	defer watch.Close()
+	// The waiter sleeps on the rings (each added as it is made) and on
+	// the target's exit.
+	waiter, err := sys.NewPerfWaiter()
+	if err != nil {
+		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
+	}
+	defer waiter.Close()
+	if fd := watch.FD(); fd >= 0 {
+		if err := waiter.AddFD(fd); err != nil {
+			return nil, fmt.Errorf("sampling process %d: %w", pid, err)
+		}
+	}
+	r.waiter = waiter
 	defer r.closeAll()
 
 	if err := r.rescan(); err != nil {
@@ -201,6 +230,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 		return nil, fmt.Errorf("sampling process %d: no thread could be sampled: %w", pid, ErrGone)
 	}
 	r.comm = r.readComm(pid)
+	defer context.AfterFunc(ctx, waiter.Wake)()
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -210,42 +240,52 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	// (enabling 10,000 takes about 100 ms).
 	start := time.Now()
 	r.rec.Start = sys.Monotonic()
-	var deadline <-chan time.Time
-	if opts.Duration > 0 {
-		t := time.NewTimer(opts.Duration)
-		defer t.Stop()
-		deadline = t.C
-	}
 	r.setEnabled(true)
-	poll := time.NewTicker(r.pollEvery)
-	defer poll.Stop()
-	lastScan := time.Now()
+	interval := rescanInterval
+	nextScan := start.Add(interval)
 	var scanTook time.Duration
 loop:
 	for {
-		select {
-		case <-ctx.Done():
+		now := time.Now()
+		if ctx.Err() != nil {
 			r.note("stopped: %v", context.Cause(ctx))
-			break loop
-		case <-deadline:
-			break loop
-		case now := <-poll.C:
-			r.drainAll()
-			if watch.Exited() {
-				r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
-				break loop
+			break
+		}
+		wait := nextScan.Sub(now)
+		if opts.Duration > 0 {
+			left := start.Add(opts.Duration).Sub(now)
+			if left <= 0 {
+				break
 			}
-			if now.Sub(lastScan) >= max(rescanInterval, rescanCost*scanTook) {
-				lastScan = now
-				err := r.rescan()
-				scanTook = time.Since(now)
-				if err != nil {
-					if errors.Is(err, proc.ErrGone) {
-						r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
-						break loop
-					}
-					return nil, err
+			wait = min(wait, left)
+		}
+		// Asleep until a ring is half full, the target exits, ctx is
+		// done, or the thread list is due to be read again.
+		if _, err := waiter.Wait(max(wait, 0)); err != nil {
+			return nil, fmt.Errorf("sampling process %d: %w", pid, err)
+		}
+		now = time.Now()
+		r.drainAll()
+		if watch.Exited() {
+			r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
+			break loop
+		}
+		if r.forked || !now.Before(nextScan) {
+			r.forked = false
+			err := r.rescan()
+			scanTook = time.Since(now)
+			if r.changed {
+				interval = rescanInterval
+			} else {
+				interval = min(2*interval, maxRescanInterval)
+			}
+			nextScan = now.Add(max(interval, rescanCost*scanTook))
+			if err != nil {
+				if errors.Is(err, proc.ErrGone) {
+					r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
+					break loop
 				}
+				return nil, err
 			}
 		}
 	}
@@ -296,12 +336,12 @@ func (r *recorder) setAttr() {
 		Sample_type: st,
 		// We unwind user stacks ourselves from the registers and the
 		// stack copy; the kernel's user callchain needs frame pointers.
-		// Events open disabled until the window starts.
-		Bits:              sys.PerfBitDisabled | sys.PerfBitExcludeHv | sys.PerfBitExcludeCallchainUser | execBits,
+		// Events open disabled until the window starts. The task bit
+		// tells of threads started (see maxRescanInterval).
+		Bits:              sys.PerfBitDisabled | sys.PerfBitExcludeHv | sys.PerfBitExcludeCallchainUser | execBits | sys.PerfBitTask,
 		Clockid:           sys.ClockMonotonic,
 		Sample_regs_user:  regsMask(),
 		Sample_stack_user: uint32(r.opts.StackBytes),
-		Wakeup:            1,
 	}
 	r.layout = archLayout(st, uint32(r.opts.StackBytes))
 	r.layout.SampleIDAll = true
@@ -317,17 +357,15 @@ func (r *recorder) setAttr() {
 	for r.ringPages*page < samples*largest {
 		r.ringPages *= 2
 	}
-	// The rings are drained when a ring, sampling at the frequency, is
-	// at most half full of the largest samples: none is lost, and there
-	// are no more wakeups than that, since each costs cpuwhy more (the Go
-	// runtime parking and waking threads) than draining the samples it
-	// finds. At 99 Hz that is about every 60 ms rather than every 20 ms,
-	// which cut cpuwhy's CPU while sampling from 1.6% to 0.8% of a core
-	// (bench/recordcost); at 2 kHz every 12 ms, where 20 ms lost 63% of
-	// the samples. At most every rescanInterval, so new threads are
-	// found as soon.
-	half := float64(r.ringPages*page/largest) / 2
-	r.pollEvery = min(max(time.Duration(half/float64(r.opts.Frequency)*float64(time.Second)), minPoll), rescanInterval)
+	// The kernel wakes the waiter when a ring is half full (a
+	// watermark in bytes), as perf record sleeps in poll: cpuwhy wakes
+	// only when there are samples to drain, about every 150 ms at 99 Hz
+	// on a busy CPU and never for an idle one, and half a ring of room
+	// is left for the time the drain takes to be scheduled. Draining on
+	// a timer instead woke it 16 times a second however few the
+	// samples.
+	r.attr.Bits |= sys.PerfBitWatermark
+	r.attr.Wakeup = uint32(r.ringPages * page / 2)
 }
 
 // execBits have the kernel report an exec (comm, comm_exec) with its time
@@ -367,6 +405,7 @@ func (r *recorder) rescan() error {
 	if r.tids, err = r.opts.FS.Tasks(r.pid, r.tids[:0]); err != nil {
 		return err
 	}
+	r.changed = false
 	alive := make(map[int]bool, len(r.tids))
 	for _, tid := range r.tids {
 		alive[tid] = true
@@ -390,6 +429,7 @@ func (r *recorder) rescan() error {
 		}
 		r.closeThread(th)
 		delete(r.threads, tid)
+		r.changed = true
 	}
 	// An event per thread and CPU: the limit on open files is raised to
 	// hold them where it may be (perf asks the user to, with ulimit).
@@ -416,6 +456,7 @@ func (r *recorder) rescan() error {
 				len(r.threads)+len(fresh), len(r.tids), want-fileSlack, r.fileLimit)
 		}
 	}
+	r.changed = r.changed || len(fresh) > 0
 	for _, tid := range fresh {
 		if err := r.open(tid); err != nil {
 			return err
@@ -438,10 +479,15 @@ func (r *recorder) open(tid int) error {
 		} else {
 			ev, err = sys.OpenPerfEventInto(&r.attr, tid, r.cpus[i], r.rings[i])
 		}
-		if err == nil {
-			if r.rings[i] == nil {
-				r.rings[i] = ev
+		if err == nil && r.rings[i] == nil {
+			if err = r.waiter.Add(ev); err != nil {
+				ev.Close()
+				r.closeThread(th)
+				return fmt.Errorf("sampling thread %d of %d: %w", tid, r.pid, err)
 			}
+			r.rings[i] = ev
+		}
+		if err == nil {
 			th.evs = append(th.evs, ev)
 			i++
 			continue
@@ -584,6 +630,9 @@ func (r *recorder) drainAll() {
 			r.rec.Lost += ring.Lost() - lost
 		}
 	}
+	if r.opts.Drained != nil {
+		r.opts.Drained()
+	}
 }
 
 // peek keeps the exec records of a ring.
@@ -624,6 +673,12 @@ func (r *recorder) handle(rec []byte) {
 	switch typ {
 	case recordThrottle:
 		r.rec.Throttled++
+	case recordFork:
+		// u32 pid, ppid, tid, ptid after the header: a thread of the
+		// target started (a child process has another pid).
+		if len(rec) >= 16 && int(binary.NativeEndian.Uint32(rec[8:])) == r.pid {
+			r.forked = true
+		}
 	case recordSample:
 		s, err := ParseSample(rec, r.layout)
 		if err != nil {

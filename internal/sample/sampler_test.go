@@ -208,3 +208,90 @@ func TestReadyStartsTheWindow(t *testing.T) {
 		t.Errorf("%.0f samples for %v on CPU after Ready at 99 Hz, want %.0f..%.0f", n, oncpu, 0.7*want, 1.3*want+2)
 	}
 }
+
+// samplesOf counts the samples of one thread.
+func samplesOf(rec *sample.Recording, tid int) int {
+	n := 0
+	for _, s := range rec.Samples {
+		if s.TID == tid {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWatermarkDeliversEverySample: the rings are drained when the kernel
+// wakes cpuwhy at their watermark, not on a timer. Every sample the
+// kernel took reaches the recording: cpu-clock samples a thread every
+// 1/99 s of its CPU time exactly, so the count is the thread's CPU time
+// in the window times the frequency (a ratio, whatever the machine's
+// speed or load), less at most the partial period of each CPU's event.
+func TestWatermarkDeliversEverySample(t *testing.T) {
+	checkNoLeak(t)
+	cmd := scenario.Build(t, "compute").Start(t, nil)
+	pid := cmd.Process.Pid
+	cruncher := threadNamed(t, pid, "cruncher")
+	var oncpu0 time.Duration
+	rec := record(t, pid, sample.Options{Duration: 2 * time.Second, Ready: func() { oncpu0 = onCPU(t, pid, cruncher) }})
+	oncpu := onCPU(t, pid, cruncher) - oncpu0
+	checkEverySample(t, rec, cruncher, oncpu, sample.DefaultFrequency)
+}
+
+// TestFinalDrainLosesNothing stops a recording (ctx) while its samples
+// are still in the rings, below the watermark: they are read by the
+// drain after the events are disabled, and none may be missing.
+func TestFinalDrainLosesNothing(t *testing.T) {
+	checkNoLeak(t)
+	cmd := scenario.Build(t, "compute").Start(t, nil)
+	pid := cmd.Process.Pid
+	cruncher := threadNamed(t, pid, "cruncher")
+	var oncpu0 time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// With an 8-byte stack copy a sample is a few hundred bytes, and
+	// the watermark (half a ring sized for 16 samples with 4 KiB of
+	// callchain) 64 KiB: the 50 samples of 50 ms of the thread's CPU at
+	// 999 Hz stay below it. The recording is stopped once the thread
+	// has had those 50 ms (on a loaded machine it may take longer than
+	// the 100 ms to the first rescan, whose drain then takes a part).
+	const freq = 999
+	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: freq, StackBytes: 8, Ready: func() {
+		oncpu0 = onCPU(t, pid, cruncher)
+		go func() {
+			for onCPU(t, pid, cruncher)-oncpu0 < 50*time.Millisecond && ctx.Err() == nil {
+				time.Sleep(2 * time.Millisecond)
+			}
+			cancel()
+		}()
+	}})
+	if errors.Is(err, sample.ErrPermission) || errors.Is(err, sample.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	oncpu := onCPU(t, pid, cruncher) - oncpu0
+	checkEverySample(t, rec, cruncher, oncpu, freq)
+}
+
+// checkEverySample checks that the samples of tid are those its CPU time
+// oncpu gives at frequency freq. oncpu is read a little after the
+// events are disabled, so it may exceed the sampled time by the moment
+// in between (a sample or two on a loaded machine); and each CPU's event
+// keeps the partial period it was in when disabled.
+func checkEverySample(t *testing.T, rec *sample.Recording, tid int, oncpu time.Duration, freq int) {
+	t.Helper()
+	cpus, err := sys.OnlineCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := samplesOf(rec, tid)
+	want := oncpu.Seconds() * float64(freq)
+	t.Logf("%d samples of the thread, which ran %v: %.3f of the %.1f expected; %d lost", n, oncpu, float64(n)/max(want, 1), want, rec.Lost)
+	if rec.Lost > 0 {
+		t.Errorf("%d samples lost: a ring overflowed before it was drained", rec.Lost)
+	}
+	if float64(n) < 0.97*want-float64(len(cpus))-1 || float64(n) > want+1 {
+		t.Errorf("%d samples for %v on CPU at %d Hz, want %.1f (less up to %d partial periods and 3%%)", n, oncpu, freq, want, len(cpus)+1)
+	}
+}

@@ -42,13 +42,17 @@ func (w *ProcessWatch) Exited() bool {
 	}
 	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}}
 	for {
-		n, err := unix.Poll(fds, 0)
+		n, err := pollNow(fds) // called at every drain: see rawpoll.go
 		if err == unix.EINTR {
 			continue
 		}
 		return err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
 	}
 }
+
+// FD is the pidfd, readable once the process has exited, for a
+// PerfWaiter; -1 without pidfd_open.
+func (w *ProcessWatch) FD() int { return w.pidfd }
 
 // Close releases the pidfd.
 func (w *ProcessWatch) Close() error {

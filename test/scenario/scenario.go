@@ -121,6 +121,10 @@ var recipes = map[string]recipe{
 		main: "threads",
 		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "threads", "threads.c"}},
 	},
+	"exactcalls": {
+		main: "exactcalls",
+		cmds: [][]string{{"gcc", "-O2", "-Wall", "-pthread", "-o", "exactcalls", "exactcalls.c"}},
+	},
 	"gcpressure": {
 		main: "gcpressure",
 		// Not stripped: symbols and DWARF kept (gostripped is the

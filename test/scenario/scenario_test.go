@@ -35,7 +35,7 @@ func threadNames(t *testing.T, pid int) []string {
 }
 
 func TestNames(t *testing.T) {
-	want := []string{"busypoll", "churn", "compute", "cxxhot", "echoserver", "execphase", "exitontrace", "gcpressure", "gostripped", "hostile",
+	want := []string{"busypoll", "churn", "compute", "cxxhot", "echoserver", "exactcalls", "execphase", "exitontrace", "gcpressure", "gostripped", "hostile",
 		"idle", "javahot", "jitmap", "kernelbound", "leaderexit", "lockstorm", "nodehot", "refused", "spawner", "spinyield", "threads", "timerstorm", "tracer", "udpflood", "writestorm", "zeropoll"}
 	if got := scenario.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)

@@ -5,7 +5,10 @@
 // call of the host while a trace lasts, and return at once for any process
 // but the target. sys_exit counts each call of the target in a per-CPU
 // hash keyed by thread, syscall, result and (for syscalls that take one
-// first) file descriptor. sys_enter, attached only when calls are timed or
+// first) file descriptor; a run of calls with one key on one CPU (a busy
+// loop's) is folded in a per-CPU slot holding the last key and its count,
+// and added to the hash once, when another key comes on that CPU or, for
+// the last run, by the tracer after detaching (addPending). sys_enter, attached only when calls are timed or
 // stacks recorded, picks one call in Options.TimeEvery at random, notes its
 // entry time, and records its user stack. Nothing crosses to user space per
 // call: the tracer reads the maps once, after detaching, so a target that
@@ -28,8 +31,12 @@
 //   - Stacks are walked by frame pointers (bpf_get_stackid): frames of code
 //     built without them, such as Debian's libc, are missing or wrong past
 //     the first one. The stack of a sampled call is recorded only.
-//   - The aggregation table holds Options.MaxKeys keys; calls of a new key
-//     after it fills are counted in Profile.Dropped.
+//   - The aggregation table holds Options.MaxKeys keys, allocated as they
+//     come; a call whose key it cannot take (full, or its allocator dry in
+//     a burst of new keys) is counted in spill, a preallocated table of as
+//     many keys without durations (about 90 bytes a key for all CPUs).
+//     Only a call whose key fits in neither is lost, and counted in
+//     Profile.Dropped: none below MaxKeys keys.
 //
 // Errors: New never fails; Trace returns an error matching
 // syscalls.ErrNotSupported, with the reason, when this kernel or these
@@ -46,4 +53,4 @@
 // after changing the C source; CI regenerates and checks nothing changed.
 package ebpf
 
-//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 -type key -type stat -type stack_key -type stack_value syscalls bpf/syscalls.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 -type key -type stat -type stack_key -type stack_value -type last -type spilled syscalls bpf/syscalls.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

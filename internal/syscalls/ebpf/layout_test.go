@@ -20,6 +20,8 @@ func TestLayout(t *testing.T) {
 	}{
 		{syscallsMapStats, syscallsKey{}, syscallsStat{}},
 		{syscallsMapStackCounts, syscallsStackKey{}, syscallsStackValue{}},
+		{syscallsMapLastKey, uint32(0), syscallsLast{}},
+		{syscallsMapSpill, syscallsKey{}, syscallsSpilled{}},
 	} {
 		m := spec.Maps[c.m]
 		if got, want := m.KeySize, binary.Size(c.key); int(got) != want {

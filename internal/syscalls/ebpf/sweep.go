@@ -117,30 +117,21 @@ func (s *sweeper) sweep(objs *syscallsObjects) {
 		return
 	}
 	// Keys only, then the values of the dead threads' keys alone: a
-	// per-CPU value is 344 bytes per CPU.
-	var keys []syscallsKey
-	var key, next syscallsKey
-	var cur any // nil: start from the first key
-	for {
-		if e := objs.Stats.NextKey(cur, &next); e != nil {
-			if !errors.Is(e, ebpf.ErrKeyNotExist) {
-				err = e
-			}
-			break
-		}
-		if _, dead := seen[next.Tid]; dead {
-			keys = append(keys, next)
-		}
-		key = next
-		cur = &key
-	}
+	// per-CPU value is 344 bytes per CPU. Those that went to spill too,
+	// which would fill with the keys of exited threads as stats would.
+	keys, err := deadKeys(objs.Stats, seen)
 	if err != nil {
 		s.err = fmt.Errorf("listing the keys of exited threads: %w", err)
 		return
 	}
+	spilled, err := deadKeys(objs.Spill, seen)
+	if err != nil {
+		s.err = fmt.Errorf("listing the spilled keys of exited threads: %w", err)
+		return
+	}
 	// A thread's keys are kept apart if they all fit, else all folded.
 	perThread := map[uint32]int{}
-	for _, k := range keys {
+	for _, k := range append(keys, spilled...) {
 		perThread[k.Tid]++
 	}
 	apart := map[uint32]bool{}
@@ -163,6 +154,34 @@ func (s *sweeper) sweep(objs *syscallsObjects) {
 		s.keep(statKey(k), sumStat(perCPU), apart[k.Tid])
 		// Deleted while iterating: the iteration is over.
 		objs.Stats.Delete(&k)
+	}
+	var v syscallsSpilled
+	for _, k := range spilled {
+		if err := objs.Spill.Lookup(&k, &v); err != nil {
+			continue
+		}
+		s.keep(statKey(k), &syscalls.Stat{Count: v.Count, Bytes: v.RetSum}, apart[k.Tid])
+		objs.Spill.Delete(&k)
+	}
+}
+
+// deadKeys lists the keys of m whose thread is in dead.
+func deadKeys(m *ebpf.Map, dead map[uint32]string) ([]syscallsKey, error) {
+	var keys []syscallsKey
+	var key, next syscallsKey
+	var cur any // nil: start from the first key
+	for {
+		if err := m.NextKey(cur, &next); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return keys, nil
+			}
+			return keys, err
+		}
+		if _, ok := dead[next.Tid]; ok {
+			keys = append(keys, next)
+		}
+		key = next
+		cur = &key
 	}
 }
 

@@ -27,6 +27,20 @@ type syscallsKey struct {
 	Op  uint32
 }
 
+type syscallsLast struct {
+	_      structs.HostLayout
+	Key    syscallsKey
+	Valid  uint32
+	Count  uint64
+	RetSum uint64
+}
+
+type syscallsSpilled struct {
+	_      structs.HostLayout
+	Count  uint64
+	RetSum uint64
+}
+
 type syscallsStackKey struct {
 	_       structs.HostLayout
 	Tid     uint32
@@ -57,6 +71,8 @@ const (
 	syscallsMapDropped     = "dropped"
 	syscallsMapFdSyscalls  = "fd_syscalls"
 	syscallsMapInflight    = "inflight"
+	syscallsMapLastKey     = "last_key"
+	syscallsMapSpill       = "spill"
 	syscallsMapStackCounts = "stack_counts"
 	syscallsMapStacks      = "stacks"
 	syscallsMapStats       = "stats"
@@ -123,6 +139,8 @@ type syscallsMapSpecs struct {
 	Dropped     *ebpf.MapSpec `ebpf:"dropped"`
 	FdSyscalls  *ebpf.MapSpec `ebpf:"fd_syscalls"`
 	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
+	LastKey     *ebpf.MapSpec `ebpf:"last_key"`
+	Spill       *ebpf.MapSpec `ebpf:"spill"`
 	StackCounts *ebpf.MapSpec `ebpf:"stack_counts"`
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
@@ -163,6 +181,8 @@ type syscallsMaps struct {
 	Dropped     *ebpf.Map `ebpf:"dropped"`
 	FdSyscalls  *ebpf.Map `ebpf:"fd_syscalls"`
 	Inflight    *ebpf.Map `ebpf:"inflight"`
+	LastKey     *ebpf.Map `ebpf:"last_key"`
+	Spill       *ebpf.Map `ebpf:"spill"`
 	StackCounts *ebpf.Map `ebpf:"stack_counts"`
 	Stacks      *ebpf.Map `ebpf:"stacks"`
 	Stats       *ebpf.Map `ebpf:"stats"`
@@ -174,6 +194,8 @@ func (m *syscallsMaps) Close() error {
 		m.Dropped,
 		m.FdSyscalls,
 		m.Inflight,
+		m.LastKey,
+		m.Spill,
 		m.StackCounts,
 		m.Stacks,
 		m.Stats,

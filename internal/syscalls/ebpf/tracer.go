@@ -231,6 +231,7 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 		}
 	}
 	spec.Maps[syscallsMapStats].MaxEntries = uint32(opts.MaxKeys)
+	spec.Maps[syscallsMapSpill].MaxEntries = uint32(opts.MaxKeys)
 	spec.Maps[syscallsMapFdSyscalls].MaxEntries = uint32(max(sysno.Max(runtime.GOARCH), 1))
 	// Maps the programs will not touch keep one entry: the stack map
 	// preallocates all of its (4 MiB).
@@ -242,19 +243,26 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 		spec.Maps[syscallsMapInflight].MaxEntries = 1
 	}
 
-	stats, err := ebpf.NewMap(spec.Maps[syscallsMapStats])
-	if err != nil {
-		if bpfUnavailable(err) {
-			return nil, notSupported("creating a BPF map", err)
+	// The two tables sized by opts.MaxKeys are made first, so that the
+	// kernel refusing their size is told apart from BPF being missing.
+	// The collection takes clones of them: ours go when it is loaded.
+	replace := map[string]*ebpf.Map{}
+	for _, name := range []string{syscallsMapStats, syscallsMapSpill} {
+		m, err := ebpf.NewMap(spec.Maps[name])
+		if err != nil {
+			for _, m := range replace {
+				m.Close()
+			}
+			if bpfUnavailable(err) {
+				return nil, notSupported("creating a BPF map", err)
+			}
+			return nil, fmt.Errorf("creating the BPF table of %d (thread, syscall, result, fd) keys (%s): %w", opts.MaxKeys, name, err)
 		}
-		return nil, fmt.Errorf("creating the BPF table of %d (thread, syscall, result, fd) keys: %w", opts.MaxKeys, err)
+		replace[name] = m
+		defer m.Close()
 	}
-	// The collection takes a clone of the table: ours goes when loaded.
-	defer stats.Close()
 	var objs syscallsObjects
-	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{
-		MapReplacements: map[string]*ebpf.Map{syscallsMapStats: stats},
-	}); err != nil {
+	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: replace}); err != nil {
 		return nil, notSupported("loading the BPF programs", err)
 	}
 	if err := fillFDSyscalls(objs.FdSyscalls); err != nil {
@@ -474,11 +482,13 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweep
 		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted because the kernel skipped the BPF program (nested run)", st.RecursionMisses))
 	}
 	if drops[dropStats] > 0 {
-		// The map is not preallocated, so an insert also fails when the
+		// stats is not preallocated, so an insert also fails when the
 		// kernel's BPF allocator has no element ready, which a burst of
 		// thousands of new keys (a thread going round thousands of
-		// sockets) can cause well below MaxKeys.
-		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted: the table of (thread, syscall, result, fd) keys was full (at most %d) or could not take new keys fast enough", drops[dropStats], opts.MaxKeys))
+		// sockets) causes well below MaxKeys; those calls go to spill,
+		// preallocated as big. A call is dropped only when both are
+		// full.
+		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted: the tables of (thread, syscall, result, fd) keys were full (more keys than --max-keys %d)", drops[dropStats], opts.MaxKeys))
 	}
 
 	var key syscallsKey
@@ -489,6 +499,15 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweep
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("stats: %w", err)
+	}
+	// The calls each CPU's last key still had pending (the slot that
+	// folds a run of one key into one update of the table), and those
+	// whose key stats could not take.
+	if err := addPending(objs, p.Stats); err != nil {
+		return err
+	}
+	if err := addSpilled(objs, p.Stats); err != nil {
+		return err
 	}
 	// The keys of threads that exited, moved out during the window.
 	sw.merge(p)
@@ -501,6 +520,47 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweep
 		if n := drops[dropStackKeys] + drops[dropStackWalk]; n > 0 {
 			p.Notes = append(p.Notes, fmt.Sprintf("%d sampled stacks were not recorded (walk failed or table full)", n))
 		}
+	}
+	return nil
+}
+
+// addPending adds to stats the calls that sys_exit counted in each CPU's
+// last-key slot and had not yet added to the table: read after
+// detaching, they are the tail of each CPU's last run of one key.
+func addPending(objs *syscallsObjects, stats map[syscalls.Key]*syscalls.Stat) error {
+	var perCPU []syscallsLast
+	if err := objs.LastKey.Lookup(uint32(0), &perCPU); err != nil {
+		return fmt.Errorf("last_key: %w", err)
+	}
+	for _, l := range perCPU {
+		if l.Count == 0 {
+			continue
+		}
+		k := statKey(l.Key)
+		if stats[k] == nil {
+			stats[k] = &syscalls.Stat{}
+		}
+		stats[k].Add(&syscalls.Stat{Count: l.Count, Bytes: l.RetSum})
+	}
+	return nil
+}
+
+// addSpilled adds to stats the calls counted in spill, the table of the
+// keys stats could not take (its allocator ran dry in a burst of new
+// keys, or it was full).
+func addSpilled(objs *syscallsObjects, stats map[syscalls.Key]*syscalls.Stat) error {
+	var key syscallsKey
+	var v syscallsSpilled
+	it := objs.Spill.Iterate()
+	for it.Next(&key, &v) {
+		k := statKey(key)
+		if stats[k] == nil {
+			stats[k] = &syscalls.Stat{}
+		}
+		stats[k].Add(&syscalls.Stat{Count: v.Count, Bytes: v.RetSum})
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("spill: %w", err)
 	}
 	return nil
 }

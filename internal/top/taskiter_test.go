@@ -1,0 +1,86 @@
+package top_test
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/taskiter"
+	"github.com/cpuwhy/cpuwhy/internal/top"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
+)
+
+// TestThreadViewFromTaskIterator: a thread view built from the BPF task
+// iterator shows what one built from /proc shows: the same threads, each
+// sleeping in the same system call (pause, for the threads scenario's
+// sleepers), found without reading a file per thread.
+func TestThreadViewFromTaskIterator(t *testing.T) {
+	it, err := taskiter.Open()
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	cmd := scenario.Build(t, "threads").Start(t, nil, "50")
+	// It prints ready, then its main thread pauses too: wait for that
+	// (a guard against a hang, not a measure).
+	main := proc.FS{}.TaskPath(cmd.Process.Pid, cmd.Process.Pid, "syscall")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(main); err == nil && top.ParseSyscallFile(b) == "pause" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the scenario's main thread never paused")
+		}
+	}
+	spec := top.Spec{Threads: true, PIDs: []int{cmd.Process.Pid}}
+	view := func(o top.Options) top.Process {
+		s, err := top.NewSampler(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Next(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Processes) != 1 {
+			t.Fatalf("%d processes in the view of one", len(f.Processes))
+		}
+		s.ResolveBlocked(f.Processes)
+		return f.Processes[0]
+	}
+	fromProc := view(top.Options{Proc: proc.FS{}})
+	fromIter := view(top.Options{Proc: proc.FS{}, Tasks: it})
+	tids := func(p top.Process) []int {
+		var out []int
+		for _, th := range p.Threads {
+			out = append(out, th.TID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if a, b := tids(fromProc), tids(fromIter); !slices.Equal(a, b) || len(a) != 51 {
+		t.Fatalf("threads from /proc %v, from the iterator %v; want the 51 of the scenario", a, b)
+	}
+	// The main thread pauses too, once its threads are started.
+	pauses := func(p top.Process) int {
+		n := 0
+		for _, th := range p.Threads {
+			if th.Syscall == "pause" {
+				n++
+			}
+		}
+		return n
+	}
+	if a, b := pauses(fromProc), pauses(fromIter); a != 51 || b != 51 {
+		t.Errorf("threads shown in pause: %d from /proc, %d from the iterator, want all 51: %+v", a, b, fromIter.Threads)
+	}
+}
