@@ -39,10 +39,10 @@ func TestDiagnoseRuntimes(t *testing.T) {
 		{"java jit compilation", "javahot", "java", "jit", []string{
 			"VERDICT 1: jit_compilation — the JIT compilers of java", "the JVM's JIT compilers take", "(busiest: C2 CompilerThre (TID"}},
 		{"node compute", "nodehot", "node", "compute", []string{
-			"VERDICT 1: compute_loop — node", "computes in user space, in settleAccounts (ledger.js:7),",
+			"VERDICT 1: compute_loop — node", "computes in JavaScript, in settleAccounts at line 7 of ledger.js,",
 			"stack: settleAccounts (ledger.js:7) <- (anonymous) (ledger.js:1) <- Module._compile"}},
 		{"node callback", "nodehot", "node", "callback", []string{
-			"VERDICT 1: compute_loop — node", "computes in user space, in tick (ledger.js:23),"}},
+			"VERDICT 1: compute_loop — node", "computes in JavaScript, in tick at line 23 of ledger.js,"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := exec.LookPath(tt.tool); err != nil {

@@ -502,12 +502,16 @@ func interpreted(f stack.Frame) *verdict.Interpreted {
 	if f.Kind == stack.Native || f.Kind == stack.Kernel || f.Kind == "" || f.File == "" {
 		return nil
 	}
-	lang := string(f.Kind)
-	if lang == "python" {
-		lang = "Python"
+	lang, ok := languages[f.Kind]
+	if !ok {
+		lang = string(f.Kind)
 	}
 	return &verdict.Interpreted{Language: lang, Function: f.Function, File: f.File, Line: f.Line}
 }
+
+// languages names the language of the code each runtime's frames ran, as
+// its users call it.
+var languages = map[stack.Kind]string{"python": "Python", "v8": "JavaScript", "hotspot": "Java"}
 
 // runtimeOf tells a Go program (its stacks run through the Go scheduler)
 // and a JVM (libjvm.so is mapped) from the rest.

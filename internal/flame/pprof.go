@@ -205,8 +205,15 @@ func (b *pprofBuilder) mapping(f Frame) *profile.Mapping {
 	return m
 }
 
+// function is f's function: its name alone, since pprof keeps the file
+// and line in fields of their own (Name adds them to a runtime's frame);
+// an address no symbol names, as module+offset.
 func (b *pprofBuilder) function(f Frame) *profile.Function {
-	key := functionKey{name: f.Name(), file: f.File}
+	name := f.Function
+	if name == "" {
+		name = f.Name()
+	}
+	key := functionKey{name: name, file: f.File}
 	if fn, ok := b.functions[key]; ok {
 		return fn
 	}
