@@ -202,7 +202,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 
 	stopProgress := progress(opts.Progress, start)
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
-		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained})
+		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained, Prompt: resolver.Prompt()})
 	stopProgress()
 	close(queue)
 	<-done

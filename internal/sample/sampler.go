@@ -82,6 +82,12 @@ type Options struct {
 	// it (samples taken before it may still come after it: the rings of
 	// other CPUs are drained in turn).
 	Exec func(*Exec)
+	// Prompt has the kernel wake the sampler at every sample, not when a
+	// ring is half full (about every 150 ms at 99 Hz): a consumer that
+	// reads the target's live state when it resolves a sample (an
+	// interpreter's current frames) must have it while it is fresh. It
+	// costs a wakeup per sample.
+	Prompt bool
 	// Drained, when set, is called on the draining goroutine after each
 	// drain has handed over its samples: a consumer that passes samples
 	// to another goroutine can pass them as one batch per wakeup,
@@ -366,6 +372,11 @@ func (r *recorder) setAttr() {
 	// samples.
 	r.attr.Bits |= sys.PerfBitWatermark
 	r.attr.Wakeup = uint32(r.ringPages * page / 2)
+	if r.opts.Prompt {
+		// wakeup_events: a wakeup for every sample.
+		r.attr.Bits &^= sys.PerfBitWatermark
+		r.attr.Wakeup = 1
+	}
 }
 
 // execBits have the kernel report an exec (comm, comm_exec) with its time

@@ -416,6 +416,18 @@ func (r *Resolver) Missing() []string {
 	return out
 }
 
+// Prompt reports whether a runtime of the process reads its live state
+// when a sample is resolved (LiveReader): samples must then reach the
+// resolver as soon as they are taken.
+func (r *Resolver) Prompt() bool {
+	for _, in := range r.instances {
+		if l, ok := in.(LiveReader); ok && l.ReadsLiveState() {
+			return true
+		}
+	}
+	return false
+}
+
 // Notes says what limits the stacks: objects walked by frame pointers
 // for want of call frame information, runtimes that could not attach or
 // read what they needed.

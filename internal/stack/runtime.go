@@ -67,6 +67,13 @@ type StackExpander interface {
 	ExpandStack(tid int, pcs, fps []uint64, stack unwind.Memory, frames []Frame) []Frame
 }
 
+// LiveReader is implemented by an Instance that reads the process's live
+// state when it expands a sample (an interpreter's current frames), not
+// tables that stay true: the sample must reach it while it is fresh.
+type LiveReader interface {
+	ReadsLiveState() bool
+}
+
 // runtimes are the registered runtimes, tried in order.
 var runtimes []Runtime
 

@@ -104,6 +104,11 @@ type instance struct {
 // call machinery between them (see the package documentation). A sample
 // of one address (the leaf the caller names after the recording) is
 // left alone: nothing says which Python frames ran it then.
+// ReadsLiveState says that the Python frames of a sample are read from
+// the interpreter's memory when it is expanded: they are those of that
+// moment, which must be as close to the sample's as can be.
+func (in *instance) ReadsLiveState() bool { return true }
+
 func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
 	if in.gone || len(pcs) <= 1 || !slices.ContainsFunc(frames, isEval) {
 		return frames

@@ -5,6 +5,7 @@
 import socket
 import sys
 import threading
+import time
 
 
 class Indexer:
@@ -55,6 +56,26 @@ async def serve():
     await asyncio.gather(crunch(1000))
 
 
+def squeeze(data, until):
+    import zlib
+    while time.perf_counter() < until:
+        zlib.compress(data, 9)  # line:squeeze
+
+
+def count(until):
+    x = 0
+    while time.perf_counter() < until:
+        x += 1  # line:count
+
+
+def alternate():
+    # Turns of 4 ms: squeeze's in zlib's C code, count's in Python's.
+    data = bytes(range(256)) * 64
+    while True:
+        squeeze(data, time.perf_counter() + 0.004)
+        count(time.perf_counter() + 0.004)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "compute":
@@ -79,6 +100,9 @@ def main():
         ctypes.c_void_p.from_address(id(code) + int(sys.argv[2])).value = id(bogus)
         print("ready", flush=True)
         Indexer().rebuild(1000)
+    elif mode == "alternate":
+        print("ready", flush=True)
+        alternate()
     elif mode == "asyncio":
         import asyncio
         print("ready", flush=True)
