@@ -87,52 +87,10 @@ func frameTable(size, frame, prologue uint64) (*unwind.Table, error) {
 	if prologue > 0xffff || frame > 0xffffffff {
 		return nil, fmt.Errorf("a prologue of %d bytes, a frame of %d", prologue, frame)
 	}
-	insns := []byte{cfaAdvanceLoc2, byte(prologue), byte(prologue >> 8), cfaDefCFAOffset}
-	insns = appendULEB(insns, frame)
-	insns = append(insns, cfaOffset|6, 2) // rbp at CFA-16 (data alignment -8)
-	return unwind.NewTable(unwind.Sections{DebugFrame: debugFrame(size, insns)})
-}
-
-// DWARF call frame instructions (DWARF 5, 6.4.2).
-const (
-	cfaAdvanceLoc2  = 0x03
-	cfaOffset       = 0x80 // register in the low 6 bits
-	cfaDefCFA       = 0x0c
-	cfaDefCFAOffset = 0x0e
-)
-
-func appendULEB(b []byte, v uint64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-// debugFrame is a .debug_frame of one CIE, the x86-64 psABI's (CFA =
-// %rsp+8, return address at CFA-8), and one FDE covering [0, size) with
-// insns.
-func debugFrame(size uint64, insns []byte) []byte {
-	entry := func(out []byte, id uint32, body []byte) []byte {
-		out = binary.LittleEndian.AppendUint32(out, uint32(4+len(body)))
-		out = binary.LittleEndian.AppendUint32(out, id)
-		return append(out, body...)
-	}
-	cie := []byte{
-		1, 0, // version, no augmentation
-		1,               // code alignment
-		0x78,            // data alignment -8 (SLEB128)
-		16,              // return address column
-		cfaDefCFA, 7, 8, // CFA = %rsp+8
-		cfaOffset | 16, 1, // return address at CFA-8
-	}
-	out := entry(nil, 0xffffffff, cie)
-	fde := binary.LittleEndian.AppendUint64(nil, 0)
-	fde = binary.LittleEndian.AppendUint64(fde, size)
-	return entry(out, 0, append(fde, insns...))
+	insns := []byte{unwind.CFAAdvanceLoc2, byte(prologue), byte(prologue >> 8), unwind.CFADefCFAOffset}
+	insns = unwind.AppendULEB128(insns, frame)
+	insns = append(insns, unwind.CFAOffset|6, 2) // rbp at CFA-16 (data alignment -8)
+	return unwind.AMD64Table(size, insns)
 }
 
 // UnwindTable gives the call frame information of a method the JVM

@@ -2,7 +2,6 @@ package perfmap
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
@@ -46,45 +45,14 @@ func newTrampoline(prefix []byte) trampoline {
 	code := bytes.Join([][]byte{prefix, sub, call, add, ret}, nil)
 	afterSub := len(prefix) + len(sub)
 	afterCall := afterSub + len(call) + len(add)
-	table, err := unwind.NewTable(unwind.Sections{DebugFrame: debugFrame(uint64(len(code)), []byte{
-		cfaAdvanceLoc | byte(afterSub), cfaDefCFAOffset, 16,
-		cfaAdvanceLoc | byte(afterCall-afterSub), cfaDefCFAOffset, 8,
-	})})
+	table, err := unwind.AMD64Table(uint64(len(code)), []byte{
+		unwind.CFAAdvanceLoc | byte(afterSub), unwind.CFADefCFAOffset, 16,
+		unwind.CFAAdvanceLoc | byte(afterCall-afterSub), unwind.CFADefCFAOffset, 8,
+	})
 	if err != nil {
 		panic(fmt.Sprintf("perfmap: the trampoline's call frame information: %v", err))
 	}
 	return trampoline{code: code, table: table}
-}
-
-// DWARF call frame instructions (DWARF 5, 6.4.2).
-const (
-	cfaAdvanceLoc   = 0x40 // delta in the low 6 bits
-	cfaOffset       = 0x80 // register in the low 6 bits
-	cfaDefCFA       = 0x0c
-	cfaDefCFAOffset = 0x0e
-)
-
-// debugFrame is a .debug_frame of one CIE, the x86-64 psABI's (CFA =
-// %rsp+8, return address at CFA-8), and one FDE covering [0, size) with
-// insns.
-func debugFrame(size uint64, insns []byte) []byte {
-	entry := func(out []byte, id uint32, body []byte) []byte {
-		out = binary.LittleEndian.AppendUint32(out, uint32(4+len(body)))
-		out = binary.LittleEndian.AppendUint32(out, id)
-		return append(out, body...)
-	}
-	cie := []byte{
-		1, 0, // version, no augmentation
-		1,               // code alignment
-		0x78,            // data alignment -8 (SLEB128)
-		16,              // return address column
-		cfaDefCFA, 7, 8, // CFA = %rsp+8
-		cfaOffset | 16, 1, // return address at CFA-8
-	}
-	out := entry(nil, 0xffffffff, cie)
-	fde := binary.LittleEndian.AppendUint64(nil, 0)
-	fde = binary.LittleEndian.AppendUint64(fde, size)
-	return entry(out, 0, append(fde, insns...)) // the CIE at offset 0
 }
 
 // maxTrampolines bounds the symbols of a trampoline's size whose code
