@@ -29,10 +29,31 @@ func OpenInRoot(root, path string) (*os.File, error) {
 }
 
 func openInRootFD(rootFD int, root, path string) (*os.File, error) {
-	how := &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	fd, err := openat2InRoot(rootFD, root, path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
 	}
+	// O_NONBLOCK only keeps a FIFO planted in the root from blocking the
+	// open; regular files ignore it. Refuse anything else: reads from a
+	// device or FIFO could block or never end.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("stat of %s in %s: %w", path, root, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("opening %s in %s: %w", path, root, ErrNotRegular)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// openat2InRoot opens path below the directory rootFD (root, for errors)
+// with flags, every symbolic link resolved as if rootFD were /, and no
+// magic link (/proc/PID/fd/N) followed: a container's links cannot lead
+// out of it.
+func openat2InRoot(rootFD int, root, path string, flags uint64) (int, error) {
+	how := &unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	for {
 		fd, err := unix.Openat2(rootFD, path, how)
 		switch {
@@ -41,23 +62,11 @@ func openInRootFD(rootFD int, root, path string) (*os.File, error) {
 			// for a retry.
 			continue
 		case errors.Is(err, unix.ENOSYS):
-			return nil, fmt.Errorf("opening %s in %s: %w", path, root, &NotSupportedError{Feature: "openat2", Since: "5.6", Err: err})
+			return -1, fmt.Errorf("opening %s in %s: %w", path, root, &NotSupportedError{Feature: "openat2", Since: "5.6", Err: err})
 		case err != nil:
-			return nil, fmt.Errorf("opening %s in %s: %w", path, root, err)
+			return -1, fmt.Errorf("opening %s in %s: %w", path, root, err)
 		}
-		// O_NONBLOCK only keeps a FIFO planted in the root from blocking
-		// the open; regular files ignore it. Refuse anything else: reads
-		// from a device or FIFO could block or never end.
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("stat of %s in %s: %w", path, root, err)
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			unix.Close(fd)
-			return nil, fmt.Errorf("opening %s in %s: %w", path, root, ErrNotRegular)
-		}
-		return os.NewFile(uintptr(fd), path), nil
+		return fd, nil
 	}
 }
 

@@ -1,7 +1,6 @@
 package sys
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -28,22 +27,11 @@ func OpenRootDir(root, path string) (*RootDir, error) {
 		return nil, fmt.Errorf("opening root %s: %w", root, err)
 	}
 	defer unix.Close(rootFD)
-	how := &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	fd, err := openat2InRoot(rootFD, root, path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, err
 	}
-	for {
-		fd, err := unix.Openat2(rootFD, path, how)
-		switch {
-		case err == unix.EINTR, err == unix.EAGAIN:
-			continue
-		case errors.Is(err, unix.ENOSYS):
-			return nil, fmt.Errorf("opening %s in %s: %w", path, root, &NotSupportedError{Feature: "openat2", Since: "5.6", Err: err})
-		case err != nil:
-			return nil, fmt.Errorf("opening %s in %s: %w", path, root, err)
-		}
-		return &RootDir{fd: fd, path: path}, nil
-	}
+	return &RootDir{fd: fd, path: path}, nil
 }
 
 // Close closes the directory.
