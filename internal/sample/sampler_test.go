@@ -255,10 +255,22 @@ func TestFinalDrainLosesNothing(t *testing.T) {
 	// has had those 50 ms (on a loaded machine it may take longer than
 	// the 100 ms to the first rescan, whose drain then takes a part).
 	const freq = 999
+	// The process's CPU clock, not the thread's schedstat: a running
+	// thread's schedstat is as of its last tick or switch, up to a tick
+	// behind at either end, which over 50 ms at 999 Hz is more samples
+	// than the check allows (53 samples for 51.8 ms once). The process's
+	// other thread sleeps.
+	cpu := func() time.Duration {
+		d, err := sys.ProcessCPUTime(pid)
+		if err != nil {
+			t.Error(err)
+		}
+		return d
+	}
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: freq, StackBytes: 8, Ready: func() {
-		oncpu0 = onCPU(t, pid, cruncher)
+		oncpu0 = cpu()
 		go func() {
-			for onCPU(t, pid, cruncher)-oncpu0 < 50*time.Millisecond && ctx.Err() == nil {
+			for cpu()-oncpu0 < 50*time.Millisecond && ctx.Err() == nil {
 				time.Sleep(2 * time.Millisecond)
 			}
 			cancel()
@@ -270,7 +282,7 @@ func TestFinalDrainLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oncpu := onCPU(t, pid, cruncher) - oncpu0
+	oncpu := cpu() - oncpu0
 	checkEverySample(t, rec, cruncher, oncpu, freq)
 }
 
