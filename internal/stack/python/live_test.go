@@ -506,16 +506,16 @@ func TestAsyncio(t *testing.T) {
 	})
 }
 
-// TestFreshFrames: a thread that changes Python function every 4 ms, from
+// TestFreshFrames: a thread that changes Python function every 10 ms, from
 // squeeze (in zlib's C code most of its turn) to count (in Python's eval
 // loop), has its samples in zlib named by squeeze. The Python frames are
 // read from the interpreter when a sample is resolved, not when it was
 // taken: the sampler is woken at every sample for such a process
 // (stack.LiveReader, sample.Options.Prompt). Measured on every version
-// here, with the rest of the suite running beside: 84-99% of the samples
-// in zlib named by squeeze with a wakeup per sample, 32-65% with rings
-// drained at half full (every ~150 ms at 99 Hz). Three in four tells the
-// two apart; what is left is the time from the sample to its resolution
+// here: 89-99% of the samples in zlib named by squeeze with a wakeup per
+// sample, 18-66% with rings drained at half full (every ~150 ms at
+// 99 Hz); with turns of 4 ms, 73-99% against 32-65% (under CI's load), too
+// close to tell apart. Three in four does; what is left is the time from the sample to its resolution
 // (the drain, then the unwinding worker), which reading the frames in
 // the kernel at the sample, as the OpenTelemetry profiler does, would
 // remove.
