@@ -3,7 +3,6 @@ package proc
 import (
 	"bytes"
 	"fmt"
-	"strconv"
 
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
@@ -28,22 +27,19 @@ func (f FS) HostCPU() (HostCPU, error) {
 	return ParseHostCPU(buf[:n])
 }
 
-// ParseHostCPU parses the first line of /proc/stat:
-// "cpu  user nice system idle iowait irq softirq ...".
+// ParseHostCPU parses the first line of /proc/stat, "cpu  user nice
+// system idle iowait irq softirq ...", as ParseHostStat parses it; irq
+// and softirq (Linux 2.6+) must be there, since Busy counts them.
 func ParseHostCPU(data []byte) (HostCPU, error) {
 	line, _, _ := bytes.Cut(data, []byte("\n"))
-	f := bytes.Fields(line)
-	if len(f) < 8 || string(f[0]) != "cpu" {
-		return HostCPU{}, fmt.Errorf("parsing /proc/stat: first line %q is not the cpu line", line)
+	key, rest, _ := bytes.Cut(line, []byte{' '})
+	if string(key) != "cpu" || len(bytes.Fields(rest)) < 7 {
+		return HostCPU{}, fmt.Errorf("%w: the first line of stat, %q, is not the cpu line with 7 fields or more", ErrHostFormat, truncate(line))
 	}
-	var v [7]uint64
-	for i := range v {
-		n, err := strconv.ParseUint(string(f[i+1]), 10, 64)
-		if err != nil {
-			return HostCPU{}, fmt.Errorf("parsing /proc/stat: field %d: %w", i+1, err)
-		}
-		v[i] = n
+	t, err := parseCPUTimes(-1, rest)
+	if err != nil {
+		return HostCPU{}, fmt.Errorf("%w: stat line 1: %w", ErrHostFormat, err)
 	}
-	const user, nice, system, irq, softirq = 0, 1, 2, 5, 6
-	return HostCPU{Busy: v[user] + v[nice] + v[system] + v[irq] + v[softirq]}, nil
+	// What the host's tasks ran: steal is the hypervisor's.
+	return HostCPU{Busy: t.Busy() - t.Steal}, nil
 }
