@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
 
 // The host's own accounting: /proc/stat (CPU time by mode, per CPU, and
@@ -248,29 +250,11 @@ func ParseLoadavg(b []byte) (Loadavg, error) {
 // ParseCPUList parses a CPU list as the kernel writes it (Cpus_allowed_list,
 // cpuset.cpus): "0-3,8,10-11". It returns the CPUs in increasing order.
 func ParseCPUList(b []byte) ([]int, error) {
-	b = bytes.TrimSpace(b)
-	var out []int
-	if len(b) == 0 {
-		return out, nil
+	cpus, err := sys.ParseCPUList(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHostFormat, err)
 	}
-	for _, part := range bytes.Split(b, []byte{','}) {
-		lo, hi, isRange := bytes.Cut(part, []byte{'-'})
-		a, err := atoi(lo)
-		z := a
-		if err == nil && isRange {
-			z, err = atoi(hi)
-		}
-		if err != nil || a < 0 || z < a || z >= MaxCPUs || len(out)+(z-a+1) > MaxCPUs {
-			return nil, fmt.Errorf("%w: cpu list %q", ErrHostFormat, truncate(b))
-		}
-		if len(out) > 0 && a <= out[len(out)-1] {
-			return nil, fmt.Errorf("%w: cpu list %q not increasing", ErrHostFormat, truncate(b))
-		}
-		for c := a; c <= z; c++ {
-			out = append(out, c)
-		}
-	}
-	return out, nil
+	return cpus, nil
 }
 
 // AllowedCPUs reads the CPUs process pid may run on (its affinity within

@@ -333,7 +333,9 @@ func OnlineCPUs() ([]int, error) {
 // maxCPUs bounds a CPU list: the kernel's NR_CPUS is at most 8192.
 const maxCPUs = 8192
 
-// ParseCPUList parses the kernel's CPU list format ("0-3,8,10-11\n").
+// ParseCPUList parses the kernel's CPU list format ("0-3,8,10-11\n": CPU
+// online lists, Cpus_allowed_list, cpuset.cpus), the CPUs in increasing
+// order, which is how the kernel writes them.
 func ParseCPUList(s string) ([]int, error) {
 	var cpus []int
 	s = strings.TrimSpace(s)
@@ -354,6 +356,9 @@ func ParseCPUList(s string) ([]int, error) {
 		}
 		if len(cpus)+last-first+1 > maxCPUs {
 			return nil, fmt.Errorf("CPU list %q: more than %d CPUs", s, maxCPUs)
+		}
+		if len(cpus) > 0 && first <= cpus[len(cpus)-1] {
+			return nil, fmt.Errorf("CPU list %q: not increasing", s)
 		}
 		for c := first; c <= last; c++ {
 			cpus = append(cpus, c)
