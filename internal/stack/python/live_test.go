@@ -506,16 +506,17 @@ func TestAsyncio(t *testing.T) {
 	})
 }
 
-// TestFreshFrames: a thread that changes Python function every 10 ms, from
+// TestFreshFrames: a thread that changes Python function every 25 ms, from
 // squeeze (in zlib's C code most of its turn) to count (in Python's eval
 // loop), has its samples in zlib named by squeeze. The Python frames are
 // read from the interpreter when a sample is resolved, not when it was
 // taken: the sampler is woken at every sample for such a process
 // (stack.LiveReader, sample.Options.Prompt). Measured on every version
-// here: 89-99% of the samples in zlib named by squeeze with a wakeup per
-// sample, 18-66% with rings drained at half full (every ~150 ms at
-// 99 Hz); with turns of 4 ms, 73-99% against 32-65% (under CI's load), too
-// close to tell apart. Three in four does; what is left is the time from the sample to its resolution
+// here with CI running beside: 94-100% of the samples in zlib named by
+// squeeze with a wakeup per sample, 40-80% with rings drained at half full
+// (every ~150 ms at 99 Hz). Shorter turns were too close to tell apart
+// under load (10 ms: 66-99% against 18-66%; 4 ms: 73-99% against
+// 32-65%). 85% does; what is left is the time from the sample to its resolution
 // (the drain, then the unwinding worker), which reading the frames in
 // the kernel at the sample, as the OpenTelemetry profiler does, would
 // remove.
@@ -543,8 +544,8 @@ func TestFreshFrames(t *testing.T) {
 		if inZlib < 10 {
 			t.Fatalf("only %d samples in zlib's code: is zlib linked in?", inZlib)
 		}
-		if bySqueeze < inZlib*3/4 {
-			t.Errorf("%d of %d samples in zlib named by squeeze, want 3 in 4: the Python frames were read too late", bySqueeze, inZlib)
+		if 100*bySqueeze < 85*inZlib {
+			t.Errorf("%d of %d samples in zlib named by squeeze, want 85%%: the Python frames were read too late", bySqueeze, inZlib)
 		}
 	})
 }
