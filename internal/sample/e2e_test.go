@@ -169,7 +169,17 @@ func TestRecordFollowsNewThreads(t *testing.T) {
 func TestRecordSpawnerExits(t *testing.T) {
 	checkNoLeak(t)
 	cmd := scenario.Build(t, "spawner").Start(t, nil, "700")
-	go cmd.Wait() // reap it, so the pidfd sees the exit
+	// Reap it, so the pidfd sees the exit; and wait for that Wait to
+	// return before checkNoLeak counts fds: Wait closes the stdout pipe
+	// and the process's pidfd after the recording may have ended (the
+	// exit ends it before the reap), and the scenario's cleanup Wait
+	// returns at once when another is under way (11 fds against 10 once).
+	waited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(waited)
+	}()
+	defer func() { <-waited }()
 	rec := record(t, cmd.Process.Pid, sample.Options{Duration: 10 * time.Second})
 	// Ended by the exit, not by the window: a deadline well short of the
 	// window and far beyond the 700 ms, at any speed of the machine.

@@ -56,7 +56,8 @@
 // frames native. Measured on a thread alternating two functions every
 // 25 ms (TestFreshFrames, the suite running beside), 94-100% of the
 // samples in one's C code had its Python frame, against 40-80% with
-// half-full drains (every 10 ms: 66-99% against 18-66%): reading the chain
+// half-full drains (every 10 ms: 66-99% against 18-66%), though 80% once
+// in CI's own run, whose load delays the reads more: reading the chain
 // at the sample itself (in the kernel, as the OpenTelemetry profiler
 // does) is what would make it exact. `dump` names a thread's frames once
 // it has let the thread go again, just after copying its stack: the same
