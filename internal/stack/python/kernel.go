@@ -61,21 +61,26 @@ func (in *instance) ReadAtEvents() error {
 		return nil
 	}
 	if in.noKernel {
-		return fmt.Errorf("reading Python frames in the kernel: turned off")
+		return fmt.Errorf("the chains of Python frames are read from the live process, not in the kernel at each sample: turned off (%s=1 or Runtime.LiveOnly)", EnvNoBPF)
 	}
-	l := in.r.l
-	w, err := ebpf.Load(ebpf.Layout{
-		ThreadFrame: l.ThreadFrame, CFrameCurrent: l.CFrameCurrent, ThreadNativeID: l.ThreadNativeID,
-		FrameBack: l.FrameBack, FrameCode: l.FrameCode, FrameInstr: l.FrameInstr,
-		FrameOwner: l.FrameOwner, FrameIsEntry: l.FrameIsEntry,
-		FrameRead: max(l.FrameBack, l.FrameCode, l.FrameInstr, l.FrameOwner, l.FrameIsEntry) + 8,
-	})
+	w, err := ebpf.Load(kernelLayout(in.r.l))
 	if err != nil {
-		return fmt.Errorf("reading CPython 3.%d frames in the kernel: %w", l.Minor, err)
+		return fmt.Errorf("reading CPython 3.%d frames in the kernel: %w", in.r.l.Minor, err)
 	}
 	in.kernel = &kernelChains{w: w, ring: make([]storedChain, 0, maxChains)}
 	in.pushThreads()
 	return nil
+}
+
+// kernelLayout is what the kernel's walk reads of a version's layout.
+func kernelLayout(l Layout) ebpf.Layout {
+	return ebpf.Layout{
+		ThreadFrame: l.ThreadFrame, CFrameCurrent: l.CFrameCurrent, ThreadNativeID: l.ThreadNativeID,
+		FrameBack: l.FrameBack, FrameCode: l.FrameCode, FrameInstr: l.FrameInstr,
+		FrameOwner: l.FrameOwner, FrameIsEntry: l.FrameIsEntry,
+		// The fields read of a frame, the last of them 8 bytes long.
+		FrameRead: max(l.FrameBack, l.FrameCode, l.FrameInstr, l.FrameOwner, l.FrameIsEntry) + 8,
+	}
 }
 
 // AttachEvent attaches the program to one of the sampler's events.

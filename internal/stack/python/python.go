@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
@@ -28,6 +29,11 @@ const rereadInterval = 100 * time.Millisecond
 const maxCodes = 4096
 
 func init() { stack.Register(Runtime{}) }
+
+// EnvNoBPF, set to 1, has the chains read live as with Runtime.LiveOnly:
+// to compare the two (bench/recordcost), or on a host where the kernel's
+// reading misbehaves.
+const EnvNoBPF = "CPUWHY_PYTHON_NO_BPF"
 
 // Runtime is CPython 3.8 to 3.13.
 type Runtime struct {
@@ -61,7 +67,7 @@ func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 		pid: p.PID, nspid: p.NsPID, fs: p.FS,
 		r:       reader{mem: p.Mem, l: l, types: interp.syms.types},
 		runtime: interp.syms.runtime, module: interp.module,
-		codes: newCodeCache(maxCodes), pthreadTID: -1, noKernel: rt.LiveOnly,
+		codes: newCodeCache(maxCodes), pthreadTID: -1, noKernel: rt.LiveOnly || os.Getenv(EnvNoBPF) == "1",
 	}
 	if in.nspid == 0 {
 		in.nspid = in.pid
