@@ -77,7 +77,7 @@ func kernelLayout(l Layout) ebpf.Layout {
 	return ebpf.Layout{
 		ThreadFrame: l.ThreadFrame, CFrameCurrent: l.CFrameCurrent, ThreadNativeID: l.ThreadNativeID,
 		FrameBack: l.FrameBack, FrameCode: l.FrameCode, FrameInstr: l.FrameInstr,
-		FrameOwner: l.FrameOwner, FrameIsEntry: l.FrameIsEntry,
+		FrameOwner: l.FrameOwner, FrameIsEntry: l.FrameIsEntry, OwnedByCStack: l.OwnedByCStack,
 		// The fields read of a frame, the last of them 8 bytes long.
 		FrameRead: max(l.FrameBack, l.FrameCode, l.FrameInstr, l.FrameOwner, l.FrameIsEntry) + 8,
 	}
@@ -102,7 +102,15 @@ func (in *instance) AttachEvent(fd int) error {
 }
 
 // SampleTime says when the sample the next Expand names was taken.
-func (in *instance) SampleTime(t uint64) { in.at = t }
+// The chains the kernel read are taken from its ring buffer here, for
+// every sample (not only those Expand reads a chain for): a thread that
+// runs C code alone, outside the eval loop, must not fill it.
+func (in *instance) SampleTime(t uint64) {
+	in.at = t
+	if in.kernel != nil {
+		in.kernel.drain(t)
+	}
+}
 
 // pushThreads tells the program the thread states last read.
 func (in *instance) pushThreads() {
@@ -118,19 +126,24 @@ func (in *instance) pushThreads() {
 	}
 }
 
-// take returns the chain the kernel read at the sample of thread tid
-// taken at t, or nil: no chain (a thread
-// the program did not know yet, a ring buffer that was full), or one the
-// program could not read whole. The ring buffer is read first when the
-// sample is newer than every chain held.
-func (k *kernelChains) take(tid int, t uint64) *storedChain {
-	if k.newest < t {
-		bad, err := k.w.Read(k.add)
-		k.bad += bad
-		if err != nil && k.readErr == nil {
-			k.readErr = err
-		}
+// drain keeps the chains of the ring buffer, when the sample of time t is
+// newer than every chain kept: its chain, written before the sample, is
+// there.
+func (k *kernelChains) drain(t uint64) {
+	if k.newest >= t {
+		return
 	}
+	bad, err := k.w.Read(k.add)
+	k.bad += bad
+	if err != nil && k.readErr == nil {
+		k.readErr = err
+	}
+}
+
+// take returns the chain the kernel read at the sample of thread tid
+// taken at t, or nil: no chain (a thread the program did not know yet, a
+// ring buffer that was full), or one the program could not read whole.
+func (k *kernelChains) take(tid int, t uint64) *storedChain {
 	c := k.find(tid, t)
 	if c == nil || c.flags&(ebpf.Fault|ebpf.Moved) != 0 {
 		k.missed++

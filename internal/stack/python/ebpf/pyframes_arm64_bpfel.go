@@ -23,6 +23,7 @@ type pyframesLayout struct {
 	FrameInstr     int32
 	FrameOwner     int32
 	FrameIsEntry   int32
+	OwnedByCstack  int32
 	FrameRead      uint32
 }
 

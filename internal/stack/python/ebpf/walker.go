@@ -14,8 +14,12 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
 
-// MaxSteps is the most frames the program walks of a chain (MAX_STEPS).
-const MaxSteps = 256
+// MaxSteps is the most frames the program walks of a chain (MAX_STEPS);
+// it also stops after MaxPython+1 frames that are not shims.
+const (
+	MaxSteps  = 256
+	MaxPython = 128
+)
 
 // MaxThreads is the most threads the program knows the thread state of.
 const MaxThreads = 4096
@@ -31,11 +35,13 @@ const (
 var ErrNotSupported = sys.ErrNotSupported
 
 // Layout is where the walk finds what it reads, by offset: -1 for a field
-// the version lacks. FrameRead is the bytes read of each frame, which
-// must hold every frame field read (at most 128).
+// the version lacks. OwnedByCStack is the owner of a shim frame (3.12+;
+// -1). FrameRead is the bytes read of each frame, which must hold every
+// frame field read (at most 128).
 type Layout struct {
 	ThreadFrame, CFrameCurrent, ThreadNativeID                 int
 	FrameBack, FrameCode, FrameInstr, FrameOwner, FrameIsEntry int
+	OwnedByCStack                                              int
 	FrameRead                                                  int
 }
 
@@ -71,12 +77,14 @@ type Walker struct {
 	cpuBuf []uint64
 }
 
-// ringPerCPU is the ring buffer's room per CPU, and maxRing its most: a
-// ring is drained when samples are named, every ~150 ms at 99 Hz, and a
-// chain of 20 frames takes 660 bytes, so 64 KiB holds about a second of
-// one CPU's.
+// ringPerCPU is the ring buffer's room per CPU, and maxRing its most: it
+// is drained when samples are handed over, when a perf ring is half full
+// (8 samples of a CPU at the default stack copy, 80 ms at 99 Hz); a chain
+// of 20 frames takes 664 bytes, one cut at 128 Python frames 4 KiB (8 KiB
+// on 3.12+, with a shim frame per call), so 128 KiB holds 16 of the
+// largest.
 const (
-	ringPerCPU = 64 << 10
+	ringPerCPU = 128 << 10
 	minRing    = 256 << 10
 	maxRing    = 8 << 20
 )
@@ -96,7 +104,8 @@ func Load(l Layout) (*Walker, error) {
 	if err := spec.Variables["L"].Set(pyframesLayout{
 		ThreadFrame: int32(l.ThreadFrame), CframeCurrent: int32(l.CFrameCurrent), ThreadNativeId: int32(l.ThreadNativeID),
 		FrameBack: int32(l.FrameBack), FrameCode: int32(l.FrameCode), FrameInstr: int32(l.FrameInstr),
-		FrameOwner: int32(l.FrameOwner), FrameIsEntry: int32(l.FrameIsEntry), FrameRead: uint32(l.FrameRead),
+		FrameOwner: int32(l.FrameOwner), FrameIsEntry: int32(l.FrameIsEntry), OwnedByCstack: int32(l.OwnedByCStack),
+		FrameRead: uint32(l.FrameRead),
 	}); err != nil {
 		return nil, fmt.Errorf("setting the layout: %w", err)
 	}

@@ -29,9 +29,12 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Frames walked: user space names at most 128 Python frames, and on
- * 3.12+ a shim frame between calls of the eval loop is walked too. */
+/* Frames walked: user space names at most MAX_PYTHON Python frames, and
+ * on 3.12+ a shim frame between calls of the eval loop is walked too. The
+ * walk stops after MAX_PYTHON + 1 frames that are not shims (user space
+ * then knows the chain was cut), or MAX_STEPS frames in all. */
 #define MAX_STEPS 256
+#define MAX_PYTHON 128
 /* Bytes of a frame read: the fields used are below this. */
 #define FRAME_BUF 128
 
@@ -53,6 +56,7 @@ struct layout {
 	__s32 frame_instr;    /* f_lasti (an int), prev_instr, instr_ptr */
 	__s32 frame_owner;    /* a char (3.11+); -1 */
 	__s32 frame_is_entry; /* a bool (3.11); -1 */
+	__s32 owned_by_cstack; /* owner of a shim frame (3.12+); -1 */
 	__u32 frame_read;     /* bytes read of a frame, at most FRAME_BUF */
 };
 
@@ -160,10 +164,10 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	__u32 size = L.frame_read;
 	if (size > FRAME_BUF)
 		size = FRAME_BUF;
-	__u32 n = 0;
+	__u32 n = 0, py = 0;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < MAX_STEPS; i++) {
-		if (r->flags != 0 || f == 0)
+		if (r->flags != 0 || f == 0 || py > MAX_PYTHON)
 			break;
 		if (bpf_probe_read_user(buf, size, (const void *)f) != 0) {
 			r->flags |= CHAIN_FAULT;
@@ -175,6 +179,8 @@ int on_sample(struct bpf_perf_event_data *ctx)
 		fr->instr = field64(buf, L.frame_instr);
 		fr->owner = field8(buf, L.frame_owner);
 		fr->is_entry = field8(buf, L.frame_is_entry);
+		if (L.owned_by_cstack < 0 || fr->owner != L.owned_by_cstack)
+			py++;
 		n++;
 		f = field64(buf, L.frame_back);
 	}
