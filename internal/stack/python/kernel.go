@@ -11,8 +11,10 @@ import (
 const (
 	// maxChains bounds the chains kept for samples not yet named: the
 	// sampler hands samples over up to a drain of its rings late (about
-	// 150 ms at 99 Hz), and the worker that names them may lag behind.
-	maxChains = 2048
+	// 80 ms at 99 Hz), and the worker that names them lags by at most
+	// its queue (256 samples, cpuprofile's queueLen). At most 8 MiB, of
+	// chains cut at 128 Python frames; 660 KiB for chains of 20.
+	maxChains = 1024
 	// chainLag is how far from its sample's time a chain may be
 	// stamped: the program runs in the interrupt that takes the sample,
 	// microseconds from the kernel's stamp of it (after it on Linux 6.18,
@@ -126,11 +128,12 @@ func (in *instance) pushThreads() {
 	}
 }
 
-// drain keeps the chains of the ring buffer, when the sample of time t is
-// newer than every chain kept: its chain, written before the sample, is
-// there.
+// drain keeps the chains of the ring buffer, unless one stamped later
+// than the sample of time t could be (t+chainLag) is kept already: the
+// sample's chain was written before the sample reached the perf ring, so
+// it is kept too.
 func (k *kernelChains) drain(t uint64) {
-	if k.newest >= t {
+	if k.newest > t+chainLag {
 		return
 	}
 	bad, err := k.w.Read(k.add)

@@ -25,9 +25,10 @@
 // before. 4096 threads; chains the ring buffer has no room for are
 // counted (Full) and left to the same fallback.
 //
-// Errors: Load returns an error matching ErrNotSupported when the kernel
-// or the privileges do not allow the program (no BPF, no perf_event
-// programs, a verifier that refuses it); the caller reads chains itself.
+// Errors: Load returns an error matching os.ErrPermission without the
+// privileges (CAP_BPF and CAP_PERFMON), and one matching ErrNotSupported
+// when the kernel does not allow the program (no BPF ring buffer, Linux
+// 5.8; a verifier that refuses it); the caller reads chains itself.
 //
 // The program is compiled by bpf2go with Debian 12's clang-14 for amd64
 // and arm64; the objects and their Go wrappers are committed. Run gen.sh

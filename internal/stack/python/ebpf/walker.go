@@ -239,12 +239,13 @@ func ParseChain(b []byte, c *Chain) error {
 	return nil
 }
 
-// notSupported wraps a failure to load with the reason.
+// notSupported wraps a failure to load with the reason: one matching
+// os.ErrPermission for want of privileges, else ErrNotSupported.
 func notSupported(what string, err error) error {
 	var verr *ebpf.VerifierError
 	switch {
 	case errors.Is(err, os.ErrPermission):
-		return &sys.NotSupportedError{Feature: what + " (needs CAP_BPF and CAP_PERFMON, or root)", Since: "5.8", Err: err}
+		return fmt.Errorf("%s: not permitted (it needs CAP_BPF and CAP_PERFMON, or root): %w", what, err)
 	case errors.As(err, &verr):
 		return &sys.NotSupportedError{Feature: what + " (the verifier refused it)", Since: "5.8", Err: err}
 	default:
