@@ -76,7 +76,7 @@ type Resolver struct {
 
 	kernel    map[uint64]Frame // names, by address
 	instances []Instance
-	events    []EventReader // the instances that read samples in the kernel (Events)
+	events    []EventReader  // the instances that read samples in the kernel (Events)
 	unwinders []CodeUnwinder // the instances that unwind code of their own
 	notes     []string
 	refreshed time.Time
