@@ -92,7 +92,19 @@ func TestKernelProgramLoads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.Close()
+			defer w.Close()
+			// The walk is one path per frame: 20-40 instructions each,
+			// 256 frames. A branch in it that the verifier follows both
+			// ways at each frame (counting shims did) reaches its limit
+			// of a million, and the program is refused.
+			n, err := w.VerifiedInstructions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d instructions verified", n)
+			if n > 100_000 {
+				t.Errorf("the verifier went through %d instructions, want at most 100,000", n)
+			}
 		})
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // MaxSteps is the most frames the program walks of a chain (MAX_STEPS);
-// it also stops after MaxPython+1 frames that are not shims.
+// before 3.12, without shim frames, it stops after MaxPython+1.
 const (
 	MaxSteps  = 256
 	MaxPython = 128
@@ -119,7 +119,11 @@ func Load(l Layout) (*Walker, error) {
 	}
 	spec.Maps["chains"].MaxEntries = size
 	w := &Walker{ncpu: ncpu}
-	if err := spec.LoadAndAssign(&w.objs, nil); err != nil {
+	// No verifier log: on a refusal, cilium/ebpf would load the program
+	// again to get one, and a walk the verifier gives up on after a
+	// million instructions took 13 s of CPU to log.
+	opts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogDisabled: true}}
+	if err := spec.LoadAndAssign(&w.objs, opts); err != nil {
 		return nil, notSupported("loading the BPF program", err)
 	}
 	if w.ring, err = ringbuf.NewReader(w.objs.Chains); err != nil {
@@ -189,6 +193,21 @@ func (w *Walker) Read(fn func(c *Chain)) (bad int, err error) {
 		}
 		fn(&c)
 	}
+}
+
+// VerifiedInstructions is how many instructions the verifier went
+// through to accept the program: the measure of its complexity, which
+// grows with every path a walk's step may take.
+func (w *Walker) VerifiedInstructions() (uint32, error) {
+	info, err := w.objs.OnSample.Info()
+	if err != nil {
+		return 0, fmt.Errorf("reading the program's info: %w", err)
+	}
+	n, ok := info.VerifiedInstructions()
+	if !ok {
+		return 0, fmt.Errorf("the kernel does not say how many instructions it verified: %w", ErrNotSupported)
+	}
+	return n, nil
 }
 
 // Full is the number of chains the ring buffer had no room for.

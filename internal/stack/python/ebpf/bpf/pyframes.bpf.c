@@ -30,9 +30,9 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Frames walked: user space names at most MAX_PYTHON Python frames, and
- * on 3.12+ a shim frame between calls of the eval loop is walked too. The
- * walk stops after MAX_PYTHON + 1 frames that are not shims (user space
- * then knows the chain was cut), or MAX_STEPS frames in all. */
+ * on 3.12+ a shim frame between calls of the eval loop is walked too: the
+ * walk stops after MAX_PYTHON + 1 frames before 3.12 (user space then
+ * knows the chain was cut), MAX_STEPS on 3.12+. */
 #define MAX_STEPS 256
 #define MAX_PYTHON 128
 /* Bytes of a frame read: the fields used are below this. */
@@ -160,14 +160,19 @@ int on_sample(struct bpf_perf_event_data *ctx)
 	if (r->flags == 0 && L.cframe_current >= 0 && f != 0 && read_ptr(&f, f + L.cframe_current) != 0)
 		r->flags |= CHAIN_FAULT;
 
+	/* Versions without shim frames (before 3.12) have every frame
+	 * counted: MAX_PYTHON + 1 of them say the chain is cut. Counting the
+	 * frames that are not shims instead, a branch at each, would have the
+	 * verifier follow twice the paths at each iteration. */
+	__u32 steps = L.owned_by_cstack < 0 ? MAX_PYTHON + 1 : MAX_STEPS;
 	__u8 buf[FRAME_BUF];
 	__u32 size = L.frame_read;
 	if (size > FRAME_BUF)
 		size = FRAME_BUF;
-	__u32 n = 0, py = 0;
+	__u32 n = 0;
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < MAX_STEPS; i++) {
-		if (r->flags != 0 || f == 0 || py > MAX_PYTHON)
+		if (r->flags != 0 || f == 0 || i >= steps)
 			break;
 		if (bpf_probe_read_user(buf, size, (const void *)f) != 0) {
 			r->flags |= CHAIN_FAULT;
@@ -179,8 +184,6 @@ int on_sample(struct bpf_perf_event_data *ctx)
 		fr->instr = field64(buf, L.frame_instr);
 		fr->owner = field8(buf, L.frame_owner);
 		fr->is_entry = field8(buf, L.frame_is_entry);
-		if (L.owned_by_cstack < 0 || fr->owner != L.owned_by_cstack)
-			py++;
 		n++;
 		f = field64(buf, L.frame_back);
 	}
