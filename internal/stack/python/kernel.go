@@ -38,7 +38,7 @@ type kernelChains struct {
 	newest uint64
 
 	found, missed, bad int   // samples named from a chain, or not; records refused
-	readErr            error // of reading the ring buffer
+	readErr            error // of reading the ring buffer, or of telling the threads
 
 	// The sampler attaches the program on its own goroutine, while
 	// samples are named on another.
@@ -123,8 +123,8 @@ func (in *instance) pushThreads() {
 	for tid, t := range in.byTID {
 		threads[tid] = ebpf.Thread{TState: t.addr, Native: t.native}
 	}
-	if err := in.kernel.w.SetThreads(threads); err != nil {
-		in.fail(err)
+	if err := in.kernel.w.SetThreads(threads); err != nil && in.kernel.readErr == nil {
+		in.kernel.readErr = err // its samples are read live: missed
 	}
 }
 
@@ -205,7 +205,7 @@ func (k *kernelChains) notes() []string {
 	}
 	k.mu.Unlock()
 	if k.readErr != nil {
-		notes = append(notes, fmt.Sprintf("reading the Python frame chains the kernel read: %v", k.readErr))
+		notes = append(notes, fmt.Sprintf("reading Python frame chains in the kernel: %v", k.readErr))
 	}
 	if full := k.w.Full(); full > 0 {
 		notes = append(notes, fmt.Sprintf("%d Python frame chains read in the kernel found its ring buffer full", full))
