@@ -88,6 +88,11 @@ type Options struct {
 	// interpreter's current frames) must have it while it is fresh. It
 	// costs a wakeup per sample.
 	Prompt bool
+	// Event, when set, is called with the file descriptor of each perf
+	// event opened, before it is enabled: a consumer may attach a BPF
+	// program to it (PERF_EVENT_IOC_SET_BPF) that runs at each of its
+	// samples. The descriptor is the sampler's; it closes it.
+	Event func(fd int)
 	// Drained, when set, is called on the draining goroutine after each
 	// drain has handed over its samples: a consumer that passes samples
 	// to another goroutine can pass them as one batch per wakeup,
@@ -499,6 +504,9 @@ func (r *recorder) open(tid int) error {
 			r.rings[i] = ev
 		}
 		if err == nil {
+			if r.opts.Event != nil {
+				r.opts.Event(ev.FD())
+			}
 			th.evs = append(th.evs, ev)
 			i++
 			continue
