@@ -18,6 +18,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/reportdir"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/taskiter"
@@ -203,6 +204,7 @@ type watchRunner struct {
 	scope   string
 	outMu   sync.Mutex
 	procs   *taskiter.Procs // the scans' BPF listing, closed by run; nil: /proc
+	shared  *stack.Shared   // what the diagnoses share
 }
 
 func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*watchRunner, error) {
@@ -227,7 +229,7 @@ func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*w
 	if err != nil {
 		return nil, err
 	}
-	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope,
+	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope, shared: stack.NewShared(),
 		dir: reportdir.Dir{Path: o.dir, Max: o.maxReports}}
 	procs, err := o.lister()
 	if err != nil {
@@ -282,7 +284,7 @@ func (r *watchRunner) Diagnose(ctx context.Context, trig watch.Trigger) {
 	}
 	res, err := diagnose.Run(ctx, t, diagnose.Options{
 		FS: r.o.global.procFS(), Duration: r.o.duration, Frequency: r.o.frequency,
-		DebugDirs: r.o.debugDirs, Tracers: r.tracers,
+		DebugDirs: r.o.debugDirs, Tracers: r.tracers, Shared: r.shared,
 		// A spike may end with its process: what was seen is the
 		// evidence, kept rather than thrown away.
 		KeepExited: true,

@@ -48,6 +48,10 @@ type Options struct {
 	// Arch is the target's architecture (a GOARCH), which numbers its
 	// syscalls and encodes its code; "": this machine's.
 	Arch string
+	// Shared is what the diagnoses of a long-lived process (cpuwhy
+	// agent and watch) share, so that each does not read it again (the
+	// kernel's symbols); nil for a one-shot diagnosis.
+	Shared *stack.Shared
 	// KeepExited diagnoses a target that exits during the window on what
 	// was seen until then, instead of failing with ErrGone: the
 	// accounting is also read every keepEvery during the window (what
@@ -108,6 +112,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
 		NoAttach: opts.NoAttach, DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
+		Shared: opts.Shared,
 	})
 	sampleDone()
 	wg.Wait()

@@ -42,6 +42,9 @@ type Options struct {
 	// NoAttach forbids runtimes to ask the process for its names
 	// (--no-attach): see Process.NoAttach.
 	NoAttach bool
+	// Shared, when set, is what the resolvers of a long-lived process
+	// share (the kernel's symbols); nil: this resolver reads its own.
+	Shared *Shared
 }
 
 // Resolver unwinds and names the stacks of one process. It is not safe
@@ -127,7 +130,11 @@ func New(pid int, opts Options) (*Resolver, error) {
 		r.mem = unwind.ProcessMemory{Pid: pid}
 	}
 	if opts.Kernel {
-		r.ksyms, _ = sample.ReadKernelSymbols(opts.FS)
+		if opts.Shared != nil {
+			r.ksyms, _ = opts.Shared.KernelSymbols(opts.FS)
+		} else {
+			r.ksyms, _ = sample.ReadKernelSymbols(opts.FS)
+		}
 	}
 	r.build(maps)
 	rts := opts.Runtimes
