@@ -82,9 +82,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	}
 	l, err := agent.Listen(o.listen)
 	if err != nil {
-		if r.procs != nil {
-			r.procs.Close()
-		}
+		r.close()
 		return err
 	}
 	m := agent.NewMetrics(o.maxSeries, r.w.Pending)

@@ -20,6 +20,7 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/reportdir"
 	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/taskiter"
 	"github.com/cpuwhy/cpuwhy/internal/watch"
@@ -180,9 +181,7 @@ func runWatch(ctx context.Context, o *watchOptions, obs watchObserver) error {
 // way abandoned.
 func (r *watchRunner) run(ctx context.Context) error {
 	o := r.o
-	if r.procs != nil {
-		defer r.procs.Close()
-	}
+	defer r.close()
 	escape.Fprintf(o.streams.Err, "cpuwhy: watching %s for %.0f%% of a core over %v; reports in %s\n",
 		r.scope, o.cpu, shortDuration(o.forDur), o.dir)
 	err := r.w.Run(ctx, r)
@@ -191,6 +190,15 @@ func (r *watchRunner) run(ctx context.Context) error {
 		return nil // asked to stop: a clean end
 	}
 	return err
+}
+
+// close releases what the runner keeps loaded for the diagnoses and the
+// scans.
+func (r *watchRunner) close() {
+	if r.procs != nil {
+		r.procs.Close()
+	}
+	r.kept.Close()
 }
 
 // watchRunner diagnoses what the watch triggers and keeps the reports.
@@ -205,6 +213,7 @@ type watchRunner struct {
 	outMu   sync.Mutex
 	procs   *taskiter.Procs // the scans' BPF listing, closed by run; nil: /proc
 	shared  *stack.Shared   // what the diagnoses share
+	kept    *ebpf.Tracer    // the diagnoses' eBPF tracer, closed by run
 }
 
 func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*watchRunner, error) {
@@ -220,6 +229,15 @@ func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*w
 	if err != nil {
 		return nil, usageError{err}
 	}
+	// One eBPF tracer for all the diagnoses, which keeps its programs
+	// loaded from one to the next (loaded and verified once, not per
+	// diagnosis); closed by run.
+	kept := ebpf.NewKept()
+	for i := range tracers {
+		if tracers[i].Mechanism == syscalls.EBPF {
+			tracers[i].New = func() syscalls.Tracer { return kept }
+		}
+	}
 	// Reports hold the targets' command lines and fds: not for every
 	// user of the host.
 	if err := os.MkdirAll(o.dir, 0o750); err != nil {
@@ -229,7 +247,7 @@ func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*w
 	if err != nil {
 		return nil, err
 	}
-	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope, shared: stack.NewShared(),
+	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope, shared: stack.NewShared(), kept: kept,
 		dir: reportdir.Dir{Path: o.dir, Max: o.maxReports}}
 	procs, err := o.lister()
 	if err != nil {
