@@ -43,7 +43,8 @@ type Options struct {
 	// (--no-attach): see Process.NoAttach.
 	NoAttach bool
 	// Shared, when set, is what the resolvers of a long-lived process
-	// share (the kernel's symbols); nil: this resolver reads its own.
+	// share (the kernel's symbols, the objects' names); nil: this
+	// resolver reads its own.
 	Shared *Shared
 }
 
@@ -121,7 +122,7 @@ func New(pid int, opts Options) (*Resolver, error) {
 		opts:    opts,
 		mem:     opts.Memory,
 		objects: objfile.NewOpener(opts.FS, pid),
-		sym:     symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs}),
+		sym:     symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs, Tables: opts.Shared.symbolTables()}),
 		kernel:  map[uint64]Frame{},
 	}
 	r.images = []*image{{user: map[uint64]Frame{}}}

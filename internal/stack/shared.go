@@ -10,15 +10,21 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sample"
+	"github.com/cpuwhy/cpuwhy/internal/symbol"
 )
 
 // Shared is what the resolvers of one long-lived process (cpuwhy agent,
 // which diagnoses again and again) share, so that each diagnosis does
-// not redo it: today the kernel's symbols. A one-shot command needs none
-// (Options.Shared nil). It is safe for concurrent use, and holds one copy
-// of each thing, so that it stays the same size however many diagnoses
+// not redo it: the kernel's symbols, and the names read from objects
+// (libc's tables, a program's line tables), in a bounded cache keyed by
+// each file's identity. A one-shot command needs none (Options.Shared
+// nil). Its resolvers must run one at a time, as the agent's diagnoses
+// do; it holds one copy of each thing and at most maxSharedObjects
+// objects' names, so that it stays the same size however many diagnoses
 // use it.
 type Shared struct {
+	tables *symbol.TableCache
+
 	mu sync.Mutex
 	// ksyms is the last reading of kallsyms under root, taken when the
 	// kernel's modules were modules.
@@ -28,8 +34,12 @@ type Shared struct {
 	reads   int
 }
 
+// maxSharedObjects bounds the objects whose names a Shared keeps, as a
+// Symbolizer's own cache does (symbol.Options.MaxObjects).
+const maxSharedObjects = 64
+
 // NewShared returns an empty Shared.
-func NewShared() *Shared { return &Shared{} }
+func NewShared() *Shared { return &Shared{tables: symbol.NewTableCache(maxSharedObjects)} }
 
 // maxModules bounds the reading of /proc/modules kept to tell a change:
 // a few hundred modules take some 20 KiB.
@@ -67,4 +77,13 @@ func (s *Shared) KernelSymbols(fs proc.FS) (*sample.KernelSymbols, error) {
 	s.ksyms, s.root, s.modules = k, root, modules
 	s.reads++
 	return k, nil
+}
+
+// symbolTables is the cache of objects' names a resolver's symbolizer
+// uses; nil (its own) without a Shared.
+func (s *Shared) symbolTables() *symbol.TableCache {
+	if s == nil {
+		return nil
+	}
+	return s.tables
 }
