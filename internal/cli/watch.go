@@ -214,6 +214,18 @@ type watchRunner struct {
 	procs   *taskiter.Procs // the scans' BPF listing, closed by run; nil: /proc
 	shared  *stack.Shared   // what the diagnoses share
 	kept    *ebpf.Tracer    // the diagnoses' eBPF tracer, closed by run
+	// serverCPU, set by the agent, is its HTTP server's CPU.
+	serverCPU func() time.Duration
+}
+
+// otherCPU is the CPU the watch's scans and the agent's server have used,
+// which a diagnosis does not bill itself.
+func (r *watchRunner) otherCPU() time.Duration {
+	d := r.w.ScanCPU()
+	if r.serverCPU != nil {
+		d += r.serverCPU()
+	}
+	return d
 }
 
 func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*watchRunner, error) {
@@ -302,7 +314,7 @@ func (r *watchRunner) Diagnose(ctx context.Context, trig watch.Trigger) {
 	}
 	res, err := diagnose.Run(ctx, t, diagnose.Options{
 		FS: r.o.global.procFS(), Duration: r.o.duration, Frequency: r.o.frequency,
-		DebugDirs: r.o.debugDirs, Tracers: r.tracers, Shared: r.shared,
+		DebugDirs: r.o.debugDirs, Tracers: r.tracers, Shared: r.shared, OtherCPU: r.otherCPU,
 		// A spike may end with its process: what was seen is the
 		// evidence, kept rather than thrown away.
 		KeepExited: true,

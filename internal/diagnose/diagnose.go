@@ -48,6 +48,13 @@ type Options struct {
 	// Arch is the target's architecture (a GOARCH), which numbers its
 	// syscalls and encodes its code; "": this machine's.
 	Arch string
+	// OtherCPU, when set, is the CPU the process has used since it began
+	// on work other than its diagnoses, measured apart (the scans of
+	// cpuwhy watch, the agent's HTTP server: each on a locked OS thread,
+	// RUSAGE_THREAD): what it used during the diagnosis is taken out of
+	// the process's CPU over the diagnosis for Report.Cpuwhy.CPU. nil: a
+	// one-shot command, which does nothing else.
+	OtherCPU func() time.Duration
 	// Shared is what the diagnoses of a long-lived process (cpuwhy
 	// agent and watch) share, so that each does not read it again (the
 	// kernel's symbols); nil for a one-shot diagnosis.
@@ -76,10 +83,17 @@ type Result struct {
 // ErrGone matches the error of a target that exited during the window.
 var ErrGone = proc.ErrGone
 
+func otherCPU(opts Options) time.Duration {
+	if opts.OtherCPU == nil {
+		return 0
+	}
+	return opts.OtherCPU()
+}
+
 // Run diagnoses process t.
 func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	opts = opts.withDefaults()
-	began, cpu0 := time.Now(), sys.ProcessCPU()
+	began, cpu0, other0 := time.Now(), sys.ProcessCPU(), otherCPU(opts)
 	// The target is read once before the set-up, so that a bad target
 	// fails at once, and again, with its threads, at each end of the
 	// window.
@@ -164,12 +178,12 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	report.Notes = append(report.Notes, notes...)
 	report.Verdicts = verdict.Judge(o)
 	markGroups(report)
-	used := sys.ProcessCPU().Sub(cpu0)
+	used := max(0, sys.ProcessCPU().Sub(cpu0).Total()-(otherCPU(opts)-other0))
 	elapsed := time.Since(began)
 	report.Cpuwhy = Cost{
 		Elapsed:   elapsed.Seconds(),
-		CPU:       used.Total().Seconds(),
-		CPUShare:  100 * used.Total().Seconds() / elapsed.Seconds(),
+		CPU:       used.Seconds(),
+		CPUShare:  100 * used.Seconds() / elapsed.Seconds(),
 		Mechanism: mech,
 	}
 	if rec != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,7 @@ type Watcher struct {
 	stale                 bool
 	fullScans, quietScans atomic.Int64
 	listed                atomic.Int64
+	scanCPU               atomic.Int64 // ns
 
 	mu      sync.Mutex
 	queued  int // triggers in the queue or being diagnosed
@@ -224,10 +226,25 @@ func (w *Watcher) Run(ctx context.Context, h Handler) error {
 			wg.Wait()
 			return ctx.Err()
 		case <-tick.C:
-			w.scan(h)
+			w.timedScan(h)
 		}
 	}
 }
+
+// timedScan is scan on a locked OS thread, whose CPU is added to
+// ScanCPU: a diagnosis, which runs meanwhile in the same process, bills
+// itself the process's CPU less this.
+func (w *Watcher) timedScan(h Handler) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := sys.ThreadCPU().Total()
+	w.scan(h)
+	w.scanCPU.Add(int64(sys.ThreadCPU().Total() - t0))
+}
+
+// ScanCPU is the CPU the scans after the first have used, on their own
+// threads (the garbage collection of what they allocate is not in it).
+func (w *Watcher) ScanCPU() time.Duration { return time.Duration(w.scanCPU.Load()) }
 
 func (w *Watcher) work(ctx context.Context, h Handler) {
 	for {
