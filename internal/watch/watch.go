@@ -149,7 +149,9 @@ type Watcher struct {
 	// snapshot before prev, whose memory the next listing reuses.
 	listing []taskiter.ProcTime
 	spare   *proc.Snapshot
-	queue   chan Trigger
+	// procs is Options.Procs until a listing fails, then nil.
+	procs Lister
+	queue chan Trigger
 	// host is the host's CPU at hostAt, the last scan; stale says that
 	// prev is older than the last interval (scans were skipped).
 	host                  proc.HostCPU
@@ -187,6 +189,7 @@ func New(opts Options) *Watcher {
 		threads: map[procKey]*proc.Snapshot{},
 		tscan:   proc.NewScanner(opts.FS),
 		queue:   make(chan Trigger, opts.Queue),
+		procs:   opts.Procs,
 	}
 }
 
@@ -356,13 +359,13 @@ func (w *Watcher) scan(h Handler) {
 // snapshot takes one snapshot of every process, not its threads: from
 // Options.Procs when set, else from /proc.
 func (w *Watcher) snapshot(h Handler) (*proc.Snapshot, error) {
-	if w.opts.Procs != nil {
+	if w.procs != nil {
 		snap, err := w.list()
 		if err == nil {
 			w.listed.Add(1)
 			return snap, nil
 		}
-		w.opts.Procs = nil
+		w.procs = nil
 		h.ScanFailed(fmt.Errorf("%w; reading /proc from now on", err))
 	}
 	return w.scanner.Scan(scanAll)
@@ -377,7 +380,7 @@ const nsPerTick = uint64(time.Second / proc.TicksPerSecond)
 func (w *Watcher) list() (*proc.Snapshot, error) {
 	snap := &proc.Snapshot{Taken: time.Now(), SinceBoot: sys.SinceBoot()}
 	var err error
-	if w.listing, err = w.opts.Procs.List(w.listing[:0]); err != nil {
+	if w.listing, err = w.procs.List(w.listing[:0]); err != nil {
 		return nil, fmt.Errorf("listing processes with BPF: %w", err)
 	}
 	if w.spare != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,15 +125,15 @@ func testIdleThenSpin(t *testing.T, procs Lister) {
 	// The threshold is low: on a shared two-core machine a spinner may get
 	// much less than a core, and the test is of the trigger, not the CPU.
 	opts := Options{CPU: 20, For: time.Second, Interval: 200 * time.Millisecond, Cooldown: time.Hour, Procs: procs}
-	var pid int
+	var pid atomic.Int64 // set once the spinner runs, read by the scans
 	var started time.Time
-	opts.Match = func(p int, _ string) bool { return p == pid }
+	opts.Match = func(p int, _ string) bool { return int64(p) == pid.Load() }
 	stop := run(t, opts, r)
 	defer stop()
 	time.Sleep(300 * time.Millisecond) // the watch has begun
 	sp := spinner.Start(t, spinner.Name(), idle, 0)
 	started = time.Now()
-	pid = sp.PID
+	pid.Store(int64(sp.PID))
 	var trig Trigger
 	select {
 	case trig = <-r.diagnosing:
