@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// one read of /proc/stat. What an idle host costs it, on a machine
 	// whose other load keeps the default threshold within reach.
 	quiet := &subject{name: fmt.Sprintf("cpuwhy agent --cpu %d (host under it)", 100*(runtime.NumCPU()+1))}
-	quiet.cmd = exec.Command(bin, append([]string{"agent", "--listen", "127.0.0.1:0", "--dir", filepath.Join(tmp, "reports-quiet"), "--cpu", strconv.Itoa(100*(runtime.NumCPU()+1))}, noTarget...)...)
+	quiet.cmd = exec.Command(bin, append([]string{"agent", "--listen", "127.0.0.1:0", "--dir", filepath.Join(tmp, "reports-quiet"), "--cpu", strconv.Itoa(100 * (runtime.NumCPU() + 1))}, noTarget...)...)
 	if err := startSubject(quiet, regexp.MustCompile(`serving http://(\S+)/metrics`)); err != nil {
 		return err
 	}
