@@ -259,7 +259,11 @@ func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*w
 	if err != nil {
 		return nil, err
 	}
-	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope, shared: stack.NewShared(), kept: kept,
+	// The kept programs run in the targets' syscalls: their frames in
+	// kernel stacks are named once the symbols are read after they load.
+	shared := stack.NewShared()
+	shared.FollowKernelCode(kept.Loads)
+	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope, shared: shared, kept: kept,
 		dir: reportdir.Dir{Path: o.dir, Max: o.maxReports}}
 	procs, err := o.lister()
 	if err != nil {

@@ -31,7 +31,22 @@ type Shared struct {
 	ksyms   *sample.KernelSymbols
 	root    string
 	modules []byte
+	gen     int
 	reads   int
+	// changes, when set, counts the kernel code the process itself
+	// loaded (its BPF programs, whose JIT images kallsyms names).
+	changes func() int
+}
+
+// FollowKernelCode tells s of a count that goes up whenever the process
+// itself loads kernel code: its BPF programs (ebpf.Tracer.Loads), which
+// run in its targets' syscalls and so appear in their kernel stacks. The
+// kernel's symbols are read again when it changes, so that those frames
+// are named.
+func (s *Shared) FollowKernelCode(changes func() int) {
+	s.mu.Lock()
+	s.changes = changes
+	s.mu.Unlock()
 }
 
 // maxSharedObjects bounds the objects whose names a Shared keeps, as a
@@ -49,10 +64,12 @@ const maxModules = 1 << 20
 // is read and parsed once (about half of a diagnosis's set-up CPU on this
 // VM: 100 of 230 ms), and again when /proc/modules, a few KiB, says that
 // the kernel's modules changed (it cannot tell when it cannot be read;
-// a kernel built without modules has none), or when fs is another root. What the
-// reading does not follow is code the kernel makes without a module: BPF
-// programs and trampolines loaded since are named by the nearest symbol
-// before them, as an address past the last function is.
+// a kernel built without modules has none), when the process loaded BPF
+// programs of its own (FollowKernelCode), or when fs is another root.
+// What the reading does not follow is code other programs make the
+// kernel load without a module: their BPF programs and trampolines loaded
+// since are named by the nearest symbol before them, as an address past
+// the last function is.
 func (s *Shared) KernelSymbols(fs proc.FS) (*sample.KernelSymbols, error) {
 	modules, err := os.ReadFile(fs.Path("modules"))
 	switch {
@@ -66,15 +83,19 @@ func (s *Shared) KernelSymbols(fs proc.FS) (*sample.KernelSymbols, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	gen := 0
+	if s.changes != nil {
+		gen = s.changes()
+	}
 	root := fs.Path()
-	if s.ksyms != nil && s.root == root && modules != nil && bytes.Equal(modules, s.modules) {
+	if s.ksyms != nil && s.root == root && modules != nil && bytes.Equal(modules, s.modules) && gen == s.gen {
 		return s.ksyms, nil
 	}
 	k, err := sample.ReadKernelSymbols(fs)
 	if err != nil {
 		return nil, fmt.Errorf("sharing the kernel's symbols: %w", err)
 	}
-	s.ksyms, s.root, s.modules = k, root, modules
+	s.ksyms, s.root, s.modules, s.gen = k, root, modules, gen
 	s.reads++
 	return k, nil
 }
@@ -87,3 +108,8 @@ func (s *Shared) symbolTables() *symbol.TableCache {
 	}
 	return s.tables
 }
+
+// Objects is how many objects' names s keeps (at most maxSharedObjects),
+// each with up to two files open (the object, its debug file) until its
+// line tables are read or it is evicted.
+func (s *Shared) Objects() int { return s.tables.Len() }

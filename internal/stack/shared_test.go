@@ -3,6 +3,7 @@ package stack
 import (
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
@@ -25,6 +26,7 @@ func TestSharedKernelSymbols(t *testing.T) {
 	write(root, "modules", "")
 	write(other, "kallsyms", two)
 	s := NewShared()
+	var loaded atomic.Int32
 	steps := []struct {
 		name   string
 		change func()
@@ -44,6 +46,10 @@ func TestSharedKernelSymbols(t *testing.T) {
 			}
 		}, proc.FS{Root: other}, 4, 3},
 		{"still unreadable", func() {}, proc.FS{Root: other}, 5, 3},
+		{"back to the first root", func() {}, proc.FS{Root: root}, 6, 3},
+		{"followed, no code loaded", func() { s.FollowKernelCode(func() int { return int(loaded.Load()) }) }, proc.FS{Root: root}, 6, 3},
+		{"BPF programs loaded", func() { loaded.Add(1) }, proc.FS{Root: root}, 7, 3},
+		{"none since", func() {}, proc.FS{Root: root}, 7, 3},
 	}
 	for _, st := range steps {
 		st.change()

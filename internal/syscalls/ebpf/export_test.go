@@ -23,10 +23,3 @@ func LoadError(pid int, opts syscalls.Options) error {
 	}
 	return err
 }
-
-// Loads returns how many program sets a Tracer made by NewKept loaded.
-func Loads(t *Tracer) int {
-	t.keep.mu.Lock()
-	defer t.keep.mu.Unlock()
-	return t.keep.loads
-}

@@ -31,7 +31,7 @@ type kept struct {
 	busy bool // a trace uses objs
 	// closing: Close was called while busy; the trace releases objs.
 	closing bool
-	// loads counts the sets loaded, for the tests.
+	// loads counts the sets loaded.
 	loads int
 }
 
@@ -43,6 +43,18 @@ type loadKey struct {
 
 func keyOf(opts syscalls.Options) loadKey {
 	return loadKey{timeEvery: opts.TimeEvery, maxKeys: opts.MaxKeys, stacks: opts.Stacks}
+}
+
+// Loads is how many program sets a Tracer made by NewKept has loaded (0
+// for another): each put new JIT images in the kernel, which kallsyms
+// names (stack.Shared.FollowKernelCode).
+func (t *Tracer) Loads() int {
+	if t.keep == nil {
+		return 0
+	}
+	t.keep.mu.Lock()
+	defer t.keep.mu.Unlock()
+	return t.keep.loads
 }
 
 // Close releases the programs a Tracer made by NewKept keeps; it may

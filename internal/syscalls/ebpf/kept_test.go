@@ -61,11 +61,11 @@ func TestKeptAcrossTargets(t *testing.T) {
 			t.Errorf("round %d: dropped %d, %d stacks", round, p.Dropped, len(p.Stacks))
 		}
 	}
-	if n := ebpf.Loads(kt); n != 1 {
+	if n := kt.Loads(); n != 1 {
 		t.Errorf("%d program sets loaded for three traces with the same options, want 1", n)
 	}
 	trace(t, kt, b.PID(), syscalls.Options{Duration: 200 * time.Millisecond})
-	if n := ebpf.Loads(kt); n != 2 {
+	if n := kt.Loads(); n != 2 {
 		t.Errorf("%d program sets loaded after a trace with other options, want 2", n)
 	}
 }
