@@ -1,5 +1,6 @@
 // Command agentidle measures what `cpuwhy agent` costs while nothing
-// spikes, on a host of about 1,000 processes and 10,000 threads, beside
+// spikes, on a host of about 1,000 processes and 10,000 threads, its scans
+// read both ways (one BPF program run, /proc) by two agents, beside
 // the exporters Debian has that read the same /proc: node_exporter's
 // processes collector (prometheus-node-exporter) and process-exporter
 // (prometheus-process-exporter, every process in a group by its name).
@@ -117,18 +118,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			s.cmd.Wait()
 		}
 	}()
-	agent := &subject{name: "cpuwhy agent"}
-	agent.cmd = exec.Command(bin, "agent", "--listen", "127.0.0.1:0", "--dir", filepath.Join(tmp, "reports"))
+	// The agents watch processes of a name none has: they scan every
+	// process as an agent of the whole host does, but a process of
+	// another program that spikes on the host (a shared machine's) is
+	// not diagnosed, which would bill the idle cost for a diagnosis.
+	noTarget := []string{"--name", "^agentidle-matches-nothing$"}
+	// The agent's scans both ways: from one BPF program run per scan
+	// (the default where it loads), and from /proc.
+	agent := &subject{name: "cpuwhy agent --scan-with bpf"}
+	agent.cmd = exec.Command(bin, append([]string{"agent", "--listen", "127.0.0.1:0", "--dir", filepath.Join(tmp, "reports"), "--scan-with", "bpf"}, noTarget...)...)
 	if err := startSubject(agent, regexp.MustCompile(`serving http://(\S+)/metrics`)); err != nil {
 		return err
 	}
 	subjects = append(subjects, agent)
+	procAgent := &subject{name: "cpuwhy agent --scan-with proc"}
+	procAgent.cmd = exec.Command(bin, append([]string{"agent", "--listen", "127.0.0.1:0", "--dir", filepath.Join(tmp, "reports-proc"), "--scan-with", "proc"}, noTarget...)...)
+	if err := startSubject(procAgent, regexp.MustCompile(`serving http://(\S+)/metrics`)); err != nil {
+		return err
+	}
+	subjects = append(subjects, procAgent)
 	// The same agent on a host whose whole CPU stays under its threshold
 	// (above what all the cores can give): every scan is skipped after
 	// one read of /proc/stat. What an idle host costs it, on a machine
 	// whose other load keeps the default threshold within reach.
 	quiet := &subject{name: fmt.Sprintf("cpuwhy agent --cpu %d (host under it)", 100*(runtime.NumCPU()+1))}
-	quiet.cmd = exec.Command(bin, "agent", "--listen", "127.0.0.1:0", "--dir", filepath.Join(tmp, "reports-quiet"), "--cpu", strconv.Itoa(100*(runtime.NumCPU()+1)))
+	quiet.cmd = exec.Command(bin, append([]string{"agent", "--listen", "127.0.0.1:0", "--dir", filepath.Join(tmp, "reports-quiet"), "--cpu", strconv.Itoa(100 * (runtime.NumCPU() + 1))}, noTarget...)...)
 	if err := startSubject(quiet, regexp.MustCompile(`serving http://(\S+)/metrics`)); err != nil {
 		return err
 	}
@@ -213,7 +227,7 @@ wait:
 	}
 	// Whether the agents scanned /proc every second or skipped scans
 	// because the whole host was under the threshold.
-	for _, s := range []*subject{agent, quiet} {
+	for _, s := range []*subject{agent, procAgent, quiet} {
 		resp, err := http.Get(s.scrape)
 		if err != nil {
 			continue
@@ -221,7 +235,7 @@ wait:
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "cpuwhy_scans_total") {
+			if strings.HasPrefix(l, "cpuwhy_scans_") || strings.HasPrefix(l, "cpuwhy_diagnoses_total") {
 				fmt.Fprintf(stdout, "%s: %s\n", s.name, l)
 			}
 		}

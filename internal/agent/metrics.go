@@ -98,13 +98,18 @@ func NewMetrics(maxSeries int, pending func() int) *Metrics {
 	return m
 }
 
-// WatchScans exports how many scans of /proc the watch took and skipped
-// (the host was under the threshold), as scans returns them.
-func (m *Metrics) WatchScans(scans func() (full, quiet int64)) {
+// WatchScans exports how many scans the watch took and skipped (the host
+// was under the threshold), as scans returns them, and how many of the
+// full ones a BPF program listed (the others read /proc).
+func (m *Metrics) WatchScans(scans func() (full, quiet int64), listed func() int64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "cpuwhy_scans_bpf_total",
+		Help: "Full scans whose processes a BPF program listed in one run, rather than a stat file per process in /proc.",
+	}, func() float64 { return float64(listed()) }))
 	for _, kind := range []string{"full", "skipped"} {
 		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "cpuwhy_scans_total",
-			Help:        "Scans of /proc: full (a stat line per process), or skipped because the whole host used less CPU than the threshold.",
+			Help:        "Scans of the processes' CPU: full (every process read, from a BPF listing or /proc), or skipped because the whole host used less CPU than the threshold.",
 			ConstLabels: prometheus.Labels{"kind": kind},
 		}, func() float64 {
 			full, quiet := scans()

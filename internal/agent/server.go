@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/reportdir"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
 
 // Server serves the agent's HTTP endpoints:
@@ -33,6 +35,7 @@ type Server struct {
 	Stale time.Duration
 
 	lastScan atomic.Int64 // unix nanoseconds
+	cpu      atomic.Int64 // ns: the CPU of the requests served
 	srv      *http.Server
 }
 
@@ -67,8 +70,26 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /reports", s.list)
 	mux.HandleFunc("GET /reports/{file}", s.report)
-	return mux
+	return s.timed(mux)
 }
+
+// timed serves each request on a locked OS thread and adds the CPU the
+// thread used to CPU.
+func (s *Server) timed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t0 := sys.ThreadCPU().Total()
+		defer func() { s.cpu.Add(int64(sys.ThreadCPU().Total() - t0)) }()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// CPU is the CPU the server's requests have used, each measured on its
+// own thread (what the connections cost outside a request, and the
+// garbage collection of what the requests allocate, are not in it): a
+// diagnosis in the same process bills itself the process's CPU less it.
+func (s *Server) CPU() time.Duration { return time.Duration(s.cpu.Load()) }
 
 // Serve serves on l until ctx ends.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {

@@ -82,11 +82,13 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	}
 	l, err := agent.Listen(o.listen)
 	if err != nil {
+		r.close()
 		return err
 	}
 	m := agent.NewMetrics(o.maxSeries, r.w.Pending)
-	m.WatchScans(r.w.Scans)
+	m.WatchScans(r.w.Scans, r.w.Listed)
 	srv := &agent.Server{Metrics: m, Reports: r.dir, Stale: 3*o.interval + 10*time.Second}
+	r.serverCPU = srv.CPU
 	obs := &agentObserver{srv: srv, py: py, frequency: o.frequency, stderr: o.streams.Err, r: r}
 	r.obs = obs
 	ctx, cancel := context.WithCancel(ctx)

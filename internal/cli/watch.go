@@ -18,8 +18,11 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/escape"
 	"github.com/cpuwhy/cpuwhy/internal/flame"
 	"github.com/cpuwhy/cpuwhy/internal/reportdir"
+	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/target"
+	"github.com/cpuwhy/cpuwhy/internal/taskiter"
 	"github.com/cpuwhy/cpuwhy/internal/watch"
 )
 
@@ -61,6 +64,7 @@ type watchOptions struct {
 	frequency  int
 	mechanism  string
 	debugDirs  []string
+	scanWith   string
 }
 
 func newWatchCmd(g *globalOptions, s Streams) *cobra.Command {
@@ -68,9 +72,10 @@ func newWatchCmd(g *globalOptions, s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "watch [PID]",
 		Short: "Wait for a CPU spike and diagnose it on its own, keeping the reports",
-		Long: `watch scans /proc once a second and, when a process (or one of its
-threads) stays at or above --cpu percent of a core for --for, runs the
-diagnosis of 'cpuwhy PID' on it (-d window) and keeps the report in --dir:
+		Long: `watch reads every process's CPU once a second (one BPF program run,
+or /proc: --scan-with) and, when a process (or one of its threads) stays
+at or above --cpu percent of a core for --for, runs the diagnosis of
+'cpuwhy PID' on it (-d window) and keeps the report in --dir:
 <UTC time>-<pid>-<name>.json (the --json document), .txt (the text report)
 and .html (the flame graph). It prints one line per diagnosis. Processes
 started after watch began are watched too. One diagnosis runs at a time; a
@@ -109,6 +114,37 @@ func (o *watchOptions) bind(cmd *cobra.Command) {
 	intVar(f, &o.frequency, "frequency", "F", 99, frequency, "stack samples per second of CPU, per thread")
 	f.StringVar(&o.mechanism, "mechanism", "ebpf", "syscall tracing: ebpf, ptrace, or auto (eBPF, else ptrace, which stops the target at every call)")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
+	f.StringVar(&o.scanWith, "scan-with", scanAuto, "how scans read each process's CPU: bpf (one BPF program run), proc (a stat file per process), or auto (bpf, else proc)")
+}
+
+// Values of --scan-with.
+const (
+	scanAuto = "auto"
+	scanBPF  = "bpf"
+	scanProc = "proc"
+)
+
+// lister opens the BPF listing of processes for the scans, as --scan-with
+// says; nil to read /proc. With auto, a listing that cannot run here is
+// said in one line and /proc is read.
+func (o *watchOptions) lister() (*taskiter.Procs, error) {
+	if o.scanWith == scanProc {
+		return nil, nil
+	}
+	p, err := taskiter.OpenProcs()
+	if err == nil {
+		if err = watch.CheckLister(p, o.global.procFS()); err != nil {
+			p.Close()
+		}
+	}
+	if err != nil {
+		if o.scanWith == scanBPF {
+			return nil, fmt.Errorf("--scan-with bpf: %w", err)
+		}
+		escape.Fprintf(o.streams.Err, "cpuwhy: scans read /proc: %v\n", err)
+		return nil, nil
+	}
+	return p, nil
 }
 
 // watchObserver is told what a watch does, besides the line it prints:
@@ -145,6 +181,7 @@ func runWatch(ctx context.Context, o *watchOptions, obs watchObserver) error {
 // way abandoned.
 func (r *watchRunner) run(ctx context.Context) error {
 	o := r.o
+	defer r.close()
 	escape.Fprintf(o.streams.Err, "cpuwhy: watching %s for %.0f%% of a core over %v; reports in %s\n",
 		r.scope, o.cpu, shortDuration(o.forDur), o.dir)
 	err := r.w.Run(ctx, r)
@@ -153,6 +190,15 @@ func (r *watchRunner) run(ctx context.Context) error {
 		return nil // asked to stop: a clean end
 	}
 	return err
+}
+
+// close releases what the runner keeps loaded for the diagnoses and the
+// scans.
+func (r *watchRunner) close() {
+	if r.procs != nil {
+		r.procs.Close()
+	}
+	r.kept.Close()
 }
 
 // watchRunner diagnoses what the watch triggers and keeps the reports.
@@ -165,17 +211,44 @@ type watchRunner struct {
 	dir     reportdir.Dir
 	scope   string
 	outMu   sync.Mutex
+	procs   *taskiter.Procs // the scans' BPF listing, closed by run; nil: /proc
+	shared  *stack.Shared   // what the diagnoses share
+	kept    *ebpf.Tracer    // the diagnoses' eBPF tracer, closed by run
+	// serverCPU, set by the agent, is its HTTP server's CPU.
+	serverCPU func() time.Duration
+}
+
+// otherCPU is the CPU the watch's scans and the agent's server have used,
+// which a diagnosis does not bill itself.
+func (r *watchRunner) otherCPU() time.Duration {
+	d := r.w.ScanCPU()
+	if r.serverCPU != nil {
+		d += r.serverCPU()
+	}
+	return d
 }
 
 func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*watchRunner, error) {
 	if err := o.spec.Validate(); err != nil {
 		return nil, err
 	}
+	if o.scanWith != scanAuto && o.scanWith != scanBPF && o.scanWith != scanProc {
+		return nil, usageError{fmt.Errorf("--scan-with %q: give bpf, proc or auto", o.scanWith)}
+	}
 	resolver := o.global.resolver()
 	sel := o.global.selector(resolver)
 	tracers, err := tracers(o.mechanism, sel.CheckTrace)
 	if err != nil {
 		return nil, usageError{err}
+	}
+	// One eBPF tracer for all the diagnoses, which keeps its programs
+	// loaded from one to the next (loaded and verified once, not per
+	// diagnosis); closed by run.
+	kept := ebpf.NewKept()
+	for i := range tracers {
+		if tracers[i].Mechanism == syscalls.EBPF {
+			tracers[i].New = func() syscalls.Tracer { return kept }
+		}
 	}
 	// Reports hold the targets' command lines and fds: not for every
 	// user of the host.
@@ -186,12 +259,24 @@ func newWatchRunner(ctx context.Context, o *watchOptions, obs watchObserver) (*w
 	if err != nil {
 		return nil, err
 	}
-	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope,
+	// The kept programs run in the targets' syscalls: their frames in
+	// kernel stacks are named once the symbols are read after they load.
+	shared := stack.NewShared()
+	shared.FollowKernelCode(kept.Loads)
+	r := &watchRunner{o: o, obs: obs, sel: sel, tracers: tracers, scope: scope, shared: shared, kept: kept,
 		dir: reportdir.Dir{Path: o.dir, Max: o.maxReports}}
-	r.w = watch.New(watch.Options{
+	procs, err := o.lister()
+	if err != nil {
+		return nil, err
+	}
+	opts := watch.Options{
 		FS: o.global.procFS(), CPU: o.cpu, For: o.forDur, Cooldown: o.cooldown,
 		Interval: o.interval, Queue: o.queue, Match: match,
-	})
+	}
+	if procs != nil {
+		opts.Procs, r.procs = procs, procs
+	}
+	r.w = watch.New(opts)
 	return r, nil
 }
 
@@ -233,7 +318,7 @@ func (r *watchRunner) Diagnose(ctx context.Context, trig watch.Trigger) {
 	}
 	res, err := diagnose.Run(ctx, t, diagnose.Options{
 		FS: r.o.global.procFS(), Duration: r.o.duration, Frequency: r.o.frequency,
-		DebugDirs: r.o.debugDirs, Tracers: r.tracers,
+		DebugDirs: r.o.debugDirs, Tracers: r.tracers, Shared: r.shared, OtherCPU: r.otherCPU,
 		// A spike may end with its process: what was seen is the
 		// evidence, kept rather than thrown away.
 		KeepExited: true,

@@ -20,6 +20,7 @@ func TestWatchFlagErrors(t *testing.T) {
 		{[]string{"watch", "--max-reports", "0"}, "--max-reports 0: give a whole number from 1 to 100,000"},
 		{[]string{"watch", "--queue", "1000"}, "--queue 1000: give a whole number from 1 to 100"},
 		{[]string{"watch", "--scan-interval", "1ms"}, "--scan-interval 1ms: give a duration from 100ms to 1m"},
+		{[]string{"watch", "--scan-with", "perf"}, `--scan-with "perf": give bpf, proc or auto`},
 		{[]string{"watch", "--mechanism", "strace"}, `--mechanism "strace": use ebpf, ptrace or auto`},
 		{[]string{"watch", "--name", "("}, `--name "(" is not a regular expression`},
 		{[]string{"watch", "--name", "a", "--container", "b"}, "give one of a PID, --container or --name"},

@@ -35,6 +35,9 @@ type Options struct {
 	// NsPID is the process's PID in its own namespace, where a JIT
 	// names its /tmp/perf-PID.map; 0: the same.
 	NsPID int
+	// Shared is stack.Options.Shared: what the recordings of a
+	// long-lived process share; nil for a one-shot one.
+	Shared *stack.Shared
 }
 
 // Result is a recorded profile and what is worth saying about it.
@@ -122,7 +125,7 @@ const maxExecNotes = 3
 // is unwound and named by the program it ran, picked by its time: those
 // drained from one CPU's ring may be older than an exec already told.
 func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
-	resolver, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs, Kernel: opts.Kernel, NoAttach: opts.NoAttach, Runtimes: opts.Runtimes})
+	resolver, err := stack.New(pid, stack.Options{FS: opts.FS, NsPID: opts.NsPID, DebugDirs: opts.DebugDirs, Kernel: opts.Kernel, NoAttach: opts.NoAttach, Runtimes: opts.Runtimes, Shared: opts.Shared})
 	if err != nil {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}

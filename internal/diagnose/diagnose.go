@@ -48,6 +48,17 @@ type Options struct {
 	// Arch is the target's architecture (a GOARCH), which numbers its
 	// syscalls and encodes its code; "": this machine's.
 	Arch string
+	// OtherCPU, when set, is the CPU the process has used since it began
+	// on work other than its diagnoses, measured apart (the scans of
+	// cpuwhy watch, the agent's HTTP server: each on a locked OS thread,
+	// RUSAGE_THREAD): what it used during the diagnosis is taken out of
+	// the process's CPU over the diagnosis for Report.Cpuwhy.CPU. nil: a
+	// one-shot command, which does nothing else.
+	OtherCPU func() time.Duration
+	// Shared is what the diagnoses of a long-lived process (cpuwhy
+	// agent and watch) share, so that each does not read it again (the
+	// kernel's symbols); nil for a one-shot diagnosis.
+	Shared *stack.Shared
 	// KeepExited diagnoses a target that exits during the window on what
 	// was seen until then, instead of failing with ErrGone: the
 	// accounting is also read every keepEvery during the window (what
@@ -72,10 +83,17 @@ type Result struct {
 // ErrGone matches the error of a target that exited during the window.
 var ErrGone = proc.ErrGone
 
+func otherCPU(opts Options) time.Duration {
+	if opts.OtherCPU == nil {
+		return 0
+	}
+	return opts.OtherCPU()
+}
+
 // Run diagnoses process t.
 func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	opts = opts.withDefaults()
-	began, cpu0 := time.Now(), sys.ProcessCPU()
+	began, cpu0, other0 := time.Now(), sys.ProcessCPU(), otherCPU(opts)
 	// The target is read once before the set-up, so that a bad target
 	// fails at once, and again, with its threads, at each end of the
 	// window.
@@ -108,6 +126,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
 		NoAttach: opts.NoAttach, DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
+		Shared: opts.Shared,
 	})
 	sampleDone()
 	wg.Wait()
@@ -159,12 +178,12 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	report.Notes = append(report.Notes, notes...)
 	report.Verdicts = verdict.Judge(o)
 	markGroups(report)
-	used := sys.ProcessCPU().Sub(cpu0)
+	used := max(0, sys.ProcessCPU().Sub(cpu0).Total()-(otherCPU(opts)-other0))
 	elapsed := time.Since(began)
 	report.Cpuwhy = Cost{
 		Elapsed:   elapsed.Seconds(),
-		CPU:       used.Total().Seconds(),
-		CPUShare:  100 * used.Total().Seconds() / elapsed.Seconds(),
+		CPU:       used.Seconds(),
+		CPUShare:  100 * used.Seconds() / elapsed.Seconds(),
 		Mechanism: mech,
 	}
 	if rec != nil {

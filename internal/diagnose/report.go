@@ -92,7 +92,12 @@ type ThreadReport struct {
 type Cost struct {
 	Elapsed float64 `json:"elapsed_s"` // from the start of the diagnosis to the verdict
 	// CPU is cpuwhy's own CPU time over Elapsed: loading the BPF
-	// programs, the window, unwinding and naming the stacks.
+	// programs, the window, unwinding and naming the stacks. It is the
+	// process's CPU (RUSAGE_SELF: every thread, the Go runtime's
+	// garbage collection included), less what cpuwhy watch and agent
+	// measured their other work to use meanwhile (Options.OtherCPU: the
+	// scans, the HTTP server); the garbage collection that other work
+	// causes is not told apart, and stays in.
 	CPU       float64            `json:"cpu_s"`
 	CPUShare  float64            `json:"cpu_percent"` // CPU over Elapsed, in percent of one core
 	Mechanism syscalls.Mechanism `json:"mechanism,omitempty"`

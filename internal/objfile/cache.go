@@ -7,11 +7,14 @@ import (
 )
 
 // Key identifies an object across processes: its build-id, or, without
-// one, its path, device and inode.
+// one, its path, device, inode, size and modification time (a file
+// rewritten in place keeps its inode: a cache that outlives one
+// diagnosis must not serve its old contents).
 type Key struct {
-	BuildID  string
-	Path     string
-	Dev, Ino uint64
+	BuildID     string
+	Path        string
+	Dev, Ino    uint64
+	Size, Mtime int64
 }
 
 // Key returns the cache key of f.
@@ -19,7 +22,7 @@ func (f *File) Key() Key {
 	if f.BuildID != "" {
 		return Key{BuildID: f.BuildID}
 	}
-	return Key{Path: f.Path, Dev: f.Dev, Ino: f.Ino}
+	return Key{Path: f.Path, Dev: f.Dev, Ino: f.Ino, Size: f.size, Mtime: f.Mtime}
 }
 
 func (k Key) String() string {

@@ -40,6 +40,7 @@ type File struct {
 	Path    string // the path the target knows it by (or the one opened)
 	Dev     uint64 // device and inode of the opened file, 0 when not a file
 	Ino     uint64
+	Mtime   int64  // its modification time, ns since the epoch; 0 when not a file
 	Via     string // how it was opened: "root", "map_files" or "host"
 
 	r      io.ReaderAt
@@ -160,6 +161,7 @@ func fromOSFile(osf *os.File, via string) (*File, error) {
 		return nil, err
 	}
 	f.Dev, f.Ino, f.Via, f.closer = st.Dev, st.Ino, via, osf
+	f.Mtime = st.Mtim.Nano()
 	return f, nil
 }
 

@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
@@ -182,4 +184,50 @@ func FuzzParse(f *testing.F) {
 		o.FileOffsetToVaddr(0x1000)
 		o.PCToVaddr(0x1000, proc.Mapping{Start: 0x1000, End: 0x2000})
 	})
+}
+
+// A file without a build-id rewritten in place (same path, device and
+// inode) has another key: a cache that outlives a diagnosis must not
+// serve its old names.
+func TestKeyFollowsRewrite(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "obj")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key := func() Key {
+		t.Helper()
+		f, err := openFile(path, "host")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.BuildID = "" // as an object built without one
+		return f.Key()
+	}
+	k0 := key()
+	if k0 != key() {
+		t.Fatal("two opens of one file: two keys")
+	}
+	// Rewritten in place: same inode, other contents and time.
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(append(data, make([]byte, 4096)...))
+	w.Close()
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if k1 := key(); k1 == k0 || k1.Ino != k0.Ino {
+		t.Errorf("rewritten in place: key %+v, before %+v; want the same inode under another key", k1, k0)
+	}
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// NoAttach forbids runtimes to ask the process for its names
 	// (--no-attach): see Process.NoAttach.
 	NoAttach bool
+	// Shared, when set, is what the resolvers of a long-lived process
+	// share (the kernel's symbols, the objects' names); nil: this
+	// resolver reads its own.
+	Shared *Shared
 }
 
 // Resolver unwinds and names the stacks of one process. It is not safe
@@ -120,7 +124,7 @@ func New(pid int, opts Options) (*Resolver, error) {
 		opts:    opts,
 		mem:     opts.Memory,
 		objects: objfile.NewOpener(opts.FS, pid),
-		sym:     symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs}),
+		sym:     symbol.NewSymbolizer(symbol.Options{FS: opts.FS, DebugDirs: opts.DebugDirs, Tables: opts.Shared.symbolTables()}),
 		kernel:  map[uint64]Frame{},
 	}
 	r.images = []*image{{user: map[uint64]Frame{}}}
@@ -129,7 +133,11 @@ func New(pid int, opts Options) (*Resolver, error) {
 		r.mem = unwind.ProcessMemory{Pid: pid}
 	}
 	if opts.Kernel {
-		r.ksyms, _ = sample.ReadKernelSymbols(opts.FS)
+		if opts.Shared != nil {
+			r.ksyms, _ = opts.Shared.KernelSymbols(opts.FS)
+		} else {
+			r.ksyms, _ = sample.ReadKernelSymbols(opts.FS)
+		}
 	}
 	r.build(maps)
 	rts := opts.Runtimes

@@ -60,7 +60,27 @@ type Options struct {
 	DebugDirs []string
 	// MaxObjects bounds the objects whose tables are cached; 0 means 64.
 	MaxObjects int
+	// Tables, when set, is a cache of tables that outlives the
+	// Symbolizer, shared with the Symbolizers before and after it (a
+	// long-lived process's diagnoses, which run one at a time); Close
+	// then leaves it. MaxObjects is its own.
+	Tables *TableCache
 }
+
+// TableCache is the names read from objects, kept for the Symbolizers of
+// a long-lived process: a bounded LRU keyed by objfile.Key (build-id, or
+// path, device, inode, size and modification time), each evicted table's
+// files closed. Symbolizers that share one must not run at the same time:
+// one may evict a table the other is reading.
+type TableCache struct{ c *objfile.Cache[*table] }
+
+// NewTableCache returns a cache of the tables of at most max objects.
+func NewTableCache(max int) *TableCache {
+	return &TableCache{c: objfile.NewCache[*table](max, (*table).close)}
+}
+
+// Len is the number of tables cached.
+func (c *TableCache) Len() int { return c.c.Len() }
 
 // Symbolizer names addresses of processes: ELF symbols (.symtab, .dynsym,
 // MiniDebugInfo, separate debug files), Go's pclntab and DWARF lines. It
@@ -68,6 +88,7 @@ type Options struct {
 type Symbolizer struct {
 	opts   Options
 	tables *objfile.Cache[*table]
+	shared bool // tables is Options.Tables's
 
 	mu      sync.Mutex
 	procs   map[int]*procState
@@ -93,22 +114,30 @@ func NewSymbolizer(opts Options) *Symbolizer {
 	if opts.MaxObjects == 0 {
 		opts.MaxObjects = 64
 	}
-	return &Symbolizer{
+	s := &Symbolizer{
 		opts:    opts,
-		tables:  objfile.NewCache[*table](opts.MaxObjects, (*table).close),
 		procs:   map[int]*procState{},
 		missing: map[objfile.Key]Missing{},
 		errs:    map[string]error{},
 	}
+	if opts.Tables != nil {
+		s.tables, s.shared = opts.Tables.c, true
+	} else {
+		s.tables = objfile.NewCache[*table](opts.MaxObjects, (*table).close)
+	}
+	return s
 }
 
 // Close releases the objects the Symbolizer keeps open to read their
-// line tables when first asked. It may be used after Close: objects are
-// then opened again.
+// line tables when first asked, unless they are in a shared TableCache,
+// which keeps them for the next Symbolizer. It may be used after Close:
+// objects are then opened again.
 func (s *Symbolizer) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tables.Clear()
+	if !s.shared {
+		s.tables.Clear()
+	}
 }
 
 // Forget drops what is remembered of pid's mappings (call it when pid
@@ -316,8 +345,13 @@ func (s *Symbolizer) table(pid int, ps *procState, m proc.Mapping) (*table, erro
 		ps.failed[m.Start] = err
 		return nil, err
 	}
-	if t, ok := s.tables.Get(obj.Key()); ok {
+	if t, ok := s.tables.Get(obj.Key()); ok && !t.closed {
 		obj.Close()
+		// Read for an earlier Symbolizer (a shared TableCache): what
+		// was wrong with its sources is this one's to tell too.
+		if len(t.errs) > 0 {
+			s.errs[strings.TrimSuffix(m.Path, " (deleted)")] = errors.Join(t.errs...)
+		}
 		ps.loaded[m.Start] = t
 		return t, nil
 	}

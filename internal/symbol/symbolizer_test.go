@@ -468,3 +468,43 @@ func TestEvictionAndClose(t *testing.T) {
 	check("after Close")
 	s.Close()
 }
+
+// TestSharedTables: Symbolizers one after another on a TableCache (the
+// diagnoses of one agent) name the same addresses, the second without
+// reading the objects again: the tables stay in the cache when the first
+// is closed, and the cache holds no more than its bound. Each Symbolizer
+// reports its own missing symbols only.
+func TestSharedTables(t *testing.T) {
+	p := scenario.Build(t, "compute")
+	pid := p.Start(t, nil).Process.Pid
+	pc, _ := pcOf(t, pid, "/compute", p.Path, symbolValue(t, p.Path, "crunch_numbers")+4)
+	cache := symbol.NewTableCache(2)
+	for i := range 3 {
+		s := symbol.NewSymbolizer(symbol.Options{Tables: cache})
+		if f := symbolize(t, s, pid, pc); f.Function != "crunch_numbers" || filepath.Base(f.File) != "compute.c" || f.Line == 0 {
+			t.Errorf("symbolizer %d: frame = %+v, want crunch_numbers in compute.c", i, f)
+		}
+		if miss := s.MissingSymbols(); len(miss) != 0 {
+			t.Errorf("symbolizer %d: missing %+v", i, miss)
+		}
+		s.Close()
+		if cache.Len() != 1 {
+			t.Errorf("after symbolizer %d: %d tables cached, want compute's", i, cache.Len())
+		}
+	}
+	// A new symbolizer over a full cache evicts: the bound holds.
+	maps, err := proc.FS{}.Maps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := symbol.NewSymbolizer(symbol.Options{Tables: cache})
+	for _, m := range maps {
+		if m.Exec() && strings.HasPrefix(m.Path, "/") {
+			symbolize(t, s, pid, m.Start)
+		}
+	}
+	s.Close()
+	if cache.Len() > 2 {
+		t.Errorf("%d tables cached, over the bound of 2", cache.Len())
+	}
+}

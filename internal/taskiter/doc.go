@@ -14,6 +14,15 @@
 // exactly: /proc adjusts the times when it is read, and the iterator
 // reads them at another instant.
 //
+// Procs is for a watch that wants every process's CPU once a second and
+// nothing else: on Linux 6.7 and later one program run walks the task
+// lists with open-coded task iterators and adds each process's threads
+// up in the kernel (0.47 ms of CPU for 1,000 processes and 10,000
+// threads on this VM, where a /proc scan of their stat files takes about
+// 21 ms); before, an iter/task program of small per-thread records (3.6
+// ms). Run times are the scheduler's, in ns, with the time of exited
+// threads (signal_struct) added, as /proc/PID/stat's utime+stime.
+//
 // Errors: Open returns an error matching ErrNotSupported when this kernel
 // or these privileges cannot load or attach the iterator (no CAP_BPF
 // and CAP_PERFMON, or CAP_SYS_ADMIN; a kernel before 5.15 or without
@@ -21,7 +30,7 @@
 //
 // The program is compiled by bpf2go with Debian 12's clang-14 for amd64
 // and arm64; the objects and their Go wrappers are committed. Run gen.sh
-// after changing the C source.
+// after changing a C source.
 package taskiter
 
 //go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 taskiter bpf/taskiter.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/taskiter"
 )
 
 // Defaults of Options.
@@ -41,6 +44,18 @@ type Options struct {
 	Match func(pid int, comm string) bool
 	// Self is a process never triggered (cpuwhy's own); 0: os.Getpid().
 	Self int
+	// Procs, when set, lists every process's CPU in one read (a BPF
+	// program: taskiter.Procs) for the scans, in place of a stat file
+	// per process; it must list the PIDs FS names (CheckLister). When a
+	// listing fails, the watch tells Handler.ScanFailed once and reads
+	// /proc from then on.
+	Procs Lister
+}
+
+// Lister lists the CPU of every user process, sorted by PID; it is used
+// by one goroutine at a time.
+type Lister interface {
+	List([]taskiter.ProcTime) ([]taskiter.ProcTime, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -130,13 +145,21 @@ type Watcher struct {
 	threads map[procKey]*proc.Snapshot
 	tscan   *proc.Scanner
 	prev    *proc.Snapshot
-	queue   chan Trigger
+	// listing and spare are Options.Procs's last listing and the
+	// snapshot before prev, whose memory the next listing reuses.
+	listing []taskiter.ProcTime
+	spare   *proc.Snapshot
+	// procs is Options.Procs until a listing fails, then nil.
+	procs Lister
+	queue chan Trigger
 	// host is the host's CPU at hostAt, the last scan; stale says that
 	// prev is older than the last interval (scans were skipped).
 	host                  proc.HostCPU
 	hostAt                time.Time
 	stale                 bool
 	fullScans, quietScans atomic.Int64
+	listed                atomic.Int64
+	scanCPU               atomic.Int64 // ns
 
 	mu      sync.Mutex
 	queued  int // triggers in the queue or being diagnosed
@@ -166,6 +189,7 @@ func New(opts Options) *Watcher {
 		threads: map[procKey]*proc.Snapshot{},
 		tscan:   proc.NewScanner(opts.FS),
 		queue:   make(chan Trigger, opts.Queue),
+		procs:   opts.Procs,
 	}
 }
 
@@ -183,7 +207,7 @@ func (w *Watcher) Pending() int {
 // context ends too) and returns ctx's error, or the error of the first
 // scan. Queued triggers not yet started are dropped.
 func (w *Watcher) Run(ctx context.Context, h Handler) error {
-	first, err := w.scanner.Scan(scanAll)
+	first, err := w.snapshot(h)
 	if err != nil {
 		return fmt.Errorf("scanning processes: %w", err)
 	}
@@ -205,10 +229,25 @@ func (w *Watcher) Run(ctx context.Context, h Handler) error {
 			wg.Wait()
 			return ctx.Err()
 		case <-tick.C:
-			w.scan(h)
+			w.timedScan(h)
 		}
 	}
 }
+
+// timedScan is scan on a locked OS thread, whose CPU is added to
+// ScanCPU: a diagnosis, which runs meanwhile in the same process, bills
+// itself the process's CPU less this.
+func (w *Watcher) timedScan(h Handler) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := sys.ThreadCPU().Total()
+	w.scan(h)
+	w.scanCPU.Add(int64(sys.ThreadCPU().Total() - t0))
+}
+
+// ScanCPU is the CPU the scans after the first have used, on their own
+// threads (the garbage collection of what they allocate is not in it).
+func (w *Watcher) ScanCPU() time.Duration { return time.Duration(w.scanCPU.Load()) }
 
 func (w *Watcher) work(ctx context.Context, h Handler) {
 	for {
@@ -246,7 +285,7 @@ func (w *Watcher) scan(h Handler) {
 		h.Scanned(time.Now())
 		return
 	}
-	cur, err := w.scanner.Scan(scanAll)
+	cur, err := w.snapshot(h)
 	if err != nil {
 		h.ScanFailed(err)
 		return
@@ -255,12 +294,12 @@ func (w *Watcher) scan(h Handler) {
 	if w.stale {
 		// The previous snapshot is older than an interval: the CPU
 		// since would be an average over the quiet time.
-		w.prev, w.stale = cur, false
+		w.spare, w.prev, w.stale = w.prev, cur, false
 		h.Scanned(cur.Taken)
 		return
 	}
 	prev := w.prev
-	w.prev = cur
+	w.spare, w.prev = prev, cur
 	now := cur.Taken
 	h.Scanned(now)
 	seen := make(map[procKey]bool, len(w.hot))
@@ -317,6 +356,46 @@ func (w *Watcher) scan(h Handler) {
 	}
 }
 
+// snapshot takes one snapshot of every process, not its threads: from
+// Options.Procs when set, else from /proc.
+func (w *Watcher) snapshot(h Handler) (*proc.Snapshot, error) {
+	if w.procs != nil {
+		snap, err := w.list()
+		if err == nil {
+			w.listed.Add(1)
+			return snap, nil
+		}
+		w.procs = nil
+		h.ScanFailed(fmt.Errorf("%w; reading /proc from now on", err))
+	}
+	return w.scanner.Scan(scanAll)
+}
+
+// nsPerTick is the length of a clock tick of /proc's times (USER_HZ).
+const nsPerTick = uint64(time.Second / proc.TicksPerSecond)
+
+// list turns a listing of Options.Procs into a snapshot: a process's run
+// time, which the listing does not split, is all in its user time, in
+// /proc's clock ticks (Compare counts them).
+func (w *Watcher) list() (*proc.Snapshot, error) {
+	snap := &proc.Snapshot{Taken: time.Now(), SinceBoot: sys.SinceBoot()}
+	var err error
+	if w.listing, err = w.procs.List(w.listing[:0]); err != nil {
+		return nil, fmt.Errorf("listing processes with BPF: %w", err)
+	}
+	if w.spare != nil {
+		snap.Processes = w.spare.Processes[:0]
+		w.spare = nil
+	}
+	snap.Processes = slices.Grow(snap.Processes, len(w.listing))
+	for _, p := range w.listing {
+		snap.Processes = append(snap.Processes, proc.Process{Stat: proc.Stat{
+			PID: p.TGID, Comm: p.Comm, UTime: p.RunTime / nsPerTick, StartTime: p.StartTime, NumThreads: p.Threads,
+		}})
+	}
+	return snap, nil
+}
+
 // quiet reads the host's CPU and reports whether it stayed under the
 // threshold since the last reading; false when it cannot tell.
 func (w *Watcher) quiet() bool {
@@ -335,9 +414,34 @@ func (w *Watcher) quiet() bool {
 	return busy < quietShare*w.opts.CPU
 }
 
-// Scans returns how many scans of /proc were taken and how many were
-// skipped because the whole host was under the threshold.
+// Scans returns how many scans were taken and how many were skipped
+// because the whole host was under the threshold.
 func (w *Watcher) Scans() (full, quiet int64) { return w.fullScans.Load(), w.quietScans.Load() }
+
+// Listed returns how many snapshots Options.Procs took (the others, of
+// the full scans, read /proc).
+func (w *Watcher) Listed() int64 { return w.listed.Load() }
+
+// CheckLister says whether l lists the processes of fs under the PIDs fs
+// names them by: the BPF programs see the kernel's PIDs, which are not
+// those of a /proc mounted in another PID namespace. It lists once and
+// looks for the calling process there, with the start time fs gives it.
+func CheckLister(l Lister, fs proc.FS) error {
+	self := os.Getpid()
+	st, err := proc.NewScanner(fs).ReadProcess(self, false)
+	if err != nil {
+		return fmt.Errorf("reading this process in %s: %w", fs.PIDPath(self), err)
+	}
+	ps, err := l.List(nil)
+	if err != nil {
+		return fmt.Errorf("listing processes with BPF: %w", err)
+	}
+	i, ok := slices.BinarySearchFunc(ps, self, func(p taskiter.ProcTime, pid int) int { return p.TGID - pid })
+	if !ok || ps[i].StartTime != st.StartTime {
+		return fmt.Errorf("the BPF listing does not name this process %d as /proc does (another PID namespace)", self)
+	}
+	return nil
+}
 
 // sinceStart is how long the process has run at snapshot s.
 func sinceStart(s *proc.Snapshot, st proc.Stat) time.Duration {

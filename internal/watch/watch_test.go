@@ -8,10 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/taskiter"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"github.com/cpuwhy/cpuwhy/test/spinner"
 )
 
@@ -86,24 +91,49 @@ func run(t *testing.T, opts Options, h Handler) (stop func()) {
 	}
 }
 
+// sources runs f with each source of the scans: /proc, and the BPF
+// listing (taskiter.Procs).
+func sources(t *testing.T, f func(t *testing.T, procs Lister)) {
+	t.Run("proc", func(t *testing.T) { f(t, nil) })
+	t.Run("bpf", func(t *testing.T) { f(t, openProcs(t)) })
+}
+
+func openProcs(t *testing.T) *taskiter.Procs {
+	t.Helper()
+	p, err := taskiter.OpenProcs()
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if err := CheckLister(p, proc.FS{}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // A process started after the watch began idles, then spins: it is
 // triggered once it has spun for For, not while it idles, and its
 // hottest thread is named.
-func TestIdleThenSpin(t *testing.T) {
+func TestIdleThenSpin(t *testing.T) { sources(t, testIdleThenSpin) }
+
+func testIdleThenSpin(t *testing.T, procs Lister) {
 	r := newRecorder(0)
 	const idle = 1500 * time.Millisecond
 	// The threshold is low: on a shared two-core machine a spinner may get
 	// much less than a core, and the test is of the trigger, not the CPU.
-	opts := Options{CPU: 20, For: time.Second, Interval: 200 * time.Millisecond, Cooldown: time.Hour}
-	var pid int
+	opts := Options{CPU: 20, For: time.Second, Interval: 200 * time.Millisecond, Cooldown: time.Hour, Procs: procs}
+	var pid atomic.Int64 // set once the spinner runs, read by the scans
 	var started time.Time
-	opts.Match = func(p int, _ string) bool { return p == pid }
+	opts.Match = func(p int, _ string) bool { return int64(p) == pid.Load() }
 	stop := run(t, opts, r)
 	defer stop()
 	time.Sleep(300 * time.Millisecond) // the watch has begun
 	sp := spinner.Start(t, spinner.Name(), idle, 0)
 	started = time.Now()
-	pid = sp.PID
+	pid.Store(int64(sp.PID))
 	var trig Trigger
 	select {
 	case trig = <-r.diagnosing:
@@ -150,7 +180,9 @@ func TestIdleThenSpin(t *testing.T) {
 // Ten processes spike at once: one diagnosis at a time, at most Queue
 // waiting, the rest skipped as queue_full and not put in a cooldown, so
 // that they are diagnosed later while they still spin.
-func TestBurst(t *testing.T) {
+func TestBurst(t *testing.T) { sources(t, testBurst) }
+
+func testBurst(t *testing.T, procs Lister) {
 	const n = 10
 	var pids []int
 	var sps []*spinner.Spinner
@@ -161,7 +193,7 @@ func TestBurst(t *testing.T) {
 	}
 	// Ten spinners share two cores, with whatever else runs: each gets
 	// a fifth of a core at best, so the threshold is low.
-	opts := Options{CPU: 2, For: time.Second, Interval: 200 * time.Millisecond, Cooldown: time.Hour, Queue: 2, Match: only(pids...)}
+	opts := Options{CPU: 2, For: time.Second, Interval: 200 * time.Millisecond, Cooldown: time.Hour, Queue: 2, Match: only(pids...), Procs: procs}
 	r := newRecorder(time.Second)
 	stop := run(t, opts, r)
 	deadline := time.Now().Add(60 * time.Second)
@@ -272,5 +304,65 @@ func TestQuietHostSkipsScans(t *testing.T) {
 		if full != step.full || quiet != step.quiet || w.stale != step.stale {
 			t.Fatalf("after %d ticks: %d full and %d quiet scans, stale %v; want %d, %d, %v", step.ticks, full, quiet, w.stale, step.full, step.quiet, step.stale)
 		}
+	}
+}
+
+// failing is a Lister that fails after ok listings of the real one.
+type failing struct {
+	Lister
+	ok int
+}
+
+func (f *failing) List(ps []taskiter.ProcTime) ([]taskiter.ProcTime, error) {
+	if f.ok == 0 {
+		return ps, errors.New("the listing broke")
+	}
+	f.ok--
+	return f.Lister.List(ps)
+}
+
+// A listing that fails is told once, and the scans read /proc from then
+// on: the spinner is still measured.
+func TestListerFails(t *testing.T) {
+	sp := spinner.Start(t, spinner.Name(), 0, 0)
+	w := New(Options{CPU: 2, For: time.Hour, Interval: time.Hour, Match: only(sp.PID), Procs: &failing{Lister: openProcs(t), ok: 2}})
+	h := newRecorder(0)
+	var err error
+	if w.prev, err = w.snapshot(h); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		time.Sleep(200 * time.Millisecond)
+		w.scan(h)
+	}
+	full, _ := w.Scans()
+	if full != 4 || w.Listed() != 2 || len(h.scanErrs) != 1 {
+		t.Errorf("%d scans, %d listed, errors %v; want 4, 2 and one error", full, w.Listed(), h.scanErrs)
+	}
+	hot := false
+	for k := range w.hot {
+		hot = hot || k.pid == sp.PID
+	}
+	if !hot {
+		t.Errorf("the spinner %d is not hot after the scans from /proc", sp.PID)
+	}
+}
+
+// shifted is a Lister whose PIDs are not /proc's, as in another PID
+// namespace.
+type shifted struct{ Lister }
+
+func (s shifted) List(ps []taskiter.ProcTime) ([]taskiter.ProcTime, error) {
+	ps, err := s.Lister.List(ps)
+	for i := range ps {
+		ps[i].TGID += 100_000
+	}
+	return ps, err
+}
+
+func TestCheckLister(t *testing.T) {
+	p := openProcs(t) // checked there
+	if err := CheckLister(shifted{p}, proc.FS{}); err == nil {
+		t.Error("a listing of other PIDs passed the check")
 	}
 }

@@ -63,6 +63,10 @@ const NoteLeafCaller = "where the frame-pointer walk stopped at the innermost fr
 type Tracer struct {
 	proc proc.FS // where thread names are read
 
+	// keep holds the programs from one trace to the next (NewKept);
+	// nil: each trace loads its own.
+	keep *kept
+
 	// Test hooks, run with the programs attached: right after attaching
 	// (with the IDs of the programs) and right before detaching. They let
 	// a test read the target's own call count inside the traced window.
@@ -89,11 +93,16 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	}
 	defer watch.Close()
 
-	objs, err := load(pid, opts)
+	objs, release, err := t.programs(pid, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer objs.Close()
+	defer release()
+	// A kept set's count of skipped runs goes on from the last trace.
+	var misses0 uint64
+	if st, err := objs.SysExit.Stats(); err == nil {
+		misses0 = st.RecursionMisses
+	}
 
 	scanner := proc.NewScanner(t.proc)
 	names := map[int]string{}
@@ -149,7 +158,7 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	} else {
 		readThreadNames(scanner, pid, names)
 	}
-	if err := t.collect(objs, opts, sw, p); err != nil {
+	if err := t.collect(objs, opts, sw, misses0, p); err != nil {
 		return nil, fmt.Errorf("reading the profile of %d: %w", pid, err)
 	}
 	for tid, name := range sw.names {
@@ -463,7 +472,7 @@ func readThreadNames(scanner *proc.Scanner, pid int, names map[int]string) {
 }
 
 // collect reads the maps, once the programs are detached, into p.
-func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweeper, p *syscalls.Profile) error {
+func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweeper, misses0 uint64, p *syscalls.Profile) error {
 	var drops [dropCounters]uint64
 	for i := range drops {
 		var perCPU []uint64
@@ -477,9 +486,10 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweep
 	p.Dropped = drops[dropStats]
 	// A run of sys_exit that the kernel skipped (it does not nest on one
 	// CPU) is a call not counted either.
-	if st, err := objs.SysExit.Stats(); err == nil && st.RecursionMisses > 0 {
-		p.Dropped += st.RecursionMisses
-		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted because the kernel skipped the BPF program (nested run)", st.RecursionMisses))
+	if st, err := objs.SysExit.Stats(); err == nil && st.RecursionMisses > misses0 {
+		n := st.RecursionMisses - misses0
+		p.Dropped += n
+		p.Notes = append(p.Notes, fmt.Sprintf("%d calls were not counted because the kernel skipped the BPF program (nested run)", n))
 	}
 	if drops[dropStats] > 0 {
 		// stats is not preallocated, so an insert also fails when the

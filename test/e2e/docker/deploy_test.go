@@ -183,6 +183,12 @@ func TestDeployImage(t *testing.T) {
 	if out := logs(); !strings.Contains(out, "/reports/"+filepath.Base(found[0])) {
 		t.Errorf("the container's output does not name the report %s:\n%s", filepath.Base(found[0]), out)
 	}
+	// With the manifest's capabilities and the host's PIDs, the scans
+	// are the BPF listing's, not a stat file per process: the watch says
+	// when it falls back to /proc.
+	if out := logs(); strings.Contains(out, "scans read /proc") {
+		t.Errorf("the container's scans read /proc, not the BPF listing:\n%s", out)
+	}
 }
 
 // capNumbers numbers the capabilities the DaemonSet may name.

@@ -67,8 +67,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define MAX_STACK_DEPTH 127 /* PERF_MAX_STACK_DEPTH */
 
-/* Set by the user side before loading. */
-const volatile __u32 target_tgid = 0;
+/* The process traced. Not a load-time constant: a tracer that keeps its
+ * programs loaded across traces (Tracer.Keep, the agent's) sets it before
+ * each attach, through the memory-mapped .bss. Reading it is one load from
+ * the map's value at an address fixed at load time (no helper, no lookup),
+ * where a constant was an immediate. */
+volatile __u32 target_tgid = 0;
 /* Time one call in time_every, at random (0: none). */
 const volatile __u32 time_every = 0;
 /* Record the user stack of each sampled call. */

@@ -1,0 +1,86 @@
+package stack
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cpuwhy/cpuwhy/internal/proc"
+)
+
+// The kernel's symbols are read once while the modules stay the same, and
+// again when they change, when the modules cannot be read, or for another
+// root.
+func TestSharedKernelSymbols(t *testing.T) {
+	root, other := t.TempDir(), t.TempDir()
+	write := func(dir, name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const one = "ffffffff81000000 T _stext\nffffffff81001000 T do_one\n"
+	const two = one + "ffffffffc0000000 t mod_fn\t[mod]\n"
+	write(root, "kallsyms", one)
+	write(root, "modules", "")
+	write(other, "kallsyms", two)
+	s := NewShared()
+	var loaded atomic.Int32
+	steps := []struct {
+		name   string
+		change func()
+		fs     proc.FS
+		reads  int
+		syms   int
+	}{
+		{"first", func() {}, proc.FS{Root: root}, 1, 2},
+		{"same modules", func() { write(root, "kallsyms", two) }, proc.FS{Root: root}, 1, 2},
+		{"a module loaded", func() { write(root, "modules", "mod 16384 0 - Live 0xffffffffc0000000\n") }, proc.FS{Root: root}, 2, 3},
+		{"unchanged", func() {}, proc.FS{Root: root}, 2, 3},
+		{"another root", func() {}, proc.FS{Root: other}, 3, 3},
+		{"a kernel without modules", func() {}, proc.FS{Root: other}, 3, 3},
+		{"modules unreadable", func() {
+			if err := os.Mkdir(filepath.Join(other, "modules"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, proc.FS{Root: other}, 4, 3},
+		{"still unreadable", func() {}, proc.FS{Root: other}, 5, 3},
+		{"back to the first root", func() {}, proc.FS{Root: root}, 6, 3},
+		{"followed, no code loaded", func() { s.FollowKernelCode(func() int { return int(loaded.Load()) }) }, proc.FS{Root: root}, 6, 3},
+		{"BPF programs loaded", func() { loaded.Add(1) }, proc.FS{Root: root}, 7, 3},
+		{"none since", func() {}, proc.FS{Root: root}, 7, 3},
+	}
+	for _, st := range steps {
+		st.change()
+		k, err := s.KernelSymbols(st.fs)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if s.reads != st.reads || k.Len() != st.syms {
+			t.Errorf("%s: %d readings, %d symbols; want %d and %d", st.name, s.reads, k.Len(), st.reads, st.syms)
+		}
+	}
+	if _, err := s.KernelSymbols(proc.FS{Root: t.TempDir()}); err == nil {
+		t.Error("no kallsyms: no error")
+	}
+}
+
+// On the host, two resolvers of one Shared name kernel frames with one
+// reading.
+func TestSharedKernelSymbolsHost(t *testing.T) {
+	s := NewShared()
+	for range 2 {
+		r, err := New(os.Getpid(), Options{Kernel: true, Shared: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ksyms == nil || r.ksyms.Len() == 0 && !r.ksyms.Restricted {
+			t.Errorf("resolver without kernel symbols: %+v", r.ksyms)
+		}
+		r.Close()
+	}
+	if s.reads != 1 {
+		t.Errorf("%d readings of kallsyms for two resolvers, want 1", s.reads)
+	}
+}
