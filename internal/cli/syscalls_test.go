@@ -308,7 +308,7 @@ func TestSyscallsInterrupted(t *testing.T) {
 }
 
 // loadedSyscallPrograms lists the IDs of loaded BPF programs named as
-// cpuwhy's syscall tracer's are.
+// cpuwhy's syscall tracer's are, but those in except.
 func loadedSyscallPrograms(t *testing.T, except []ebpf.ProgramID) []ebpf.ProgramID {
 	t.Helper()
 	var out []ebpf.ProgramID
