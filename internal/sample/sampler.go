@@ -40,11 +40,13 @@ const (
 	// maxRescanInterval is how far the interval grows while the thread
 	// list stays the same (doubling from rescanInterval at each reading
 	// that finds no change): each reading wakes cpuwhy, and ten a second
-	// were a third of its CPU while sampling a steady process. A thread
+	// were a third of its CPU while sampling a steady process; with the
+	// rings waking it about once a second (ringGrowth), two readings a
+	// second were still twice the wakeups of the drains. A thread
 	// a sampled thread starts is not left to the timer: the kernel
 	// writes a fork record into the ring (the task bit), and the drain
 	// that finds it reads the list at once.
-	maxRescanInterval = 500 * time.Millisecond
+	maxRescanInterval = time.Second
 	// A CPU's ring holds at least minRingSamples of the largest
 	// samples (512 KiB with the default stack copy, the size perf
 	// record maps), and at higher frequencies 20 ms worth of them, up
@@ -52,6 +54,19 @@ const (
 	// larger the ring, the fewer the wakeups.
 	minRingSamples = 16
 	maxRingSamples = 64
+	// Where locked memory allows, a ring is grown up to ringGrowth
+	// times that size, within ringBudget over all CPUs, and the
+	// watermark raised with it, so that the room left after it stays
+	// what half the smaller ring left (as much time for the drain to be
+	// scheduled): on a 2-CPU host at 99 Hz a ring of 2 MiB wakes cpuwhy
+	// about once a second on a busy CPU instead of 6-7 times, which with
+	// the Go runtime's threads behind each wakeup was most of its CPU
+	// while sampling (perf record, with half as large a stack copy,
+	// wakes about as rarely). On many CPUs the budget leaves the rings
+	// as they were. Where the kernel refuses a larger ring (the user's
+	// locked-memory allowance), it is halved back to the smaller size.
+	ringGrowth = 4
+	ringBudget = 8 << 20
 )
 
 // Options say what Record samples and for how long.
@@ -164,6 +179,7 @@ type recorder struct {
 	rings     []*sys.PerfEvent
 	layout    Layout
 	ringPages int
+	basePages int             // the ring's size before growth (ringGrowth)
 	waiter    *sys.PerfWaiter // sleeps until a ring is half full
 	threads   map[int]*thread
 	rec       *Recording
@@ -359,19 +375,30 @@ func (r *recorder) setAttr() {
 	largest := r.opts.StackBytes + 8*maxCallchain + 256
 	page := os.Getpagesize()
 	samples := min(max(r.opts.Frequency/50, minRingSamples), maxRingSamples)
-	r.ringPages = 1
-	for r.ringPages*page < samples*largest {
-		r.ringPages *= 2
+	r.basePages = 1
+	for r.basePages*page < samples*largest {
+		r.basePages *= 2
 	}
-	// The kernel wakes the waiter when a ring is half full (a
-	// watermark in bytes), as perf record sleeps in poll: cpuwhy wakes
-	// only when there are samples to drain, about every 150 ms at 99 Hz
-	// on a busy CPU and never for an idle one, and half a ring of room
-	// is left for the time the drain takes to be scheduled. Draining on
-	// a timer instead woke it 16 times a second however few the
-	// samples.
+	pages := r.basePages
+	for pages < ringGrowth*r.basePages && 2*pages*page*len(r.cpus) <= ringBudget {
+		pages *= 2
+	}
+	r.sizeRings(pages)
+}
+
+// sizeRings sets the size of the rings not yet made, and their
+// watermark. The kernel wakes the waiter when a ring is filled up to its
+// watermark (in bytes), as perf record sleeps in poll: cpuwhy wakes only
+// when there are samples to drain, about once a second at 99 Hz on a
+// busy CPU with the grown rings (every 150 ms with the smaller ones) and
+// never for an idle one, and half the smaller ring of room is left for
+// the time the drain takes to be scheduled. Draining on a timer instead
+// woke it 16 times a second however few the samples.
+func (r *recorder) sizeRings(pages int) {
+	page := os.Getpagesize()
+	r.ringPages = pages
 	r.attr.Bits |= sys.PerfBitWatermark
-	r.attr.Wakeup = uint32(r.ringPages * page / 2)
+	r.attr.Wakeup = uint32(pages*page - r.basePages*page/2)
 	if r.opts.Prompt {
 		// wakeup_events: a wakeup for every sample.
 		r.attr.Bits &^= sys.PerfBitWatermark
@@ -509,6 +536,12 @@ func (r *recorder) open(tid int) error {
 		switch {
 		case errors.Is(err, unix.ESRCH):
 			return nil
+		case errors.Is(err, sys.ErrPerfRing) && r.ringPages > r.basePages:
+			// Over the locked-memory allowance with a grown ring: the
+			// rings made from now on are smaller.
+			r.sizeRings(r.ringPages / 2)
+			th, i = &thread{evs: th.evs[:0]}, 0
+			continue
 		case errors.Is(err, sys.ErrPerfRing):
 			// Out of locked memory for rings (perf_event_mlock_kb when
 			// not root): sample the threads we have rather than none.
