@@ -43,9 +43,11 @@ const (
 	// were a third of its CPU while sampling a steady process; with the
 	// rings waking it about once a second (ringGrowth), two readings a
 	// second were still twice the wakeups of the drains. A thread
-	// a sampled thread starts is not left to the timer: the kernel
-	// writes a fork record into the ring (the task bit), and the drain
-	// that finds it reads the list at once.
+	// a sampled thread starts is not always left to the timer: the
+	// kernel writes a fork record into the ring (the task bit), and the
+	// drain that finds it reads the list at once; a steady process's
+	// new thread is found within a second either way, and the interval
+	// drops back to rescanInterval while the list changes.
 	maxRescanInterval = time.Second
 	// A CPU's ring holds at least minRingSamples of the largest
 	// samples (512 KiB with the default stack copy, the size perf
@@ -54,17 +56,18 @@ const (
 	// larger the ring, the fewer the wakeups.
 	minRingSamples = 16
 	maxRingSamples = 64
-	// Where locked memory allows, a ring is grown up to ringGrowth
-	// times that size, within ringBudget over all CPUs, and the
-	// watermark raised with it, so that the room left after it stays
-	// what half the smaller ring left (as much time for the drain to be
+	// Where locked memory is not limited (CAP_IPC_LOCK, or
+	// perf_event_paranoid -1), a ring is grown up to ringGrowth times
+	// that size, within ringBudget over all CPUs, and the watermark
+	// raised with it, so that the room left after it stays what half
+	// the smaller ring left (as much time for the drain to be
 	// scheduled): on a 2-CPU host at 99 Hz a ring of 2 MiB wakes cpuwhy
 	// about once a second on a busy CPU instead of 6-7 times, which with
 	// the Go runtime's threads behind each wakeup was most of its CPU
 	// while sampling (perf record, with half as large a stack copy,
 	// wakes about as rarely). On many CPUs the budget leaves the rings
-	// as they were. Where the kernel refuses a larger ring (the user's
-	// locked-memory allowance), it is halved back to the smaller size.
+	// as they were; so does a limited user (perf_event_mlock_kb per CPU
+	// is about the smaller ring).
 	ringGrowth = 4
 	ringBudget = 8 << 20
 )
@@ -379,31 +382,48 @@ func (r *recorder) setAttr() {
 	for r.basePages*page < samples*largest {
 		r.basePages *= 2
 	}
-	pages := r.basePages
-	for pages < ringGrowth*r.basePages && 2*pages*page*len(r.cpus) <= ringBudget {
-		pages *= 2
-	}
-	r.sizeRings(pages)
-}
-
-// sizeRings sets the size of the rings not yet made, and their
-// watermark. The kernel wakes the waiter when a ring is filled up to its
-// watermark (in bytes), as perf record sleeps in poll: cpuwhy wakes only
-// when there are samples to drain, about once a second at 99 Hz on a
-// busy CPU with the grown rings (every 150 ms with the smaller ones) and
-// never for an idle one, and half the smaller ring of room is left for
-// the time the drain takes to be scheduled. Draining on a timer instead
-// woke it 16 times a second however few the samples.
-func (r *recorder) sizeRings(pages int) {
-	page := os.Getpagesize()
-	r.ringPages = pages
+	r.ringPages = grownRing(r.basePages, page, len(r.cpus), unlimitedLocking())
+	// The kernel wakes the waiter when a ring is filled up to its
+	// watermark (in bytes), as perf record sleeps in poll: cpuwhy wakes
+	// only when there are samples to drain, about once a second at 99 Hz
+	// on a busy CPU with grown rings (every 150 ms with the smaller
+	// ones) and never for an idle one, and half the smaller ring of room
+	// is left for the time the drain takes to be scheduled. Draining on
+	// a timer instead woke it 16 times a second however few the
+	// samples.
 	r.attr.Bits |= sys.PerfBitWatermark
-	r.attr.Wakeup = uint32(pages*page - r.basePages*page/2)
+	r.attr.Wakeup = watermark(r.ringPages, r.basePages, page)
 	if r.opts.Prompt {
 		// wakeup_events: a wakeup for every sample.
 		r.attr.Bits &^= sys.PerfBitWatermark
 		r.attr.Wakeup = 1
 	}
+}
+
+// grownRing is the size in pages of the rings of cpus CPUs, from base
+// pages: grown up to ringGrowth times within ringBudget when locked
+// memory is unlimited.
+func grownRing(base, page, cpus int, unlimited bool) int {
+	pages := base
+	for unlimited && pages < ringGrowth*base && 2*pages*page*cpus <= ringBudget {
+		pages *= 2
+	}
+	return pages
+}
+
+// watermark is the fill in bytes at which the kernel wakes the waiter:
+// half the base ring of room left after it.
+func watermark(pages, base, page int) uint32 { return uint32(pages*page - base*page/2) }
+
+// unlimitedLocking reports whether the kernel lets cpuwhy lock rings
+// beyond the user's allowance (perf_mmap: CAP_IPC_LOCK, or
+// perf_event_paranoid -1).
+func unlimitedLocking() bool {
+	if caps, err := sys.EffectiveCaps(); err == nil && caps.Has(sys.CapIPCLock) {
+		return true
+	}
+	p, err := sys.PerfEventParanoid()
+	return err == nil && p < 0
 }
 
 // execBits have the kernel report an exec (comm, comm_exec) with its time
@@ -536,12 +556,6 @@ func (r *recorder) open(tid int) error {
 		switch {
 		case errors.Is(err, unix.ESRCH):
 			return nil
-		case errors.Is(err, sys.ErrPerfRing) && r.ringPages > r.basePages:
-			// Over the locked-memory allowance with a grown ring: the
-			// rings made from now on are smaller.
-			r.sizeRings(r.ringPages / 2)
-			th, i = &thread{evs: th.evs[:0]}, 0
-			continue
 		case errors.Is(err, sys.ErrPerfRing):
 			// Out of locked memory for rings (perf_event_mlock_kb when
 			// not root): sample the threads we have rather than none.
