@@ -86,10 +86,12 @@ type Leaf struct {
 }
 
 // queueLen bounds the samples waiting to be unwound: 256 stack copies of
-// 16 KiB, 4 MiB, whatever the window's length. At 99 Hz on a few busy
-// threads the queue stays nearly empty; it absorbs the first seconds,
-// when every new address is named for the first time.
-const queueLen = 256
+// 16 KiB, 4 MiB, whatever the window's length. A drain hands over about
+// a hundred samples of each busy CPU at 99 Hz; when the queue is full
+// (the first seconds, when every new address is named for the first
+// time, or more busy CPUs than it holds drains of) the drain waits for
+// the worker. A variable for the test of that wait.
+var queueLen = 256
 
 // job is one sample handed from the sampler to the unwinder, or an exec.
 type job struct {
@@ -130,15 +132,15 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	start := time.Now()
 
 	// The sampler drains the rings and hands each sample over; one
-	// worker unwinds and names. When the worker falls behind, samples
-	// are dropped here and counted, never silently.
+	// worker unwinds and names. When the worker falls behind, the
+	// drain waits for it, and what the rings cannot hold meanwhile the
+	// kernel counts as lost, never silently.
 	// Jobs go over as one batch per drain: a channel send per sample
 	// woke the worker, and with it an OS thread, for every sample,
 	// which was most of cpuwhy's CPU while sampling at 99 Hz (the Go
 	// scheduler's parking and waking in a profile of it).
 	queue := make(chan []*job, queueLen+maxQueuedExecs) // each batch holds a job at least
 	free := make(chan *job, queueLen)
-	var dropped uint64
 	counts := stack.NewCounts()
 	var unwoundToStart int
 	done := make(chan struct{})
@@ -175,12 +177,24 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		select {
 		case j = <-free:
 		default:
-			if allocated == queueLen {
-				dropped++
-				return
+			if allocated < queueLen {
+				allocated++
+				j = &job{}
+				break
 			}
-			allocated++
-			j = &job{}
+			// The worker is behind, or one drain holds more samples
+			// than the queue (a ring is drained when it is most of
+			// 2 MiB full, over 100 samples, and a drain reads every
+			// CPU's): what is pending goes to the worker now, and
+			// the drain waits for a job it frees. The samples not
+			// yet read wait in the ring; what the kernel cannot fit
+			// meanwhile it counts in Lost. Memory stays queueLen
+			// stacks.
+			if len(pending) > 0 {
+				queue <- pending
+				pending = nil
+			}
+			j = <-free
 		}
 		j.tid, j.time, j.valid = s.TID, s.Time, s.UserRegsValid
 		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
@@ -210,10 +224,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}
 
-	res := &Result{Samples: int(counts.Total()), Lost: rec.Lost, Dropped: rec.Dropped + dropped, UnwoundToStart: unwoundToStart, Notes: rec.Notes}
-	if dropped > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("%d samples dropped: unwinding fell behind the sampling", dropped))
-	}
+	res := &Result{Samples: int(counts.Total()), Lost: rec.Lost, Dropped: rec.Dropped, UnwoundToStart: unwoundToStart, Notes: rec.Notes}
 	res.Notes = append(res.Notes, resolver.Notes()...)
 	for _, l := range counts.Leaves() {
 		resolver.Generation(l.Gen)

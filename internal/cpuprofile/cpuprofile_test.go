@@ -194,3 +194,42 @@ func TestRecordExec(t *testing.T) {
 		t.Errorf("leaves of phase_two_burn: %v samples past and not; want none past", p)
 	}
 }
+
+// TestDrainLargerThanQueue records with a queue of 8 jobs, far fewer than
+// a drain of the rings holds at 999 Hz: the drain waits for the worker
+// rather than dropping samples, and the samples are those the thread's
+// CPU time gives.
+func TestDrainLargerThanQueue(t *testing.T) {
+	defer func(n int) { queueLen = n }(queueLen)
+	queueLen = 8
+	cmd := scenario.Build(t, "compute").Start(t, nil)
+	pid := cmd.Process.Pid
+	cruncher := threadCalled(t, pid, "cruncher")
+	const freq = 999
+	var cpu0 time.Duration
+	res, err := Record(context.Background(), pid, Options{FS: proc.FS{}, Frequency: freq, Duration: time.Second,
+		Ready: func() { cpu0 = onCPU(t, pid, cruncher) }})
+	if errors.Is(err, sample.ErrPermission) || errors.Is(err, sample.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The thread's CPU time over the window at 999 Hz, at any speed of
+	// the machine; schedstat is read just after the events are
+	// disabled, and lags up to a tick at either end.
+	expected := (onCPU(t, pid, cruncher) - cpu0).Seconds() * freq
+	t.Logf("%d samples, %d lost, %d dropped, of %.0f expected; notes %q", res.Samples, res.Lost, res.Dropped, expected, res.Notes)
+	if res.Dropped != 0 {
+		t.Errorf("%d samples dropped with a queue of %d", res.Dropped, queueLen)
+	}
+	// While the drain waits for the worker naming the first samples,
+	// the ring may overflow (a few samples): those the kernel counts.
+	// None goes uncounted, and most are kept.
+	if got := float64(res.Samples) + float64(res.Lost); got < 0.9*expected {
+		t.Errorf("%d samples and %d lost, want at least %.0f (0.9 of the %.0f the thread's CPU time gives)", res.Samples, res.Lost, 0.9*expected, expected)
+	}
+	if float64(res.Samples) < 0.5*expected {
+		t.Errorf("only %d samples kept of %.0f", res.Samples, expected)
+	}
+}
