@@ -185,6 +185,7 @@ type recorder struct {
 	basePages int             // the ring's size before growth (ringGrowth)
 	waiter    *sys.PerfWaiter // sleeps until a ring is half full
 	threads   map[int]*thread
+	tasks     *proc.TaskList // the target's /proc/PID/task, held open
 	rec       *Recording
 	keptBytes int64
 	tids      []int
@@ -244,6 +245,10 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	}
 	r.waiter = waiter
 	defer r.closeAll()
+	if r.tasks, err = opts.FS.OpenTasks(pid); err != nil {
+		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
+	}
+	defer r.tasks.Close()
 
 	if err := r.rescan(); err != nil {
 		return nil, err
@@ -460,7 +465,7 @@ func (r *recorder) excludeKernel(cause error) {
 // the process is gone.
 func (r *recorder) rescan() error {
 	var err error
-	if r.tids, err = r.opts.FS.Tasks(r.pid, r.tids[:0]); err != nil {
+	if r.tids, err = r.tasks.List(r.tids[:0]); err != nil {
 		return err
 	}
 	r.changed = false
