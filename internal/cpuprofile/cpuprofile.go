@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/flame"
@@ -87,11 +88,10 @@ type Leaf struct {
 }
 
 // queueLen bounds the samples waiting to be unwound: 256 stack copies of
-// 16 KiB, 4 MiB, whatever the window's length. A drain hands over about
-// a hundred samples of each busy CPU at 99 Hz; when the queue is full
-// (the first seconds, when every new address is named for the first
-// time, or more busy CPUs than it holds drains of) the drain waits for
-// the worker. A variable for the test of that wait.
+// at most 16 KiB, 4 MiB, whatever the window's length. It absorbs the
+// first seconds, when every new address is named for the first time;
+// once naming is warm the drain processes most samples itself. A
+// variable for the test of a full queue.
 var queueLen = 256
 
 // reachSlack is what a thread's stack copy keeps beyond the deepest
@@ -155,6 +155,18 @@ func (r *stackReaches) learn(j *job, stop unwind.Stop, reach uint64) {
 	}
 }
 
+// inlineWarm and inlineBudget bound the samples the drain processes
+// itself: only once the worker names a sample in less than inlineWarm
+// (past the first naming of the target's objects, hundreds of
+// milliseconds during which the rings must go on being drained), and
+// no more than inlineBudget of a drain's time, past which its samples
+// go to the worker: a ring has about 150 ms of room at 99 Hz beyond its
+// watermark, 15 ms at 999 Hz.
+const (
+	inlineWarm   = 200 * time.Microsecond
+	inlineBudget = 2 * time.Millisecond
+)
+
 // maxNamedStacks bounds the stacks of addresses whose counting key is
 // kept (a few hundred bytes each): past it they are forgotten and named
 // again as they come.
@@ -217,68 +229,119 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	start := time.Now()
 
 	// The sampler drains the rings and hands each sample over; one
-	// worker unwinds and names. When the worker falls behind, the
-	// drain waits for it, and what the rings cannot hold meanwhile the
-	// kernel counts as lost, never silently.
+	// worker unwinds and names. When the worker falls behind, samples
+	// are dropped here and counted, never silently.
 	// Jobs go over as one batch per drain: a channel send per sample
 	// woke the worker, and with it an OS thread, for every sample,
 	// which was most of cpuwhy's CPU while sampling at 99 Hz (the Go
 	// scheduler's parking and waking in a profile of it).
 	queue := make(chan []*job, queueLen+maxQueuedExecs) // each batch holds a job at least
 	free := make(chan *job, queueLen)
+	var dropped uint64
 	counts := stack.NewCounts()
 	var unwoundToStart int
 	named := map[string]string{} // counts' key of each stack of addresses
 	reaches := &stackReaches{trim: !resolver.ReadsStacks(), need: map[int]int{}}
 	var pcKey []byte
+	// process unwinds, names and counts one sample, or tells the
+	// resolver of an exec; under mu, which the worker holds for a
+	// batch and the drain for a sample it processes itself.
+	var mu sync.Mutex
+	process := func(j *job) {
+		if j.exec {
+			resolver.Exec(j.time, j.maps)
+			return
+		}
+		gen := resolver.At(j.time)
+		var user []uint64
+		if j.valid {
+			pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
+			if stop.Complete() {
+				unwoundToStart++
+			}
+			user = pcs
+			reaches.learn(j, stop, resolver.StackReach())
+		}
+		var leaf uint64
+		if len(user) > 0 {
+			leaf = user[0]
+		}
+		// A stack of addresses seen before, whose frames were steady,
+		// is counted by the key its frames were counted by, not named
+		// again: naming and keying the frames was a fifth of the CPU
+		// while sampling at 99 Hz.
+		pcKey = appendPCKey(pcKey[:0], j.tid, gen, resolver.Version(), j.kernel, user)
+		if key, ok := named[string(pcKey)]; ok {
+			counts.AddKey(key, j.tid, gen, leaf)
+			return
+		}
+		frames := resolver.Frames(j.tid, j.kernel, user)
+		if !resolver.Steady(frames) {
+			counts.Add(j.tid, gen, frames, leaf)
+			return
+		}
+		if len(named) >= maxNamedStacks {
+			clear(named)
+		}
+		named[string(pcKey)] = counts.AddKeyed(j.tid, gen, frames, leaf)
+	}
+	var inFlight atomic.Int32 // batches sent and not yet processed
+	// perSample is the worker's time per sample in its last batch, in
+	// ns: the drain processes samples itself only once naming is warm.
+	var perSample atomic.Int64
+	perSample.Store(math.MaxInt64)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for batch := range queue {
+			t0 := time.Now()
+			mu.Lock()
 			for _, j := range batch {
-				if j.exec {
-					resolver.Exec(j.time, j.maps)
-					continue
+				process(j)
+			}
+			mu.Unlock()
+			perSample.Store(int64(time.Since(t0)) / int64(len(batch)))
+			inFlight.Add(-1)
+			for _, j := range batch {
+				if !j.exec {
+					free <- j
 				}
-				gen := resolver.At(j.time)
-				var user []uint64
-				if j.valid {
-					pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
-					if stop.Complete() {
-						unwoundToStart++
-					}
-					user = pcs
-					reaches.learn(j, stop, resolver.StackReach())
-				}
-				var leaf uint64
-				if len(user) > 0 {
-					leaf = user[0]
-				}
-				// A stack of addresses seen before, whose frames
-				// were steady, is counted by the key its frames were
-				// counted by, not named again: naming and keying the
-				// frames was a fifth of the CPU while sampling at 99 Hz.
-				pcKey = appendPCKey(pcKey[:0], j.tid, gen, resolver.Version(), j.kernel, user)
-				if key, ok := named[string(pcKey)]; ok {
-					counts.AddKey(key, j.tid, gen, leaf)
-				} else {
-					frames := resolver.Frames(j.tid, j.kernel, user)
-					if !resolver.Steady(frames) {
-						counts.Add(j.tid, gen, frames, leaf)
-					} else {
-						if len(named) >= maxNamedStacks {
-							clear(named)
-						}
-						named[string(pcKey)] = counts.AddKeyed(j.tid, gen, frames, leaf)
-					}
-				}
-				free <- j
 			}
 		}
 	}()
+	// The drain processes a sample itself, from the ring, when the
+	// worker is idle with nothing queued, its last batch took less than
+	// inlineWarm a sample, and this drain has not spent inlineBudget on
+	// it: no stack copy, no job, no goroutine woken (together half of
+	// cpuwhy's CPU while sampling at 99 Hz once the rest was cut). Where
+	// the samples must reach a runtime at once (Prompt: it was tried,
+	// and fewer Python callers were right) or a runtime reads the stack
+	// copies, every sample goes to the worker as before.
+	inline := !resolver.Prompt() && !resolver.ReadsStacks()
+	var pending []*job // the jobs of the drain under way
+	var inlineSpent time.Duration
+	var inlineJob job
+	processInline := func(s *sample.Sample) bool {
+		if !inline || len(pending) > 0 || inFlight.Load() > 0 || inlineSpent > inlineBudget ||
+			perSample.Load() > int64(inlineWarm) || !mu.TryLock() {
+			return false
+		}
+		t0 := time.Now()
+		j := &inlineJob
+		j.tid, j.time, j.valid = s.TID, s.Time, s.UserRegsValid
+		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
+		j.stack, j.full, j.kernel = s.Stack, len(s.Stack), s.Kernel
+		process(j)
+		j.stack, j.kernel = nil, nil // the ring's, valid only during the call
+		mu.Unlock()
+		inlineSpent += time.Since(t0)
+		return true
+	}
 	allocated := 0
-	var pending []*job
 	handle := func(s *sample.Sample) {
+		if processInline(s) {
+			return
+		}
 		var j *job
 		select {
 		case j = <-free:
@@ -288,19 +351,20 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 				j = &job{}
 				break
 			}
-			// The worker is behind, or one drain holds more samples
-			// than the queue (a ring is drained when it is most of
-			// 2 MiB full, over 100 samples, and a drain reads every
-			// CPU's): what is pending goes to the worker now, and
-			// the drain waits for a job it frees. The samples not
-			// yet read wait in the ring; what the kernel cannot fit
-			// meanwhile it counts in Lost. Memory stays queueLen
-			// stacks.
+			// The worker is behind (the first naming of the target's
+			// objects), or one drain holds more samples than the
+			// queue and the drain's own budget: what is pending goes
+			// to the worker now, and this sample is dropped and
+			// counted. Waiting for the worker instead left the rings
+			// to overflow, and the kernel does not count what it
+			// loses once the events are disabled.
 			if len(pending) > 0 {
+				inFlight.Add(1)
 				queue <- pending
 				pending = nil
 			}
-			j = <-free
+			dropped++
+			return
 		}
 		j.tid, j.time, j.valid = s.TID, s.Time, s.UserRegsValid
 		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
@@ -315,7 +379,9 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		pending = append(pending, &job{exec: true, time: e.Time, maps: e.Maps})
 	}
 	drained := func() {
+		inlineSpent = 0
 		if len(pending) > 0 {
+			inFlight.Add(1)
 			queue <- pending // never blocks: at most queueLen sample jobs exist
 			pending = nil
 		}
@@ -331,7 +397,10 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}
 
-	res := &Result{Samples: int(counts.Total()), Lost: rec.Lost, Dropped: rec.Dropped, UnwoundToStart: unwoundToStart, Notes: rec.Notes}
+	res := &Result{Samples: int(counts.Total()), Lost: rec.Lost, Dropped: rec.Dropped + dropped, UnwoundToStart: unwoundToStart, Notes: rec.Notes}
+	if dropped > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d samples dropped: unwinding fell behind the sampling", dropped))
+	}
 	if n := reaches.truncated; n > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d samples were unwound from a shortened copy of the stack that ended before their outermost frame (a thread deeper than it had been): their outer frames are missing", n))
 	}

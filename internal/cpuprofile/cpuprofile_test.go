@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,11 +196,12 @@ func TestRecordExec(t *testing.T) {
 	}
 }
 
-// TestDrainLargerThanQueue records with a queue of 8 jobs, far fewer than
-// a drain of the rings holds at 999 Hz: the drain waits for the worker
-// rather than dropping samples, and the samples are those the thread's
-// CPU time gives.
-func TestDrainLargerThanQueue(t *testing.T) {
+// TestQueueFull records with a queue of 8 jobs, far fewer than a drain
+// of the rings holds at 999 Hz: while the worker names the first samples,
+// those the queue cannot take are dropped and counted, none goes
+// uncounted (once naming is warm the drain processes the samples itself,
+// and keeps them).
+func TestQueueFull(t *testing.T) {
 	defer func(n int) { queueLen = n }(queueLen)
 	queueLen = 8
 	cmd := scenario.Build(t, "compute").Start(t, nil)
@@ -220,16 +222,13 @@ func TestDrainLargerThanQueue(t *testing.T) {
 	// disabled, and lags up to a tick at either end.
 	expected := (onCPU(t, pid, cruncher) - cpu0).Seconds() * freq
 	t.Logf("%d samples, %d lost, %d dropped, of %.0f expected; notes %q", res.Samples, res.Lost, res.Dropped, expected, res.Notes)
-	if res.Dropped != 0 {
-		t.Errorf("%d samples dropped with a queue of %d", res.Dropped, queueLen)
+	if got := float64(res.Samples) + float64(res.Lost) + float64(res.Dropped); got < 0.9*expected {
+		t.Errorf("%d samples, %d lost and %d dropped, want at least %.0f together (0.9 of the %.0f the thread's CPU time gives)", res.Samples, res.Lost, res.Dropped, 0.9*expected, expected)
 	}
-	// While the drain waits for the worker naming the first samples,
-	// the ring may overflow (a few samples): those the kernel counts.
-	// None goes uncounted, and most are kept.
-	if got := float64(res.Samples) + float64(res.Lost); got < 0.9*expected {
-		t.Errorf("%d samples and %d lost, want at least %.0f (0.9 of the %.0f the thread's CPU time gives)", res.Samples, res.Lost, 0.9*expected, expected)
+	if res.Dropped > 0 && !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.Contains(n, "dropped") }) {
+		t.Errorf("%d dropped and no note says so: %q", res.Dropped, res.Notes)
 	}
-	if float64(res.Samples) < 0.5*expected {
-		t.Errorf("only %d samples kept of %.0f", res.Samples, expected)
-	}
+	// How many are kept depends on how long the first naming takes on
+	// this machine (the queue of 8 drops the rest meanwhile): logged,
+	// not bounded.
 }
