@@ -101,7 +101,7 @@ type Options struct {
 	// other CPUs are drained in turn).
 	Exec func(*Exec)
 	// Prompt has the kernel wake the sampler at every sample, not when a
-	// ring is half full (about every 150 ms at 99 Hz): a consumer that
+	// ring reaches its watermark (about once a second at 99 Hz): a consumer that
 	// reads the target's live state when it resolves a sample (an
 	// interpreter's current frames) must have it while it is fresh. It
 	// costs a wakeup per sample.
@@ -183,7 +183,7 @@ type recorder struct {
 	layout    Layout
 	ringPages int
 	basePages int             // the ring's size before growth (ringGrowth)
-	waiter    *sys.PerfWaiter // sleeps until a ring is half full
+	waiter    *sys.PerfWaiter // sleeps until a ring reaches its watermark
 	threads   map[int]*thread
 	tasks     *proc.TaskList // the target's /proc/PID/task, held open
 	rec       *Recording
@@ -289,7 +289,7 @@ loop:
 			}
 			wait = min(wait, left)
 		}
-		// Asleep until a ring is half full, the target exits, ctx is
+		// Asleep until a ring reaches its watermark, the target exits, ctx is
 		// done, or the thread list is due to be read again.
 		if _, err := waiter.Wait(max(wait, 0)); err != nil {
 			return nil, fmt.Errorf("sampling process %d: %w", pid, err)
