@@ -281,7 +281,16 @@ loop:
 			r.note("stopped: %v", context.Cause(ctx))
 			break
 		}
-		wait := nextScan.Sub(now)
+		// A steady list is due for a reading from half an interval
+		// before nextScan to half after: a drain in that span reads it,
+		// and the timer wakes the sampler for it only at the end, so
+		// that on a busy target the readings ride on the drains (about
+		// one a second each) instead of waking it as often again.
+		var slack time.Duration
+		if interval >= maxRescanInterval {
+			slack = interval / 2
+		}
+		wait := nextScan.Add(slack).Sub(now)
 		if opts.Duration > 0 {
 			left := start.Add(opts.Duration).Sub(now)
 			if left <= 0 {
@@ -300,7 +309,7 @@ loop:
 			r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
 			break loop
 		}
-		if r.forked || !now.Before(nextScan) {
+		if r.forked || !now.Before(nextScan.Add(-slack)) {
 			r.forked = false
 			err := r.rescan()
 			scanTook = time.Since(now)
