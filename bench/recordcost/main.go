@@ -13,9 +13,12 @@
 // is compared with untraced windows on both sides.
 //
 // A second target, pyloop.py under the newest CPython of the machine
-// (-python), is recorded by cpuwhy alone: its Python frames are read
-// from the interpreter's memory at every sample, the cost of which the
-// row shows beside the native one.
+// (-python), is recorded in turn by cpuwhy, whose program in the kernel
+// reads each sample's Python frame chain as it is taken (cpuwhy-python);
+// by cpuwhy with that turned off (CPUWHY_PYTHON_NO_BPF=1), reading each
+// chain from the interpreter's memory with the sampler woken at every
+// sample (cpuwhy-python-live); and by perf (perf-python, which names no
+// Python frame: the floor).
 //
 // With -threads N the first target is instead the threads scenario with
 // N busy threads (each bursting a tenth of a core), pinned to the same
@@ -99,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer t.Stop()
 
 	type result struct{ kept, cpu, sampling []float64 }
-	results := map[string]*result{"cpuwhy": {}, "perf": {}, "cpuwhy-python": {}}
+	results := map[string]*result{"cpuwhy": {}, "perf": {}, "cpuwhy-python": {}, "cpuwhy-python-live": {}, "perf-python": {}}
 	order := []string{"cpuwhy", "perf"}
 	// rounds records tg with each recorder of names in turn, each
 	// recording between two untraced windows.
@@ -143,8 +146,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer py.Stop()
-		order = append(order, "cpuwhy-python")
-		if err := rounds(py, []string{"cpuwhy-python"}); err != nil {
+		pyNames := []string{"cpuwhy-python", "cpuwhy-python-live", "perf-python"}
+		order = append(order, pyNames...)
+		if err := rounds(py, pyNames); err != nil {
 			return err
 		}
 		what += " then pyloop.py"
@@ -175,8 +179,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 	}
 	if py := results["cpuwhy-python"]; len(py.sampling) > 0 {
+		live, perf := results["cpuwhy-python-live"], results["perf-python"]
 		fmt.Fprintf(stdout, "Python target (%s, pyloop.py): cpuwhy %.2f%% while sampling, %.2f / %.2f of the native target's (sampling, whole command)\n",
 			o.python, 100*median(py.sampling), median(py.sampling)/cs, median(py.cpu)/cw)
+		fmt.Fprintf(stdout, "Python target, chains read in the kernel / read live with a wakeup per sample: %.2f while sampling, %.2f whole command; / perf: %.2f, %.2f\n",
+			median(py.sampling)/median(live.sampling), median(py.cpu)/median(live.cpu), median(py.sampling)/median(perf.sampling), median(py.cpu)/median(perf.cpu))
 	}
 	return nil
 }
@@ -187,9 +194,9 @@ func command(o options, name string, pid int) []string {
 		p = strconv.Itoa(pid)
 	}
 	switch name {
-	case "cpuwhy", "cpuwhy-python":
+	case "cpuwhy", "cpuwhy-python", "cpuwhy-python-live":
 		return []string{"cpuwhy", "record", "-F", strconv.Itoa(o.freq), "-d", secs, "-o", "out.pb.gz", p}
-	case "perf":
+	case "perf", "perf-python":
 		return []string{"perf", "record", "-F", strconv.Itoa(o.freq), "--call-graph", "dwarf", "-o", "perf.data", "-p", p, "--", "sleep", secs}
 	}
 	return nil
@@ -211,6 +218,9 @@ func recordOnce(ctx context.Context, o options, t target, name string) (kept, wh
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	if name == "cpuwhy-python-live" {
+		cmd.Env = append(os.Environ(), "CPUWHY_PYTHON_NO_BPF=1")
+	}
 	c0, err := t.Count()
 	if err != nil {
 		return 0, 0, 0, err

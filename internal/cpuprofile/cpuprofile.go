@@ -388,8 +388,9 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	}
 
 	stopProgress := progress(opts.Progress, start)
+	events := resolver.Events() // before Prompt: a runtime that reads samples in the kernel needs them fresh no more
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
-		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained, Prompt: resolver.Prompt()})
+		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained, Event: events, Prompt: resolver.Prompt()})
 	stopProgress()
 	close(queue)
 	<-done

@@ -23,8 +23,16 @@
 // thousands of threads). The list is read with raw syscalls on
 // /proc/PID/task held open (proc.TaskList), which do not wake the Go
 // runtime's sysmon. A thread living for less than a drain or a
-// rescan (spawner's) is likely never sampled; gone threads have their
-// events closed at the next rescan. Where the open-files limit cannot
+// rescan (spawner's) is likely never sampled, so the request threads of
+// a thread-per-request server (Python's http.server) are mostly missing
+// from the samples, though their CPU is counted (the diagnosis's row of
+// exited threads); gone threads have their events closed at the next
+// rescan. Inherited events (perf record -p's way) were tried and
+// dropped: on http.server under wrk the kernel (6.18) gave no sample of
+// the main thread in one recording of two, and perf record -p the same;
+// and a thread's event starts a period afresh, so a thread of less than
+// a period's CPU is never sampled either way. CPU-wide events with a BPF
+// filter on the process would sample such threads fairly. Where the open-files limit cannot
 // hold an event per thread and CPU and cannot be raised, the busiest
 // threads are sampled, with a note.
 //

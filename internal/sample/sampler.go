@@ -106,6 +106,11 @@ type Options struct {
 	// interpreter's current frames) must have it while it is fresh. It
 	// costs a wakeup per sample.
 	Prompt bool
+	// Event, when set, is called with the file descriptor of each perf
+	// event opened, before it is enabled: a consumer may attach a BPF
+	// program to it (PERF_EVENT_IOC_SET_BPF) that runs at each of its
+	// samples. The descriptor is the sampler's; it closes it.
+	Event func(fd int)
 	// Drained, when set, is called on the draining goroutine after each
 	// drain has handed over its samples: a consumer that passes samples
 	// to another goroutine can pass them as one batch per wakeup,
@@ -396,7 +401,10 @@ func (r *recorder) setAttr() {
 	for r.basePages*page < samples*largest {
 		r.basePages *= 2
 	}
-	r.ringPages = grownRing(r.basePages, page, len(r.cpus), unlimitedLocking())
+	// Not with a BPF program at each sample (Options.Event): what it
+	// writes to a buffer of its own is matched to the samples as they
+	// are handed over, and must not wait a second's drain in it.
+	r.ringPages = grownRing(r.basePages, page, len(r.cpus), unlimitedLocking() && r.opts.Event == nil)
 	// The kernel wakes the waiter when a ring is filled up to its
 	// watermark (in bytes), as perf record sleeps in poll: cpuwhy wakes
 	// only when there are samples to drain, about once a second at 99 Hz
@@ -560,6 +568,9 @@ func (r *recorder) open(tid int) error {
 			r.rings[i] = ev
 		}
 		if err == nil {
+			if r.opts.Event != nil {
+				r.opts.Event(ev.FD())
+			}
 			th.evs = append(th.evs, ev)
 			i++
 			continue

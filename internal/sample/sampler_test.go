@@ -287,10 +287,21 @@ func TestFinalDrainLosesNothing(t *testing.T) {
 }
 
 // checkEverySample checks that the samples of tid are those its CPU time
-// oncpu gives at frequency freq. oncpu is read a little after the
-// events are disabled, so it may exceed the sampled time by the moment
-// in between (a sample or two on a loaded machine); and each CPU's event
-// keeps the partial period it was in when disabled.
+// oncpu gives at frequency freq, none missing and none delivered twice.
+//
+// Fewer: oncpu is read a little after the events are disabled, so it may
+// exceed the sampled time by the moment in between (a sample or two on a
+// loaded machine); and each CPU's event keeps the partial period it was
+// in when disabled.
+//
+// More: cpu-clock's timer runs on the time the thread holds a CPU, which
+// includes what the hypervisor steals and the interrupts that run on its
+// time, while the kernel's clock of the thread's CPU time leaves both
+// out. Under CI's load on this VM that gave 1-3.5% more samples than
+// CPU time times the frequency (55 for 53.9 ms at 999 Hz, 198 for 1.98 s
+// at 99 Hz), so the count may exceed it by 5% and a sample. A ring read
+// twice would give far more, and is checked exactly besides: no two
+// samples of the thread at the same time.
 func checkEverySample(t *testing.T, rec *sample.Recording, tid int, oncpu time.Duration, freq int) {
 	t.Helper()
 	cpus, err := sys.OnlineCPUs()
@@ -303,7 +314,18 @@ func checkEverySample(t *testing.T, rec *sample.Recording, tid int, oncpu time.D
 	if rec.Lost > 0 {
 		t.Errorf("%d samples lost: a ring overflowed before it was drained", rec.Lost)
 	}
-	if float64(n) < 0.97*want-float64(len(cpus))-1 || float64(n) > want+1 {
-		t.Errorf("%d samples for %v on CPU at %d Hz, want %.1f (less up to %d partial periods and 3%%)", n, oncpu, freq, want, len(cpus)+1)
+	if float64(n) < 0.97*want-float64(len(cpus))-1 || float64(n) > 1.05*want+1 {
+		t.Errorf("%d samples for %v on CPU at %d Hz, want %.1f (less up to %d partial periods and 3%%, more up to 5%% and one)", n, oncpu, freq, want, len(cpus)+1)
+	}
+	seen := make(map[uint64]bool, n)
+	for _, s := range rec.Samples {
+		if s.TID != tid {
+			continue
+		}
+		if seen[s.Time] {
+			t.Errorf("two samples of thread %d at time %d: a record was delivered twice", tid, s.Time)
+			break
+		}
+		seen[s.Time] = true
 	}
 }

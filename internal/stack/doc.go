@@ -17,7 +17,14 @@
 // replaces the frames of one sample (Expand), follows the process's
 // mappings as they change (Sync) and lets go (Detach). An instance that
 // is also a CodeUnwinder gives the unwinder call frame information for
-// code of its runtime that has none (CPython's perf trampolines). The
+// code of its runtime that has none (CPython's perf trampolines). One
+// that is an EventReader reads what it needs of each sample in the kernel
+// as the sample is taken (CPython's frame chain): Resolver.Events loads
+// its BPF program and gives the sampler what attaches it to each of its
+// events (sample.Options.Event), and At tells it each sample's time, to
+// match the sample to what was read. One that reads the process's live
+// state when a sample is named instead (a LiveReader) has the sampler
+// woken at every sample (Prompt). The
 // resolver and its callers never learn a language: a frame says which
 // runtime named it in its Kind. Frame.Label is how a frame prints in a
 // stack: a runtime's frame with a source position (a Python function)

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -75,6 +76,7 @@ type Resolver struct {
 
 	kernel    map[uint64]Frame // names, by address
 	instances []Instance
+	events    []EventReader  // the instances that read samples in the kernel (Events)
 	unwinders []CodeUnwinder // the instances that unwind code of their own
 	notes     []string
 	refreshed time.Time
@@ -287,6 +289,9 @@ func (r *Resolver) At(t uint64) int {
 		return r.cur.gen
 	}
 	r.cur = r.images[i]
+	for _, e := range r.events {
+		e.SampleTime(t)
+	}
 	return r.cur.gen
 }
 
@@ -485,6 +490,33 @@ func (r *Resolver) Missing() []string {
 		out = append(out, fmt.Sprintf("%s (build-id %s): %s", m.Module, id, m.Hint))
 	}
 	return out
+}
+
+// Events has the runtimes that can read what they need of a sample in
+// the kernel, as it is taken (EventReader), load their programs, and
+// returns what attaches them to a sampling event (sample.Options.Event),
+// or nil when none can. Call it before Prompt, which it changes. A
+// runtime that cannot is noted, and reads as it did without.
+func (r *Resolver) Events() func(fd int) {
+	for _, in := range r.instances {
+		e, ok := in.(EventReader)
+		if !ok || slices.Contains(r.events, e) {
+			continue
+		}
+		if err := e.ReadAtEvents(); err != nil {
+			r.notes = append(r.notes, err.Error())
+			continue
+		}
+		r.events = append(r.events, e)
+	}
+	if len(r.events) == 0 {
+		return nil
+	}
+	return func(fd int) {
+		for _, e := range r.events {
+			e.AttachEvent(fd) // an instance notes its failures
+		}
+	}
 }
 
 // Prompt reports whether a runtime of the process reads its live state

@@ -85,6 +85,22 @@ type LiveReader interface {
 	ReadsLiveState() bool
 }
 
+// EventReader is implemented by an Instance that can read what it needs
+// of each sample in the kernel as the sample is taken, by a BPF program
+// the sampling events run (an interpreter's frame chain): it need not
+// then read live state (LiveReader) when the sample is named.
+type EventReader interface {
+	// ReadAtEvents loads the program; an error says it cannot (no BPF
+	// here), and the instance reads as it did without.
+	ReadAtEvents() error
+	// AttachEvent attaches the program to one sampling event of the
+	// process, a perf event's file descriptor, before it is enabled.
+	AttachEvent(fd int) error
+	// SampleTime says when the sample the next Expand names was taken,
+	// on the samples' clock (sample.Sample.Time).
+	SampleTime(t uint64)
+}
+
 // runtimes are the registered runtimes, tried in order.
 var runtimes []Runtime
 

@@ -391,3 +391,14 @@ func EnsureFileLimit(want uint64) (uint64, error) {
 	}
 	return lim.Cur, nil
 }
+
+// SetPerfEventBPF attaches the BPF program prog (a perf_event program's
+// fd) to the perf event fd (PERF_EVENT_IOC_SET_BPF): it runs at each of
+// the event's samples, before the kernel writes the sample, and stays
+// attached until the event is closed.
+func SetPerfEventBPF(fd, prog int) error {
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, prog); err != nil {
+		return fmt.Errorf("attaching BPF program %d to perf event %d: %w", prog, fd, err)
+	}
+	return nil
+}

@@ -30,15 +30,26 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 	}
 	defer it.Close()
 	cmd := scenario.Build(t, "threads").Start(t, nil, "50")
-	// It prints ready, then its main thread pauses too: wait for that
-	// (a guard against a hang, not a measure).
-	main := proc.FS{}.TaskPath(cmd.Process.Pid, cmd.Process.Pid, "syscall")
+	// It prints ready, then its main thread pauses too; its threads may
+	// not all have reached pause yet on a loaded machine (15 of 51
+	// once): wait for every one (a guard against a hang, not a measure).
+	pid := cmd.Process.Pid
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if b, err := os.ReadFile(main); err == nil && top.ParseSyscallFile(b) == "pause" {
+		tasks, err := proc.FS{}.Tasks(pid, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paused := 0
+		for _, tid := range tasks {
+			if b, err := os.ReadFile(proc.FS{}.TaskPath(pid, tid, "syscall")); err == nil && top.ParseSyscallFile(b) == "pause" {
+				paused++
+			}
+		}
+		if paused == 51 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the scenario's main thread never paused")
+			t.Fatalf("%d of the scenario's 51 threads paused", paused)
 		}
 	}
 	spec := top.Spec{Threads: true, PIDs: []int{cmd.Process.Pid}}

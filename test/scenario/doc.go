@@ -69,9 +69,12 @@
 //     socket connected to a closed port on 127.0.0.1, in a loop: every
 //     receive fails with ECONNREFUSED (error_loop). SIGUSR1 writes its own
 //     counts of each outcome to $SCENARIO_COUNT_FILE.
-//   - spawner: starts a thread named spawned every 100 ms that makes
-//     exactly 10 getppid(2) calls and exits; with argv[1] = LIFETIME_MS it
-//     exits itself after that long.
+//   - spawner: [LIFETIME_MS [BURN_MS [COUNT]]]; starts a thread named
+//     spawned every 100 ms that uses BURN_MS of CPU (default 0) in burn,
+//     makes exactly 10 getppid(2) calls and exits; with LIFETIME_MS > 0 it
+//     exits itself after that long; with COUNT > 0 it waits for SIGUSR1,
+//     then starts COUNT such threads one after the other, each once the
+//     one before ended, and exits.
 //   - spinyield: [RATE [yield|spin]]; a thread named Spinner waits for a
 //     flag that a thread named Producer sets every 100 ms, calling
 //     sched_yield between checks (yield_wait_for_work) or spinning on the

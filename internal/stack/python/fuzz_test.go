@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/stack"
+	"github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 )
 
 // FuzzLineOf: any line table, any offset, gives a line, the function's
@@ -79,6 +80,46 @@ func FuzzMerge(f *testing.F) {
 		}
 		if n != npy {
 			t.Fatalf("%d Python frames out of %d", n, npy)
+		}
+	})
+}
+
+// FuzzChain: any chain the kernel may send (the fuzzer's record, of
+// frames from the target's memory) is refused or read as at most
+// maxFrames Python frames, in every layout, and a chain cut says so.
+func FuzzChain(f *testing.F) {
+	rec := make([]byte, 16+3*32)
+	rec[12] = 3
+	for i := range 3 {
+		rec[16+i*32] = byte(i + 1) // addr
+		rec[16+i*32+8] = 0x40      // code
+		rec[16+i*32+24] = byte(i)  // owner
+	}
+	for minor := range layouts {
+		f.Add(uint8(minor), rec, false)
+	}
+	f.Fuzz(func(t *testing.T, minor uint8, record []byte, more bool) {
+		l, ok := layouts[int(minor)]
+		if !ok {
+			return
+		}
+		var c ebpf.Chain
+		if err := ebpf.ParseChain(record, &c); err != nil {
+			return
+		}
+		r := reader{l: l}
+		py, cut, err := r.chain(c.Frames, more || c.Flags&ebpf.More != 0, nil)
+		if err != nil {
+			return
+		}
+		if len(py) > maxFrames {
+			t.Fatalf("%d frames", len(py))
+		}
+		if more && !cut {
+			t.Fatalf("a chain that goes on is not cut")
+		}
+		if len(py) > 0 && !py[len(py)-1].entry {
+			t.Fatalf("the outermost frame does not end the eval loop's call")
 		}
 	})
 }

@@ -2,6 +2,8 @@ package python
 
 import (
 	"fmt"
+
+	"github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 )
 
 // thread is one Python thread state.
@@ -62,6 +64,19 @@ type pyframe struct {
 // checked): a thread state freed and reused by another thread is not
 // read as the one asked for.
 func (r *reader) frames(ts, native uint64, dst []pyframe) (_ []pyframe, cut bool, err error) {
+	raw, more, err := r.rawFrames(ts, native, r.raw[:0])
+	r.raw = raw
+	if err != nil {
+		return dst, false, err
+	}
+	return r.chain(raw, more, dst)
+}
+
+// rawFrames reads the frame chain of the thread state at ts as it is,
+// innermost first, as the kernel's walk (package ebpf) does: at most
+// ebpf.MaxSteps frames, and no further than the first maxFrames+1 that
+// are not shims, which chain cuts at anyway. more says the chain goes on.
+func (r *reader) rawFrames(ts, native uint64, dst []ebpf.Frame) (_ []ebpf.Frame, more bool, err error) {
 	l := r.l
 	size := max(l.ThreadFrame, l.ThreadNativeID) + 8
 	b, err := r.read(ts, size)
@@ -77,59 +92,82 @@ func (r *reader) frames(ts, native uint64, dst []pyframe) (_ []pyframe, cut bool
 			return dst, false, fmt.Errorf("reading the current frame of thread state %#x: %w", ts, err)
 		}
 	}
-	start := len(dst)
-	seen := make([]uint64, 0, 16)
-	for steps := 0; f != 0; steps++ {
-		if len(dst)-start == maxFrames || steps == 2*maxFrames {
-			if len(dst) > start {
-				dst[len(dst)-1].entry = true // what the eval frames left run
-			}
+	for py := 0; f != 0; {
+		if len(dst) == ebpf.MaxSteps || py > maxFrames {
 			return dst, true, nil
 		}
-		for _, s := range seen {
-			if s == f {
-				return dst, false, fmt.Errorf("%w: frame %#x of thread state %#x loops", errBad, f, ts)
-			}
-		}
-		seen = append(seen, f)
 		b, err := r.read(f, l.FrameSize)
 		if err != nil {
 			return dst, false, fmt.Errorf("reading frame %#x: %w", f, err)
 		}
-		back := u64(b, l.FrameBack)
+		fr := ebpf.Frame{Addr: f, Code: u64(b, l.FrameCode), Instr: u64(b, l.FrameInstr)}
+		if l.FrameOwner >= 0 {
+			fr.Owner = b[l.FrameOwner]
+		}
+		if l.FrameIsEntry >= 0 {
+			fr.IsEntry = b[l.FrameIsEntry]
+		}
+		if !r.shim(fr) {
+			py++
+		}
+		dst = append(dst, fr)
+		f = u64(b, l.FrameBack)
+	}
+	return dst, false, nil
+}
+
+// shim says whether f is the shim frame an eval loop's call begins with
+// (3.12+), owned by the C stack.
+func (r *reader) shim(f ebpf.Frame) bool {
+	return r.l.OwnedByCStack >= 0 && int(f.Owner) == r.l.OwnedByCStack
+}
+
+// chain interprets a thread's raw frame chain, innermost first, read by
+// rawFrames or by the kernel at a sample: its Python frames, at most
+// maxFrames of them (cut says there were more, as does more, the raw
+// chain going on past what was read), each marked when it is the
+// outermost one call of the eval loop runs. raw comes from the target's
+// memory: a chain that loops, or an instruction outside its code, is
+// refused.
+func (r *reader) chain(raw []ebpf.Frame, more bool, dst []pyframe) (_ []pyframe, cut bool, err error) {
+	l := r.l
+	start := len(dst)
+	for i, f := range raw {
+		if len(dst)-start == maxFrames || i == ebpf.MaxSteps {
+			more = true
+			break
+		}
+		for _, s := range raw[:i] {
+			if s.Addr == f.Addr {
+				return dst, false, fmt.Errorf("%w: frame %#x of the chain loops", errBad, f.Addr)
+			}
+		}
 		if l.Minor <= 10 {
-			lasti := int(int32(u32(b, l.FrameInstr)))
+			lasti := int(int32(uint32(f.Instr)))
 			if l.Minor == 10 {
 				lasti *= 2 // f_lasti counts code units since 3.10
 			}
-			dst = append(dst, pyframe{code: u64(b, l.FrameCode), at: lasti, entry: true})
-			f = back
+			dst = append(dst, pyframe{code: f.Code, at: lasti, entry: true})
 			continue
 		}
-		owner := int(b[l.FrameOwner])
-		if l.OwnedByCStack >= 0 && owner == l.OwnedByCStack {
-			// The shim an eval loop's call begins with (3.12+): the
-			// frame before it was that call's outermost.
+		if r.shim(f) {
+			// The frame before it was that call's outermost.
 			if len(dst) > start {
 				dst[len(dst)-1].entry = true
 			}
-			f = back
 			continue
 		}
-		co := u64(b, l.FrameCode)
-		instr := u64(b, l.FrameInstr)
-		at := (int64(instr) - int64(co+uint64(l.CodeAdaptive))) / 2
+		at := (int64(f.Instr) - int64(f.Code+uint64(l.CodeAdaptive))) / 2
 		if at < -1 || at > 1<<30 {
-			return dst, false, fmt.Errorf("%w: frame %#x runs instruction %#x, outside its code %#x", errBad, f, instr, co)
+			return dst, false, fmt.Errorf("%w: frame %#x runs instruction %#x, outside its code %#x", errBad, f.Addr, f.Instr, f.Code)
 		}
-		entry := l.FrameIsEntry >= 0 && b[l.FrameIsEntry] != 0
-		dst = append(dst, pyframe{code: co, at: int(at), entry: entry})
-		f = back
+		entry := l.FrameIsEntry >= 0 && f.IsEntry != 0
+		dst = append(dst, pyframe{code: f.Code, at: int(at), entry: entry})
 	}
 	if len(dst) > start {
-		dst[len(dst)-1].entry = true
+		dst[len(dst)-1].entry = true // what the eval frames left run
 	}
-	return dst, false, nil
+	return dst, more, nil
 }
 
 // errMoved says a thread state is no longer the thread's.

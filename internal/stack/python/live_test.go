@@ -229,9 +229,11 @@ func TestBusyPoll(t *testing.T) {
 			sockRecv = `(python3\.11\+0x[0-9a-f]+ <- )*python3\.11\+0x[0-9a-f]+`
 		}
 		// drain at the line of its recv, or of the except and pass
-		// after it: the Python frames are read when the sample's ring
-		// is drained, up to ~60 ms after it was taken, by when the
-		// thread may be handling the BlockingIOError of that call.
+		// after it: the chain of a sample without one read in the
+		// kernel (the program could not be loaded, or a frame was out
+		// of memory) is read when the sample is named, up to ~60 ms
+		// after it was taken, by when the thread may be handling the
+		// BlockingIOError of that call.
 		lines := fmt.Sprintf("(%d|%d|%d)", drainLine, drainLine+1, drainLine+2)
 		chain := regexp.MustCompile(`^(__libc_recv|recv|recvfrom|__libc_recvfrom)( <- [^<]+)? <- ` + sockRecv + ` <- drain \(target\.py:` + lines + `\)`)
 		var hits, inRecv, inDrain, all int64
@@ -506,46 +508,116 @@ func TestAsyncio(t *testing.T) {
 	})
 }
 
+// zlibSamples counts the samples of a recording of target.py alternate
+// in zlib's code, and those of them whose innermost Python frame is
+// squeeze, or is named at all.
+func zlibSamples(res *cpuprofile.Result) (inZlib, bySqueeze, named int64) {
+	for _, s := range res.Profile.Stacks {
+		user := s.Frames
+		for len(user) > 0 && user[0].IsKernel() {
+			user = user[1:]
+		}
+		if len(user) == 0 || !strings.HasPrefix(user[0].ModuleName(), "libz.so") {
+			continue
+		}
+		inZlib += s.Count
+		if f, ok := innermostPython(user); ok {
+			named += s.Count
+			if f.Function == "squeeze" {
+				bySqueeze += s.Count
+			}
+		}
+	}
+	return inZlib, bySqueeze, named
+}
+
+// kernelMissed is how many samples in the interpreter a recording's
+// notes say had no chain read in the kernel, of how many.
+func kernelMissed(notes []string) (missed, of int) {
+	for _, n := range notes {
+		if i := strings.Index(n, " samples in the interpreter had no Python frame chain read in the kernel"); i >= 0 {
+			fmt.Sscanf(n[:i], "%d of %d", &missed, &of)
+		}
+	}
+	return missed, of
+}
+
 // TestFreshFrames: a thread that changes Python function every 25 ms, from
 // squeeze (in zlib's C code most of its turn) to count (in Python's eval
-// loop), has its samples in zlib named by squeeze. The Python frames are
-// read from the interpreter when a sample is resolved, not when it was
-// taken: the sampler is woken at every sample for such a process
-// (stack.LiveReader, sample.Options.Prompt). Measured on every version
-// here with CI running beside: 94-100% of the samples in zlib named by
-// squeeze with a wakeup per sample, 40-80% with rings drained at half full
-// (every ~150 ms at 99 Hz). Shorter turns were too close to tell apart
-// under load (10 ms: 66-99% against 18-66%; 4 ms: 73-99% against
-// 32-65%). 85% does; what is left is the time from the sample to its resolution
-// (the drain, then the unwinding worker), which reading the frames in
-// the kernel at the sample, as the OpenTelemetry profiler does, would
-// remove.
+// loop), has its samples in zlib named by squeeze: the frame chain of
+// each sample is read in the kernel, by the program the sampling events
+// run, as the sample is taken (package ebpf), and matched to it by thread
+// and time. 100% of them on every version here, with five other jobs
+// running beside; 97% leaves room for a sample taken in squeeze's last
+// call of zlib as count begins, which the interrupt may see between the
+// return and the frame's pop. The chains read in user space when the
+// samples were named, with a wakeup per sample, gave 94-100% (down to
+// 80% in CI), and 40-80% with rings drained at half full.
 func TestFreshFrames(t *testing.T) {
 	each(t, func(t *testing.T, py interpreter) {
 		pid := start(t, py, "alternate")
 		res := record(t, pid, 2*time.Second)
-		var inZlib, bySqueeze int64
-		for _, s := range res.Profile.Stacks {
-			user := s.Frames
-			for len(user) > 0 && user[0].IsKernel() {
-				user = user[1:]
-			}
-			if len(user) == 0 || !strings.HasPrefix(user[0].ModuleName(), "libz.so") {
-				continue
-			}
-			inZlib += s.Count
-			if f, ok := innermostPython(user); ok && f.Function == "squeeze" {
-				bySqueeze += s.Count
+		inZlib, bySqueeze, _ := zlibSamples(res)
+		missed, of := kernelMissed(res.Notes)
+		t.Logf("%d of %d samples in zlib, %d of them under squeeze; %d of %d without a chain read in the kernel; hottest %s; notes %q",
+			inZlib, res.Samples, bySqueeze, missed, of, hottest(res), res.Notes)
+		for _, n := range res.Notes {
+			if strings.Contains(n, "in the kernel") && !strings.Contains(n, "had no Python frame chain") {
+				t.Fatalf("the frame chains were not read in the kernel: %s", n)
 			}
 		}
-		t.Logf("%d of %d samples in zlib, %d of them under squeeze; hottest %s", inZlib, res.Samples, bySqueeze, hottest(res))
+		// The thread is known before the events open: every sample has
+		// its chain, but for one the program could not read (a frame
+		// not in memory, which an interrupt cannot fault in).
+		if missed*50 > of {
+			t.Errorf("%d of %d samples in the interpreter without a chain read in the kernel, want 2%% at most", missed, of)
+		}
 		// Half of the samples are in squeeze's turns, most of those in
-		// zlib: 99 Hz over 2 s gives 35-90 here.
-		if inZlib < 10 {
+		// zlib: 99 Hz over 2 s gives 35-90 here, 10-60 with the suite
+		// running beside.
+		if inZlib < 8 {
 			t.Fatalf("only %d samples in zlib's code: is zlib linked in?", inZlib)
 		}
-		if 100*bySqueeze < 85*inZlib {
-			t.Errorf("%d of %d samples in zlib named by squeeze, want 85%%: the Python frames were read too late", bySqueeze, inZlib)
+		if 100*bySqueeze < 97*inZlib {
+			t.Errorf("%d of %d samples in zlib named by squeeze, want 97%%: the chain matched to a sample was not its own", bySqueeze, inZlib)
+		}
+	})
+}
+
+// TestLiveFallback: where the chains cannot be read in the kernel (no
+// BPF: forced here by Runtime.LiveOnly), each sample's chain is read from
+// the process when the sample is named, with the sampler woken at every
+// sample to keep that close (Resolver.Prompt). The frames are named; how
+// fresh they are depends on the load (86-100% of the zlib samples by
+// squeeze in one run here with five other jobs beside, 94-100% before,
+// down to 80% in CI), so that is logged, not bounded: TestFreshFrames
+// bounds the chains read in the kernel.
+func TestLiveFallback(t *testing.T) {
+	each(t, func(t *testing.T, py interpreter) {
+		pid := start(t, py, "alternate")
+		for _, live := range []bool{false, true} {
+			r, err := stack.New(pid, stack.Options{FS: proc.FS{}, Runtimes: []stack.Runtime{python.Runtime{LiveOnly: live}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := r.Events()
+			if (events == nil) != live || r.Prompt() != live {
+				t.Errorf("LiveOnly %v: events hook %v, prompt %v; want a hook and no prompt only when read in the kernel (notes %q)", live, events != nil, r.Prompt(), r.Notes())
+			}
+			r.Close()
+		}
+		res, err := cpuprofile.Record(context.Background(), pid, cpuprofile.Options{FS: proc.FS{}, Duration: 2 * time.Second,
+			NsPID: proc.FS{}.Identity(pid).NsPID, Runtimes: []stack.Runtime{python.Runtime{LiveOnly: true}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inZlib, bySqueeze, named := zlibSamples(res)
+		t.Logf("%d of %d samples in zlib, %d of them named, %d under squeeze; notes %q", inZlib, res.Samples, named, bySqueeze, res.Notes)
+		if inZlib < 8 {
+			t.Fatalf("only %d samples in zlib's code: is zlib linked in?", inZlib)
+		}
+		if named*10 < inZlib*9 {
+			t.Errorf("%d of %d samples in zlib have Python frames, want 90%%", named, inZlib)
 		}
 	})
 }

@@ -4,11 +4,13 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/stack"
+	"github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 )
 
 // Kind is the Kind of the frames this package names.
@@ -28,8 +30,18 @@ const maxCodes = 4096
 
 func init() { stack.Register(Runtime{}) }
 
+// EnvNoBPF, set to 1, has the chains read live as with Runtime.LiveOnly:
+// to compare the two (bench/recordcost), or on a host where the kernel's
+// reading misbehaves.
+const EnvNoBPF = "CPUWHY_PYTHON_NO_BPF"
+
 // Runtime is CPython 3.8 to 3.13.
-type Runtime struct{}
+type Runtime struct {
+	// LiveOnly has the frame chains of samples read from the live
+	// process when they are named, never in the kernel at the sample
+	// (ReadAtEvents fails): what happens where BPF cannot be used.
+	LiveOnly bool
+}
 
 // Name is Kind.
 func (Runtime) Name() stack.Kind { return Kind }
@@ -38,7 +50,7 @@ func (Runtime) Name() stack.Kind { return Kind }
 // layout of its version fits what its memory holds. A process without
 // CPython gets nil; one whose interpreter cannot be read, an error the
 // resolver turns into a note (its frames stay native).
-func (Runtime) Attach(p stack.Process) (stack.Instance, error) {
+func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 	interp, err := findInterpreter(p.FS, p.PID, p.Maps)
 	if err != nil || interp == nil {
 		return nil, err
@@ -55,7 +67,7 @@ func (Runtime) Attach(p stack.Process) (stack.Instance, error) {
 		pid: p.PID, nspid: p.NsPID, fs: p.FS,
 		r:       reader{mem: p.Mem, l: l, types: interp.syms.types},
 		runtime: interp.syms.runtime, module: interp.module,
-		codes: newCodeCache(maxCodes), pthreadTID: -1,
+		codes: newCodeCache(maxCodes), pthreadTID: -1, noKernel: rt.LiveOnly || os.Getenv(EnvNoBPF) == "1",
 	}
 	if in.nspid == 0 {
 		in.nspid = in.pid
@@ -86,6 +98,13 @@ type instance struct {
 	tidsBuf    []int
 	nsOf       map[int]int // a thread's id in the process's namespace, by the host's
 
+	// kernel holds the chains read in the kernel at the samples, once
+	// ReadAtEvents loaded its program; nil: each chain is read when its
+	// sample is named. noKernel forbids loading it.
+	kernel   *kernelChains
+	noKernel bool
+	at       uint64 // the time of the sample the next Expand names (SampleTime); 0: unknown
+
 	codes *codeCache
 	py    []pyframe
 	out   []stack.Frame
@@ -104,12 +123,15 @@ type instance struct {
 // call machinery between them (see the package documentation). A sample
 // of one address (the leaf the caller names after the recording) is
 // left alone: nothing says which Python frames ran it then.
-// ReadsLiveState says that the Python frames of a sample are read from
-// the interpreter's memory when it is expanded: they are those of that
-// moment, which must be as close to the sample's as can be.
-func (in *instance) ReadsLiveState() bool { return true }
+// ReadsLiveState says whether the Python frames of a sample are read
+// from the interpreter's memory when it is expanded, and are those of
+// that moment, which must be as close to the sample's as can be: unless
+// the kernel reads each sample's chain (ReadAtEvents).
+func (in *instance) ReadsLiveState() bool { return in.kernel == nil }
 
 func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
+	at := in.at
+	in.at = 0 // said for this sample only
 	if in.gone || len(pcs) <= 1 || !slices.ContainsFunc(frames, isEval) {
 		return frames
 	}
@@ -121,7 +143,11 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 	}
 	var err error
 	var cut bool
-	in.py, cut, err = in.r.frames(t.addr, t.native, in.py[:0])
+	if c := in.fromKernel(tid, at); c != nil {
+		in.py, cut, err = in.r.chain(c.frames, c.flags&ebpf.More != 0, in.py[:0])
+	} else {
+		in.py, cut, err = in.r.frames(t.addr, t.native, in.py[:0])
+	}
 	if errors.Is(err, errMoved) && time.Since(in.refreshed) >= rereadInterval && in.refresh() {
 		if t, ok = in.byTID[tid]; ok {
 			in.py, cut, err = in.r.frames(t.addr, t.native, in.py[:0])
@@ -154,6 +180,21 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 	}
 	in.named++
 	return merge(frames, groups, bounds, cut, in.module)
+}
+
+// fromKernel is the chain the kernel read at the sample being named, or
+// nil (see kernelChains.take).
+func (in *instance) fromKernel(tid int, at uint64) *storedChain {
+	if in.kernel == nil {
+		return nil
+	}
+	if at == 0 {
+		// Not said when the sample was taken: not a sample of the
+		// recording (which says it of every one).
+		in.kernel.missed++
+		return nil
+	}
+	return in.kernel.take(tid, at)
 }
 
 // fail counts a sample whose Python frames could not be read.
@@ -222,6 +263,7 @@ func (in *instance) refresh() bool {
 		}
 	}
 	in.byTID = by
+	in.pushThreads()
 	return true
 }
 
@@ -328,14 +370,23 @@ func (in *instance) Notes() []string {
 	if in.unmatched {
 		notes = append(notes, fmt.Sprintf("the Python threads of process %d could not be matched to its threads (the id in struct pthread was not found): %d samples keep the interpreter's native frames", in.pid, in.noThread))
 	}
+	if in.kernel != nil {
+		notes = append(notes, in.kernel.notes()...)
+	}
 	if in.cut > 0 {
 		notes = append(notes, fmt.Sprintf("%d samples had Python stacks deeper than %d frames: cut there, marked %s", in.cut, maxFrames, Truncated))
 	}
 	return notes
 }
 
-// Detach does nothing: nothing is held open.
-func (in *instance) Detach() {}
+// Detach unloads the program that reads chains in the kernel; the
+// events it is attached to hold it until they close.
+func (in *instance) Detach() {
+	if in.kernel != nil {
+		in.kernel.w.Close()
+		in.kernel = nil
+	}
+}
 
 // codeCache keeps the names of the code objects most recently seen.
 type codeCache struct {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
@@ -41,6 +42,7 @@ type reader struct {
 	l     Layout
 	types objects
 	buf   []byte
+	raw   []ebpf.Frame // the last chain read
 }
 
 // read reads n bytes at addr into the reader's buffer, valid until the

@@ -17,6 +17,9 @@ import (
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	// The runtimes `cpuwhy` links in (Python's among them), so that a
+	// diagnosis here names frames as the command's does.
+	_ "github.com/cpuwhy/cpuwhy/internal/stack/runtimes"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/target"
@@ -312,6 +315,13 @@ func checkHealthy(t *testing.T, r *diagnose.Report) {
 // with the eBPF tracer.
 func diagnoseProcess(t *testing.T, pid int) *diagnose.Report {
 	t.Helper()
+	return diagnoseWithProfile(t, pid).Report
+}
+
+// diagnoseWithProfile is diagnoseProcess with the profile of the window,
+// whose stacks are named by every runtime the command links in.
+func diagnoseWithProfile(t *testing.T, pid int) *diagnose.Result {
+	t.Helper()
 	ctx := context.Background()
 	sel := &target.Selector{Proc: proc.FS{}}
 	tg, err := sel.Select(ctx, target.Spec{PID: pid})
@@ -333,7 +343,7 @@ func diagnoseProcess(t *testing.T, pid int) *diagnose.Report {
 			privtest.Require(t, fmt.Sprintf("an instrument failed: %q", n))
 		}
 	}
-	return res.Report
+	return res
 }
 
 // waitLoaded waits until the busiest of pids uses loadedCPU, and returns

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/diagnose"
+	"github.com/cpuwhy/cpuwhy/internal/flame"
+	"github.com/cpuwhy/cpuwhy/internal/stack/python"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 	"github.com/cpuwhy/cpuwhy/test/containertest"
 	"github.com/cpuwhy/cpuwhy/test/privtest"
@@ -22,14 +24,17 @@ import (
 // connection (ThreadingHTTPServer), driven by wrk: wrk's HTTP/1.1
 // connections are closed by the server after each response (it speaks
 // HTTP/1.0), so every request is a new connection and a new thread.
+// Debian's python3, by its path: the one on PATH may be another build
+// (pyenv's, on these machines), and Debian's is the stripped interpreter
+// users run, its standard library in /usr/lib/python3.*.
 var pythonHTTP = server{
 	name:     "python http.server",
-	binaries: []string{"python3", "wrk"},
+	binaries: []string{"/usr/bin/python3", "wrk"},
 	packages: "python3 wrk",
 	port:     8000,
 	start: func(t *testing.T, dir string) *exec.Cmd {
 		writeFile(t, filepath.Join(dir, "index.html"), "<p>a page served to wrk by python, for cpuwhy</p>\n")
-		return exec.Command(lookPath("python3"), "-m", "http.server", "8000", "--bind", "127.0.0.1", "--directory", dir)
+		return exec.Command("/usr/bin/python3", "-m", "http.server", "8000", "--bind", "127.0.0.1", "--directory", dir)
 	},
 	client:     []string{"wrk", "-t1", "-c10", "-d60s", "http://127.0.0.1:8000/index.html"},
 	candidates: func(t *testing.T, pid int) []int { return []int{pid} },
@@ -51,8 +56,10 @@ func TestThreadPerRequest(t *testing.T) {
 	srv := pythonHTTP
 	l := newLoad(t, srv)
 	defer l.stop(t)
-	r := diagnoseProcess(t, l.pid)
+	res := diagnoseWithProfile(t, l.pid)
+	r := res.Report
 	l.stop(t)
+	checkPythonFrames(t, res.Profile)
 
 	var text bytes.Buffer
 	if err := diagnose.WriteText(&text, r, diagnose.TextOptions{}); err != nil {
@@ -163,5 +170,69 @@ func (l *load) stop(t *testing.T) {
 	}
 	if m := l.srv.rate.FindAllStringSubmatch(l.clientOut.String(), -1); len(m) > 0 {
 		t.Logf("load: %s requests/s (%s)", m[len(m)-1][1], strings.Join(l.srv.client, " "))
+	}
+}
+
+// checkPythonFrames checks that the profile of Debian's python3 (stripped,
+// its standard library in /usr/lib/python3.*, runpy frozen in) names the Python functions
+// that ran: the server's request handling, in http/server.py and
+// socketserver.py, must be among the frames, and most samples of the
+// process's user code must be under a Python frame. Samples that have
+// none are of threads starting or ending (the interpreter's C code
+// before the first or after the last Python frame) and of the kernel
+// alone.
+func checkPythonFrames(t *testing.T, p *flame.Profile) {
+	t.Helper()
+	if p == nil {
+		t.Fatal("the diagnosis kept no profile")
+	}
+	var user, named int64
+	files := map[string]int64{}
+	for _, s := range p.Stacks {
+		hasUser, hasPython := false, false
+		seen := map[string]bool{}
+		for _, f := range s.Frames {
+			if f.IsKernel() {
+				continue
+			}
+			hasUser = true
+			if f.Kind != python.Kind {
+				continue
+			}
+			hasPython = true
+			base := filepath.Base(f.File)
+			// Frozen modules (runpy) name no file.
+			if !strings.HasPrefix(f.File, "/usr/lib/python3") && !strings.HasPrefix(f.File, "<frozen ") {
+				t.Errorf("a Python frame of Debian's standard library outside /usr/lib/python3*: %s in %q", f, f.File)
+			}
+			if !seen[base] {
+				seen[base] = true
+				files[base] += s.Count
+			}
+		}
+		if hasUser {
+			user += s.Count
+		}
+		if hasPython {
+			named += s.Count
+		}
+	}
+	t.Logf("%d of %d samples with user frames under a Python frame; samples by file: %v", named, user, files)
+	// The request threads live less than the sampler's rereading of
+	// the thread list and are mostly not sampled (package sample's
+	// TestRecordRescanFindsThreads says why): the samples are the main
+	// thread's, 10-28 in a window here, which a loaded machine may
+	// starve to a few.
+	if user < 5 {
+		t.Logf("%d samples of the server's user code: too few to judge its Python frames", user)
+		return
+	}
+	if 2*named < user {
+		t.Errorf("%d of %d samples of the server's user code named by a Python frame, want half at least", named, user)
+	}
+	for _, f := range []string{"server.py", "socketserver.py"} {
+		if files[f] == 0 {
+			t.Errorf("no sample under a Python function of %s, the server's request handling", f)
+		}
 	}
 }
