@@ -2,10 +2,12 @@ package cpuprofile
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/flame"
@@ -89,10 +91,106 @@ type Leaf struct {
 }
 
 // queueLen bounds the samples waiting to be unwound: 256 stack copies of
-// 16 KiB, 4 MiB, whatever the window's length. At 99 Hz on a few busy
-// threads the queue stays nearly empty; it absorbs the first seconds,
-// when every new address is named for the first time.
-const queueLen = 256
+// at most 16 KiB, 4 MiB, whatever the window's length. It absorbs the
+// first seconds, when every new address is named for the first time;
+// once naming is warm the drain processes most samples itself. A
+// variable for the test of a full queue.
+var queueLen = 256
+
+// reachSlack is what a thread's stack copy keeps beyond the deepest
+// its samples were seen to reach: a sample deeper than that by more is
+// unwound only as far as the copy goes, and its thread's copies are whole
+// from then on.
+const reachSlack = 4 << 10
+
+// stackReaches are, by thread, how much of each sample's stack copy to
+// keep for the unwinder: the kernel copies 16 KiB of every sample's stack
+// (a thread's stack is usually much shallower), and copying it out of
+// the ring whole was a fifth of cpuwhy's CPU while sampling at 99 Hz.
+// Learned from the threads' unwound samples (the worker) and read as
+// samples are drained (the sampler). Only where no runtime reads the
+// stack copy beyond the frames (Resolver.ReadsStacks).
+type stackReaches struct {
+	trim      bool
+	mu        sync.Mutex
+	need      map[int]int // bytes to keep by TID; missing: the whole copy
+	truncated int         // samples whose walk ran off a shortened copy
+}
+
+// maxReachThreads bounds need: past it, threads not seen are copied
+// whole.
+const maxReachThreads = 1 << 14
+
+// copyLen is how many of the full bytes of a sample of tid to copy.
+func (r *stackReaches) copyLen(tid, full int) int {
+	if !r.trim {
+		return full
+	}
+	r.mu.Lock()
+	need, ok := r.need[tid]
+	r.mu.Unlock()
+	if !ok {
+		return full
+	}
+	return min(need, full)
+}
+
+// learn records how deep the sample of j reached (a walk that reached
+// the thread's start) or that it ran off a shortened copy.
+func (r *stackReaches) learn(j *job, stop unwind.Stop, reach uint64) {
+	if !r.trim {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case stop == unwind.StopMemory && len(j.stack) < j.full:
+		r.truncated++
+		r.need[j.tid] = math.MaxInt // whole from now on
+	case stop.Complete():
+		want := int(reach) + reachSlack
+		if old, ok := r.need[j.tid]; ok && old >= want {
+			return
+		}
+		if len(r.need) < maxReachThreads {
+			r.need[j.tid] = want
+		}
+	}
+}
+
+// inlineWarm and inlineBudget bound the samples the drain processes
+// itself: only once the worker names a sample in less than inlineWarm
+// (past the first naming of the target's objects, hundreds of
+// milliseconds during which the rings must go on being drained), and
+// no more than inlineBudget of a drain's time, past which its samples
+// go to the worker: a ring has about 150 ms of room at 99 Hz beyond its
+// watermark, 15 ms at 999 Hz.
+const (
+	inlineWarm   = 200 * time.Microsecond
+	inlineBudget = 2 * time.Millisecond
+)
+
+// maxNamedStacks bounds the stacks of addresses whose counting key is
+// kept (a few hundred bytes each): past it they are forgotten and named
+// again as they come.
+const maxNamedStacks = 1 << 14
+
+// appendPCKey appends to b what names a sample's stack while the
+// resolver's Version stays the same: its thread, its program's
+// generation, that version, and its kernel and user addresses.
+func appendPCKey(b []byte, tid, gen int, version uint64, kernel, user []uint64) []byte {
+	b = binary.AppendUvarint(b, uint64(tid))
+	b = binary.AppendUvarint(b, uint64(gen))
+	b = binary.AppendUvarint(b, version)
+	b = binary.AppendUvarint(b, uint64(len(kernel)))
+	for _, pc := range kernel {
+		b = binary.NativeEndian.AppendUint64(b, pc)
+	}
+	for _, pc := range user {
+		b = binary.NativeEndian.AppendUint64(b, pc)
+	}
+	return b
+}
 
 // job is one sample handed from the sampler to the unwinder, or an exec.
 type job struct {
@@ -101,6 +199,7 @@ type job struct {
 	regs   unwind.Regs
 	valid  bool
 	stack  []byte
+	full   int // the bytes of stack the kernel copied, of which stack holds the first
 	kernel []uint64
 	// exec is set for an exec the process ran at time, into a program
 	// mapped by maps.
@@ -144,50 +243,136 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	var dropped uint64
 	counts := stack.NewCounts()
 	var unwoundToStart int
+	named := map[string]string{} // counts' key of each stack of addresses
+	reaches := &stackReaches{trim: !resolver.ReadsStacks(), need: map[int]int{}}
+	var pcKey []byte
+	// process unwinds, names and counts one sample, or tells the
+	// resolver of an exec; under mu, which the worker holds for a
+	// batch and the drain for a sample it processes itself.
+	var mu sync.Mutex
+	process := func(j *job) {
+		if j.exec {
+			resolver.Exec(j.time, j.maps)
+			return
+		}
+		gen := resolver.At(j.time)
+		var user []uint64
+		if j.valid {
+			pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
+			if stop.Complete() {
+				unwoundToStart++
+			}
+			user = pcs
+			reaches.learn(j, stop, resolver.StackReach())
+		}
+		var leaf uint64
+		if len(user) > 0 {
+			leaf = user[0]
+		}
+		// A stack of addresses seen before, whose frames were steady,
+		// is counted by the key its frames were counted by, not named
+		// again: naming and keying the frames was a fifth of the CPU
+		// while sampling at 99 Hz.
+		pcKey = appendPCKey(pcKey[:0], j.tid, gen, resolver.Version(), j.kernel, user)
+		if key, ok := named[string(pcKey)]; ok {
+			counts.AddKey(key, j.tid, gen, leaf)
+			return
+		}
+		frames := resolver.Frames(j.tid, j.kernel, user)
+		if !resolver.Steady(frames) {
+			counts.Add(j.tid, gen, frames, leaf)
+			return
+		}
+		if len(named) >= maxNamedStacks {
+			clear(named)
+		}
+		named[string(pcKey)] = counts.AddKeyed(j.tid, gen, frames, leaf)
+	}
+	var inFlight atomic.Int32 // batches sent and not yet processed
+	// perSample is the worker's time per sample in its last batch, in
+	// ns: the drain processes samples itself only once naming is warm.
+	var perSample atomic.Int64
+	perSample.Store(math.MaxInt64)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for batch := range queue {
+			t0 := time.Now()
+			mu.Lock()
 			for _, j := range batch {
-				if j.exec {
-					resolver.Exec(j.time, j.maps)
-					continue
+				process(j)
+			}
+			mu.Unlock()
+			perSample.Store(int64(time.Since(t0)) / int64(len(batch)))
+			inFlight.Add(-1)
+			for _, j := range batch {
+				if !j.exec {
+					free <- j
 				}
-				gen := resolver.At(j.time)
-				var user []uint64
-				if j.valid {
-					pcs, stop := resolver.Unwind(j.regs, unwind.StackCopy{Base: j.regs.SP, Data: j.stack})
-					if stop.Complete() {
-						unwoundToStart++
-					}
-					user = pcs
-				}
-				var leaf uint64
-				if len(user) > 0 {
-					leaf = user[0]
-				}
-				counts.Add(j.tid, gen, resolver.Frames(j.tid, j.kernel, user), leaf)
-				free <- j
 			}
 		}
 	}()
+	// The drain processes a sample itself, from the ring, when the
+	// worker is idle with nothing queued, its last batch took less than
+	// inlineWarm a sample, and this drain has not spent inlineBudget on
+	// it: no stack copy, no job, no goroutine woken (together half of
+	// cpuwhy's CPU while sampling at 99 Hz once the rest was cut). Where
+	// the samples must reach a runtime at once (Prompt: it was tried,
+	// and fewer Python callers were right) or a runtime reads the stack
+	// copies, every sample goes to the worker as before.
+	inline := !resolver.Prompt() && !resolver.ReadsStacks()
+	var pending []*job // the jobs of the drain under way
+	var inlineSpent time.Duration
+	var inlineJob job
+	processInline := func(s *sample.Sample) bool {
+		if !inline || len(pending) > 0 || inFlight.Load() > 0 || inlineSpent > inlineBudget ||
+			perSample.Load() > int64(inlineWarm) || !mu.TryLock() {
+			return false
+		}
+		t0 := time.Now()
+		j := &inlineJob
+		j.tid, j.time, j.valid = s.TID, s.Time, s.UserRegsValid
+		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
+		j.stack, j.full, j.kernel = s.Stack, len(s.Stack), s.Kernel
+		process(j)
+		j.stack, j.kernel = nil, nil // the ring's, valid only during the call
+		mu.Unlock()
+		inlineSpent += time.Since(t0)
+		return true
+	}
 	allocated := 0
-	var pending []*job
 	handle := func(s *sample.Sample) {
+		if processInline(s) {
+			return
+		}
 		var j *job
 		select {
 		case j = <-free:
 		default:
-			if allocated == queueLen {
-				dropped++
-				return
+			if allocated < queueLen {
+				allocated++
+				j = &job{}
+				break
 			}
-			allocated++
-			j = &job{}
+			// The worker is behind (the first naming of the target's
+			// objects), or one drain holds more samples than the
+			// queue and the drain's own budget: what is pending goes
+			// to the worker now, and this sample is dropped and
+			// counted. Waiting for the worker instead left the rings
+			// to overflow, and the kernel does not count what it
+			// loses once the events are disabled.
+			if len(pending) > 0 {
+				inFlight.Add(1)
+				queue <- pending
+				pending = nil
+			}
+			dropped++
+			return
 		}
 		j.tid, j.time, j.valid = s.TID, s.Time, s.UserRegsValid
 		j.regs = unwind.Regs{PC: s.Regs.IP, SP: s.Regs.SP, FP: s.Regs.BP, LR: s.Regs.LR}
-		j.stack = append(j.stack[:0], s.Stack...)
+		j.full = len(s.Stack)
+		j.stack = append(j.stack[:0], s.Stack[:reaches.copyLen(s.TID, len(s.Stack))]...)
 		j.kernel = append(j.kernel[:0], s.Kernel...)
 		pending = append(pending, j)
 	}
@@ -197,7 +382,9 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		pending = append(pending, &job{exec: true, time: e.Time, maps: e.Maps})
 	}
 	drained := func() {
+		inlineSpent = 0
 		if len(pending) > 0 {
+			inFlight.Add(1)
 			queue <- pending // never blocks: at most queueLen sample jobs exist
 			pending = nil
 		}
@@ -217,6 +404,9 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	res := &Result{Samples: int(counts.Total()), Lost: rec.Lost, Dropped: rec.Dropped + dropped, UnwoundToStart: unwoundToStart, Notes: rec.Notes}
 	if dropped > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d samples dropped: unwinding fell behind the sampling", dropped))
+	}
+	if n := reaches.truncated; n > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d samples were unwound from a shortened copy of the stack that ended before their outermost frame (a thread deeper than it had been): their outer frames are missing", n))
 	}
 	res.Notes = append(res.Notes, resolver.Notes()...)
 	for _, l := range counts.Leaves() {

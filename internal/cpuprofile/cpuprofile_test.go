@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,41 @@ func TestRecordExec(t *testing.T) {
 	if p := past["phase_two_burn"]; p[false] == 0 || p[true] != 0 {
 		t.Errorf("leaves of phase_two_burn: %v samples past and not; want none past", p)
 	}
+}
+
+// TestQueueFull records with a queue of 8 jobs, far fewer than a drain
+// of the rings holds at 999 Hz: while the worker names the first samples,
+// those the queue cannot take are dropped and counted, none goes
+// uncounted (once naming is warm the drain processes the samples itself,
+// and keeps them).
+func TestQueueFull(t *testing.T) {
+	defer func(n int) { queueLen = n }(queueLen)
+	queueLen = 8
+	cmd := scenario.Build(t, "compute").Start(t, nil)
+	pid := cmd.Process.Pid
+	cruncher := threadCalled(t, pid, "cruncher")
+	const freq = 999
+	var cpu0 time.Duration
+	res, err := Record(context.Background(), pid, Options{FS: proc.FS{}, Frequency: freq, Duration: time.Second,
+		Ready: func() { cpu0 = onCPU(t, pid, cruncher) }})
+	if errors.Is(err, sample.ErrPermission) || errors.Is(err, sample.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The thread's CPU time over the window at 999 Hz, at any speed of
+	// the machine; schedstat is read just after the events are
+	// disabled, and lags up to a tick at either end.
+	expected := (onCPU(t, pid, cruncher) - cpu0).Seconds() * freq
+	t.Logf("%d samples, %d lost, %d dropped, of %.0f expected; notes %q", res.Samples, res.Lost, res.Dropped, expected, res.Notes)
+	if got := float64(res.Samples) + float64(res.Lost) + float64(res.Dropped); got < 0.9*expected {
+		t.Errorf("%d samples, %d lost and %d dropped, want at least %.0f together (0.9 of the %.0f the thread's CPU time gives)", res.Samples, res.Lost, res.Dropped, 0.9*expected, expected)
+	}
+	if res.Dropped > 0 && !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.Contains(n, "dropped") }) {
+		t.Errorf("%d dropped and no note says so: %q", res.Dropped, res.Notes)
+	}
+	// How many are kept depends on how long the first naming takes on
+	// this machine (the queue of 8 drops the rest meanwhile): logged,
+	// not bounded.
 }

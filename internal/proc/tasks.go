@@ -29,3 +29,37 @@ func (f FS) Tasks(pid int, dst []int) ([]int, error) {
 	}
 	return dst, nil
 }
+
+// TaskList is /proc/PID/task held open, for a caller that lists one
+// process's threads again and again (a sampler following its target):
+// each List is two raw syscalls on the open directory, with no path
+// walked, no file opened and nothing that wakes the Go runtime's sysmon.
+type TaskList struct {
+	pid int
+	dir *sys.Dir
+	buf []byte
+}
+
+// OpenTasks opens the thread list of process pid. The error matches
+// ErrGone when the process is gone.
+func (f FS) OpenTasks(pid int) (*TaskList, error) {
+	dir, err := sys.OpenDir(f.PIDPath(pid, "task"))
+	if err != nil {
+		return nil, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
+	}
+	return &TaskList{pid: pid, dir: dir, buf: make([]byte, 32<<10)}, nil
+}
+
+// List appends the TIDs of the process's live threads to dst, as Tasks
+// does. The error matches ErrGone once the process is gone (the kernel
+// lists nothing for a reaped process: ENOENT).
+func (l *TaskList) List(dst []int) ([]int, error) {
+	dst, err := l.dir.NumbersNow(dst, l.buf)
+	if err != nil {
+		return dst, fmt.Errorf("listing the threads of %d: %w", l.pid, gone(err))
+	}
+	return dst, nil
+}
+
+// Close closes the directory.
+func (l *TaskList) Close() error { return l.dir.Close() }

@@ -18,9 +18,11 @@
 // frequency. New threads are found by rereading /proc/PID/task: at once
 // when a drain finds a fork record of the target (the events carry the
 // task bit, so the kernel writes one when a sampled thread starts
-// another), else every 100 ms, the interval doubling up to 500 ms while
+// another), else every 100 ms, the interval doubling up to 1 s while
 // the list stays the same (or twenty times what reading it took, for
-// thousands of threads). A thread living for less than a drain or a
+// thousands of threads). The list is read with raw syscalls on
+// /proc/PID/task held open (proc.TaskList), which do not wake the Go
+// runtime's sysmon. A thread living for less than a drain or a
 // rescan (spawner's) is likely never sampled, so the request threads of
 // a thread-per-request server (Python's http.server) are mostly missing
 // from the samples, though their CPU is counted (the diagnosis's row of
@@ -36,14 +38,17 @@
 //
 // cpuwhy sleeps until the kernel wakes it, as perf record does: each
 // ring (512 KiB with the default stack copy up to about 1 kHz, as perf
-// record maps) has a watermark of half its size, and its fd, with the
-// target's pidfd,
+// record maps; grown up to 2 MiB where locked memory is unlimited,
+// within 8 MiB over all CPUs) has a watermark that leaves half the
+// 512 KiB of room after it, and its fd, with the target's pidfd,
 // is in an epoll set that the Go runtime's poller watches
-// (sys.PerfWaiter). A drain runs when a ring is half full (about every
-// 150 ms on a busy CPU at 99 Hz; never for an idle one), the target
-// exits, a rescan is due, or the window ends, when the events are
-// disabled and every ring is read to its end. Draining on a 60 ms timer
-// instead cost 0.74% of a core at 99 Hz; this, 0.24% (bench/recordcost).
+// (sys.PerfWaiter). A drain runs when a ring reaches its watermark
+// (about once a second on a busy CPU at 99 Hz with 2 MiB rings, every
+// 150 ms with 512 KiB; never for an idle one), the target exits, a
+// rescan is due, or the window ends, when the events are disabled and
+// every ring is read to its end. Draining on a 60 ms timer instead cost
+// 0.74% of a core at 99 Hz; half-full 512 KiB rings, 0.24-0.26%; these,
+// with the consumer's work cut (cpuprofile), 0.06-0.13% (bench/recordcost).
 // What the kernel could not fit is counted in Recording.Lost. With
 // Options.Handle, each sample is handed over as it is drained and
 // nothing is kept; Options.Drained marks the end of each drain, so a

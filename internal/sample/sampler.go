@@ -40,11 +40,15 @@ const (
 	// maxRescanInterval is how far the interval grows while the thread
 	// list stays the same (doubling from rescanInterval at each reading
 	// that finds no change): each reading wakes cpuwhy, and ten a second
-	// were a third of its CPU while sampling a steady process. A thread
-	// a sampled thread starts is not left to the timer: the kernel
-	// writes a fork record into the ring (the task bit), and the drain
-	// that finds it reads the list at once.
-	maxRescanInterval = 500 * time.Millisecond
+	// were a third of its CPU while sampling a steady process; with the
+	// rings waking it about once a second (ringGrowth), two readings a
+	// second were still twice the wakeups of the drains. A thread
+	// a sampled thread starts is not always left to the timer: the
+	// kernel writes a fork record into the ring (the task bit), and the
+	// drain that finds it reads the list at once; a steady process's
+	// new thread is found within a second either way, and the interval
+	// drops back to rescanInterval while the list changes.
+	maxRescanInterval = time.Second
 	// A CPU's ring holds at least minRingSamples of the largest
 	// samples (512 KiB with the default stack copy, the size perf
 	// record maps), and at higher frequencies 20 ms worth of them, up
@@ -52,6 +56,20 @@ const (
 	// larger the ring, the fewer the wakeups.
 	minRingSamples = 16
 	maxRingSamples = 64
+	// Where locked memory is not limited (CAP_IPC_LOCK, or
+	// perf_event_paranoid -1), a ring is grown up to ringGrowth times
+	// that size, within ringBudget over all CPUs, and the watermark
+	// raised with it, so that the room left after it stays what half
+	// the smaller ring left (as much time for the drain to be
+	// scheduled): on a 2-CPU host at 99 Hz a ring of 2 MiB wakes cpuwhy
+	// about once a second on a busy CPU instead of 6-7 times, which with
+	// the Go runtime's threads behind each wakeup was most of its CPU
+	// while sampling (perf record, with half as large a stack copy,
+	// wakes about as rarely). On many CPUs the budget leaves the rings
+	// as they were; so does a limited user (perf_event_mlock_kb per CPU
+	// is about the smaller ring).
+	ringGrowth = 4
+	ringBudget = 8 << 20
 )
 
 // Options say what Record samples and for how long.
@@ -83,7 +101,7 @@ type Options struct {
 	// other CPUs are drained in turn).
 	Exec func(*Exec)
 	// Prompt has the kernel wake the sampler at every sample, not when a
-	// ring is half full (about every 150 ms at 99 Hz): a consumer that
+	// ring reaches its watermark (about once a second at 99 Hz): a consumer that
 	// reads the target's live state when it resolves a sample (an
 	// interpreter's current frames) must have it while it is fresh. It
 	// costs a wakeup per sample.
@@ -169,8 +187,10 @@ type recorder struct {
 	rings     []*sys.PerfEvent
 	layout    Layout
 	ringPages int
-	waiter    *sys.PerfWaiter // sleeps until a ring is half full
+	basePages int             // the ring's size before growth (ringGrowth)
+	waiter    *sys.PerfWaiter // sleeps until a ring reaches its watermark
 	threads   map[int]*thread
+	tasks     *proc.TaskList // the target's /proc/PID/task, held open
 	rec       *Recording
 	keptBytes int64
 	tids      []int
@@ -230,6 +250,10 @@ func Record(ctx context.Context, pid int, opts Options) (*Recording, error) {
 	}
 	r.waiter = waiter
 	defer r.closeAll()
+	if r.tasks, err = opts.FS.OpenTasks(pid); err != nil {
+		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
+	}
+	defer r.tasks.Close()
 
 	if err := r.rescan(); err != nil {
 		return nil, err
@@ -262,7 +286,16 @@ loop:
 			r.note("stopped: %v", context.Cause(ctx))
 			break
 		}
-		wait := nextScan.Sub(now)
+		// A steady list is due for a reading from half an interval
+		// before nextScan to half after: a drain in that span reads it,
+		// and the timer wakes the sampler for it only at the end, so
+		// that on a busy target the readings ride on the drains (about
+		// one a second each) instead of waking it as often again.
+		var slack time.Duration
+		if interval >= maxRescanInterval {
+			slack = interval / 2
+		}
+		wait := nextScan.Add(slack).Sub(now)
 		if opts.Duration > 0 {
 			left := start.Add(opts.Duration).Sub(now)
 			if left <= 0 {
@@ -270,7 +303,7 @@ loop:
 			}
 			wait = min(wait, left)
 		}
-		// Asleep until a ring is half full, the target exits, ctx is
+		// Asleep until a ring reaches its watermark, the target exits, ctx is
 		// done, or the thread list is due to be read again.
 		if _, err := waiter.Wait(max(wait, 0)); err != nil {
 			return nil, fmt.Errorf("sampling process %d: %w", pid, err)
@@ -281,7 +314,7 @@ loop:
 			r.note("target %d exited after %v", pid, now.Sub(start).Round(time.Millisecond))
 			break loop
 		}
-		if r.forked || !now.Before(nextScan) {
+		if r.forked || !now.Before(nextScan.Add(-slack)) {
 			r.forked = false
 			err := r.rescan()
 			scanTook = time.Since(now)
@@ -364,24 +397,55 @@ func (r *recorder) setAttr() {
 	largest := r.opts.StackBytes + 8*maxCallchain + 256
 	page := os.Getpagesize()
 	samples := min(max(r.opts.Frequency/50, minRingSamples), maxRingSamples)
-	r.ringPages = 1
-	for r.ringPages*page < samples*largest {
-		r.ringPages *= 2
+	r.basePages = 1
+	for r.basePages*page < samples*largest {
+		r.basePages *= 2
 	}
-	// The kernel wakes the waiter when a ring is half full (a
-	// watermark in bytes), as perf record sleeps in poll: cpuwhy wakes
-	// only when there are samples to drain, about every 150 ms at 99 Hz
-	// on a busy CPU and never for an idle one, and half a ring of room
+	// Not with a BPF program at each sample (Options.Event): what it
+	// writes to a buffer of its own is matched to the samples as they
+	// are handed over, and must not wait a second's drain in it.
+	r.ringPages = grownRing(r.basePages, page, len(r.cpus), unlimitedLocking() && r.opts.Event == nil)
+	// The kernel wakes the waiter when a ring is filled up to its
+	// watermark (in bytes), as perf record sleeps in poll: cpuwhy wakes
+	// only when there are samples to drain, about once a second at 99 Hz
+	// on a busy CPU with grown rings (every 150 ms with the smaller
+	// ones) and never for an idle one, and half the smaller ring of room
 	// is left for the time the drain takes to be scheduled. Draining on
 	// a timer instead woke it 16 times a second however few the
 	// samples.
 	r.attr.Bits |= sys.PerfBitWatermark
-	r.attr.Wakeup = uint32(r.ringPages * page / 2)
+	r.attr.Wakeup = watermark(r.ringPages, r.basePages, page)
 	if r.opts.Prompt {
 		// wakeup_events: a wakeup for every sample.
 		r.attr.Bits &^= sys.PerfBitWatermark
 		r.attr.Wakeup = 1
 	}
+}
+
+// grownRing is the size in pages of the rings of cpus CPUs, from base
+// pages: grown up to ringGrowth times within ringBudget when locked
+// memory is unlimited.
+func grownRing(base, page, cpus int, unlimited bool) int {
+	pages := base
+	for unlimited && pages < ringGrowth*base && 2*pages*page*cpus <= ringBudget {
+		pages *= 2
+	}
+	return pages
+}
+
+// watermark is the fill in bytes at which the kernel wakes the waiter:
+// half the base ring of room left after it.
+func watermark(pages, base, page int) uint32 { return uint32(pages*page - base*page/2) }
+
+// unlimitedLocking reports whether the kernel lets cpuwhy lock rings
+// beyond the user's allowance (perf_mmap: CAP_IPC_LOCK, or
+// perf_event_paranoid -1).
+func unlimitedLocking() bool {
+	if caps, err := sys.EffectiveCaps(); err == nil && caps.Has(sys.CapIPCLock) {
+		return true
+	}
+	p, err := sys.PerfEventParanoid()
+	return err == nil && p < 0
 }
 
 // execBits have the kernel report an exec (comm, comm_exec) with its time
@@ -418,7 +482,7 @@ func (r *recorder) excludeKernel(cause error) {
 // the process is gone.
 func (r *recorder) rescan() error {
 	var err error
-	if r.tids, err = r.opts.FS.Tasks(r.pid, r.tids[:0]); err != nil {
+	if r.tids, err = r.tasks.List(r.tids[:0]); err != nil {
 		return err
 	}
 	r.changed = false

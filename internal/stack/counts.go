@@ -53,6 +53,25 @@ func (c *Counts) Add(tid, gen int, frames []Frame, leaf uint64) {
 	c.total++
 }
 
+// AddKeyed is Add, returning the key the stack is counted by: a caller
+// that knows the next sample has the same frames (the same addresses,
+// named alike) counts it with AddKey, without naming them again.
+func (c *Counts) AddKeyed(tid, gen int, frames []Frame, leaf uint64) string {
+	c.Add(tid, gen, frames, leaf)
+	return string(c.key)
+}
+
+// AddKey counts one more sample of the stack AddKeyed returned key for,
+// of thread tid and generation gen (those of that stack), with the same
+// innermost user address leaf.
+func (c *Counts) AddKey(key string, tid, gen int, leaf uint64) {
+	c.stacks[key]++
+	if leaf != 0 {
+		c.leaves[Leaf{TID: tid, Gen: gen, PC: leaf}]++
+	}
+	c.total++
+}
+
 // Total is the number of samples counted.
 func (c *Counts) Total() int64 { return c.total }
 

@@ -84,6 +84,9 @@ type Resolver struct {
 	unwinders []CodeUnwinder // the instances that unwind code of their own
 	notes     []string
 	refreshed time.Time
+	// version counts the readings of the mappings and the execs: the
+	// names of an address may change with either (Version).
+	version uint64
 }
 
 // image is one program the process ran while it was resolved: the one
@@ -176,6 +179,7 @@ func (r *Resolver) build(maps []proc.Mapping) {
 	img.space, img.spaceErrs = unwind.NewSpace(maps, r.objects.OpenELF, r.mem)
 	r.objects.Close() // the tables are read
 	r.refreshed = time.Now()
+	r.version++
 }
 
 // Exec tells the resolver that the process ran exec at time at (on the
@@ -211,6 +215,73 @@ func (r *Resolver) Exec(at uint64, maps []proc.Mapping) {
 		r.images = r.images[1:]
 	}
 	r.cur = r.live()
+	r.version++
+}
+
+// Version changes whenever the names Frames gives an address may have
+// changed: the mappings read again, an exec, a runtime's table read
+// again (AddressNamer.NamesVersion).
+func (r *Resolver) Version() uint64 {
+	v := r.version
+	for _, in := range r.instances {
+		if a, ok := in.(AddressNamer); ok {
+			v += a.NamesVersion()
+		}
+	}
+	return v
+}
+
+// ReadsStacks reports whether a runtime attached to the process may read
+// more than the addresses of a stack (its copy, through the frame
+// pointers Unwind found, or the process's live state): all but
+// AddressNamers may.
+func (r *Resolver) ReadsStacks() bool {
+	for _, in := range r.instances {
+		if _, ok := in.(AddressNamer); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// StackReach is how far into the stack copy the last Unwind had to
+// look, in bytes from its start: up to the outermost frame's stack
+// pointer, or a frame pointer's saved pair, whichever is deeper.
+func (r *Resolver) StackReach() uint64 {
+	base := r.stack.Base
+	var reach uint64
+	for _, f := range r.trace.Frames {
+		if f.SP > base {
+			reach = max(reach, f.SP-base)
+		}
+		if f.FP != 0 && f.FP+16 > base {
+			reach = max(reach, f.FP+16-base)
+		}
+	}
+	return min(reach, uint64(len(r.stack.Data)))
+}
+
+// Steady reports whether frames, as Frames gave them for some addresses,
+// are what Frames would give for the same addresses, in the same
+// generation, for as long as Version stays the same, with no effect on
+// the resolver: no runtime but AddressNamers is attached, and none of the
+// frames is anonymous code or was named by one (a perf map counts the
+// samples it names, and reads itself again for anonymous code it cannot
+// name). A caller may then count the next sample of those addresses
+// without naming it again.
+func (r *Resolver) Steady(frames []Frame) bool {
+	if r.ReadsStacks() {
+		return false
+	}
+	for _, f := range frames {
+		switch {
+		case f.Kind != Native && f.Kind != Kernel:
+			return false
+		case f.Kind == Native && (f.Module == "[anon]" || f.Module == "[unknown]"):
+			return false
+		}
+	}
+	return true
 }
 
 // At selects the program the process ran at time t, on the samples'

@@ -46,6 +46,17 @@ type Instance interface {
 	Detach()
 }
 
+// AddressNamer is implemented by an Instance whose Expand names only
+// frames the symbolizer left without a function, each from its address
+// and the instance's own table alone (a JIT's perf map), and keeps
+// nothing of a sample whose frames it names none of: given the same
+// addresses, Expand gives the same frames until NamesVersion changes.
+// A caller may then keep the frames of a stack of addresses
+// (Resolver.Steady).
+type AddressNamer interface {
+	NamesVersion() uint64
+}
+
 // CodeUnwinder is implemented by an Instance that knows how to unwind
 // code of its runtime that has no call frame information of its own,
 // such as a trampoline copied into anonymous memory, where the

@@ -16,6 +16,8 @@ const (
 	CapSysAdmin  Capability = unix.CAP_SYS_ADMIN
 	CapPerfmon   Capability = unix.CAP_PERFMON
 	CapBPF       Capability = unix.CAP_BPF
+	// CapIPCLock lifts the limit on memory locked for perf rings.
+	CapIPCLock Capability = unix.CAP_IPC_LOCK
 )
 
 func (c Capability) String() string {
@@ -28,6 +30,8 @@ func (c Capability) String() string {
 		return "CAP_PERFMON"
 	case CapBPF:
 		return "CAP_BPF"
+	case CapIPCLock:
+		return "CAP_IPC_LOCK"
 	}
 	return fmt.Sprintf("capability %d", uint(c))
 }

@@ -121,7 +121,13 @@ type Map struct {
 	// Samples with a frame in anonymous code that the map did not name,
 	// and with a frame it named.
 	unnamed, named int
+	// version counts the reads that changed the table (NamesVersion).
+	version uint64
 }
+
+// NamesVersion changes whenever the table was read again and may name
+// more, or other, addresses: a stack.AddressNamer.
+func (in *Map) NamesVersion() uint64 { return in.version }
 
 // anonModule and unknownModule are the modules the resolver gives frames
 // in anonymous memory and in memory outside every known mapping (a JIT's
@@ -208,6 +214,7 @@ func (in *Map) read() {
 		if in.off > 0 {
 			in.table = NewTable(in.lim)
 			clear(in.trampolines)
+			in.version++
 		}
 		in.dev, in.ino, in.off = uint64(st.Dev), st.Ino, 0
 	}
@@ -217,6 +224,7 @@ func (in *Map) read() {
 	// Up to the size seen: lines written from now on are read next time.
 	n, err := in.table.Read(io.NewSectionReader(f, in.off, st.Size-in.off))
 	in.off += n
+	in.version++
 	if err != nil && !errors.Is(err, ErrFull) {
 		in.readErr = fmt.Errorf("reading %s: %w", in.path, err)
 	}
