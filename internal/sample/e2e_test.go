@@ -165,23 +165,32 @@ func TestRecordFollowsNewThreads(t *testing.T) {
 	}
 }
 
+// reap waits for cmd as soon as it exits, so that a recording's pidfd
+// sees the exit, and has the test's cleanup wait for that Wait to return
+// (killing cmd first if the test ended before it did) before
+// checkNoLeak counts fds: Wait closes the stdout pipe and the process's
+// pidfd after the recording may have ended (the exit ends it before the
+// reap), and the scenario's own cleanup Wait returns at once when another
+// is under way (11 fds against 10 once).
+func reap(t *testing.T, cmd *exec.Cmd) {
+	waited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(waited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-waited
+	})
+}
+
 // TestRecordSpawner samples a process whose threads live for microseconds
 // and which exits on its own mid-recording: the recording ends early with
 // a note, not an error, and every event of a gone thread is closed.
 func TestRecordSpawnerExits(t *testing.T) {
 	checkNoLeak(t)
 	cmd := scenario.Build(t, "spawner").Start(t, nil, "700")
-	// Reap it, so the pidfd sees the exit; and wait for that Wait to
-	// return before checkNoLeak counts fds: Wait closes the stdout pipe
-	// and the process's pidfd after the recording may have ended (the
-	// exit ends it before the reap), and the scenario's cleanup Wait
-	// returns at once when another is under way (11 fds against 10 once).
-	waited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(waited)
-	}()
-	defer func() { <-waited }()
+	reap(t, cmd)
 	rec := record(t, cmd.Process.Pid, sample.Options{Duration: 10 * time.Second})
 	// Ended by the exit, not by the window: a deadline well short of the
 	// window and far beyond the 700 ms, at any speed of the machine.
@@ -212,12 +221,7 @@ func TestRecordRescanFindsThreads(t *testing.T) {
 	checkNoLeak(t)
 	const threads = 2
 	cmd := scenario.Build(t, "spawner").Start(t, nil, "0", "2000", strconv.Itoa(threads))
-	waited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(waited)
-	}()
-	defer func() { <-waited }()
+	reap(t, cmd)
 	pid := cmd.Process.Pid
 	rec := record(t, pid, sample.Options{Duration: time.Minute, Ready: func() { cmd.Process.Signal(syscall.SIGUSR1) }})
 	per := map[int]int{}
