@@ -82,7 +82,7 @@ type records struct {
 // the error matches ErrNotSupported when neither can run.
 func OpenProcs() (*Procs, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF", err)
+		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF", recordsFeature, recordsSince, err)
 	}
 	p := &Procs{index: map[int]int{}, comms: map[int]string{}, next: map[int]string{}}
 	var err error
@@ -101,11 +101,11 @@ func (p *Procs) Walking() bool { return p.walk != nil }
 func openWalker() (*walker, error) {
 	spec, err := loadProcwalk()
 	if err != nil {
-		return nil, notSupported("loading the BPF process walker", err)
+		return nil, notSupported("loading the BPF process walker", walkerFeature, walkerSince, err)
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		return nil, notSupported("loading the BPF process walker", err)
+		return nil, notSupported("loading the BPF process walker", walkerFeature, walkerSince, err)
 	}
 	w := &walker{coll: coll, prog: coll.Programs[procwalkProgWalkProcs]}
 	vp, vn := spec.Variables[procwalkVarProcs], spec.Variables[procwalkVarNprocs]
@@ -116,7 +116,7 @@ func openWalker() (*walker, error) {
 	}
 	if w.mem, err = m.Memory(); err != nil {
 		coll.Close()
-		return nil, notSupported("mapping the BPF process walker's memory", err)
+		return nil, notSupported("mapping the BPF process walker's memory", walkerFeature, walkerSince, err)
 	}
 	w.procs, w.nprocs = vp.Offset, vn.Offset
 	return w, nil
@@ -125,12 +125,12 @@ func openWalker() (*walker, error) {
 func openRecords() (*records, error) {
 	r := &records{}
 	if err := loadProcsObjects(&r.objs, nil); err != nil {
-		return nil, notSupported("loading the BPF process iterator", err)
+		return nil, notSupported("loading the BPF process iterator", recordsFeature, recordsSince, err)
 	}
 	l, err := link.AttachIter(link.IterOptions{Program: r.objs.DumpProc})
 	if err != nil {
 		r.objs.Close()
-		return nil, notSupported("attaching the BPF process iterator", err)
+		return nil, notSupported("attaching the BPF process iterator", recordsFeature, recordsSince, err)
 	}
 	r.link = l
 	return r, nil
@@ -164,6 +164,10 @@ func (p *Procs) List(procs []ProcTime) ([]ProcTime, error) {
 				return procs, fmt.Errorf("more than %d processes for the walker: %w", maxWalked, err)
 			}
 		}
+		// A host that outgrew the walker reads records from now on,
+		// rather than walking every task in vain at each listing.
+		p.walk.coll.Close()
+		p.walk = nil
 	}
 	return p.listRecords(procs)
 }

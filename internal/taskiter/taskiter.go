@@ -45,23 +45,31 @@ type Iter struct {
 // Open loads and attaches the iterator.
 func Open() (*Iter, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF", err)
+		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF", threadsFeature, threadsSince, err)
 	}
 	it := &Iter{buf: make([]byte, 64<<10)}
 	if err := loadTaskiterObjects(&it.objs, nil); err != nil {
-		return nil, notSupported("loading the BPF task iterator", err)
+		return nil, notSupported("loading the BPF task iterator", threadsFeature, threadsSince, err)
 	}
 	l, err := link.AttachIter(link.IterOptions{Program: it.objs.DumpTask})
 	if err != nil {
 		it.objs.Close()
-		return nil, notSupported("attaching the BPF task iterator", err)
+		return nil, notSupported("attaching the BPF task iterator", threadsFeature, threadsSince, err)
 	}
 	it.link = l
 	return it, nil
 }
 
-func notSupported(what string, err error) error {
-	return fmt.Errorf("%s: %w", what, &sys.NotSupportedError{Feature: "BPF task iterator with bpf_task_pt_regs", Since: "5.15", Err: err})
+// The kernel features each program needs, for the errors that say
+// which is missing.
+const (
+	threadsFeature, threadsSince = "BPF task iterator with bpf_task_pt_regs", "5.15" // taskiter.bpf.c
+	recordsFeature, recordsSince = "BPF task iterator", "5.8"                        // procs.bpf.c
+	walkerFeature, walkerSince   = "BPF open-coded task iterator", "6.7"             // procwalk.bpf.c
+)
+
+func notSupported(what, feature, since string, err error) error {
+	return fmt.Errorf("%s: %w", what, &sys.NotSupportedError{Feature: feature, Since: since, Err: err})
 }
 
 // Close releases the iterator.
