@@ -28,6 +28,21 @@ type Frame struct {
 	Inlined  bool   `json:"inlined,omitempty"` // inlined into the next (outer) frame, at the same address
 }
 
+// AnonModule and UnknownModule are the modules the resolver gives native
+// frames in anonymous memory and in memory outside every known mapping
+// (a JIT's code mapped since the mappings were read): code a runtime may
+// name.
+const (
+	AnonModule    = "[anon]"
+	UnknownModule = "[unknown]"
+)
+
+// InUnmappedCode reports whether the frame is native code of no object:
+// in AnonModule or UnknownModule.
+func (f Frame) InUnmappedCode() bool {
+	return f.Kind == Native && (f.Module == AnonModule || f.Module == UnknownModule)
+}
+
 // IsKernel reports whether the frame is the kernel's.
 func (f Frame) IsKernel() bool { return f.Kind == Kernel }
 

@@ -82,8 +82,12 @@ type Resolver struct {
 	instances []Instance
 	events    []EventReader  // the instances that read samples in the kernel (Events)
 	unwinders []CodeUnwinder // the instances that unwind code of their own
-	notes     []string
-	refreshed time.Time
+	namers    []AddressNamer // the instances that only name addresses
+	// readsStacks is true when an instance may read more than a
+	// stack's addresses (ReadsStacks).
+	readsStacks bool
+	notes       []string
+	refreshed   time.Time
 	// version counts the readings of the mappings and the execs: the
 	// names of an address may change with either (Version).
 	version uint64
@@ -162,6 +166,11 @@ func New(pid int, opts Options) (*Resolver, error) {
 			if u, ok := in.(CodeUnwinder); ok {
 				r.unwinders = append(r.unwinders, u)
 			}
+			if a, ok := in.(AddressNamer); ok {
+				r.namers = append(r.namers, a)
+			} else {
+				r.readsStacks = true
+			}
 		}
 	}
 	return r, nil
@@ -223,10 +232,8 @@ func (r *Resolver) Exec(at uint64, maps []proc.Mapping) {
 // again (AddressNamer.NamesVersion).
 func (r *Resolver) Version() uint64 {
 	v := r.version
-	for _, in := range r.instances {
-		if a, ok := in.(AddressNamer); ok {
-			v += a.NamesVersion()
-		}
+	for _, a := range r.namers {
+		v += a.NamesVersion()
 	}
 	return v
 }
@@ -235,14 +242,7 @@ func (r *Resolver) Version() uint64 {
 // more than the addresses of a stack (its copy, through the frame
 // pointers Unwind found, or the process's live state): all but
 // AddressNamers may.
-func (r *Resolver) ReadsStacks() bool {
-	for _, in := range r.instances {
-		if _, ok := in.(AddressNamer); !ok {
-			return true
-		}
-	}
-	return false
-}
+func (r *Resolver) ReadsStacks() bool { return r.readsStacks }
 
 // StackReach is how far into the stack copy the last Unwind had to
 // look, in bytes from its start: up to the outermost frame's stack
@@ -277,7 +277,7 @@ func (r *Resolver) Steady(frames []Frame) bool {
 		switch {
 		case f.Kind != Native && f.Kind != Kernel:
 			return false
-		case f.Kind == Native && (f.Module == "[anon]" || f.Module == "[unknown]"):
+		case f.InUnmappedCode():
 			return false
 		}
 	}
@@ -456,11 +456,11 @@ func (r *Resolver) Native(pc uint64, caller bool) Frame {
 	f := Frame{Kind: Native, Function: sf.Function, File: sf.File, Line: sf.Line, Module: sf.Module, Offset: sf.Offset, BuildID: sf.BuildID}
 	switch {
 	case !sf.Mapped:
-		f.Module, f.Offset = "[unknown]", at
+		f.Module, f.Offset = UnknownModule, at
 	case sf.Module == "" && f.Function == "":
 		// Anonymous code, a JIT's: a runtime may name it; else the
 		// address is all there is to print.
-		f.Module, f.Offset = "[anon]", at
+		f.Module, f.Offset = AnonModule, at
 	}
 	if img.user != nil {
 		img.user[at] = f

@@ -179,7 +179,7 @@ func (in *instance) ExpandStack(tid int, pcs, fps []uint64, stk unwind.Memory, f
 			continue
 		}
 		named := f.Kind == Kind && f.Function == interpreterName
-		unnamed := f.Kind == stack.Native && f.Function == "" && (f.Module == "[anon]" || f.Module == "[unknown]")
+		unnamed := f.Function == "" && f.InUnmappedCode()
 		if !named && !unnamed {
 			continue
 		}
@@ -295,7 +295,7 @@ func (in *instance) name(tid int, pcs []uint64, frames []stack.Frame) []stack.Fr
 // named: in a JVM, its code cache.
 func (in *instance) unnamedCode(frames []stack.Frame) bool {
 	for _, f := range frames {
-		if f.Kind == stack.Native && f.Function == "" && (f.Module == "[anon]" || f.Module == "[unknown]") {
+		if f.Function == "" && f.InUnmappedCode() {
 			return true
 		}
 	}

@@ -129,14 +129,6 @@ type Map struct {
 // more, or other, addresses: a stack.AddressNamer.
 func (in *Map) NamesVersion() uint64 { return in.version }
 
-// anonModule and unknownModule are the modules the resolver gives frames
-// in anonymous memory and in memory outside every known mapping (a JIT's
-// code mapped since the mappings were read).
-const (
-	anonModule    = "[anon]"
-	unknownModule = "[unknown]"
-)
-
 // Expand names the frames nothing else named: anonymous code, code mapped
 // since the resolver read the mappings, and code in objects without
 // symbols, when the map has the address. Named frames keep their module
@@ -149,7 +141,7 @@ func (in *Map) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame
 			continue
 		}
 		var addr uint64
-		anon := f.Module == anonModule || f.Module == unknownModule
+		anon := f.InUnmappedCode()
 		switch {
 		case anon:
 			addr = f.Offset // the address itself, the call for a caller

@@ -69,12 +69,10 @@ type Chain struct {
 
 // Walker is the program, loaded, and its ring buffer.
 type Walker struct {
-	objs   pyframesObjects
-	ring   *ringbuf.Reader
-	rec    ringbuf.Record
-	prog   int
-	ncpu   int
-	cpuBuf []uint64
+	objs pyframesObjects
+	ring *ringbuf.Reader
+	rec  ringbuf.Record
+	prog int
 }
 
 // ringPerCPU is the ring buffer's room per CPU, and maxRing its most: it
@@ -118,7 +116,7 @@ func Load(l Layout) (*Walker, error) {
 		size *= 2
 	}
 	spec.Maps["chains"].MaxEntries = size
-	w := &Walker{ncpu: ncpu}
+	w := &Walker{}
 	// No verifier log: on a refusal, cilium/ebpf would load the program
 	// again to get one, and a walk the verifier gives up on after a
 	// million instructions took 13 s of CPU to log.
