@@ -403,8 +403,10 @@ func (r *recorder) setAttr() {
 	}
 	// Not with a BPF program at each sample (Options.Event): what it
 	// writes to a buffer of its own is matched to the samples as they
-	// are handed over, and must not wait a second's drain in it.
-	r.ringPages = grownRing(r.basePages, page, len(r.cpus), unlimitedLocking() && r.opts.Event == nil)
+	// are handed over, and must not wait a second's drain in it. Nor
+	// when woken at every sample (Options.Prompt): a larger ring would
+	// only lock memory.
+	r.ringPages = grownRing(r.basePages, page, len(r.cpus), unlimitedLocking() && r.opts.Event == nil && !r.opts.Prompt)
 	// The kernel wakes the waiter when a ring is filled up to its
 	// watermark (in bytes), as perf record sleeps in poll: cpuwhy wakes
 	// only when there are samples to drain, about once a second at 99 Hz

@@ -45,15 +45,3 @@ func amd64DebugFrame(size uint64, insns []byte) []byte {
 	return entry(out, 0, append(fde, insns...))
 }
 
-// AppendULEB128 appends v as an unsigned LEB128, the operand encoding of
-// most call frame instructions.
-func AppendULEB128(b []byte, v uint64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
