@@ -272,11 +272,15 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		// A stack of addresses seen before, whose frames were steady,
 		// is counted by the key its frames were counted by, not named
 		// again: naming and keying the frames was a fifth of the CPU
-		// while sampling at 99 Hz.
-		pcKey = appendPCKey(pcKey[:0], j.tid, gen, resolver.Version(), j.kernel, user)
-		if key, ok := named[string(pcKey)]; ok {
-			counts.AddKey(key, j.tid, gen, leaf)
-			return
+		// while sampling at 99 Hz. Not where a runtime reads more than
+		// the addresses, whose frames are never steady.
+		keyed := !resolver.ReadsStacks()
+		if keyed {
+			pcKey = appendPCKey(pcKey[:0], j.tid, gen, resolver.Version(), j.kernel, user)
+			if key, ok := named[string(pcKey)]; ok {
+				counts.AddKey(key, j.tid, gen, leaf)
+				return
+			}
 		}
 		frames := resolver.Frames(j.tid, j.kernel, user)
 		if !resolver.Steady(frames) {

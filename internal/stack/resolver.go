@@ -289,6 +289,11 @@ func (r *Resolver) Steady(frames []Frame) bool {
 // returns its generation: the execs the process ran before it. Callers
 // that never call At, or Exec, work on the program the process runs.
 func (r *Resolver) At(t uint64) int {
+	// Every sample's time, whichever program it ran: a reader of
+	// chains taken at the sample must not match it by an earlier one's.
+	for _, e := range r.events {
+		e.SampleTime(t)
+	}
 	i := sort.Search(len(r.images), func(i int) bool { return r.images[i].from > t }) - 1
 	if i < 0 {
 		// Before the oldest program kept: one that is no longer.
@@ -297,9 +302,6 @@ func (r *Resolver) At(t uint64) int {
 		return r.cur.gen
 	}
 	r.cur = r.images[i]
-	for _, e := range r.events {
-		e.SampleTime(t)
-	}
 	return r.cur.gen
 }
 
