@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -77,11 +76,7 @@ func (s *Server) Handler() http.Handler {
 // thread used to CPU.
 func (s *Server) timed(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		t0 := sys.ThreadCPU().Total()
-		defer func() { s.cpu.Add(int64(sys.ThreadCPU().Total() - t0)) }()
-		h.ServeHTTP(w, r)
+		s.cpu.Add(int64(sys.OnThread(func() { h.ServeHTTP(w, r) })))
 	})
 }
 

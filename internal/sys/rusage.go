@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +28,17 @@ func ProcessCPU() CPUTime { return rusage(unix.RUSAGE_SELF) }
 // means something only to a goroutine locked to its thread
 // (runtime.LockOSThread).
 func ThreadCPU() CPUTime { return rusage(unix.RUSAGE_THREAD) }
+
+// OnThread runs f on an OS thread of its own and returns the CPU that
+// thread used meanwhile: f's own CPU, apart from the process's other
+// work (though not the garbage collection of what f allocates).
+func OnThread(f func()) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := ThreadCPU().Total()
+	f()
+	return ThreadCPU().Total() - t0
+}
 
 func rusage(who int) CPUTime {
 	var ru unix.Rusage

@@ -44,4 +44,3 @@ func amd64DebugFrame(size uint64, insns []byte) []byte {
 	fde = binary.LittleEndian.AppendUint64(fde, size)
 	return entry(out, 0, append(fde, insns...))
 }
-

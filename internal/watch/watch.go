@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -238,11 +237,7 @@ func (w *Watcher) Run(ctx context.Context, h Handler) error {
 // ScanCPU: a diagnosis, which runs meanwhile in the same process, bills
 // itself the process's CPU less this.
 func (w *Watcher) timedScan(h Handler) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	t0 := sys.ThreadCPU().Total()
-	w.scan(h)
-	w.scanCPU.Add(int64(sys.ThreadCPU().Total() - t0))
+	w.scanCPU.Add(int64(sys.OnThread(func() { w.scan(h) })))
 }
 
 // ScanCPU is the CPU the scans after the first have used, on their own

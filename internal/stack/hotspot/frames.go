@@ -88,7 +88,7 @@ func frameTable(size, frame, prologue uint64) (*unwind.Table, error) {
 		return nil, fmt.Errorf("a prologue of %d bytes, a frame of %d", prologue, frame)
 	}
 	insns := []byte{unwind.CFAAdvanceLoc2, byte(prologue), byte(prologue >> 8), unwind.CFADefCFAOffset}
-	insns = binary.AppendUvarint(insns, frame) // unsigned LEB128
+	insns = binary.AppendUvarint(insns, frame)   // unsigned LEB128
 	insns = append(insns, unwind.CFAOffset|6, 2) // rbp at CFA-16 (data alignment -8)
 	return unwind.AMD64Table(size, insns)
 }
