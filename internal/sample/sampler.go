@@ -187,7 +187,6 @@ type recorder struct {
 	rings     []*sys.PerfEvent
 	layout    Layout
 	ringPages int
-	basePages int             // the ring's size before growth (ringGrowth)
 	waiter    *sys.PerfWaiter // sleeps until a ring reaches its watermark
 	threads   map[int]*thread
 	tasks     *proc.TaskList // the target's /proc/PID/task, held open
@@ -397,16 +396,16 @@ func (r *recorder) setAttr() {
 	largest := r.opts.StackBytes + 8*maxCallchain + 256
 	page := os.Getpagesize()
 	samples := min(max(r.opts.Frequency/50, minRingSamples), maxRingSamples)
-	r.basePages = 1
-	for r.basePages*page < samples*largest {
-		r.basePages *= 2
+	basePages := 1 // the ring's size before growth (ringGrowth)
+	for basePages*page < samples*largest {
+		basePages *= 2
 	}
 	// Not with a BPF program at each sample (Options.Event): what it
 	// writes to a buffer of its own is matched to the samples as they
 	// are handed over, and must not wait a second's drain in it. Nor
 	// when woken at every sample (Options.Prompt): a larger ring would
 	// only lock memory.
-	r.ringPages = grownRing(r.basePages, page, len(r.cpus), unlimitedLocking() && r.opts.Event == nil && !r.opts.Prompt)
+	r.ringPages = grownRing(basePages, page, len(r.cpus), unlimitedLocking() && r.opts.Event == nil && !r.opts.Prompt)
 	// The kernel wakes the waiter when a ring is filled up to its
 	// watermark (in bytes), as perf record sleeps in poll: cpuwhy wakes
 	// only when there are samples to drain, about once a second at 99 Hz
@@ -416,7 +415,7 @@ func (r *recorder) setAttr() {
 	// a timer instead woke it 16 times a second however few the
 	// samples.
 	r.attr.Bits |= sys.PerfBitWatermark
-	r.attr.Wakeup = watermark(r.ringPages, r.basePages, page)
+	r.attr.Wakeup = watermark(r.ringPages, basePages, page)
 	if r.opts.Prompt {
 		// wakeup_events: a wakeup for every sample.
 		r.attr.Bits &^= sys.PerfBitWatermark

@@ -377,7 +377,10 @@ func framePointerStep(cur *regState, read func(uint64) (uint64, error)) (regStat
 // a sampler unwinds the same few hundred return addresses again and again,
 // and looking up and evaluating their CFA programs each time was most of
 // the unwinding (a third of it in a profile of cpuwhy record at 99 Hz).
-const rowCacheSize = 512
+const (
+	rowCacheBits = 9
+	rowCacheSize = 1 << rowCacheBits
+)
 
 // rowCache holds evaluated rows by table and address, direct-mapped. A
 // Table does not change once built, and the cache's pointer keeps it
@@ -393,7 +396,7 @@ func (u *Unwinder) rowAt(table *Table, addr uint64) (Row, error) {
 	if u.rows == nil {
 		u.rows = new(rowCache)
 	}
-	e := &u.rows[(addr*0x9E3779B97F4A7C15)>>(64-9)]
+	e := &u.rows[(addr*0x9E3779B97F4A7C15)>>(64-rowCacheBits)]
 	if e.table == table && e.addr == addr {
 		return e.row, nil
 	}
