@@ -85,7 +85,11 @@ func TestAgreesWithProc(t *testing.T) {
 			if sum := task.UTime + task.STime; sum+1 < th.UTime+th.STime || sum > l.UTime+l.STime+1 {
 				t.Errorf("thread %d: iterator %d+%d ticks, /proc %d+%d before and %d+%d after", th.PID, task.UTime, task.STime, th.UTime, th.STime, l.UTime, l.STime)
 			}
-			if th.State != 'S' || l.State != 'S' || th.UTime != l.UTime || th.STime != l.STime {
+			// This test's own threads are left out of the syscall
+			// check: the Go runtime wakes them (sysmon in nanosleep,
+			// idle Ms in futex) every few milliseconds without using a
+			// tick, so "asleep in both reads" says little of them.
+			if th.State != 'S' || l.State != 'S' || th.UTime != l.UTime || th.STime != l.STime || p.PID == os.Getpid() {
 				continue
 			}
 			sleepers++
@@ -129,8 +133,9 @@ func TestAgreesWithProc(t *testing.T) {
 		t.Fatal("no thread checked")
 	}
 	// A sleeper may wake and sleep again (in another call) between the
-	// reads without using a tick: a few may differ, not many.
-	if sameSyscall*10 < sleepers*9 {
+	// reads without using a tick: a few may differ, not many (one in
+	// ten, and one more: this VM has only a dozen or so sleepers).
+	if sleepers-sameSyscall > sleepers/10+1 {
 		t.Errorf("only %d of %d sleeping threads in the same syscall as /proc says", sameSyscall, sleepers)
 	}
 }

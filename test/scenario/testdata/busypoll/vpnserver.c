@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,12 @@ unsigned long NatRecvCalls(void);
 
 static int nat_fd;
 static long rate;
+
+// Posted by the poller after its first RecvFrom: "ready" must mean the
+// thread runs its loop, not merely that it was created. Under load a new
+// thread may not be scheduled for a while, and a stack taken then shows
+// only __clone3.
+static sem_t nat_running;
 
 // The handler may only use async-signal-safe calls, so both paths are
 // built before the handler is installed and the number is formatted by
@@ -98,6 +105,8 @@ static void *nat_thread_main(void *arg)
 	pace_init(&pace, rate);
 	// The bug: spin on a socket that is never readable instead of
 	// waiting in poll/select.
+	RecvFrom(nat_fd, buf, sizeof(buf));
+	sem_post(&nat_running);
 	for (;;) {
 		RecvFrom(nat_fd, buf, sizeof(buf));
 		pace_done(&pace);
@@ -141,11 +150,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	sem_init(&nat_running, 0, 0);
 	if (pthread_create(&nat, NULL, nat_thread_main, NULL) != 0) {
 		fprintf(stderr, "pthread_create failed\n");
 		return 1;
 	}
 	pthread_setname_np(nat, "NatThreadMain");
+	while (sem_wait(&nat_running) != 0)
+		; // EINTR: a SIGUSR1 for the count
 
 	printf("ready\n");
 	fflush(stdout);

@@ -13,12 +13,18 @@
 
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 // The result goes to a volatile sink so the compiler cannot drop the loop.
 static volatile uint64_t sink;
+
+// Posted by each cruncher as it starts: "ready" means the threads run,
+// not merely that they were created (under load a new thread may wait
+// for a CPU, and its stack is then only __clone3).
+static sem_t started;
 
 __attribute__((noinline)) void crunch_numbers(void)
 {
@@ -38,6 +44,7 @@ __attribute__((noinline)) void crunch_numbers(void)
 static void *cruncher(void *arg)
 {
 	(void)arg;
+	sem_post(&started);
 	crunch_numbers();
 	return NULL;
 }
@@ -52,6 +59,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: compute [THREADS (1-64)]\n");
 		return 2;
 	}
+	sem_init(&started, 0, 0);
 	for (int i = 0; i < n; i++) {
 		if (pthread_create(&t, NULL, cruncher, NULL) != 0) {
 			fprintf(stderr, "pthread_create failed\n");
@@ -63,6 +71,9 @@ int main(int argc, char **argv)
 			snprintf(name, sizeof(name), "cruncher-%d", i);
 		pthread_setname_np(t, name);
 	}
+	for (int i = 0; i < n; i++)
+		while (sem_wait(&started) != 0)
+			;
 	printf("ready\n");
 	fflush(stdout);
 	pthread_join(t, NULL);
