@@ -177,11 +177,10 @@ const maxNamedStacks = 1 << 14
 
 // appendPCKey appends to b what names a sample's stack while the
 // resolver's Version stays the same: its thread, its program's
-// generation, that version, and its kernel and user addresses.
-func appendPCKey(b []byte, tid, gen int, version uint64, kernel, user []uint64) []byte {
+// generation, and its kernel and user addresses.
+func appendPCKey(b []byte, tid, gen int, kernel, user []uint64) []byte {
 	b = binary.AppendUvarint(b, uint64(tid))
 	b = binary.AppendUvarint(b, uint64(gen))
-	b = binary.AppendUvarint(b, version)
 	b = binary.AppendUvarint(b, uint64(len(kernel)))
 	for _, pc := range kernel {
 		b = binary.NativeEndian.AppendUint64(b, pc)
@@ -243,7 +242,9 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	var dropped uint64
 	counts := stack.NewCounts()
 	var unwoundToStart int
-	named := map[string]string{} // counts' key of each stack of addresses
+	// named holds the counts' key of each stack of addresses, while the
+	// resolver's Version (what its namers know) stays namedVersion.
+	named, namedVersion := map[string]string{}, uint64(0)
 	reaches := &stackReaches{trim: !resolver.ReadsStacks(), need: map[int]int{}}
 	var pcKey []byte
 	// process unwinds, names and counts one sample, or tells the
@@ -276,7 +277,11 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		// the addresses, whose frames are never steady.
 		keyed := !resolver.ReadsStacks()
 		if keyed {
-			pcKey = appendPCKey(pcKey[:0], j.tid, gen, resolver.Version(), j.kernel, user)
+			if v := resolver.Version(); v != namedVersion {
+				clear(named) // a namer learnt names: stacks may read otherwise now
+				namedVersion = v
+			}
+			pcKey = appendPCKey(pcKey[:0], j.tid, gen, j.kernel, user)
 			if key, ok := named[string(pcKey)]; ok {
 				counts.AddKey(key, j.tid, gen, leaf)
 				return

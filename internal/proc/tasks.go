@@ -16,18 +16,14 @@ var direntBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &
 // cheap enough to call several times a second. The error matches ErrGone
 // when the process is gone.
 func (f FS) Tasks(pid int, dst []int) ([]int, error) {
-	dir, err := sys.OpenDir(f.PIDPath(pid, "task"))
-	if err != nil {
-		return dst, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
-	}
-	defer dir.Close()
 	buf := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(buf)
-	dst, err = dir.Numbers(dst, *buf)
+	l, err := f.openTasks(pid, *buf)
 	if err != nil {
-		return dst, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
+		return dst, err
 	}
-	return dst, nil
+	defer l.Close()
+	return l.List(dst)
 }
 
 // TaskList is /proc/PID/task held open, for a caller that lists one
@@ -43,18 +39,23 @@ type TaskList struct {
 // OpenTasks opens the thread list of process pid. The error matches
 // ErrGone when the process is gone.
 func (f FS) OpenTasks(pid int) (*TaskList, error) {
+	return f.openTasks(pid, make([]byte, 32<<10))
+}
+
+// openTasks opens the thread list of process pid, to be read into buf.
+func (f FS) openTasks(pid int, buf []byte) (*TaskList, error) {
 	dir, err := sys.OpenDir(f.PIDPath(pid, "task"))
 	if err != nil {
 		return nil, fmt.Errorf("listing the threads of %d: %w", pid, gone(err))
 	}
-	return &TaskList{pid: pid, dir: dir, buf: make([]byte, 32<<10)}, nil
+	return &TaskList{pid: pid, dir: dir, buf: buf}, nil
 }
 
 // List appends the TIDs of the process's live threads to dst, as Tasks
 // does. The error matches ErrGone once the process is gone (the kernel
 // lists nothing for a reaped process: ENOENT).
 func (l *TaskList) List(dst []int) ([]int, error) {
-	dst, err := l.dir.NumbersNow(dst, l.buf)
+	dst, err := l.dir.Numbers(dst, l.buf)
 	if err != nil {
 		return dst, fmt.Errorf("listing the threads of %d: %w", l.pid, gone(err))
 	}

@@ -46,11 +46,8 @@ func (c *Counts) Add(tid, gen int, frames []Frame, leaf uint64) {
 		}
 		c.key = binary.AppendUvarint(c.key, uint64(id))
 	}
-	c.stacks[string(c.key)]++
-	if leaf != 0 {
-		c.leaves[Leaf{TID: tid, Gen: gen, PC: leaf}]++
-	}
-	c.total++
+	c.stacks[string(c.key)]++ // no string made for a key already counted
+	c.counted(tid, gen, leaf)
 }
 
 // AddKeyed is Add, returning the key the stack is counted by: a caller
@@ -66,6 +63,11 @@ func (c *Counts) AddKeyed(tid, gen int, frames []Frame, leaf uint64) string {
 // innermost user address leaf.
 func (c *Counts) AddKey(key string, tid, gen int, leaf uint64) {
 	c.stacks[key]++
+	c.counted(tid, gen, leaf)
+}
+
+// counted counts a sample's leaf and the total, once its stack is counted.
+func (c *Counts) counted(tid, gen int, leaf uint64) {
 	if leaf != 0 {
 		c.leaves[Leaf{TID: tid, Gen: gen, PC: leaf}]++
 	}

@@ -1,7 +1,6 @@
 package sys
 
 import (
-	"fmt"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -41,31 +40,4 @@ func pollNow(fds []unix.PollFd) (int, error) {
 		return 0, errno
 	}
 	return int(n), nil
-}
-
-// NumbersNow is Numbers made with raw syscalls (lseek and getdents64 on a
-// /proc directory, which never wait for I/O): a sampler that lists its
-// target's threads every second while it otherwise sleeps must not wake
-// the runtime's sysmon each time (a sixth of `cpuwhy record`'s CPU while
-// sampling at 99 Hz went to sysmon polling after the rescans' syscalls).
-func (d *Dir) NumbersNow(dst []int, scratch []byte) ([]int, error) {
-	if len(scratch) == 0 {
-		return dst, fmt.Errorf("listing %s: no buffer", d.path)
-	}
-	if _, _, errno := unix.RawSyscall(unix.SYS_LSEEK, uintptr(d.fd), 0, 0); errno != 0 {
-		return dst, fmt.Errorf("rewinding %s: %w", d.path, errno)
-	}
-	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_GETDENTS64, uintptr(d.fd), uintptr(unsafe.Pointer(&scratch[0])), uintptr(len(scratch)))
-		if errno == unix.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return dst, fmt.Errorf("listing %s: %w", d.path, errno)
-		}
-		if n == 0 {
-			return dst, nil
-		}
-		dst = appendDirentNumbers(dst, scratch[:n])
-	}
 }
