@@ -125,7 +125,9 @@ func TestDiagnoseBusiest(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	r := decodeDiagnosis(t, out)
-	if r.Target.PID != spin.Process.Pid || r.Verdicts[0].Pattern != "busy_poll" {
+	if r.Target.PID != spin.Process.Pid && scenario.Busier(t, r.Target.PID, spin.Process.Pid) {
+		t.Logf("diagnosed %s (PID %d), another test's process as busy as the busypoll", r.Target.Name, r.Target.PID)
+	} else if r.Target.PID != spin.Process.Pid || r.Verdicts[0].Pattern != "busy_poll" {
 		t.Errorf("diagnosed %+v with %s, want the busypoll scenario (PID %d)", r.Target, r.Verdicts[0].Pattern, spin.Process.Pid)
 	}
 	if p := r.Target.Picked; p == nil || p.Among != "the host" || p.Window != selectWindow || p.CPU < verdict.BusyCPU {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
-	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -91,41 +90,11 @@ func TestSelect(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Select(%+v): %v", tt.spec, err)
 			}
-			if got.PID != tt.wantPID && !(tt.spec == Spec{} && busier(t, got.PID, compute)) {
+			if got.PID != tt.wantPID && !(tt.spec == Spec{} && scenario.Busier(t, got.PID, compute)) {
 				t.Errorf("Select(%+v) = %d (%s), want %d", tt.spec, got.PID, got.Name, tt.wantPID)
 			}
 		})
 	}
-}
-
-// busier says whether process pid still uses at least half the CPU that
-// process than does, measured side by side: the busiest process of
-// the host may be another test's spinner (tests of other packages run
-// at the same time, some in containers whose cgroup the scheduler
-// gives a share of its own), not this test's compute.
-func busier(t *testing.T, pid, than int) bool {
-	t.Helper()
-	cpu := func() (a, b time.Duration, err error) {
-		if a, err = sys.ProcessCPUTime(pid); err == nil {
-			b, err = sys.ProcessCPUTime(than)
-		}
-		return a, b, err
-	}
-	a0, b0, err := cpu()
-	if err == nil {
-		time.Sleep(300 * time.Millisecond)
-		var a1, b1 time.Duration
-		if a1, b1, err = cpu(); err == nil {
-			// Within the same window, so no rate depends on the CPU;
-			// two spinners sharing loaded cores drift by a quarter
-			// between windows, while a wrong pick (an idle process,
-			// a short one) is far below half.
-			t.Logf("busiest: %d used %v, the test's compute %v, in the same 300 ms", pid, a1-a0, b1-b0)
-			return 2*(a1-a0) >= b1-b0
-		}
-	}
-	t.Logf("busiest: %d could not be compared with %d: %v", pid, than, err)
-	return false
 }
 
 // With KernelThreads (the diagnosis), a kernel thread is a target, said
