@@ -529,6 +529,27 @@ func (r *Resolver) Events() func(fd int) {
 	}
 }
 
+// ChainWalker is the runtime of the process whose frame chains the
+// syscall tracer can read with its stacks (ChainWalker), or nil.
+func (r *Resolver) ChainWalker() ChainWalker {
+	for _, in := range r.instances {
+		if w, ok := in.(ChainWalker); ok {
+			return w
+		}
+	}
+	return nil
+}
+
+// Chain hands the runtimes that read them (ChainWalker) the frame chain
+// read in the kernel with the stack the next Frames names: nil for none.
+func (r *Resolver) Chain(rec []byte) {
+	for _, in := range r.instances {
+		if w, ok := in.(ChainWalker); ok {
+			w.KernelChain(rec)
+		}
+	}
+}
+
 // Prompt reports whether a runtime of the process reads its live state
 // when a sample is resolved (LiveReader): samples must then reach the
 // resolver as soon as they are taken.

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	pyebpf "github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
@@ -99,6 +100,21 @@ type EventReader interface {
 	// SampleTime says when the sample the next Expand names was taken,
 	// on the samples' clock (sample.Sample.Time).
 	SampleTime(t uint64)
+}
+
+// ChainWalker is implemented by an Instance whose frame chains a BPF
+// program other than its own can read, by the walk its package links into
+// that program (package python/ebpf's): the syscall tracer's, at each
+// call whose stack it takes, where a frame-pointer walk does not get
+// through the interpreter's C frames. The layout and the threads are what
+// the walk reads by (syscalls.ChainSource); KernelChain hands the next
+// Expand the chain read with the stack it names (a record of the walk,
+// which Expand checks as the target's bytes it is), and that Expand puts
+// its Python frames in the stack the way it does for a sample's chain.
+type ChainWalker interface {
+	WalkLayout() pyebpf.Layout
+	WalkThreads() map[int]pyebpf.Thread
+	KernelChain(rec []byte)
 }
 
 // runtimes are the registered runtimes, tried in order.

@@ -104,6 +104,12 @@ type instance struct {
 	kernel   *kernelChains
 	noKernel bool
 	at       uint64 // the time of the sample the next Expand names (SampleTime); 0: unknown
+	// given is the chain read in the kernel with the stack the next
+	// Expand names (KernelChain), when hasGiven; givenBad counts those
+	// that could not be parsed.
+	given    ebpf.Chain
+	hasGiven bool
+	givenBad int
 
 	codes *codeCache
 	py    []pyframe
@@ -132,7 +138,18 @@ func (in *instance) ReadsLiveState() bool { return in.kernel == nil }
 func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
 	at := in.at
 	in.at = 0 // said for this sample only
-	if in.gone || len(pcs) <= 1 || !slices.ContainsFunc(frames, isEval) {
+	given := in.hasGiven
+	in.hasGiven = false
+	if in.gone {
+		return frames
+	}
+	if given {
+		// A stack taken with its chain (a syscall's): the chain says
+		// which Python frames ran, even where the native walk did not
+		// reach the eval loop, or has one address only.
+		return in.expandGiven(frames)
+	}
+	if len(pcs) <= 1 || !slices.ContainsFunc(frames, isEval) {
 		return frames
 	}
 	in.samples++
@@ -157,6 +174,25 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 		in.noThread++ // its thread state is another thread's now
 		return frames
 	}
+	return in.name(frames, cut, err)
+}
+
+// expandGiven puts in frames the Python frames of the chain KernelChain
+// gave.
+func (in *instance) expandGiven(frames []stack.Frame) []stack.Frame {
+	if len(in.given.Frames) == 0 {
+		return frames
+	}
+	in.samples++
+	var err error
+	var cut bool
+	in.py, cut, err = in.r.chain(in.given.Frames, in.given.Flags&ebpf.More != 0, in.py[:0])
+	return in.name(frames, cut, err)
+}
+
+// name names the Python frames read (in.py), cut or not, and merges them
+// into frames; err is that of reading them.
+func (in *instance) name(frames []stack.Frame, cut bool, err error) []stack.Frame {
 	if err != nil {
 		in.fail(err)
 		return frames
@@ -180,6 +216,43 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 	}
 	in.named++
 	return merge(frames, groups, bounds, cut, in.module)
+}
+
+// WalkLayout is what the syscall tracer's walk of the chains reads
+// (stack.ChainWalker).
+func (in *instance) WalkLayout() ebpf.Layout { return kernelLayout(in.r.l) }
+
+// WalkThreads is the thread state of each thread, by the host's id, read
+// again when they were read rereadInterval ago or more: the syscall
+// tracer asks at each poll of the target, for the threads started since.
+func (in *instance) WalkThreads() map[int]ebpf.Thread {
+	if !in.gone && time.Since(in.refreshed) >= rereadInterval {
+		in.refresh()
+	}
+	threads := make(map[int]ebpf.Thread, len(in.byTID))
+	for tid, t := range in.byTID {
+		threads[tid] = ebpf.Thread{TState: t.addr, Native: t.native}
+	}
+	return threads
+}
+
+// KernelChain gives the next Expand the chain the syscall tracer read
+// with the stack it names: a record of the walk, nil for none. A
+// record that cannot be parsed is counted, and the stack keeps its
+// frames.
+func (in *instance) KernelChain(rec []byte) {
+	in.hasGiven = false
+	if rec == nil {
+		return
+	}
+	if err := ebpf.ParseChain(rec, &in.given); err != nil {
+		in.givenBad++
+		return
+	}
+	if in.given.Flags&(ebpf.Fault|ebpf.Moved) != 0 {
+		return // the tracer keeps none of these; a record says so if it did
+	}
+	in.hasGiven = true
 }
 
 // fromKernel is the chain the kernel read at the sample being named, or
@@ -372,6 +445,9 @@ func (in *instance) Notes() []string {
 	}
 	if in.kernel != nil {
 		notes = append(notes, in.kernel.notes()...)
+	}
+	if in.givenBad > 0 {
+		notes = append(notes, fmt.Sprintf("%d Python frame chains read with syscall stacks could not be parsed", in.givenBad))
 	}
 	if in.cut > 0 {
 		notes = append(notes, fmt.Sprintf("%d samples had Python stacks deeper than %d frames: cut there, marked %s", in.cut, maxFrames, Truncated))

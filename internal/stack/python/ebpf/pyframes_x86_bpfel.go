@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type pyframesLayout struct {
+type pyframesPyLayout struct {
 	_              structs.HostLayout
 	ThreadFrame    int32
 	CframeCurrent  int32
@@ -27,7 +27,7 @@ type pyframesLayout struct {
 	FrameRead      uint32
 }
 
-type pyframesRecord struct {
+type pyframesPyRecord struct {
 	_      structs.HostLayout
 	Time   uint64
 	Tid    uint32
@@ -44,7 +44,7 @@ type pyframesRecord struct {
 	}
 }
 
-type pyframesThread struct {
+type pyframesPyThread struct {
 	_      structs.HostLayout
 	Tstate uint64
 	Native uint64

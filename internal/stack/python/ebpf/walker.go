@@ -45,6 +45,26 @@ type Layout struct {
 	FrameRead                                                  int
 }
 
+// Value is l as the programs' struct py_layout (bpf/pywalk.h) holds it:
+// what a program that links the walk in sets its layout variable to.
+func (l Layout) Value() any {
+	return pyframesPyLayout{
+		ThreadFrame: int32(l.ThreadFrame), CframeCurrent: int32(l.CFrameCurrent), ThreadNativeId: int32(l.ThreadNativeID),
+		FrameBack: int32(l.FrameBack), FrameCode: int32(l.FrameCode), FrameInstr: int32(l.FrameInstr),
+		FrameOwner: int32(l.FrameOwner), FrameIsEntry: int32(l.FrameIsEntry), OwnedByCstack: int32(l.OwnedByCStack),
+		FrameRead: uint32(l.FrameRead),
+	}
+}
+
+// Check says whether the walk can use l: it reads at most 128 bytes of a
+// frame.
+func (l Layout) Check() error {
+	if l.FrameRead <= 0 || l.FrameRead > 128 {
+		return fmt.Errorf("reading %d bytes of a frame: at most 128", l.FrameRead)
+	}
+	return nil
+}
+
 // Thread is what the program is told of a thread: its thread state, and
 // the native_thread_id that must still be in it (0: not checked).
 type Thread struct {
@@ -89,8 +109,8 @@ const (
 
 // Load loads the program for a layout.
 func Load(l Layout) (*Walker, error) {
-	if l.FrameRead <= 0 || l.FrameRead > 128 {
-		return nil, fmt.Errorf("reading %d bytes of a frame: at most 128", l.FrameRead)
+	if err := l.Check(); err != nil {
+		return nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF maps", err)
@@ -99,12 +119,7 @@ func Load(l Layout) (*Walker, error) {
 	if err != nil {
 		return nil, err // the embedded object is corrupt: a bug, not the host
 	}
-	if err := spec.Variables["L"].Set(pyframesLayout{
-		ThreadFrame: int32(l.ThreadFrame), CframeCurrent: int32(l.CFrameCurrent), ThreadNativeId: int32(l.ThreadNativeID),
-		FrameBack: int32(l.FrameBack), FrameCode: int32(l.FrameCode), FrameInstr: int32(l.FrameInstr),
-		FrameOwner: int32(l.FrameOwner), FrameIsEntry: int32(l.FrameIsEntry), OwnedByCstack: int32(l.OwnedByCStack),
-		FrameRead: uint32(l.FrameRead),
-	}); err != nil {
+	if err := spec.Variables["L"].Set(l.Value()); err != nil {
 		return nil, fmt.Errorf("setting the layout: %w", err)
 	}
 	ncpu, err := ebpf.PossibleCPU()
@@ -145,7 +160,7 @@ func (w *Walker) Attach(eventFD int) error {
 func (w *Walker) SetThreads(threads map[int]Thread) error {
 	var stale []uint32
 	var k uint32
-	var v pyframesThread
+	var v pyframesPyThread
 	it := w.objs.Threads.Iterate()
 	for it.Next(&k, &v) {
 		if t, ok := threads[int(k)]; !ok || t != (Thread{v.Tstate, v.Native}) {
@@ -166,7 +181,7 @@ func (w *Walker) SetThreads(threads map[int]Thread) error {
 			break
 		}
 		n++
-		if err := w.objs.Threads.Update(uint32(tid), pyframesThread{Tstate: t.TState, Native: t.Native}, ebpf.UpdateAny); err != nil {
+		if err := w.objs.Threads.Update(uint32(tid), pyframesPyThread{Tstate: t.TState, Native: t.Native}, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("telling the BPF program of thread %d: %w", tid, err)
 		}
 	}
@@ -228,10 +243,12 @@ func (w *Walker) Close() {
 	w.objs.Close()
 }
 
-// Sizes of a record (struct record and struct frame).
+// Sizes of a record (struct py_record and struct py_frame): RecordSize
+// is that of a whole one, as a map holding records keeps each.
 const (
 	headerSize = 16
 	frameSize  = 32
+	RecordSize = headerSize + MaxSteps*frameSize
 )
 
 // ParseChain parses a record of the ring buffer into c, reusing its

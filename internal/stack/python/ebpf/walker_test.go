@@ -58,10 +58,10 @@ func TestParseChain(t *testing.T) {
 // TestRecordSize: the record and frame sizes ParseChain reads by are the
 // C structures' (the generated Go type has their layout).
 func TestRecordSize(t *testing.T) {
-	if got, want := unsafe.Sizeof(pyframesRecord{}), uintptr(headerSize+MaxSteps*frameSize); got != want {
+	if got, want := unsafe.Sizeof(pyframesPyRecord{}), uintptr(RecordSize); got != want {
 		t.Errorf("struct record is %d bytes, ParseChain reads %d", got, want)
 	}
-	if got := unsafe.Sizeof(pyframesRecord{}.Frames[0]); got != frameSize {
+	if got := unsafe.Sizeof(pyframesPyRecord{}.Frames[0]); got != frameSize {
 		t.Errorf("struct frame is %d bytes, ParseChain reads %d", got, frameSize)
 	}
 }
