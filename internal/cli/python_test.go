@@ -213,3 +213,47 @@ func TestPythonVerdicts(t *testing.T) {
 		})
 	}
 }
+
+// TestPythonSyscallStacks: on every CPython of the machine, `syscalls
+// --stacks --json` names the Python caller of a thread's recvfrom, at the
+// line of the call, from the chain the tracer read with each stack: the
+// frame-pointer walk alone stops in the interpreter's C code. Nearly all
+// the sampled calls carry it (a thread's first calls, before the tracer
+// was told of its thread state, might not; this one's thread runs from
+// before the trace).
+func TestPythonSyscallStacks(t *testing.T) {
+	for name, py := range pythons() {
+		t.Run(name, func(t *testing.T) {
+			if py == "" {
+				privtest.Require(t, "no CPython "+name+" on this machine (pyenv install, or apt-get install python3.11)")
+			}
+			pid, line := startPythonWith(t, py, "poll")
+			var r struct {
+				Stacks []struct {
+					Syscall string   `json:"syscall"`
+					Count   int      `json:"count"`
+					Frames  []string `json:"frames"`
+				} `json:"stacks"`
+			}
+			runJSON(t, &r, "syscalls", "--stacks", "-d", "1s", "--json", strconv.Itoa(pid))
+			want := "drain (target.py:" + strconv.Itoa(line) + ")"
+			var recv, named int
+			for _, s := range r.Stacks {
+				if s.Syscall != "recvfrom" {
+					continue
+				}
+				recv += s.Count
+				at := slices.Index(s.Frames, want)
+				if at > 0 && strings.HasPrefix(s.Frames[len(s.Frames)-1], "<module> (target.py:") {
+					named += s.Count
+				} else {
+					t.Logf("%d calls: %q", s.Count, s.Frames)
+				}
+			}
+			t.Logf("%d of %d sampled recvfrom calls have %s", named, recv, want)
+			if recv == 0 || named < recv*9/10 {
+				t.Errorf("want 90%% of the sampled recvfrom calls with a native frame, then %s, ..., <module> (target.py:N); stacks %+v", want, r.Stacks)
+			}
+		})
+	}
+}

@@ -174,7 +174,8 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 		in.noThread++ // its thread state is another thread's now
 		return frames
 	}
-	return in.name(frames, cut, err)
+	out, _ := in.name(frames, cut, err)
+	return out
 }
 
 // expandGiven puts in frames the Python frames of the chain KernelChain
@@ -184,18 +185,36 @@ func (in *instance) expandGiven(frames []stack.Frame) []stack.Frame {
 		return frames
 	}
 	in.samples++
-	var err error
-	var cut bool
-	in.py, cut, err = in.r.chain(in.given.Frames, in.given.Flags&ebpf.More != 0, in.py[:0])
-	return in.name(frames, cut, err)
-}
-
-// name names the Python frames read (in.py), cut or not, and merges them
-// into frames; err is that of reading them.
-func (in *instance) name(frames []stack.Frame, cut bool, err error) []stack.Frame {
+	py, cut, err := in.r.chain(in.given.Frames, in.given.Flags&ebpf.More != 0, in.py[:0])
+	in.py = py
 	if err != nil {
 		in.fail(err)
 		return frames
+	}
+	// Such a stack was walked by frame pointers, which the interpreter's
+	// C code does not keep: a walk that reached an address no object
+	// maps had lost its way (a register holding data), and what it found
+	// from there on are not the thread's callers. The chain says who
+	// they are.
+	walked := frames
+	for i, f := range frames {
+		if f.Kind == stack.Native && f.Module == stack.UnknownModule {
+			walked = frames[:i]
+			break
+		}
+	}
+	if out, ok := in.name(walked, cut, nil); ok {
+		return out
+	}
+	return frames // the frames could not be named: as they were
+}
+
+// name names the Python frames read (in.py), cut or not, and merges them
+// into frames; err is that of reading them. ok says it named them.
+func (in *instance) name(frames []stack.Frame, cut bool, err error) (_ []stack.Frame, ok bool) {
+	if err != nil {
+		in.fail(err)
+		return frames, false
 	}
 	groups := in.out[:0]
 	var bounds []int
@@ -203,7 +222,7 @@ func (in *instance) name(frames []stack.Frame, cut bool, err error) []stack.Fram
 		fr, err := in.frame(f)
 		if err != nil {
 			in.fail(err)
-			return frames
+			return frames, false
 		}
 		groups = append(groups, fr)
 		if f.entry {
@@ -215,7 +234,7 @@ func (in *instance) name(frames []stack.Frame, cut bool, err error) []stack.Fram
 		in.cut++
 	}
 	in.named++
-	return merge(frames, groups, bounds, cut, in.module)
+	return merge(frames, groups, bounds, cut, in.module), true
 }
 
 // WalkLayout is what the syscall tracer's walk of the chains reads

@@ -1,0 +1,84 @@
+package python
+
+import (
+	"encoding/binary"
+	"slices"
+	"testing"
+
+	"github.com/cpuwhy/cpuwhy/internal/stack"
+	"github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
+)
+
+// record encodes a chain as the kernel's walk writes it (struct
+// py_record).
+func record(c ebpf.Chain) []byte {
+	b := make([]byte, ebpf.RecordSize)
+	le := binary.LittleEndian
+	le.PutUint64(b, c.Time)
+	le.PutUint32(b[8:], uint32(c.TID))
+	le.PutUint16(b[12:], uint16(len(c.Frames)))
+	le.PutUint16(b[14:], uint16(c.Flags))
+	for i, f := range c.Frames {
+		o := b[16+32*i:]
+		le.PutUint64(o, f.Addr)
+		le.PutUint64(o[8:], f.Code)
+		le.PutUint64(o[16:], f.Instr)
+		o[24], o[25] = f.Owner, f.IsEntry
+	}
+	return b
+}
+
+// TestKernelChain: a stack given the chain read with it (a syscall's,
+// walked by frame pointers that stopped in the interpreter's C code)
+// gets its Python frames outermost, even with no eval loop frame and a
+// single address; the frames a lost walk found in no object go; the
+// chain serves the next Expand only; a record that cannot be parsed, or
+// one of a walk that failed, leaves the stack as it was.
+func TestKernelChain(t *testing.T) {
+	for minor, l := range layouts {
+		m, r := image(l)
+		raw, more, err := r.rawFrames(imgThread, 0, nil)
+		if err != nil || more || len(raw) != 1 {
+			t.Fatalf("3.%d: the image's chain: %v, %v, %v", minor, raw, more, err)
+		}
+		in := &instance{r: reader{mem: m, l: l, types: r.types}, codes: newCodeCache(maxCodes), module: "/usr/lib/libpython3.so"}
+		native := func() []stack.Frame {
+			return []stack.Frame{
+				{Kind: stack.Native, Function: "recv", Module: "/usr/lib/libc.so.6"},
+				{Kind: stack.Native, Function: "sock_recv", Module: "/usr/lib/libpython3.so"},
+				{Kind: stack.Native, Module: stack.UnknownModule},
+				{Kind: stack.Native, Function: "main", Module: "/usr/bin/python3"},
+			}
+		}
+		names := func(fs []stack.Frame) []string {
+			var out []string
+			for _, f := range fs {
+				out = append(out, f.String())
+			}
+			return out
+		}
+		want := []string{native()[0].String(), native()[1].String(), "Indexer.rebuild (index.py:12)"}
+
+		in.KernelChain(record(ebpf.Chain{TID: 7, Frames: raw}))
+		if got := names(in.Expand(7, []uint64{1}, native())); !slices.Equal(got, want) {
+			t.Errorf("3.%d: %q, want %q", minor, got, want)
+		}
+		if got := in.Expand(7, []uint64{1}, native()); len(got) != 4 {
+			t.Errorf("3.%d: the chain served a second stack: %q", minor, names(got))
+		}
+		for name, rec := range map[string][]byte{
+			"short":   record(ebpf.Chain{Frames: raw})[:20],
+			"fault":   record(ebpf.Chain{Flags: ebpf.Fault, Frames: raw}),
+			"none":    nil,
+			"looping": record(ebpf.Chain{Frames: []ebpf.Frame{raw[0], raw[0]}}),
+		} {
+			in.KernelChain(rec)
+			if got := in.Expand(7, []uint64{1}, native()); len(got) != 4 || slices.ContainsFunc(got, func(f stack.Frame) bool { return f.Kind == Kind }) {
+				t.Errorf("3.%d: %s record: %q", minor, name, names(got))
+			}
+		}
+		if in.givenBad != 1 || in.failed != 1 {
+			t.Errorf("3.%d: %d records not parsed (want 1), %d chains failed (want 1, the looping one)", minor, in.givenBad, in.failed)
+		}
+	}
+}
