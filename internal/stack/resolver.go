@@ -530,10 +530,15 @@ func (r *Resolver) Events() func(fd int) {
 }
 
 // ChainWalker is the runtime of the process whose frame chains the
-// syscall tracer can read with its stacks (ChainWalker), or nil.
+// syscall tracer can read with its stacks (ChainWalker), or nil; one
+// that says it must not be is noted.
 func (r *Resolver) ChainWalker() ChainWalker {
 	for _, in := range r.instances {
 		if w, ok := in.(ChainWalker); ok {
+			if _, err := w.WalkLayout(); err != nil {
+				r.notes = append(r.notes, err.Error())
+				continue
+			}
 			return w
 		}
 	}

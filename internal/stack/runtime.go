@@ -112,7 +112,7 @@ type EventReader interface {
 // which Expand checks as the target's bytes it is), and that Expand puts
 // its Python frames in the stack the way it does for a sample's chain.
 type ChainWalker interface {
-	WalkLayout() pyebpf.Layout
+	WalkLayout() (pyebpf.Layout, error)
 	WalkThreads() map[int]pyebpf.Thread
 	KernelChain(rec []byte)
 }

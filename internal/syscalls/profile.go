@@ -193,7 +193,9 @@ type Options struct {
 // interpreter: the offsets of its version, and which thread state each
 // thread (by the host's id) runs, read again as threads come.
 type ChainSource interface {
-	WalkLayout() pyebpf.Layout
+	// WalkLayout is the offsets of the interpreter's version; an error
+	// says the chains are not to be read in the kernel (turned off).
+	WalkLayout() (pyebpf.Layout, error)
 	// WalkThreads is called when the trace starts and then at each poll
 	// of the target (100 ms); it may read the thread states again.
 	WalkThreads() map[int]pyebpf.Thread

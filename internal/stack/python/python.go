@@ -238,8 +238,16 @@ func (in *instance) name(frames []stack.Frame, cut bool, err error) (_ []stack.F
 }
 
 // WalkLayout is what the syscall tracer's walk of the chains reads
-// (stack.ChainWalker).
-func (in *instance) WalkLayout() ebpf.Layout { return kernelLayout(in.r.l) }
+// (stack.ChainWalker); an error when reading chains in the kernel is
+// turned off (EnvNoBPF, Runtime.LiveOnly): syscall stacks then have
+// their chains read from the live process when they are named, after
+// the trace, as before.
+func (in *instance) WalkLayout() (ebpf.Layout, error) {
+	if in.noKernel {
+		return ebpf.Layout{}, fmt.Errorf("the Python frame chains of syscall stacks are read from the live process when named, not in the kernel with each stack: turned off (%s=1 or Runtime.LiveOnly)", EnvNoBPF)
+	}
+	return kernelLayout(in.r.l), nil
+}
 
 // WalkThreads is the thread state of each thread, by the host's id, read
 // again when they were read rereadInterval ago or more: the syscall

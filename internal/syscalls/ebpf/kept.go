@@ -47,7 +47,7 @@ type loadKey struct {
 func keyOf(opts syscalls.Options) loadKey {
 	k := loadKey{timeEvery: opts.TimeEvery, maxKeys: opts.MaxKeys, stacks: opts.Stacks, python: walksPython(opts)}
 	if k.python {
-		k.layout = opts.Chains.WalkLayout()
+		k.layout, _ = opts.Chains.WalkLayout() // an error fails the load
 	}
 	return k
 }

@@ -255,8 +255,11 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 	}
 	python := walksPython(opts)
 	if python {
-		l := opts.Chains.WalkLayout()
-		if err := l.Check(); err != nil {
+		l, err := opts.Chains.WalkLayout()
+		if err == nil {
+			err = l.Check()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("the Python walk's layout: %w", err)
 		}
 		vars[syscallsVarWantPython] = uint8(1)
