@@ -59,6 +59,9 @@ type Result struct {
 	// Execs are the execs the process ran while it was recorded, in
 	// order (the first 64); the process's name is the last one's To.
 	Execs []Exec
+	// Lock is the interpreter's global lock (CPython's GIL) counted at
+	// the samples, nil for a process that runs none.
+	Lock *stack.LockHolders
 }
 
 // Exec is an exec the process ran while it was recorded: the samples
@@ -413,6 +416,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d samples were unwound from a shortened copy of the stack that ended before their outermost frame (a thread deeper than it had been): their outer frames are missing", n))
 	}
 	res.Notes = append(res.Notes, resolver.Notes()...)
+	res.Lock = resolver.LockHolders()
 	for _, l := range counts.Leaves() {
 		resolver.Generation(l.Gen)
 		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Leaf(l.TID, l.PC).Name(), Count: l.Count, Past: l.Gen < execs})

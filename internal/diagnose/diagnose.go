@@ -331,6 +331,9 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	}
 	if rec != nil {
 		o.Samples = rec.Samples
+		if l := rec.Lock; l != nil {
+			o.GIL = &verdict.GIL{Readings: l.Readings, Held: l.Held, Free: l.Free, Err: l.Err}
+		}
 		addStacks(rec.Profile, get, t.Kernel)
 		// The hot code of every thread whose CPU, or demand when it got
 		// less than it wanted (a pool sharing a loaded core, judged as a

@@ -545,6 +545,18 @@ func (r *Resolver) ChainWalker() ChainWalker {
 	return nil
 }
 
+// LockHolders is the global lock of the process's interpreter counted
+// over the samples named (LockSampler), or nil when it runs none.
+func (r *Resolver) LockHolders() *LockHolders {
+	for _, in := range r.instances {
+		if l, ok := in.(LockSampler); ok {
+			h := l.LockHolders()
+			return &h
+		}
+	}
+	return nil
+}
+
 // Chain hands the runtimes that read them (ChainWalker) the frame chain
 // read in the kernel with the stack the next Frames names: nil for none.
 func (r *Resolver) Chain(rec []byte) {

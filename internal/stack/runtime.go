@@ -117,6 +117,24 @@ type ChainWalker interface {
 	KernelChain(rec []byte)
 }
 
+// LockSampler is implemented by an Instance of an interpreter with a
+// global lock that lets one thread at a time run (CPython's GIL), that
+// reads at each sample it names which thread holds it.
+type LockSampler interface {
+	LockHolders() LockHolders
+}
+
+// LockHolders is an interpreter's global lock counted over samples.
+type LockHolders struct {
+	Lock     string      // what it is called ("the GIL")
+	Readings int         // samples with its state read
+	Held     map[int]int // of those, held by each thread (the host's id)
+	Free     int         // of those, held by none
+	Unknown  int         // of those, held by a thread not known then
+	// Err says why it was never read (Readings 0).
+	Err string
+}
+
 // runtimes are the registered runtimes, tried in order.
 var runtimes []Runtime
 

@@ -243,6 +243,9 @@ var debugOffsets = []struct {
 }{
 	{5, "runtime_state.interpreters_head", func(l Layout) int { return l.RuntimeInterpretersHead }},
 	{9, "interpreter_state.threads_head", func(l Layout) int { return l.InterpThreadsHead }},
+	{14, "interpreter_state.ceval_gil", func(l Layout) int { return l.InterpGIL }},
+	{17, "interpreter_state.gil_runtime_state_locked", func(l Layout) int { return l.GILLocked }},
+	{18, "interpreter_state.gil_runtime_state_holder", func(l Layout) int { return l.GILLastHolder }},
 	{21, "thread_state.next", func(l Layout) int { return l.ThreadNext }},
 	{22, "thread_state.interp", func(l Layout) int { return l.ThreadInterp }},
 	{23, "thread_state.current_frame", func(l Layout) int { return l.ThreadFrame }},

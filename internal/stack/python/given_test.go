@@ -19,7 +19,7 @@ func record(c ebpf.Chain) []byte {
 	le.PutUint16(b[12:], uint16(len(c.Frames)))
 	le.PutUint16(b[14:], uint16(c.Flags))
 	for i, f := range c.Frames {
-		o := b[16+32*i:]
+		o := b[32+32*i:]
 		le.PutUint64(o, f.Addr)
 		le.PutUint64(o[8:], f.Code)
 		le.PutUint64(o[16:], f.Instr)

@@ -75,8 +75,27 @@ func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 	if err := in.r.check(interp.syms); err != nil {
 		return nil, fmt.Errorf("CPython 3.%d in %s does not hold what its version's layout says: %w", minor, interp.module, err)
 	}
+	in.findGIL()
 	in.refresh()
 	return in, nil
+}
+
+// findGIL finds the GIL and reads it once: a GIL the layout does not fit
+// is never counted (LockHolders says why).
+func (in *instance) findGIL() {
+	gil, err := in.r.gilAddress(in.runtime)
+	if err == nil && in.r.l.GILLocked-in.r.l.GILLastHolder != 8 {
+		// The kernel's walk reads locked 8 bytes after last_holder.
+		err = fmt.Errorf("the layout of 3.%d has the GIL's locked %d bytes after last_holder, not 8", in.r.l.Minor, in.r.l.GILLocked-in.r.l.GILLastHolder)
+	}
+	if err == nil {
+		_, _, err = in.r.gilState(gil)
+	}
+	if err != nil {
+		in.gilCount.err = err
+		return
+	}
+	in.gil = gil
 }
 
 // instance reads the Python stacks of one process.
@@ -110,6 +129,13 @@ type instance struct {
 	given    ebpf.Chain
 	hasGiven bool
 	givenBad int
+
+	// gil is the address of the GIL (0: not found, gilCount.err says
+	// why), counted at each sample named; tidOf is the host's id of the
+	// thread of each thread state, as last read.
+	gil      uint64
+	gilCount gilCount
+	tidOf    map[uint64]int
 
 	codes *codeCache
 	py    []pyframe
@@ -162,8 +188,10 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 	var cut bool
 	if c := in.fromKernel(tid, at); c != nil {
 		in.py, cut, err = in.r.chain(c.frames, c.flags&ebpf.More != 0, in.py[:0])
+		in.countGIL(&c.gil)
 	} else {
 		in.py, cut, err = in.r.frames(t.addr, t.native, in.py[:0])
+		in.countGIL(nil)
 	}
 	if errors.Is(err, errMoved) && time.Since(in.refreshed) >= rereadInterval && in.refresh() {
 		if t, ok = in.byTID[tid]; ok {
@@ -353,6 +381,7 @@ func (in *instance) refresh() bool {
 		return false
 	}
 	by := make(map[int]thread, len(ts))
+	tidOf := make(map[uint64]int, len(ts))
 	for _, t := range ts {
 		ns := int(t.native)
 		if in.r.l.ThreadNativeID < 0 {
@@ -360,9 +389,10 @@ func (in *instance) refresh() bool {
 		}
 		if host, ok := hostOf[ns]; ok && ns != 0 {
 			by[host] = t
+			tidOf[t.addr] = host
 		}
 	}
-	in.byTID = by
+	in.byTID, in.tidOf = by, tidOf
 	in.pushThreads()
 	return true
 }

@@ -25,15 +25,19 @@ type pyframesPyLayout struct {
 	FrameIsEntry   int32
 	OwnedByCstack  int32
 	FrameRead      uint32
+	Gil            uint64
 }
 
 type pyframesPyRecord struct {
-	_      structs.HostLayout
-	Time   uint64
-	Tid    uint32
-	N      uint16
-	Flags  uint16
-	Frames [256]struct {
+	_         structs.HostLayout
+	Time      uint64
+	Tid       uint32
+	N         uint16
+	Flags     uint16
+	GilHolder uint64
+	GilLocked int32
+	GilRead   uint32
+	Frames    [256]struct {
 		_       structs.HostLayout
 		Addr    uint64
 		Code    uint64

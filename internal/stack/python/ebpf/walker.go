@@ -37,12 +37,15 @@ var ErrNotSupported = sys.ErrNotSupported
 // Layout is where the walk finds what it reads, by offset: -1 for a field
 // the version lacks. OwnedByCStack is the owner of a shim frame (3.12+;
 // -1). FrameRead is the bytes read of each frame, which must hold every
-// frame field read (at most 128).
+// frame field read (at most 128). GIL is the address of the GIL's
+// last_holder, whose locked (an int) is 8 bytes on, read with each chain
+// (Chain.GILRead); 0: not read.
 type Layout struct {
 	ThreadFrame, CFrameCurrent, ThreadNativeID                 int
 	FrameBack, FrameCode, FrameInstr, FrameOwner, FrameIsEntry int
 	OwnedByCStack                                              int
 	FrameRead                                                  int
+	GIL                                                        uint64
 }
 
 // Value is l as the programs' struct py_layout (bpf/pywalk.h) holds it:
@@ -52,7 +55,7 @@ func (l Layout) Value() any {
 		ThreadFrame: int32(l.ThreadFrame), CframeCurrent: int32(l.CFrameCurrent), ThreadNativeId: int32(l.ThreadNativeID),
 		FrameBack: int32(l.FrameBack), FrameCode: int32(l.FrameCode), FrameInstr: int32(l.FrameInstr),
 		FrameOwner: int32(l.FrameOwner), FrameIsEntry: int32(l.FrameIsEntry), OwnedByCstack: int32(l.OwnedByCStack),
-		FrameRead: uint32(l.FrameRead),
+		FrameRead: uint32(l.FrameRead), Gil: l.GIL,
 	}
 }
 
@@ -85,6 +88,12 @@ type Chain struct {
 	TID    int    // the host's
 	Flags  int
 	Frames []Frame
+	// The GIL's state read with the chain, when GILRead (the layout's
+	// GIL was set and the read did not fail): its last holder and its
+	// locked field, as the target's memory had them.
+	GILHolder uint64
+	GILLocked int32
+	GILRead   bool
 }
 
 // Walker is the program, loaded, and its ring buffer.
@@ -246,7 +255,7 @@ func (w *Walker) Close() {
 // Sizes of a record (struct py_record and struct py_frame): RecordSize
 // is that of a whole one, as a map holding records keeps each.
 const (
-	headerSize = 16
+	headerSize = 32
 	frameSize  = 32
 	RecordSize = headerSize + MaxSteps*frameSize
 )
@@ -265,6 +274,7 @@ func ParseChain(b []byte, c *Chain) error {
 		return fmt.Errorf("chain record of %d bytes with %d frames (at most %d)", len(b), n, MaxSteps)
 	}
 	c.Time, c.TID, c.Flags = le.Uint64(b), int(le.Uint32(b[8:])), int(le.Uint16(b[14:]))
+	c.GILHolder, c.GILLocked, c.GILRead = le.Uint64(b[16:]), int32(le.Uint32(b[24:])), le.Uint32(b[28:]) != 0
 	c.Frames = c.Frames[:0]
 	for i := range n {
 		f := b[headerSize+i*frameSize:]

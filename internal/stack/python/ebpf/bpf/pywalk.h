@@ -43,6 +43,9 @@ struct py_layout {
 	__s32 frame_is_entry;  /* a bool (3.11); -1 */
 	__s32 owned_by_cstack; /* owner of a shim frame (3.12+); -1 */
 	__u32 frame_read;      /* bytes read of a frame, at most PY_FRAME_BUF */
+	/* The address of the GIL's last_holder (a PyThreadState *), whose
+	 * locked (an int) is 8 bytes on in every version; 0: not read. */
+	__u64 gil;
 };
 
 /* What user space knows of a thread: its thread state, and the
@@ -69,7 +72,17 @@ struct py_record {
 	__u32 tid;  /* the host's */
 	__u16 n;    /* frames */
 	__u16 flags;
+	/* The GIL at the walk, when gil_read: its last holder, and locked. */
+	__u64 gil_holder;
+	__s32 gil_locked;
+	__u32 gil_read;
 	struct py_frame frames[PY_MAX_STEPS];
+};
+
+struct py_gil {
+	__u64 holder;
+	__s32 locked;
+	__u32 pad;
 };
 
 static __always_inline __u64 py_field64(const __u8 *buf, __s32 off)
@@ -100,6 +113,17 @@ static __always_inline void py_walk(const volatile struct py_layout *L, const st
 	r->tid = tid;
 	r->n = 0;
 	r->flags = 0;
+	r->gil_holder = 0;
+	r->gil_locked = 0;
+	r->gil_read = 0;
+	if (L->gil != 0) {
+		struct py_gil g;
+		if (bpf_probe_read_user(&g, sizeof(g), (const void *)L->gil) == 0) {
+			r->gil_holder = g.holder;
+			r->gil_locked = g.locked;
+			r->gil_read = 1;
+		}
+	}
 
 	__u64 ts = t->tstate, f = 0;
 	if (L->thread_native_id >= 0 && t->native != 0) {
