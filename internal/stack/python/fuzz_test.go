@@ -42,6 +42,9 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("%d frames", len(names))
 		}
 		_ = r.check(symbols{runtime: imgRuntime, types: r.types})
+		if gil, err := r.gilAddress(imgRuntime); err == nil {
+			_, _, _ = r.gilState(gil)
+		}
 	})
 }
 

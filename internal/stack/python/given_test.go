@@ -82,3 +82,32 @@ func TestKernelChain(t *testing.T) {
 		}
 	}
 }
+
+// TestGILState: the GIL's state is read from last_holder and locked, in
+// every layout; a locked that is neither 0, 1 nor -1 (not yet made) is
+// not a GIL's, and a GIL out of memory is an error.
+func TestGILState(t *testing.T) {
+	for minor, l := range layouts {
+		b := make([]byte, 64)
+		binary.LittleEndian.PutUint64(b[l.GILLastHolder:], 0x7000)
+		for _, c := range []struct {
+			locked  int32
+			held    bool
+			garbage bool
+		}{{1, true, false}, {0, false, false}, {-1, false, false}, {2, false, true}, {0x41414141, false, true}} {
+			binary.LittleEndian.PutUint32(b[l.GILLocked:], uint32(c.locked))
+			r := reader{mem: fakeMemory{base: 0x1000, data: b}, l: l}
+			holder, held, err := r.gilState(0x1000)
+			switch {
+			case c.garbage && err == nil:
+				t.Errorf("3.%d: locked %d read as a GIL", minor, c.locked)
+			case !c.garbage && (err != nil || held != c.held || holder != 0x7000):
+				t.Errorf("3.%d: locked %d: holder %#x, held %v, %v", minor, c.locked, holder, held, err)
+			}
+		}
+		r := reader{mem: fakeMemory{base: 0x1000, data: b}, l: l}
+		if _, _, err := r.gilState(0x1000 + 60); err == nil {
+			t.Errorf("3.%d: a GIL past the end of memory was read", minor)
+		}
+	}
+}
