@@ -60,6 +60,11 @@ const NoteFramePointers = "user stacks are walked by frame pointers: code built 
 	"(release builds with -fomit-frame-pointer, Debian's libc) shows only its innermost frame " +
 	"or wrong frames past it"
 
+// NotePythonChains is the Profile note of a trace whose stacks carry
+// their thread's Python frame chain.
+const NotePythonChains = "the Python frames of each stack are its thread's frame chain, read in the kernel at the call " +
+	"(the frame-pointer walk does not get through the interpreter's C code)"
+
 // NoteLeafCaller is the Profile note of a trace whose stacks had their
 // second frame found by leafCaller.
 const NoteLeafCaller = "where the frame-pointer walk stopped at the innermost frame, the second " +
@@ -603,6 +608,9 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweep
 			return err
 		}
 		p.Notes = append(p.Notes, NoteFramePointers)
+		if walksPython(opts) {
+			p.Notes = append(p.Notes, NotePythonChains)
+		}
 		if n := drops[dropStackKeys] + drops[dropStackWalk]; n > 0 {
 			p.Notes = append(p.Notes, fmt.Sprintf("%d sampled stacks were not recorded (walk failed or table full)", n))
 		}
