@@ -64,6 +64,12 @@ type Result struct {
 	Lock *stack.LockHolders
 }
 
+// lockEvery is how often an interpreter's global lock (the GIL) is read
+// on a timer while recording: twice its switch interval (5 ms), 300
+// readings over a 3 s window to rank its holders by, for 100 reads of a
+// few bytes of the process a second.
+const lockEvery = 10 * time.Millisecond
+
 // Exec is an exec the process ran while it was recorded: the samples
 // before it are named by the mappings of the program it ran until then.
 type Exec struct {
@@ -398,12 +404,14 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	}
 
 	stopProgress := progress(opts.Progress, start)
+	stopLocks := resolver.WatchLocks(lockEvery)
 	events := resolver.Events() // before Prompt: a runtime that reads samples in the kernel needs them fresh no more
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
 		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained, Event: events, Prompt: resolver.Prompt()})
 	stopProgress()
 	close(queue)
 	<-done
+	stopLocks() // after the worker: the instance is the caller's again
 	if err != nil {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}

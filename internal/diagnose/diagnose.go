@@ -332,7 +332,7 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	if rec != nil {
 		o.Samples = rec.Samples
 		if l := rec.Lock; l != nil {
-			o.GIL = &verdict.GIL{Readings: l.Readings, Held: l.Held, Free: l.Free, Err: l.Err}
+			o.GIL = &verdict.GIL{EveryMS: float64(l.Every) / float64(time.Millisecond), Readings: l.Readings, Held: l.Held, Free: l.Free, Err: l.Err}
 		}
 		addStacks(rec.Profile, get, t.Kernel)
 		// The hot code of every thread whose CPU, or demand when it got

@@ -557,6 +557,22 @@ func (r *Resolver) LockHolders() *LockHolders {
 	return nil
 }
 
+// WatchLocks has the runtimes with a global lock (LockSampler) read it
+// every interval until the returned function is called.
+func (r *Resolver) WatchLocks(interval time.Duration) (stop func()) {
+	var stops []func()
+	for _, in := range r.instances {
+		if l, ok := in.(LockSampler); ok {
+			stops = append(stops, l.WatchLock(interval))
+		}
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
+
 // Chain hands the runtimes that read them (ChainWalker) the frame chain
 // read in the kernel with the stack the next Frames names: nil for none.
 func (r *Resolver) Chain(rec []byte) {

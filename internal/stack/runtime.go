@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"time"
+
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	pyebpf "github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
@@ -122,15 +124,22 @@ type ChainWalker interface {
 // reads at each sample it names which thread holds it.
 type LockSampler interface {
 	LockHolders() LockHolders
+	// WatchLock reads the lock's state every interval, apart from the
+	// samples, until stop is called: samples are of threads on a CPU,
+	// and a thread that holds the lock off a CPU is seen by the timer.
+	// LockHolders then counts those readings.
+	WatchLock(interval time.Duration) (stop func())
 }
 
-// LockHolders is an interpreter's global lock counted over samples.
+// LockHolders is an interpreter's global lock counted over samples, or
+// over the readings of a timer (Every).
 type LockHolders struct {
-	Lock     string      // what it is called ("the GIL")
-	Readings int         // samples with its state read
-	Held     map[int]int // of those, held by each thread (the host's id)
-	Free     int         // of those, held by none
-	Unknown  int         // of those, held by a thread not known then
+	Lock     string        // what it is called ("the GIL")
+	Every    time.Duration // the timer's interval; 0: read at the samples
+	Readings int           // samples (or ticks) with its state read
+	Held     map[int]int   // of those, held by each thread (the host's id)
+	Free     int           // of those, held by none
+	Unknown  int           // of those, held by a thread not known then
 	// Err says why it was never read (Readings 0).
 	Err string
 }

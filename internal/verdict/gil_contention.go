@@ -127,7 +127,10 @@ func gilContention(o *Observation) (*Verdict, []int) {
 // sample: which thread held it, by TID (its last_holder while it was
 // locked), or none.
 type GIL struct {
-	Readings int         `json:"readings"`        // samples with the state read
+	// EveryMS is the interval of a timer that read it, in ms; 0: read
+	// at the samples.
+	EveryMS  float64     `json:"every_ms,omitempty"`
+	Readings int         `json:"readings"`        // samples (or ticks) with the state read
 	Held     map[int]int `json:"held,omitempty"`  // of those, held by each thread
 	Free     int         `json:"free"`            // of those, held by none
 	Err      string      `json:"error,omitempty"` // why it was never read
@@ -163,7 +166,11 @@ func heldMost(o *Observation) (*Thread, string) {
 	if len(hs) > 4 {
 		parts = append(parts, fmt.Sprintf("%d more threads", len(hs)-4))
 	}
-	line := fmt.Sprintf("the GIL, read from the interpreter at %d samples, was held by %s; by none %.0f%%",
-		g.Readings, strings.Join(parts, ", "), pct(float64(g.Free), float64(g.Readings)))
+	at := fmt.Sprintf("at %d samples", g.Readings)
+	if g.EveryMS > 0 {
+		at = fmt.Sprintf("every %g ms (%d readings)", g.EveryMS, g.Readings)
+	}
+	line := fmt.Sprintf("the GIL, read from the interpreter %s, was held by %s; by none %.0f%%",
+		at, strings.Join(parts, ", "), pct(float64(g.Free), float64(g.Readings)))
 	return hs[0].t, line
 }

@@ -140,6 +140,9 @@ func TestGILHolderRead(t *testing.T) {
 		{"not read", &GIL{Err: "the GIL of CPython 3.12 could not be found: no interpreter yet"}, nil,
 			400, []string{"the GIL's own state could not be read (the GIL of CPython 3.12 could not be found: no interpreter yet): the thread named as holding it is the busiest"},
 			"python3 (TID 401), python3 (TID 402)"},
+		{"read on a timer", &GIL{EveryMS: 10, Readings: 300, Held: map[int]int{400: 50, 401: 200, 402: 50}}, nil,
+			401, []string{"python3 (TID 401) held it most", "the GIL, read from the interpreter every 10 ms (300 readings), was held by python3 (TID 401) 67%"},
+			"python3 (TID 400), python3 (TID 402)"},
 		{"no process GIL", nil, nil, 400, []string{"the GIL's own state could not be read (no stack samples)"}, "python3 (TID 401), python3 (TID 402)"},
 		{"read, held by no thread observed", &GIL{Readings: 50, Held: map[int]int{999: 50}}, nil, 400, []string{"could not be read"}, "python3 (TID 401), python3 (TID 402)"},
 	} {

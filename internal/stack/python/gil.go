@@ -134,9 +134,77 @@ func (in *instance) countGIL(g *gilReading) {
 	c.held[tid]++
 }
 
-// LockHolders is the GIL's holders over the samples named
-// (stack.LockSampler).
+// gilWatch is the GIL read on a timer (WatchLock): the thread states
+// that held it, by address, mapped to threads when counted.
+type gilWatch struct {
+	every                    time.Duration
+	stop, done               chan struct{}
+	held                     map[uint64]int
+	readings, free, overflow int
+	failed                   int
+	err                      error
+}
+
+// WatchLock reads the GIL every interval until stop is called, on a
+// goroutine of its own with a reader of its own (the process's memory
+// is read by process_vm_readv, which keeps no state): samples are of
+// threads on a CPU, and a thread that keeps the GIL while it sleeps (a C
+// call that does not release it) is seen only by a timer. At most
+// maxThreads holders are told apart; the rest are counted as unknown.
+func (in *instance) WatchLock(interval time.Duration) (stop func()) {
+	if in.gil == 0 || interval <= 0 {
+		return func() {}
+	}
+	w := &gilWatch{every: interval, stop: make(chan struct{}), done: make(chan struct{}), held: map[uint64]int{}}
+	r := reader{mem: in.r.mem, l: in.r.l}
+	gil := in.gil
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			holder, locked, err := r.gilState(gil)
+			switch {
+			case err != nil:
+				w.failed++
+				if w.err == nil {
+					w.err = err
+				}
+			case !locked:
+				w.readings++
+				w.free++
+			case len(w.held) < maxThreads || w.held[holder] > 0:
+				w.readings++
+				w.held[holder]++
+			default:
+				w.readings++
+				w.overflow++
+			}
+		}
+	}()
+	var once bool
+	return func() {
+		if once {
+			return
+		}
+		once = true
+		close(w.stop)
+		<-w.done
+		in.watched = w
+	}
+}
+
+// LockHolders is the GIL's holders over the window (stack.LockSampler):
+// as a timer read them (WatchLock), else at the samples named.
 func (in *instance) LockHolders() stack.LockHolders {
+	if w := in.watched; w != nil && w.readings > 0 {
+		return in.watchedHolders(w)
+	}
 	c := in.gilCount
 	h := stack.LockHolders{Lock: "the GIL", Readings: c.readings, Free: c.free, Unknown: c.unknown, Held: maps.Clone(c.held)}
 	switch {
@@ -146,6 +214,27 @@ func (in *instance) LockHolders() stack.LockHolders {
 		h.Err = fmt.Sprintf("the GIL of CPython 3.%d could not be read at any of %d samples: %v", in.r.l.Minor, c.failed, c.err)
 	case c.readings == 0:
 		h.Err = "no sample ran Python code"
+	}
+	return h
+}
+
+// watchedHolders counts the timer's readings by thread: the holders'
+// thread states are matched to the threads known now, read again once
+// when one is not (a thread started since the last reading).
+func (in *instance) watchedHolders(w *gilWatch) stack.LockHolders {
+	h := stack.LockHolders{Lock: "the GIL", Every: w.every, Readings: w.readings, Free: w.free, Unknown: w.overflow, Held: map[int]int{}}
+	for ts := range w.held {
+		if _, ok := in.tidOf[ts]; !ok && !in.gone {
+			in.refresh()
+			break
+		}
+	}
+	for ts, n := range w.held {
+		if tid, ok := in.tidOf[ts]; ok {
+			h.Held[tid] += n
+		} else {
+			h.Unknown += n // a thread that has exited since
+		}
 	}
 	return h
 }

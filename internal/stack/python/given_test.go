@@ -2,8 +2,11 @@ package python
 
 import (
 	"encoding/binary"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cpuwhy/cpuwhy/internal/stack"
 	"github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
@@ -109,5 +112,30 @@ func TestGILState(t *testing.T) {
 		if _, _, err := r.gilState(0x1000 + 60); err == nil {
 			t.Errorf("3.%d: a GIL past the end of memory was read", minor)
 		}
+	}
+}
+
+// TestCountGIL: without a timer, the GIL is counted at the samples, from
+// the kernel's reading or read live, by the thread its holder's thread
+// state is matched to; garbage is a failed reading, and a process whose
+// GIL was never read says why.
+func TestCountGIL(t *testing.T) {
+	l := layouts[12]
+	b := make([]byte, 64)
+	binary.LittleEndian.PutUint64(b[l.GILLastHolder:], 0x7000)
+	binary.LittleEndian.PutUint32(b[l.GILLocked:], 1)
+	in := &instance{r: reader{mem: fakeMemory{base: 0x1000, data: b}, l: l}, gil: 0x1000, tidOf: map[uint64]int{0x7000: 41, 0x8000: 42}, refreshed: time.Now()}
+	in.countGIL(&gilReading{holder: 0x8000, locked: 1, read: true})
+	in.countGIL(&gilReading{holder: 0x8000, locked: 0, read: true})
+	in.countGIL(&gilReading{holder: 0x9000, locked: 1, read: true}) // no thread known
+	in.countGIL(&gilReading{holder: 0x8000, locked: 7, read: true}) // garbage
+	in.countGIL(nil)                                                // read live: 0x7000
+	h := in.LockHolders()
+	if h.Every != 0 || h.Readings != 4 || h.Free != 1 || h.Unknown != 1 || h.Held[41] != 1 || h.Held[42] != 1 || in.gilCount.failed != 1 || h.Err != "" {
+		t.Errorf("counted %+v, %d failed", h, in.gilCount.failed)
+	}
+	none := &instance{r: reader{l: l}, gilCount: gilCount{err: fmt.Errorf("no interpreter yet")}}
+	if h := none.LockHolders(); h.Readings != 0 || !strings.Contains(h.Err, "could not be found: no interpreter yet") {
+		t.Errorf("a GIL not found: %+v", h)
 	}
 }

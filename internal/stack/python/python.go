@@ -135,6 +135,7 @@ type instance struct {
 	// thread of each thread state, as last read.
 	gil      uint64
 	gilCount gilCount
+	watched  *gilWatch // the GIL read on a timer, once stopped
 	tidOf    map[uint64]int
 
 	codes *codeCache
