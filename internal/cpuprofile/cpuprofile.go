@@ -40,6 +40,12 @@ type Options struct {
 	// Shared is stack.Options.Shared: what the recordings of a
 	// long-lived process share; nil for a one-shot one.
 	Shared *stack.Shared
+	// Locks has an interpreter's global lock (CPython's GIL) read on a
+	// timer while recording (Result.Lock counts those readings, where
+	// it otherwise counts the samples'): what the diagnosis judges
+	// gil_contention by. A recording that does not need it is spared the
+	// timer's wakeups.
+	Locks bool
 }
 
 // Result is a recorded profile and what is worth saying about it.
@@ -404,7 +410,10 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	}
 
 	stopProgress := progress(opts.Progress, start)
-	stopLocks := resolver.WatchLocks(lockEvery)
+	stopLocks := func() {}
+	if opts.Locks {
+		stopLocks = resolver.WatchLocks(lockEvery)
+	}
 	events := resolver.Events() // before Prompt: a runtime that reads samples in the kernel needs them fresh no more
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
 		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained, Event: events, Prompt: resolver.Prompt()})

@@ -126,7 +126,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
 		NoAttach: opts.NoAttach, DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
-		Shared: opts.Shared,
+		Shared: opts.Shared, Locks: true,
 	})
 	sampleDone()
 	wg.Wait()

@@ -105,10 +105,12 @@
 // where the main interpreter's ceval.gil points on 3.12+) are read with
 // each sample's chain, by the kernel's walk or live, and counted by the
 // thread the holder's thread state is matched to (stack.LockSampler):
-// gil_contention names the thread that held it most. A locked field
-// other than 0, 1 or -1 is no GIL, and is counted as a failed reading.
-// Samples are of threads on a CPU: a thread that keeps the GIL while off
-// a CPU is counted only at the samples of the others.
+// gil_contention names the thread that held it most. Samples are of
+// threads on a CPU, and a thread that keeps the GIL while off a CPU (a C
+// call that does not release it) is on a CPU at none: the diagnosis also
+// has it read on a timer (WatchLock, every 10 ms), whose readings are
+// counted in place of the samples'. A locked field other than 0, 1 or
+// -1 is no GIL, and is counted as a failed reading.
 //
 // # Limits and checks
 //

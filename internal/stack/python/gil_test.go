@@ -35,7 +35,7 @@ func TestGILHolders(t *testing.T) {
 		}
 		for _, live := range []bool{false, true} {
 			res, err := cpuprofile.Record(context.Background(), pid, cpuprofile.Options{FS: proc.FS{}, Duration: 2 * time.Second,
-				NsPID: proc.FS{}.Identity(pid).NsPID, Runtimes: []stack.Runtime{python.Runtime{LiveOnly: live}}})
+				NsPID: proc.FS{}.Identity(pid).NsPID, Runtimes: []stack.Runtime{python.Runtime{LiveOnly: live}}, Locks: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,6 +59,23 @@ func TestGILHolders(t *testing.T) {
 			if l.Every == 0 || l.Readings < 50 || len(l.Held) != 3 || l.Unknown > l.Readings/10 {
 				t.Errorf("live %v: want the GIL read on a timer 50 times or more, held by each of the 3 workers", live)
 			}
+		}
+	})
+}
+
+// TestGILAtSamples: a recording without the timer (`record`) counts the
+// GIL at its samples, each read by the kernel's walk with the chain.
+func TestGILAtSamples(t *testing.T) {
+	each(t, func(t *testing.T, py interpreter) {
+		pid := start(t, py, "threads", "2")
+		res := record(t, pid, time.Second)
+		l := res.Lock
+		if l == nil || l.Every != 0 {
+			t.Fatalf("GIL %+v; notes %q", l, res.Notes)
+		}
+		t.Logf("%d samples, GIL read at %d: held %v, free %d, unknown %d (%s)", res.Samples, l.Readings, l.Held, l.Free, l.Unknown, l.Err)
+		if l.Readings == 0 || len(l.Held) == 0 || l.Readings > res.Samples {
+			t.Errorf("want the GIL read at some of the %d samples, held by the workers", res.Samples)
 		}
 	})
 }
@@ -93,7 +110,11 @@ func TestGILHeldAsleep(t *testing.T) {
 		if hold == 0 {
 			t.Fatal("no thread named hold")
 		}
-		res := record(t, pid, 2*time.Second)
+		res, err := cpuprofile.Record(context.Background(), pid, cpuprofile.Options{FS: proc.FS{}, Duration: 2 * time.Second,
+			NsPID: proc.FS{}.Identity(pid).NsPID, Locks: true})
+		if err != nil {
+			t.Fatal(err)
+		}
 		l := res.Lock
 		if l == nil || l.Every == 0 {
 			t.Fatalf("the GIL was not read on a timer: %+v; notes %q", l, res.Notes)
