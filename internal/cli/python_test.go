@@ -178,7 +178,7 @@ func TestPythonVerdicts(t *testing.T) {
 			}{
 				{[]string{"compute"}, "compute_loop", []string{"computes in Python, in " + method + " at line", "of target.py"}},
 				{[]string{"poll"}, "busy_poll", []string{"the Python caller is drain (target.py:"}},
-				{[]string{"threads", "4"}, "gil_contention", []string{"4 Python threads want the CPU but take turns on the GIL", "in worker (target.py:", "starved of the GIL", "the GIL, read from the interpreter at"}},
+				{[]string{"threads", "4"}, "gil_contention", []string{"4 Python threads want the CPU but take turns on the GIL", "in worker (target.py:", "starved of the GIL", "the GIL, read from the interpreter every 10 ms ("}},
 			} {
 				t.Run(c.pattern, func(t *testing.T) {
 					pid, _ := startPythonWith(t, py, c.args...)
