@@ -106,6 +106,20 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	defer watch.Close()
 
 	objs, release, err := t.programs(pid, opts)
+	var pyLost error
+	if err != nil && walksPython(opts) {
+		// The Python walk may be what failed (a layout it cannot use,
+		// a kernel that refuses it): without it, the trace loses the
+		// chains, not its mechanism (ptrace would stop the target at
+		// every call). Where the programs fail without it too, that is
+		// the error.
+		noPython := opts
+		noPython.Chains = nil
+		objs, release, pyLost = nil, nil, err
+		if objs, release, err = t.programs(pid, noPython); err == nil {
+			opts = noPython
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +200,9 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		if _, ok := names[tid]; !ok {
 			names[tid] = name
 		}
+	}
+	if pyLost != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("the Python frame chains of the stacks were not read (their stacks are named from the live process after the trace): %v", pyLost))
 	}
 	if pyErr != nil {
 		p.Notes = append(p.Notes, fmt.Sprintf("Python frame chains were read with the stacks of the threads known until: %v", pyErr))
