@@ -39,7 +39,7 @@ func TestFloorProgramAttaches(t *testing.T) {
 func TestTableShareOfFloor(t *testing.T) {
 	o := options{cpuwhy: "cpuwhy", tracers: []string{"floor", "cpuwhy"}}
 	var b bytes.Buffer
-	writeTable(&b, o, map[string][]scenario.Rates{
+	writeTable(&b, o, o.tracers, map[string][]scenario.Rates{
 		"floor":  {{Wall: 0.7, CPU: 0.8}},
 		"cpuwhy": {{Wall: 0.6, CPU: 0.76}},
 	}, nil)

@@ -50,7 +50,14 @@ type options struct {
 	baseline string
 	tracers  []string
 	stats    time.Duration // window of the kernel's BPF statistics, after the rate's
+	python   string        // CPython for the Python target; "": none
 }
+
+// pyTracers are measured on the Python target: counting alone (the
+// walk is not loaded), stacks with each one's Python chain read in the
+// kernel, and stacks without (CPUWHY_PYTHON_NO_BPF=1: the chains of the
+// stacks read live after the trace, as before the walk was linked in).
+var pyTracers = []string{"py-cpuwhy-timed", "py-cpuwhy-stacks", "py-cpuwhy-stacks-nochain"}
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == floorArg {
@@ -79,6 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.cpuwhy, "cpuwhy", "", "cpuwhy binary (default: built from this module)")
 	fs.DurationVar(&o.stats, "bpf-stats", time.Second, "after each BPF tracer's window, a window this long with the kernel's BPF statistics on, for its programs' ns per call (0: none)")
 	fs.StringVar(&o.baseline, "baseline", "", "another cpuwhy binary (an older build) measured in the same run as tracers baseline and baseline-timed")
+	fs.StringVar(&o.python, "python", findPython(), "CPython for the Python target (pypoll.py), measured after busypoll under "+strings.Join(pyTracers, ", ")+"; \"\": none")
 	tracers := fs.String("tracers", "floor,cpuwhy,cpuwhy-timed,bpftrace,perf-trace,strace", "tracers to compare, in order (floor: an empty program on cpuwhy's tracepoint, with its pid filter)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -123,27 +131,70 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 	}
 
-	results := map[string][]scenario.Rates{}
-	costs := map[string][]float64{} // BPF ns per sys_exit run
-	var untraced []scenario.Rates
+	m, err := measureAll(ctx, o, t, o.tracers, skipped, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n## Syscall tracing cost (%s, target pinned to CPU %d, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), o.cpu, o.rounds, o.window)
+	fmt.Fprintf(stdout, "Untraced: %s recvfrom calls per second (%s per second of the poller on a CPU), medians of %d windows.\n\n",
+		human(median(m.untraced, wallOf)), human(median(m.untraced, cpuOf)), len(m.untraced))
+	writeTable(stdout, o, o.tracers, m.results, skipped)
+	writeCosts(stdout, o, o.tracers, m.costs)
+
+	if o.python == "" {
+		return nil
+	}
+	t.Stop() // the Python target gets the core to itself
+	py, err := launchPython(o.python, o.cpu, tmp)
+	if err != nil {
+		return err
+	}
+	defer py.Stop()
+	pm, err := measureAll(ctx, o, py, pyTracers, skipped, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\n### The Python target (%s, pypoll.py)\n\n", o.python)
+	fmt.Fprintf(stdout, "Untraced: %s recv calls per second (%s per second of the interpreter on a CPU), medians of %d windows.\n\n",
+		human(median(pm.untraced, wallOf)), human(median(pm.untraced, cpuOf)), len(pm.untraced))
+	writeTable(stdout, o, pyTracers, pm.results, skipped)
+	writeCosts(stdout, o, pyTracers, pm.costs)
+	if a, b := pm.results["py-cpuwhy-stacks"], pm.results["py-cpuwhy-stacks-nochain"]; len(a) > 0 && len(b) > 0 {
+		fmt.Fprintf(stdout, "\nPython chains read with each sampled stack: the target keeps %.3f of its rate with stacks and no chains (per CPU second, medians)\n",
+			median(a, cpuOf)/median(b, cpuOf))
+	}
+	return nil
+}
+
+// measured is what measureAll found.
+type measured struct {
+	results  map[string][]scenario.Rates
+	costs    map[string][]float64 // BPF ns per sys_exit run
+	untraced []scenario.Rates
+}
+
+// measureAll runs the rounds of names on t, with untraced windows
+// between them.
+func measureAll(ctx context.Context, o options, t target, names []string, skipped map[string]string, stderr io.Writer) (*measured, error) {
+	m := &measured{results: map[string][]scenario.Rates{}, costs: map[string][]float64{}}
 	measureUntraced := func() error {
 		r, err := t.Measure(ctx, o.window)
 		if err != nil {
 			return err
 		}
-		untraced = append(untraced, r)
+		m.untraced = append(m.untraced, r)
 		return nil
 	}
 	if err := measureUntraced(); err != nil {
-		return err
+		return nil, err
 	}
 	for round := range o.rounds {
-		for _, name := range o.tracers {
+		for _, name := range names {
 			if skipped[name] != "" {
 				continue
 			}
 			fmt.Fprintf(stderr, "round %d/%d: %s\n", round+1, o.rounds, name)
-			before := untraced[len(untraced)-1]
+			before := m.untraced[len(m.untraced)-1]
 			r, cost, err := traced(ctx, o, t, name)
 			var notStarted *startError
 			if errors.As(err, &notStarted) {
@@ -152,36 +203,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			if err := measureUntraced(); err != nil {
-				return err
+				return nil, err
 			}
-			after := untraced[len(untraced)-1]
+			after := m.untraced[len(m.untraced)-1]
 			if cost > 0 {
-				costs[name] = append(costs[name], cost)
+				m.costs[name] = append(m.costs[name], cost)
 			}
-			results[name] = append(results[name], scenario.Rates{
+			m.results[name] = append(m.results[name], scenario.Rates{
 				Wall: r.Wall / ((before.Wall + after.Wall) / 2),
 				CPU:  r.CPU / ((before.CPU + after.CPU) / 2),
 			})
 		}
 	}
-	fmt.Fprintf(stdout, "\n## Syscall tracing cost (%s, target pinned to CPU %d, %d rounds of %v)\n\n", time.Now().Format("2006-01-02"), o.cpu, o.rounds, o.window)
-	fmt.Fprintf(stdout, "Untraced: %s recvfrom calls per second (%s per second of the poller on a CPU), medians of %d windows.\n\n",
-		human(median(untraced, wallOf)), human(median(untraced, cpuOf)), len(untraced))
-	writeTable(stdout, o, results, skipped)
-	writeCosts(stdout, o, costs)
-	return nil
+	return m, nil
 }
 
 // writeCosts prints the BPF tracers' programs' own run time per call.
-func writeCosts(w io.Writer, o options, costs map[string][]float64) {
+func writeCosts(w io.Writer, o options, names []string, costs map[string][]float64) {
 	if len(costs) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\nBPF programs' run time per sys_exit run, from the kernel's statistics over a %v window after each rate window (sys_enter's runs included where attached; median, and the rounds):\n\n", o.stats)
-	for _, name := range o.tracers {
+	for _, name := range names {
 		c := costs[name]
 		if len(c) == 0 {
 			continue
@@ -198,7 +244,7 @@ func writeCosts(w io.Writer, o options, costs map[string][]float64) {
 
 // writeTable prints a row per tracer: its medians over the rounds it ran,
 // and for one skipped, why (with the rounds it ran before, if any).
-func writeTable(w io.Writer, o options, results map[string][]scenario.Rates, skipped map[string]string) {
+func writeTable(w io.Writer, o options, names []string, results map[string][]scenario.Rates, skipped map[string]string) {
 	// The floor's share is taken per CPU second of the target: on a
 	// shared machine the wall rate follows the time others leave it.
 	floor := 0.0
@@ -207,7 +253,7 @@ func writeTable(w io.Writer, o options, results map[string][]scenario.Rates, ski
 	}
 	fmt.Fprintln(w, "| tracer | command | rate kept, per wall second (median) | per CPU second (median) | of the floor (per CPU second) | rounds (wall) |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---|")
-	for _, name := range o.tracers {
+	for _, name := range names {
 		var rounds []string
 		for _, v := range results[name] {
 			rounds = append(rounds, fmt.Sprintf("%.1f%%", 100*v.Wall))
@@ -261,6 +307,12 @@ func commandOf(o options, name string, pid int) []string {
 		return []string{o.baseline, "syscalls", "--time-every", "0", "-d", long, p}
 	case "baseline-timed":
 		return []string{o.baseline, "syscalls", "-d", long, p}
+	case "py-cpuwhy-timed":
+		return []string{o.cpuwhy, "syscalls", "-d", long, p}
+	case "py-cpuwhy-stacks":
+		return []string{o.cpuwhy, "syscalls", "--stacks", "-d", long, p}
+	case "py-cpuwhy-stacks-nochain":
+		return []string{"env", "CPUWHY_PYTHON_NO_BPF=1", o.cpuwhy, "syscalls", "--stacks", "-d", long, p}
 	case "bpftrace":
 		return []string{"bpftrace", "-e", "tracepoint:raw_syscalls:sys_exit /pid == " + p + "/ { @[args->id] = count(); }"}
 	case "perf-trace":
@@ -273,7 +325,7 @@ func commandOf(o options, name string, pid int) []string {
 
 // traced runs one tracer on the target and returns the target's call rate
 // while it is attached.
-func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (scenario.Rates, float64, error) {
+func traced(ctx context.Context, o options, t target, name string) (scenario.Rates, float64, error) {
 	argv := commandOf(o, name, t.PID())
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var out bytes.Buffer
@@ -318,7 +370,7 @@ func traced(ctx context.Context, o options, t *scenario.Busypoll, name string) (
 // tracepoints named as cpuwhy's are (sys_exit, sys_enter; floor_exit).
 func bpfTracer(name string) bool {
 	switch name {
-	case "floor", "cpuwhy", "cpuwhy-timed", "baseline", "baseline-timed":
+	case "floor", "cpuwhy", "cpuwhy-timed", "baseline", "baseline-timed", "py-cpuwhy-timed", "py-cpuwhy-stacks", "py-cpuwhy-stacks-nochain":
 		return true
 	}
 	return false

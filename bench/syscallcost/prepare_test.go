@@ -76,7 +76,7 @@ func TestTableSkips(t *testing.T) {
 	failed := &startError{err: errors.New("exited before the window (exit status 1)"),
 		output: []byte("ERROR: Could not resolve tracepoint | raw_syscalls\nmore\n")}
 	var b bytes.Buffer
-	writeTable(&b, o, map[string][]scenario.Rates{
+	writeTable(&b, o, o.tracers, map[string][]scenario.Rates{
 		"cpuwhy": {{Wall: 0.9, CPU: 0.85}},
 		"strace": {{Wall: 0.1, CPU: 0.2}},
 	}, map[string]string{"bpftrace": "round 1: " + failed.Error()})

@@ -178,7 +178,7 @@ func TestPythonVerdicts(t *testing.T) {
 			}{
 				{[]string{"compute"}, "compute_loop", []string{"computes in Python, in " + method + " at line", "of target.py"}},
 				{[]string{"poll"}, "busy_poll", []string{"the Python caller is drain (target.py:"}},
-				{[]string{"threads", "4"}, "gil_contention", []string{"4 Python threads want the CPU but take turns on the GIL", "in worker (target.py:", "starved of the GIL"}},
+				{[]string{"threads", "4"}, "gil_contention", []string{"4 Python threads want the CPU but take turns on the GIL", "in worker (target.py:", "starved of the GIL", "the GIL, read from the interpreter every 10 ms ("}},
 			} {
 				t.Run(c.pattern, func(t *testing.T) {
 					pid, _ := startPythonWith(t, py, c.args...)
@@ -209,6 +209,50 @@ func TestPythonVerdicts(t *testing.T) {
 						t.Errorf("the verdict shows the interpreter's machine code")
 					}
 				})
+			}
+		})
+	}
+}
+
+// TestPythonSyscallStacks: on every CPython of the machine, `syscalls
+// --stacks --json` names the Python caller of a thread's recvfrom, at the
+// line of the call, from the chain the tracer read with each stack: the
+// frame-pointer walk alone stops in the interpreter's C code. Nearly all
+// the sampled calls carry it (a thread's first calls, before the tracer
+// was told of its thread state, might not; this one's thread runs from
+// before the trace).
+func TestPythonSyscallStacks(t *testing.T) {
+	for name, py := range pythons() {
+		t.Run(name, func(t *testing.T) {
+			if py == "" {
+				privtest.Require(t, "no CPython "+name+" on this machine (pyenv install, or apt-get install python3.11)")
+			}
+			pid, line := startPythonWith(t, py, "poll")
+			var r struct {
+				Stacks []struct {
+					Syscall string   `json:"syscall"`
+					Count   int      `json:"count"`
+					Frames  []string `json:"frames"`
+				} `json:"stacks"`
+			}
+			runJSON(t, &r, "syscalls", "--stacks", "-d", "1s", "--json", strconv.Itoa(pid))
+			want := "drain (target.py:" + strconv.Itoa(line) + ")"
+			var recv, named int
+			for _, s := range r.Stacks {
+				if s.Syscall != "recvfrom" {
+					continue
+				}
+				recv += s.Count
+				at := slices.Index(s.Frames, want)
+				if at > 0 && strings.HasPrefix(s.Frames[len(s.Frames)-1], "<module> (target.py:") {
+					named += s.Count
+				} else {
+					t.Logf("%d calls: %q", s.Count, s.Frames)
+				}
+			}
+			t.Logf("%d of %d sampled recvfrom calls have %s", named, recv, want)
+			if recv == 0 || named < recv*9/10 {
+				t.Errorf("want 90%% of the sampled recvfrom calls with a native frame, then %s, ..., <module> (target.py:N); stacks %+v", want, r.Stacks)
 			}
 		})
 	}

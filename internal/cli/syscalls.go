@@ -102,6 +102,19 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 		return err
 	}
 	opts := syscalls.Options{Duration: o.duration, TimeEvery: o.timeEvery, MaxKeys: o.maxKeys, Stacks: o.stacks}
+	// The stacks are named as every other command names them, by a
+	// resolver made before the trace: a runtime whose frame chains the
+	// tracer reads with each stack (CPython's) says how.
+	var names *stack.Resolver
+	if o.stacks {
+		names, _ = stack.New(t.PID, stack.Options{FS: o.global.procFS(), NsPID: t.NsPID, NoAttach: o.noAttach})
+	}
+	if names != nil {
+		defer names.Close()
+		if w := names.ChainWalker(); w != nil {
+			opts.Chains = w
+		}
+	}
 	o.progress("tracing %s for %v", t, o.duration)
 	profile, _, err := syscalls.TraceFirst(ctx, t.PID, opts, tracers, func(err error, next syscalls.Mechanism) {
 		escape.Fprintf(o.streams.Err, "cpuwhy: note: %v; falling back to %s, which stops the target at every call and slows it down\n", err, next)
@@ -119,21 +132,14 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	if interrupted && profile.Ended == "" {
 		profile.Ended = fmt.Sprintf("interrupted after %.1f s", profile.Duration.Seconds())
 	}
-	// Read the mappings before the fds are described: both are as the
-	// process is now, and the sooner the closer to the window.
-	// The stacks are named as every other command names them.
-	var names *stack.Resolver
-	if len(profile.Stacks) > 0 {
-		names, _ = stack.New(t.PID, stack.Options{FS: o.global.procFS(), NsPID: t.NsPID, NoAttach: o.noAttach})
-	}
 	report := syscalls.Summarize(profile, "", fds.NewDescriber(o.global.procFS()))
-	if names != nil {
+	if names != nil && len(profile.Stacks) > 0 {
 		for i, cs := range report.Stacks {
+			names.Chain(cs.Chain)
 			for _, f := range names.Frames(cs.TID, nil, cs.PCs) {
 				report.Stacks[i].Frames = append(report.Stacks[i].Frames, f.Name())
 			}
 		}
-		names.Close()
 	}
 	report.Name, report.NsPID, report.Container, report.TimeEvery, report.Picked = t.Name, t.NsPID, t.Container, o.timeEvery, t.Picked
 	if o.json {

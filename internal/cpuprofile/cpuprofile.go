@@ -40,6 +40,12 @@ type Options struct {
 	// Shared is stack.Options.Shared: what the recordings of a
 	// long-lived process share; nil for a one-shot one.
 	Shared *stack.Shared
+	// Locks has an interpreter's global lock (CPython's GIL) read on a
+	// timer while recording (Result.Lock counts those readings, where
+	// it otherwise counts the samples'): what the diagnosis judges
+	// gil_contention by. A recording that does not need it is spared the
+	// timer's wakeups.
+	Locks bool
 }
 
 // Result is a recorded profile and what is worth saying about it.
@@ -59,7 +65,16 @@ type Result struct {
 	// Execs are the execs the process ran while it was recorded, in
 	// order (the first 64); the process's name is the last one's To.
 	Execs []Exec
+	// Lock is the interpreter's global lock (CPython's GIL) counted at
+	// the samples, nil for a process that runs none.
+	Lock *stack.LockHolders
 }
+
+// lockEvery is how often an interpreter's global lock (the GIL) is read
+// on a timer while recording: twice its switch interval (5 ms), 300
+// readings over a 3 s window to rank its holders by, for 100 reads of a
+// few bytes of the process a second.
+const lockEvery = 10 * time.Millisecond
 
 // Exec is an exec the process ran while it was recorded: the samples
 // before it are named by the mappings of the program it ran until then.
@@ -400,12 +415,17 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 	}
 
 	stopProgress := progress(opts.Progress, start)
+	stopLocks := func() {}
+	if opts.Locks {
+		stopLocks = resolver.WatchLocks(lockEvery)
+	}
 	events := resolver.Events() // before Prompt: a runtime that reads samples in the kernel needs them fresh no more
 	rec, err := sample.Record(ctx, pid, sample.Options{Frequency: opts.Frequency, Duration: opts.Duration, Kernel: opts.Kernel,
 		FS: opts.FS, Ready: opts.Ready, Handle: handle, Exec: exec, Drained: drained, Event: events, Prompt: resolver.Prompt()})
 	stopProgress()
 	close(queue)
 	<-done
+	stopLocks() // after the worker: the instance is the caller's again
 	if err != nil {
 		return nil, fmt.Errorf("sampling process %d: %w", pid, err)
 	}
@@ -418,6 +438,7 @@ func Record(ctx context.Context, pid int, opts Options) (*Result, error) {
 		res.Notes = append(res.Notes, fmt.Sprintf("%d samples were unwound from a shortened copy of the stack that ended before their outermost frame (a thread deeper than it had been): their outer frames are missing", n))
 	}
 	res.Notes = append(res.Notes, resolver.Notes()...)
+	res.Lock = resolver.LockHolders()
 	for _, l := range counts.Leaves() {
 		resolver.Generation(l.Gen)
 		res.Leaves = append(res.Leaves, Leaf{TID: l.TID, PC: l.PC, Function: resolver.Leaf(l.TID, l.PC).Name(), Count: l.Count, Past: l.Gen < execs})

@@ -126,7 +126,7 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	rec, recErr := opts.Profiler.Record(ctx, t.PID, cpuprofile.Options{
 		FS: opts.FS, Frequency: opts.Frequency, Duration: opts.Duration, Kernel: true,
 		NoAttach: opts.NoAttach, DebugDirs: opts.DebugDirs, Progress: opts.Progress, Ready: sampleReady, NsPID: t.NsPID,
-		Shared: opts.Shared,
+		Shared: opts.Shared, Locks: true,
 	})
 	sampleDone()
 	wg.Wait()
@@ -331,6 +331,9 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	}
 	if rec != nil {
 		o.Samples = rec.Samples
+		if l := rec.Lock; l != nil {
+			o.GIL = &verdict.GIL{EveryMS: float64(l.Every) / float64(time.Millisecond), Readings: l.Readings, Held: l.Held, Free: l.Free, Err: l.Err}
+		}
 		addStacks(rec.Profile, get, t.Kernel)
 		// The hot code of every thread whose CPU, or demand when it got
 		// less than it wanted (a pool sharing a loaded core, judged as a

@@ -529,6 +529,60 @@ func (r *Resolver) Events() func(fd int) {
 	}
 }
 
+// ChainWalker is the runtime of the process whose frame chains the
+// syscall tracer can read with its stacks (ChainWalker), or nil; one
+// that says it must not be is noted.
+func (r *Resolver) ChainWalker() ChainWalker {
+	for _, in := range r.instances {
+		if w, ok := in.(ChainWalker); ok {
+			if _, err := w.WalkLayout(); err != nil {
+				r.notes = append(r.notes, err.Error())
+				continue
+			}
+			return w
+		}
+	}
+	return nil
+}
+
+// LockHolders is the global lock of the process's interpreter counted
+// over the samples named (LockSampler), or nil when it runs none.
+func (r *Resolver) LockHolders() *LockHolders {
+	for _, in := range r.instances {
+		if l, ok := in.(LockSampler); ok {
+			h := l.LockHolders()
+			return &h
+		}
+	}
+	return nil
+}
+
+// WatchLocks has the runtimes with a global lock (LockSampler) read it
+// every interval until the returned function is called.
+func (r *Resolver) WatchLocks(interval time.Duration) (stop func()) {
+	var stops []func()
+	for _, in := range r.instances {
+		if l, ok := in.(LockSampler); ok {
+			stops = append(stops, l.WatchLock(interval))
+		}
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
+
+// Chain hands the runtimes that read them (ChainWalker) the frame chain
+// read in the kernel with the stack the next Frames names: nil for none.
+func (r *Resolver) Chain(rec []byte) {
+	for _, in := range r.instances {
+		if w, ok := in.(ChainWalker); ok {
+			w.KernelChain(rec)
+		}
+	}
+}
+
 // Prompt reports whether a runtime of the process reads its live state
 // when a sample is resolved (LiveReader): samples must then reach the
 // resolver as soon as they are taken.

@@ -1,7 +1,10 @@
 package stack
 
 import (
+	"time"
+
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	pyebpf "github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
@@ -99,6 +102,46 @@ type EventReader interface {
 	// SampleTime says when the sample the next Expand names was taken,
 	// on the samples' clock (sample.Sample.Time).
 	SampleTime(t uint64)
+}
+
+// ChainWalker is implemented by an Instance whose frame chains a BPF
+// program other than its own can read, by the walk its package links into
+// that program (package python/ebpf's): the syscall tracer's, at each
+// call whose stack it takes, where a frame-pointer walk does not get
+// through the interpreter's C frames. The layout and the threads are what
+// the walk reads by (syscalls.ChainSource); KernelChain hands the next
+// Expand the chain read with the stack it names (a record of the walk,
+// which Expand checks as the target's bytes it is), and that Expand puts
+// its Python frames in the stack the way it does for a sample's chain.
+type ChainWalker interface {
+	WalkLayout() (pyebpf.Layout, error)
+	WalkThreads() map[int]pyebpf.Thread
+	KernelChain(rec []byte)
+}
+
+// LockSampler is implemented by an Instance of an interpreter with a
+// global lock that lets one thread at a time run (CPython's GIL), that
+// reads at each sample it names which thread holds it.
+type LockSampler interface {
+	LockHolders() LockHolders
+	// WatchLock reads the lock's state every interval, apart from the
+	// samples, until stop is called: samples are of threads on a CPU,
+	// and a thread that holds the lock off a CPU is seen by the timer.
+	// LockHolders then counts those readings.
+	WatchLock(interval time.Duration) (stop func())
+}
+
+// LockHolders is an interpreter's global lock counted over samples, or
+// over the readings of a timer (Every).
+type LockHolders struct {
+	Lock     string        // what it is called ("the GIL")
+	Every    time.Duration // the timer's interval; 0: read at the samples
+	Readings int           // samples (or ticks) with its state read
+	Held     map[int]int   // of those, held by each thread (the host's id)
+	Free     int           // of those, held by none
+	Unknown  int           // of those, held by a thread not known then
+	// Err says why it was never read (Readings 0).
+	Err string
 }
 
 // runtimes are the registered runtimes, tried in order.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	pyebpf "github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 )
 
@@ -155,6 +156,13 @@ type StackKey struct {
 type StackSample struct {
 	PCs   []uint64
 	Count uint64
+	// Chain is the Python frame chain the thread had at those calls, as
+	// the walk of package python/ebpf recorded it (a record ParseChain
+	// reads), when Options.Chains asked for it and the thread ran
+	// Python: what names the Python functions of a stack that the
+	// frame-pointer walk could not take through the interpreter. Its
+	// frames are the target's bytes, to be checked as such.
+	Chain []byte
 }
 
 // Options shape a trace.
@@ -168,11 +176,29 @@ type Options struct {
 	MaxKeys int
 	// Stacks records user stacks at syscall entry for the hottest pairs.
 	Stacks bool
+	// Chains, with Stacks, has the eBPF tracer read each stack's Python
+	// frame chain with it (StackSample.Chain), by the walk of package
+	// python/ebpf linked into its program; nil (or a target that runs
+	// no CPython) reads none, and the walk is not loaded. The ptrace
+	// tracer ignores it.
+	Chains ChainSource
 	// Ready, when set, is called once the tracer is set up (BPF programs
 	// loaded and verified), just before it starts counting; the window
 	// starts when it returns. It may block: the diagnosis lines its
 	// instruments up on it.
 	Ready func()
+}
+
+// ChainSource is what the tracer's Python walk needs of the target's
+// interpreter: the offsets of its version, and which thread state each
+// thread (by the host's id) runs, read again as threads come.
+type ChainSource interface {
+	// WalkLayout is the offsets of the interpreter's version; an error
+	// says the chains are not to be read in the kernel (turned off).
+	WalkLayout() (pyebpf.Layout, error)
+	// WalkThreads is called when the trace starts and then at each poll
+	// of the target (100 ms); it may read the thread states again.
+	WalkThreads() map[int]pyebpf.Thread
 }
 
 // Defaults for Options.

@@ -125,6 +125,9 @@ type CallSite struct {
 	Count  uint64   `json:"count"`
 	PCs    []uint64 `json:"pcs"`
 	Frames []string `json:"frames,omitempty"`
+	// Chain is the Python frame chain read with the stack
+	// (StackSample.Chain), which naming the frames puts in them.
+	Chain []byte `json:"-"`
 }
 
 // FDDescriber says what a process's file descriptors are (package fds).
@@ -362,7 +365,7 @@ func callSites(p *Profile, arch string) []CallSite {
 	var out []CallSite
 	for k, samples := range p.Stacks {
 		for _, s := range samples {
-			out = append(out, CallSite{TID: k.TID, Thread: p.Threads[k.TID], Name: sysno.Name(arch, k.Nr), Count: s.Count, PCs: s.PCs})
+			out = append(out, CallSite{TID: k.TID, Thread: p.Threads[k.TID], Name: sysno.Name(arch, k.Nr), Count: s.Count, PCs: s.PCs, Chain: s.Chain})
 		}
 	}
 	slices.SortFunc(out, func(a, b CallSite) int {

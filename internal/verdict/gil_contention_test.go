@@ -116,3 +116,50 @@ func TestInterpreted(t *testing.T) {
 		t.Errorf("busy poll in Python advice: %s", v.Advice)
 	}
 }
+
+// TestGILHolderRead: the thread named as holding the GIL is the one its
+// state, read at the samples, shows held it most: not the busiest
+// contender when another held it more, and a thread that held it without
+// running (blocked in C code that kept it) though it is no contender;
+// with the state unread, the busiest contender, and a note says why.
+func TestGILHolderRead(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		gil     *GIL
+		extra   []Thread
+		tid     int
+		want    []string
+		starved string
+	}{
+		{"held most by a contender that is not the busiest", &GIL{Readings: 100, Held: map[int]int{400: 20, 401: 10, 402: 60}, Free: 10}, nil,
+			402, []string{"python3 (TID 402) held it most", "the GIL, read from the interpreter at 100 samples, was held by python3 (TID 402) 60%, python3 (TID 400) 20%, python3 (TID 401) 10%; by none 10%"},
+			"python3 (TID 400), python3 (TID 401)"},
+		{"held most by a thread that does not run", &GIL{Readings: 200, Held: map[int]int{400: 30, 401: 20, 402: 10, 500: 140}}, []Thread{pyThread(500, "hog", cpu(0.5, 0), 1, 0, 1)},
+			500, []string{"python3 (TID 500) held it most in hog (w.py:42)", "was held by python3 (TID 500) 70%"},
+			"python3 (TID 400), python3 (TID 401), python3 (TID 402)"},
+		{"not read", &GIL{Err: "the GIL of CPython 3.12 could not be found: no interpreter yet"}, nil,
+			400, []string{"the GIL's own state could not be read (the GIL of CPython 3.12 could not be found: no interpreter yet): the thread named as holding it is the busiest"},
+			"python3 (TID 401), python3 (TID 402)"},
+		{"read on a timer", &GIL{EveryMS: 10, Readings: 300, Held: map[int]int{400: 50, 401: 200, 402: 50}}, nil,
+			401, []string{"python3 (TID 401) held it most", "the GIL, read from the interpreter every 10 ms (300 readings), was held by python3 (TID 401) 67%"},
+			"python3 (TID 400), python3 (TID 402)"},
+		{"no process GIL", nil, nil, 400, []string{"the GIL's own state could not be read (no stack samples)"}, "python3 (TID 401), python3 (TID 402)"},
+		{"read, held by no thread observed", &GIL{Readings: 50, Held: map[int]int{999: 50}}, nil, 400, []string{"could not be read"}, "python3 (TID 401), python3 (TID 402)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := obs(append(gilThreads(3, 20, 60, 300), c.extra...)...)
+			o.GIL = c.gil
+			vs := Judge(o)
+			v := vs[0]
+			if v.Pattern != GILContention || v.Thread.TID != c.tid {
+				t.Fatalf("%s for TID %d, want %s for %d", v.Pattern, v.Thread.TID, GILContention, c.tid)
+			}
+			text := v.Summary + "\n" + strings.Join(v.Evidence, "\n")
+			for _, w := range append(c.want, "starved of the GIL: "+c.starved) {
+				if !strings.Contains(text, w) {
+					t.Errorf("verdict lacks %q:\n%s", w, text)
+				}
+			}
+		})
+	}
+}

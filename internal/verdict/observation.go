@@ -26,6 +26,9 @@ type Observation struct {
 	NoSyscalls bool `json:"no_syscalls,omitempty"`
 	// Samples counts the on-CPU stack samples of the process.
 	Samples int `json:"samples"`
+	// GIL is the state of a Python interpreter's GIL read at the
+	// samples (gil_contention.go); nil for a process that runs none.
+	GIL *GIL `json:"gil,omitempty"`
 	// Threads are the live threads, hottest first, and one row for the
 	// threads that ended during the window (Thread.Exited).
 	Threads []Thread `json:"threads"`

@@ -236,31 +236,38 @@ func (r *reader) check(syms symbols) error {
 // 8-byte fields, and the layout's field each must equal. A release whose
 // structures moved (a patch release, a build with other options) is
 // caught at attach instead of read wrong.
+// An entry with a from (not 0) holds an offset from the field at index
+// from: the GIL's fields are offsets in the interpreter of its own GIL
+// (gil_runtime_state), which the layout keeps from the GIL's start.
 var debugOffsets = []struct {
 	index int
 	field string
 	of    func(Layout) int
+	from  int
 }{
-	{5, "runtime_state.interpreters_head", func(l Layout) int { return l.RuntimeInterpretersHead }},
-	{9, "interpreter_state.threads_head", func(l Layout) int { return l.InterpThreadsHead }},
-	{21, "thread_state.next", func(l Layout) int { return l.ThreadNext }},
-	{22, "thread_state.interp", func(l Layout) int { return l.ThreadInterp }},
-	{23, "thread_state.current_frame", func(l Layout) int { return l.ThreadFrame }},
-	{24, "thread_state.thread_id", func(l Layout) int { return l.ThreadID }},
-	{25, "thread_state.native_thread_id", func(l Layout) int { return l.ThreadNativeID }},
-	{29, "interpreter_frame.previous", func(l Layout) int { return l.FrameBack }},
-	{30, "interpreter_frame.executable", func(l Layout) int { return l.FrameCode }},
-	{31, "interpreter_frame.instr_ptr", func(l Layout) int { return l.FrameInstr }},
-	{32, "interpreter_frame.localsplus", func(l Layout) int { return l.FrameSize }},
-	{33, "interpreter_frame.owner", func(l Layout) int { return l.FrameOwner }},
-	{35, "code_object.filename", func(l Layout) int { return l.CodeFilename }},
-	{36, "code_object.name", func(l Layout) int { return l.CodeName }},
-	{37, "code_object.qualname", func(l Layout) int { return l.CodeQualname }},
-	{38, "code_object.linetable", func(l Layout) int { return l.CodeLineTable }},
-	{39, "code_object.firstlineno", func(l Layout) int { return l.CodeFirstLine }},
-	{43, "code_object.co_code_adaptive", func(l Layout) int { return l.CodeAdaptive }},
-	{45, "pyobject.ob_type", func(l Layout) int { return l.ObjectType }},
-	{47, "type_object.tp_name", func(l Layout) int { return l.TypeName }},
+	{5, "runtime_state.interpreters_head", func(l Layout) int { return l.RuntimeInterpretersHead }, 0},
+	{9, "interpreter_state.threads_head", func(l Layout) int { return l.InterpThreadsHead }, 0},
+	{14, "interpreter_state.ceval_gil", func(l Layout) int { return l.InterpGIL }, 0},
+	{17, "interpreter_state.gil_runtime_state_locked", func(l Layout) int { return l.GILLocked }, 15},
+	{18, "interpreter_state.gil_runtime_state_holder", func(l Layout) int { return l.GILLastHolder }, 15},
+	{21, "thread_state.next", func(l Layout) int { return l.ThreadNext }, 0},
+	{22, "thread_state.interp", func(l Layout) int { return l.ThreadInterp }, 0},
+	{23, "thread_state.current_frame", func(l Layout) int { return l.ThreadFrame }, 0},
+	{24, "thread_state.thread_id", func(l Layout) int { return l.ThreadID }, 0},
+	{25, "thread_state.native_thread_id", func(l Layout) int { return l.ThreadNativeID }, 0},
+	{29, "interpreter_frame.previous", func(l Layout) int { return l.FrameBack }, 0},
+	{30, "interpreter_frame.executable", func(l Layout) int { return l.FrameCode }, 0},
+	{31, "interpreter_frame.instr_ptr", func(l Layout) int { return l.FrameInstr }, 0},
+	{32, "interpreter_frame.localsplus", func(l Layout) int { return l.FrameSize }, 0},
+	{33, "interpreter_frame.owner", func(l Layout) int { return l.FrameOwner }, 0},
+	{35, "code_object.filename", func(l Layout) int { return l.CodeFilename }, 0},
+	{36, "code_object.name", func(l Layout) int { return l.CodeName }, 0},
+	{37, "code_object.qualname", func(l Layout) int { return l.CodeQualname }, 0},
+	{38, "code_object.linetable", func(l Layout) int { return l.CodeLineTable }, 0},
+	{39, "code_object.firstlineno", func(l Layout) int { return l.CodeFirstLine }, 0},
+	{43, "code_object.co_code_adaptive", func(l Layout) int { return l.CodeAdaptive }, 0},
+	{45, "pyobject.ob_type", func(l Layout) int { return l.ObjectType }, 0},
+	{47, "type_object.tp_name", func(l Layout) int { return l.TypeName }, 0},
 }
 
 // debugOffsetsSize is the part of _Py_DebugOffsets read: up to the last
@@ -271,7 +278,11 @@ const debugOffsetsSize = 48 * 8
 // interpreter.
 func checkDebugOffsets(d []byte, l Layout) error {
 	for _, o := range debugOffsets {
-		if got, want := u64(d, 8*o.index), o.of(l); got != uint64(want) {
+		got, want := u64(d, 8*o.index), o.of(l)
+		if o.from != 0 {
+			got -= u64(d, 8*o.from)
+		}
+		if got != uint64(want) {
 			return fmt.Errorf("%w: _Py_DebugOffsets has %s at %d, the layout of 3.%d at %d", errBad, o.field, got, l.Minor, want)
 		}
 	}

@@ -87,6 +87,31 @@
 // a single address (the leaf that is named after the recording) is not
 // expanded.
 //
+// # Syscall stacks
+//
+// `syscalls --stacks` takes each sampled call's stack by frame pointers,
+// which the interpreter's C code does not keep: the walk stops inside it.
+// The syscall tracer's program links in the kernel's walk (package
+// ebpf's pywalk.h) and reads the thread's chain with each stack, from
+// the thread states this package gives it (stack.ChainWalker:
+// WalkLayout, WalkThreads). The chain comes back with the stack
+// (KernelChain) and is merged into it by the same code as a sample's,
+// its Python frames outermost where the native walk stopped short, and
+// the frames a lost frame-pointer walk found in no object dropped.
+//
+// # The GIL
+//
+// The GIL's last_holder and locked (in _PyRuntime.ceval.gil on 3.8-3.11,
+// where the main interpreter's ceval.gil points on 3.12+) are read with
+// each sample's chain, by the kernel's walk or live, and counted by the
+// thread the holder's thread state is matched to (stack.LockSampler):
+// gil_contention names the thread that held it most. Samples are of
+// threads on a CPU, and a thread that keeps the GIL while off a CPU (a C
+// call that does not release it) is on a CPU at none: the diagnosis also
+// has it read on a timer (WatchLock, every 10 ms), whose readings are
+// counted in place of the samples'. A locked field other than 0, 1 or
+// -1 is no GIL, and is counted as a failed reading.
+//
 // # Limits and checks
 //
 // The process's memory is hostile input: every object read is checked

@@ -42,6 +42,9 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("%d frames", len(names))
 		}
 		_ = r.check(symbols{runtime: imgRuntime, types: r.types})
+		if gil, err := r.gilAddress(imgRuntime); err == nil {
+			_, _, _ = r.gilState(gil)
+		}
 	})
 }
 
@@ -88,12 +91,12 @@ func FuzzMerge(f *testing.F) {
 // frames from the target's memory) is refused or read as at most
 // maxFrames Python frames, in every layout, and a chain cut says so.
 func FuzzChain(f *testing.F) {
-	rec := make([]byte, 16+3*32)
+	rec := make([]byte, 32+3*32)
 	rec[12] = 3
 	for i := range 3 {
-		rec[16+i*32] = byte(i + 1) // addr
-		rec[16+i*32+8] = 0x40      // code
-		rec[16+i*32+24] = byte(i)  // owner
+		rec[32+i*32] = byte(i + 1) // addr
+		rec[32+i*32+8] = 0x40      // code
+		rec[32+i*32+24] = byte(i)  // owner
 	}
 	for minor := range layouts {
 		f.Add(uint8(minor), rec, false)

@@ -187,8 +187,14 @@ func TestImageDamaged(t *testing.T) {
 func TestDebugOffsets(t *testing.T) {
 	l := layouts[13]
 	d := make([]byte, debugOffsetsSize)
+	const gilAt = 7744 // where the interpreter keeps its own GIL
+	binary.LittleEndian.PutUint64(d[8*15:], gilAt)
 	for _, o := range debugOffsets {
-		binary.LittleEndian.PutUint64(d[8*o.index:], uint64(o.of(l)))
+		v := uint64(o.of(l))
+		if o.from != 0 {
+			v += gilAt
+		}
+		binary.LittleEndian.PutUint64(d[8*o.index:], v)
 	}
 	if err := checkDebugOffsets(d, l); err != nil {
 		t.Fatal(err)

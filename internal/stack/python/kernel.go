@@ -52,6 +52,7 @@ type storedChain struct {
 	tid    int
 	flags  int
 	frames []ebpf.Frame
+	gil    gilReading // the GIL's state read with the chain
 }
 
 // ReadAtEvents loads the program that reads each sample's Python frame
@@ -65,7 +66,11 @@ func (in *instance) ReadAtEvents() error {
 	if in.noKernel {
 		return fmt.Errorf("the chains of Python frames are read from the live process, not in the kernel at each sample: turned off (%s=1 or Runtime.LiveOnly)", EnvNoBPF)
 	}
-	w, err := ebpf.Load(kernelLayout(in.r.l))
+	l := kernelLayout(in.r.l)
+	if in.gil != 0 {
+		l.GIL = in.gil + uint64(in.r.l.GILLastHolder)
+	}
+	w, err := ebpf.Load(l)
 	if err != nil {
 		return fmt.Errorf("reading CPython 3.%d frames in the kernel: %w", in.r.l.Minor, err)
 	}
@@ -83,6 +88,14 @@ func kernelLayout(l Layout) ebpf.Layout {
 		// The fields read of a frame, the last of them 8 bytes long.
 		FrameRead: max(l.FrameBack, l.FrameCode, l.FrameInstr, l.FrameOwner, l.FrameIsEntry) + 8,
 	}
+}
+
+// gilReading is the GIL's state as the kernel's walk read it: its
+// last_holder and locked fields, raw; read says they were read.
+type gilReading struct {
+	holder uint64
+	locked int32
+	read   bool
 }
 
 // AttachEvent attaches the program to one of the sampler's events.
@@ -167,6 +180,7 @@ func (k *kernelChains) add(c *ebpf.Chain) {
 	}
 	k.next = (k.next + 1) % cap(k.ring)
 	s.time, s.tid, s.flags = c.Time, c.TID, c.Flags
+	s.gil = gilReading{holder: c.GILHolder, locked: c.GILLocked, read: c.GILRead}
 	s.frames = append(s.frames[:0], c.Frames...)
 	k.newest = max(k.newest, c.Time)
 }

@@ -35,6 +35,13 @@ type Layout struct {
 	CodeName      int
 	CodeFirstLine int // co_firstlineno, an int
 
+	// The GIL: struct _gil_runtime_state, in _PyRuntime.ceval (3.8-3.11),
+	// or pointed to by the main interpreter's ceval.gil (3.12+).
+	RuntimeGIL    int // _PyRuntime.ceval.gil (3.8-3.11)
+	InterpGIL     int // PyInterpreterState.ceval.gil, a pointer (3.12+)
+	GILLastHolder int // last_holder, a PyThreadState *
+	GILLocked     int // locked, an int: 1 while a thread holds it
+
 	// Objects.
 	ObjectType     int // ob_type
 	TypeName       int // tp_name, a char *
@@ -55,6 +62,7 @@ var layouts = map[int]Layout{
 		ThreadNext: 8, ThreadInterp: 16, ThreadID: 176, ThreadNativeID: -1, ThreadFrame: 24, CFrameCurrent: -1,
 		FrameBack: 24, FrameSize: 360, FrameCode: 32, FrameInstr: 104, FrameOwner: -1, FrameIsEntry: -1, OwnedByCStack: -1,
 		CodeAdaptive: -1, CodeQualname: -1, CodeLineTable: 120, CodeFilename: 104, CodeName: 112, CodeFirstLine: 40,
+		RuntimeGIL: 1152, InterpGIL: -1, GILLastHolder: 8, GILLocked: 16,
 		ObjectType: 8, TypeName: 24, BytesSize: 16, BytesData: 32, StrLength: 16, StrState: 32, StrASCIIData: 48, StrCompactData: 72,
 	},
 	9: {
@@ -62,6 +70,7 @@ var layouts = map[int]Layout{
 		ThreadNext: 8, ThreadInterp: 16, ThreadID: 176, ThreadNativeID: -1, ThreadFrame: 24, CFrameCurrent: -1,
 		FrameBack: 24, FrameSize: 360, FrameCode: 32, FrameInstr: 104, FrameOwner: -1, FrameIsEntry: -1, OwnedByCStack: -1,
 		CodeAdaptive: -1, CodeQualname: -1, CodeLineTable: 120, CodeFilename: 104, CodeName: 112, CodeFirstLine: 40,
+		RuntimeGIL: 352, InterpGIL: -1, GILLastHolder: 8, GILLocked: 16,
 		ObjectType: 8, TypeName: 24, BytesSize: 16, BytesData: 32, StrLength: 16, StrState: 32, StrASCIIData: 48, StrCompactData: 72,
 	},
 	10: {
@@ -69,6 +78,7 @@ var layouts = map[int]Layout{
 		ThreadNext: 8, ThreadInterp: 16, ThreadID: 176, ThreadNativeID: -1, ThreadFrame: 24, CFrameCurrent: -1,
 		FrameBack: 24, FrameSize: 352, FrameCode: 32, FrameInstr: 96, FrameOwner: -1, FrameIsEntry: -1, OwnedByCStack: -1,
 		CodeAdaptive: -1, CodeQualname: -1, CodeLineTable: 120, CodeFilename: 104, CodeName: 112, CodeFirstLine: 40,
+		RuntimeGIL: 352, InterpGIL: -1, GILLastHolder: 8, GILLocked: 16,
 		ObjectType: 8, TypeName: 24, BytesSize: 16, BytesData: 32, StrLength: 16, StrState: 32, StrASCIIData: 48, StrCompactData: 72,
 	},
 	11: {
@@ -76,6 +86,7 @@ var layouts = map[int]Layout{
 		ThreadNext: 8, ThreadInterp: 16, ThreadID: 152, ThreadNativeID: 160, ThreadFrame: 56, CFrameCurrent: 8,
 		FrameBack: 48, FrameSize: 72, FrameCode: 32, FrameInstr: 56, FrameOwner: 69, FrameIsEntry: 68, OwnedByCStack: -1,
 		CodeAdaptive: 184, CodeQualname: 128, CodeLineTable: 136, CodeFilename: 112, CodeName: 120, CodeFirstLine: 72,
+		RuntimeGIL: 360, InterpGIL: -1, GILLastHolder: 8, GILLocked: 16,
 		ObjectType: 8, TypeName: 24, BytesSize: 16, BytesData: 32, StrLength: 16, StrState: 32, StrASCIIData: 48, StrCompactData: 72,
 	},
 	12: {
@@ -83,6 +94,7 @@ var layouts = map[int]Layout{
 		ThreadNext: 8, ThreadInterp: 16, ThreadID: 136, ThreadNativeID: 144, ThreadFrame: 56, CFrameCurrent: 0,
 		FrameBack: 8, FrameSize: 72, FrameCode: 0, FrameInstr: 56, FrameOwner: 70, FrameIsEntry: -1, OwnedByCStack: 3,
 		CodeAdaptive: 192, CodeQualname: 128, CodeLineTable: 136, CodeFilename: 112, CodeName: 120, CodeFirstLine: 68,
+		RuntimeGIL: -1, InterpGIL: 384, GILLastHolder: 8, GILLocked: 16,
 		ObjectType: 8, TypeName: 24, BytesSize: 16, BytesData: 32, StrLength: 16, StrState: 32, StrASCIIData: 40, StrCompactData: 56,
 	},
 	13: {
@@ -90,6 +102,7 @@ var layouts = map[int]Layout{
 		ThreadNext: 8, ThreadInterp: 16, ThreadID: 152, ThreadNativeID: 160, ThreadFrame: 72, CFrameCurrent: -1,
 		FrameBack: 8, FrameSize: 72, FrameCode: 0, FrameInstr: 56, FrameOwner: 70, FrameIsEntry: -1, OwnedByCStack: 3,
 		CodeAdaptive: 200, CodeQualname: 128, CodeLineTable: 136, CodeFilename: 112, CodeName: 120, CodeFirstLine: 68,
+		RuntimeGIL: -1, InterpGIL: 16, GILLastHolder: 8, GILLocked: 16,
 		ObjectType: 8, TypeName: 24, BytesSize: 16, BytesData: 32, StrLength: 16, StrState: 32, StrASCIIData: 40, StrCompactData: 56,
 	},
 }

@@ -75,8 +75,27 @@ func (rt Runtime) Attach(p stack.Process) (stack.Instance, error) {
 	if err := in.r.check(interp.syms); err != nil {
 		return nil, fmt.Errorf("CPython 3.%d in %s does not hold what its version's layout says: %w", minor, interp.module, err)
 	}
+	in.findGIL()
 	in.refresh()
 	return in, nil
+}
+
+// findGIL finds the GIL and reads it once: a GIL the layout does not fit
+// is never counted (LockHolders says why).
+func (in *instance) findGIL() {
+	gil, err := in.r.gilAddress(in.runtime)
+	if err == nil && in.r.l.GILLocked-in.r.l.GILLastHolder != 8 {
+		// The kernel's walk reads locked 8 bytes after last_holder.
+		err = fmt.Errorf("the layout of 3.%d has the GIL's locked %d bytes after last_holder, not 8", in.r.l.Minor, in.r.l.GILLocked-in.r.l.GILLastHolder)
+	}
+	if err == nil {
+		_, _, err = in.r.gilState(gil)
+	}
+	if err != nil {
+		in.gilCount.err = err
+		return
+	}
+	in.gil = gil
 }
 
 // instance reads the Python stacks of one process.
@@ -104,6 +123,20 @@ type instance struct {
 	kernel   *kernelChains
 	noKernel bool
 	at       uint64 // the time of the sample the next Expand names (SampleTime); 0: unknown
+	// given is the chain read in the kernel with the stack the next
+	// Expand names (KernelChain), when hasGiven; givenBad counts those
+	// that could not be parsed.
+	given    ebpf.Chain
+	hasGiven bool
+	givenBad int
+
+	// gil is the address of the GIL (0: not found, gilCount.err says
+	// why), counted at each sample named; tidOf is the host's id of the
+	// thread of each thread state, as last read.
+	gil      uint64
+	gilCount gilCount
+	watched  *gilWatch // the GIL read on a timer, once stopped
+	tidOf    map[uint64]int
 
 	codes *codeCache
 	py    []pyframe
@@ -132,7 +165,18 @@ func (in *instance) ReadsLiveState() bool { return in.kernel == nil }
 func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.Frame {
 	at := in.at
 	in.at = 0 // said for this sample only
-	if in.gone || len(pcs) <= 1 || !slices.ContainsFunc(frames, isEval) {
+	given := in.hasGiven
+	in.hasGiven = false
+	if in.gone {
+		return frames
+	}
+	if given {
+		// A stack taken with its chain (a syscall's): the chain says
+		// which Python frames ran, even where the native walk did not
+		// reach the eval loop, or has one address only.
+		return in.expandGiven(frames)
+	}
+	if len(pcs) <= 1 || !slices.ContainsFunc(frames, isEval) {
 		return frames
 	}
 	in.samples++
@@ -145,8 +189,10 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 	var cut bool
 	if c := in.fromKernel(tid, at); c != nil {
 		in.py, cut, err = in.r.chain(c.frames, c.flags&ebpf.More != 0, in.py[:0])
+		in.countGIL(&c.gil)
 	} else {
 		in.py, cut, err = in.r.frames(t.addr, t.native, in.py[:0])
+		in.countGIL(nil)
 	}
 	if errors.Is(err, errMoved) && time.Since(in.refreshed) >= rereadInterval && in.refresh() {
 		if t, ok = in.byTID[tid]; ok {
@@ -157,9 +203,47 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 		in.noThread++ // its thread state is another thread's now
 		return frames
 	}
+	out, _ := in.name(frames, cut, err)
+	return out
+}
+
+// expandGiven puts in frames the Python frames of the chain KernelChain
+// gave.
+func (in *instance) expandGiven(frames []stack.Frame) []stack.Frame {
+	if len(in.given.Frames) == 0 {
+		return frames
+	}
+	in.samples++
+	py, cut, err := in.r.chain(in.given.Frames, in.given.Flags&ebpf.More != 0, in.py[:0])
+	in.py = py
 	if err != nil {
 		in.fail(err)
 		return frames
+	}
+	// Such a stack was walked by frame pointers, which the interpreter's
+	// C code does not keep: a walk that reached an address no object
+	// maps had lost its way (a register holding data), and what it found
+	// from there on are not the thread's callers. The chain says who
+	// they are.
+	walked := frames
+	for i, f := range frames {
+		if f.Kind == stack.Native && f.Module == stack.UnknownModule {
+			walked = frames[:i]
+			break
+		}
+	}
+	if out, ok := in.name(walked, cut, nil); ok {
+		return out
+	}
+	return frames // the frames could not be named: as they were
+}
+
+// name names the Python frames read (in.py), cut or not, and merges them
+// into frames; err is that of reading them. ok says it named them.
+func (in *instance) name(frames []stack.Frame, cut bool, err error) (_ []stack.Frame, ok bool) {
+	if err != nil {
+		in.fail(err)
+		return frames, false
 	}
 	groups := in.out[:0]
 	var bounds []int
@@ -167,7 +251,7 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 		fr, err := in.frame(f)
 		if err != nil {
 			in.fail(err)
-			return frames
+			return frames, false
 		}
 		groups = append(groups, fr)
 		if f.entry {
@@ -179,7 +263,52 @@ func (in *instance) Expand(tid int, pcs []uint64, frames []stack.Frame) []stack.
 		in.cut++
 	}
 	in.named++
-	return merge(frames, groups, bounds, cut, in.module)
+	return merge(frames, groups, bounds, cut, in.module), true
+}
+
+// WalkLayout is what the syscall tracer's walk of the chains reads
+// (stack.ChainWalker); an error when reading chains in the kernel is
+// turned off (EnvNoBPF, Runtime.LiveOnly): syscall stacks then have
+// their chains read from the live process when they are named, after
+// the trace, as before.
+func (in *instance) WalkLayout() (ebpf.Layout, error) {
+	if in.noKernel {
+		return ebpf.Layout{}, fmt.Errorf("the Python frame chains of syscall stacks are read from the live process when named, not in the kernel with each stack: turned off (%s=1 or Runtime.LiveOnly)", EnvNoBPF)
+	}
+	return kernelLayout(in.r.l), nil
+}
+
+// WalkThreads is the thread state of each thread, by the host's id, read
+// again when they were read rereadInterval ago or more: the syscall
+// tracer asks at each poll of the target, for the threads started since.
+func (in *instance) WalkThreads() map[int]ebpf.Thread {
+	if !in.gone && time.Since(in.refreshed) >= rereadInterval {
+		in.refresh()
+	}
+	threads := make(map[int]ebpf.Thread, len(in.byTID))
+	for tid, t := range in.byTID {
+		threads[tid] = ebpf.Thread{TState: t.addr, Native: t.native}
+	}
+	return threads
+}
+
+// KernelChain gives the next Expand the chain the syscall tracer read
+// with the stack it names: a record of the walk, nil for none. A
+// record that cannot be parsed is counted, and the stack keeps its
+// frames.
+func (in *instance) KernelChain(rec []byte) {
+	in.hasGiven = false
+	if rec == nil {
+		return
+	}
+	if err := ebpf.ParseChain(rec, &in.given); err != nil {
+		in.givenBad++
+		return
+	}
+	if in.given.Flags&(ebpf.Fault|ebpf.Moved) != 0 {
+		return // the tracer keeps none of these; a record says so if it did
+	}
+	in.hasGiven = true
 }
 
 // fromKernel is the chain the kernel read at the sample being named, or
@@ -253,6 +382,7 @@ func (in *instance) refresh() bool {
 		return false
 	}
 	by := make(map[int]thread, len(ts))
+	tidOf := make(map[uint64]int, len(ts))
 	for _, t := range ts {
 		ns := int(t.native)
 		if in.r.l.ThreadNativeID < 0 {
@@ -260,9 +390,10 @@ func (in *instance) refresh() bool {
 		}
 		if host, ok := hostOf[ns]; ok && ns != 0 {
 			by[host] = t
+			tidOf[t.addr] = host
 		}
 	}
-	in.byTID = by
+	in.byTID, in.tidOf = by, tidOf
 	in.pushThreads()
 	return true
 }
@@ -372,6 +503,9 @@ func (in *instance) Notes() []string {
 	}
 	if in.kernel != nil {
 		notes = append(notes, in.kernel.notes()...)
+	}
+	if in.givenBad > 0 {
+		notes = append(notes, fmt.Sprintf("%d Python frame chains read with syscall stacks could not be parsed", in.givenBad))
 	}
 	if in.cut > 0 {
 		notes = append(notes, fmt.Sprintf("%d samples had Python stacks deeper than %d frames: cut there, marked %s", in.cut, maxFrames, Truncated))

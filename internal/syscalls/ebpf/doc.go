@@ -30,7 +30,12 @@
 //     timed, which under-represents calls longer than the window.
 //   - Stacks are walked by frame pointers (bpf_get_stackid): frames of code
 //     built without them, such as Debian's libc, are missing or wrong past
-//     the first one. The stack of a sampled call is recorded only.
+//     the first one. The stack of a sampled call is recorded only. For a
+//     CPython target (Options.Chains), sys_enter also walks the thread's
+//     Python frame chain with each stack (package python/ebpf's walk,
+//     linked in): each distinct chain is kept once, in py_chains (1024
+//     chains, 8 KiB each, allocated as they come), and stacks are counted
+//     per (thread, syscall, stack, chain).
 //   - The aggregation table holds Options.MaxKeys keys, allocated as they
 //     come; a call whose key it cannot take (full, or its allocator dry in
 //     a burst of new keys) is counted in spill, a preallocated table of as

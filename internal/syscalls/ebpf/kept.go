@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	pyebpf "github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 )
 
@@ -39,10 +40,16 @@ type kept struct {
 type loadKey struct {
 	timeEvery, maxKeys int
 	stacks             bool
+	python             bool          // walksPython
+	layout             pyebpf.Layout // of the Python walk, when python
 }
 
 func keyOf(opts syscalls.Options) loadKey {
-	return loadKey{timeEvery: opts.TimeEvery, maxKeys: opts.MaxKeys, stacks: opts.Stacks}
+	k := loadKey{timeEvery: opts.TimeEvery, maxKeys: opts.MaxKeys, stacks: opts.Stacks, python: walksPython(opts)}
+	if k.python {
+		k.layout, _ = opts.Chains.WalkLayout() // an error fails the load
+	}
+	return k
 }
 
 // Loads is how many program sets a Tracer made by NewKept has loaded (0
@@ -133,7 +140,7 @@ func (k *kept) done() {
 // emptied of the last trace's counts, names and samples, and the target
 // set.
 func reuse(objs *syscallsObjects, pid int) error {
-	for _, m := range []*ebpf.Map{objs.Stats, objs.Spill, objs.Comms, objs.StackCounts, objs.Stacks} {
+	for _, m := range []*ebpf.Map{objs.Stats, objs.Spill, objs.Comms, objs.StackCounts, objs.Stacks, objs.PyThreads, objs.PyChains} {
 		if err := clearKeys(m); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	pyebpf "github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 )
 
@@ -22,6 +23,8 @@ func TestLayout(t *testing.T) {
 		{syscallsMapStackCounts, syscallsStackKey{}, syscallsStackValue{}},
 		{syscallsMapLastKey, uint32(0), syscallsLast{}},
 		{syscallsMapSpill, syscallsKey{}, syscallsSpilled{}},
+		{syscallsMapPyThreads, uint32(0), syscallsPyThread{}},
+		{syscallsMapPyChains, uint64(0), syscallsPyRecord{}},
 	} {
 		m := spec.Maps[c.m]
 		if got, want := m.KeySize, binary.Size(c.key); int(got) != want {
@@ -33,6 +36,17 @@ func TestLayout(t *testing.T) {
 	}
 	if n := len(syscallsStat{}.Hist); n != syscalls.HistBuckets {
 		t.Errorf("the BPF histogram has %d buckets, syscalls.HistBuckets is %d", n, syscalls.HistBuckets)
+	}
+	// The Python walk's record is the one ParseChain reads, its layout
+	// the one Layout.Value sets, and the table as big as the note says.
+	if got := spec.Maps[syscallsMapPyChains].ValueSize; got != pyebpf.RecordSize {
+		t.Errorf("py_chains values are %d bytes, pyebpf.RecordSize %d", got, pyebpf.RecordSize)
+	}
+	if got, want := binary.Size(syscallsPyLayout{}), binary.Size(pyebpf.Layout{}.Value()); got != want {
+		t.Errorf("struct py_layout is %d bytes, pyebpf's %d", got, want)
+	}
+	if got := spec.Maps[syscallsMapPyChains].MaxEntries; got != maxPyChains {
+		t.Errorf("py_chains holds %d chains, maxPyChains says %d", got, maxPyChains)
 	}
 	if got := spec.Maps[syscallsMapStacks].ValueSize; got != 127*8 {
 		t.Errorf("stack map values are %d bytes, collectStacks reads 127 PCs", got)

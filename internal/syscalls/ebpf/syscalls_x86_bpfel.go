@@ -35,6 +35,47 @@ type syscallsLast struct {
 	RetSum uint64
 }
 
+type syscallsPyLayout struct {
+	_              structs.HostLayout
+	ThreadFrame    int32
+	CframeCurrent  int32
+	ThreadNativeId int32
+	FrameBack      int32
+	FrameCode      int32
+	FrameInstr     int32
+	FrameOwner     int32
+	FrameIsEntry   int32
+	OwnedByCstack  int32
+	FrameRead      uint32
+	Gil            uint64
+}
+
+type syscallsPyRecord struct {
+	_         structs.HostLayout
+	Time      uint64
+	Tid       uint32
+	N         uint16
+	Flags     uint16
+	GilHolder uint64
+	GilLocked int32
+	GilRead   uint32
+	Frames    [256]struct {
+		_       structs.HostLayout
+		Addr    uint64
+		Code    uint64
+		Instr   uint64
+		Owner   uint8
+		IsEntry uint8
+		Pad     [6]uint8
+	}
+}
+
+type syscallsPyThread struct {
+	_      structs.HostLayout
+	Tstate uint64
+	Native uint64
+}
+
 type syscallsSpilled struct {
 	_      structs.HostLayout
 	Count  uint64
@@ -46,6 +87,7 @@ type syscallsStackKey struct {
 	Tid     uint32
 	Nr      uint32
 	StackId int64
+	Py      uint64
 }
 
 type syscallsStackValue struct {
@@ -72,6 +114,9 @@ const (
 	syscallsMapFdSyscalls  = "fd_syscalls"
 	syscallsMapInflight    = "inflight"
 	syscallsMapLastKey     = "last_key"
+	syscallsMapPyChains    = "py_chains"
+	syscallsMapPyScratch   = "py_scratch"
+	syscallsMapPyThreads   = "py_threads"
 	syscallsMapSpill       = "spill"
 	syscallsMapStackCounts = "stack_counts"
 	syscallsMapStacks      = "stacks"
@@ -79,9 +124,11 @@ const (
 	syscallsProgSysEnter   = "sys_enter"
 	syscallsProgSysExit    = "sys_exit"
 	syscallsVarFutexNr     = "futex_nr"
+	syscallsVarPyLayout    = "py_layout"
 	syscallsVarSampleState = "sample_state"
 	syscallsVarTargetTgid  = "target_tgid"
 	syscallsVarTimeEvery   = "time_every"
+	syscallsVarWantPython  = "want_python"
 	syscallsVarWantStacks  = "want_stacks"
 )
 
@@ -140,6 +187,9 @@ type syscallsMapSpecs struct {
 	FdSyscalls  *ebpf.MapSpec `ebpf:"fd_syscalls"`
 	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
 	LastKey     *ebpf.MapSpec `ebpf:"last_key"`
+	PyChains    *ebpf.MapSpec `ebpf:"py_chains"`
+	PyScratch   *ebpf.MapSpec `ebpf:"py_scratch"`
+	PyThreads   *ebpf.MapSpec `ebpf:"py_threads"`
 	Spill       *ebpf.MapSpec `ebpf:"spill"`
 	StackCounts *ebpf.MapSpec `ebpf:"stack_counts"`
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
@@ -151,9 +201,11 @@ type syscallsMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsVariableSpecs struct {
 	FutexNr     *ebpf.VariableSpec `ebpf:"futex_nr"`
+	PyLayout    *ebpf.VariableSpec `ebpf:"py_layout"`
 	SampleState *ebpf.VariableSpec `ebpf:"sample_state"`
 	TargetTgid  *ebpf.VariableSpec `ebpf:"target_tgid"`
 	TimeEvery   *ebpf.VariableSpec `ebpf:"time_every"`
+	WantPython  *ebpf.VariableSpec `ebpf:"want_python"`
 	WantStacks  *ebpf.VariableSpec `ebpf:"want_stacks"`
 }
 
@@ -182,6 +234,9 @@ type syscallsMaps struct {
 	FdSyscalls  *ebpf.Map `ebpf:"fd_syscalls"`
 	Inflight    *ebpf.Map `ebpf:"inflight"`
 	LastKey     *ebpf.Map `ebpf:"last_key"`
+	PyChains    *ebpf.Map `ebpf:"py_chains"`
+	PyScratch   *ebpf.Map `ebpf:"py_scratch"`
+	PyThreads   *ebpf.Map `ebpf:"py_threads"`
 	Spill       *ebpf.Map `ebpf:"spill"`
 	StackCounts *ebpf.Map `ebpf:"stack_counts"`
 	Stacks      *ebpf.Map `ebpf:"stacks"`
@@ -195,6 +250,9 @@ func (m *syscallsMaps) Close() error {
 		m.FdSyscalls,
 		m.Inflight,
 		m.LastKey,
+		m.PyChains,
+		m.PyScratch,
+		m.PyThreads,
 		m.Spill,
 		m.StackCounts,
 		m.Stacks,
@@ -207,9 +265,11 @@ func (m *syscallsMaps) Close() error {
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsVariables struct {
 	FutexNr     *ebpf.Variable `ebpf:"futex_nr"`
+	PyLayout    *ebpf.Variable `ebpf:"py_layout"`
 	SampleState *ebpf.Variable `ebpf:"sample_state"`
 	TargetTgid  *ebpf.Variable `ebpf:"target_tgid"`
 	TimeEvery   *ebpf.Variable `ebpf:"time_every"`
+	WantPython  *ebpf.Variable `ebpf:"want_python"`
 	WantStacks  *ebpf.Variable `ebpf:"want_stacks"`
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	pyebpf "github.com/cpuwhy/cpuwhy/internal/stack/python/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
 	"github.com/cpuwhy/cpuwhy/internal/syscalls"
 	"github.com/cpuwhy/cpuwhy/internal/sysno"
@@ -45,13 +46,24 @@ const (
 	dropStats = iota
 	dropStackKeys
 	dropStackWalk
+	dropPyWalk
+	dropPyChains
 	dropCounters
 )
+
+// maxPyChains is the most distinct Python frame chains a trace keeps
+// (PY_CHAINS in syscalls.bpf.c).
+const maxPyChains = 1024
 
 // NoteFramePointers is the Profile note of a trace with stacks.
 const NoteFramePointers = "user stacks are walked by frame pointers: code built without them " +
 	"(release builds with -fomit-frame-pointer, Debian's libc) shows only its innermost frame " +
 	"or wrong frames past it"
+
+// NotePythonChains is the Profile note of a trace whose stacks carry
+// their thread's Python frame chain.
+const NotePythonChains = "the Python frames of each stack are its thread's frame chain, read in the kernel at the call " +
+	"(the frame-pointer walk does not get through the interpreter's C code)"
 
 // NoteLeafCaller is the Profile note of a trace whose stacks had their
 // second frame found by leafCaller.
@@ -94,6 +106,20 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	defer watch.Close()
 
 	objs, release, err := t.programs(pid, opts)
+	var pyLost error
+	if err != nil && walksPython(opts) {
+		// The Python walk may be what failed (a layout it cannot use,
+		// a kernel that refuses it): without it, the trace loses the
+		// chains, not its mechanism (ptrace would stop the target at
+		// every call). Where the programs fail without it too, that is
+		// the error.
+		noPython := opts
+		noPython.Chains = nil
+		objs, release, pyLost = nil, nil, err
+		if objs, release, err = t.programs(pid, noPython); err == nil {
+			opts = noPython
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +133,10 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	scanner := proc.NewScanner(t.proc)
 	names := map[int]string{}
 	readThreadNames(scanner, pid, names)
+	// The Python threads known when the trace starts, and those that
+	// come, told at each poll: a thread's first calls until then have
+	// stacks without their chain.
+	pyErr := pushThreads(objs, opts)
 
 	// Attaching is what starts the counting, and takes milliseconds;
 	// loading and verifying, before, take much longer.
@@ -133,7 +163,12 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		close(slicerDone)
 	}
 	sw := newSweeper(t.proc, pid, opts.MaxKeys)
-	ended := wait(ctx, watch, opts.Duration, func() { sw.sweep(objs) })
+	ended := wait(ctx, watch, opts.Duration, func() {
+		sw.sweep(objs)
+		if pyErr == nil {
+			pyErr = pushThreads(objs, opts)
+		}
+	})
 	close(stopSlicer)
 	<-slicerDone
 	if t.detaching != nil {
@@ -165,6 +200,12 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		if _, ok := names[tid]; !ok {
 			names[tid] = name
 		}
+	}
+	if pyLost != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("the Python frame chains of the stacks were not read (their stacks are named from the live process after the trace): %v", pyLost))
+	}
+	if pyErr != nil {
+		p.Notes = append(p.Notes, fmt.Sprintf("Python frame chains were read with the stacks of the threads known until: %v", pyErr))
 	}
 	if sw.err != nil {
 		p.Notes = append(p.Notes, fmt.Sprintf("the keys of exited threads were kept in the kernel's table from then on: %v", sw.err))
@@ -234,6 +275,18 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 	if opts.Stacks {
 		vars[syscallsVarWantStacks] = uint8(1)
 	}
+	python := walksPython(opts)
+	if python {
+		l, err := opts.Chains.WalkLayout()
+		if err == nil {
+			err = l.Check()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the Python walk's layout: %w", err)
+		}
+		vars[syscallsVarWantPython] = uint8(1)
+		vars[syscallsVarPyLayout] = l.Value()
+	}
 	for name, v := range vars {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("setting %s: %w", name, err)
@@ -250,6 +303,10 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 	}
 	if opts.TimeEvery == 0 {
 		spec.Maps[syscallsMapInflight].MaxEntries = 1
+	}
+	if !python {
+		spec.Maps[syscallsMapPyThreads].MaxEntries = 1
+		spec.Maps[syscallsMapPyChains].MaxEntries = 1
 	}
 
 	// The two tables sized by opts.MaxKeys are made first, so that the
@@ -279,6 +336,47 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 		return nil, fmt.Errorf("filling fd_syscalls: %w", err)
 	}
 	return &objs, nil
+}
+
+// walksPython says whether the programs read Python frame chains with
+// the stacks.
+func walksPython(opts syscalls.Options) bool { return opts.Stacks && opts.Chains != nil }
+
+// pushThreads tells sys_enter the thread states of the target's Python
+// threads (those of opts.Chains, read again), in place of those it had.
+func pushThreads(objs *syscallsObjects, opts syscalls.Options) error {
+	if !walksPython(opts) {
+		return nil
+	}
+	threads := opts.Chains.WalkThreads()
+	var stale []uint32
+	var k uint32
+	var v syscallsPyThread
+	it := objs.PyThreads.Iterate()
+	for it.Next(&k, &v) {
+		if t, ok := threads[int(k)]; !ok || t != (pyebpf.Thread{TState: v.Tstate, Native: v.Native}) {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("listing the Python threads of the BPF program: %w", err)
+	}
+	for _, k := range stale {
+		if err := objs.PyThreads.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("forgetting Python thread %d: %w", k, err)
+		}
+	}
+	n := 0
+	for tid, t := range threads {
+		if n == pyebpf.MaxThreads {
+			break
+		}
+		n++
+		if err := objs.PyThreads.Update(uint32(tid), syscallsPyThread{Tstate: t.TState, Native: t.Native}, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("telling the BPF program of Python thread %d: %w", tid, err)
+		}
+	}
+	return nil
 }
 
 func fillFDSyscalls(m *ebpf.Map) error {
@@ -527,8 +625,17 @@ func (t *Tracer) collect(objs *syscallsObjects, opts syscalls.Options, sw *sweep
 			return err
 		}
 		p.Notes = append(p.Notes, NoteFramePointers)
+		if walksPython(opts) {
+			p.Notes = append(p.Notes, NotePythonChains)
+		}
 		if n := drops[dropStackKeys] + drops[dropStackWalk]; n > 0 {
 			p.Notes = append(p.Notes, fmt.Sprintf("%d sampled stacks were not recorded (walk failed or table full)", n))
+		}
+		if n := drops[dropPyWalk]; n > 0 {
+			p.Notes = append(p.Notes, fmt.Sprintf("%d sampled stacks have no Python frames: their thread's frame chain could not be read in the kernel (a frame not in memory, a thread state reused)", n))
+		}
+		if n := drops[dropPyChains]; n > 0 {
+			p.Notes = append(p.Notes, fmt.Sprintf("%d sampled stacks have no Python frames: more than %d distinct Python frame chains were seen", n, maxPyChains))
 		}
 	}
 	return nil
@@ -580,6 +687,7 @@ func addSpilled(objs *syscallsObjects, stats map[syscalls.Key]*syscalls.Stat) er
 func collectStacks(objs *syscallsObjects, fs proc.FS, p *syscalls.Profile) error {
 	type seen struct {
 		id    uint32
+		py    uint64
 		count uint64
 		scan  [16]uint64
 	}
@@ -590,7 +698,7 @@ func collectStacks(objs *syscallsObjects, fs proc.FS, p *syscalls.Profile) error
 	it := objs.StackCounts.Iterate()
 	for it.Next(&key, &value) {
 		pk := syscalls.StackKey{TID: int(key.Tid), Nr: int(key.Nr)}
-		pairs[pk] = append(pairs[pk], seen{uint32(key.StackId), value.Count, value.Scan})
+		pairs[pk] = append(pairs[pk], seen{uint32(key.StackId), key.Py, value.Count, value.Scan})
 		totals[pk] += value.Count
 	}
 	if err := it.Err(); err != nil {
@@ -622,7 +730,7 @@ func collectStacks(objs *syscallsObjects, fs proc.FS, p *syscalls.Profile) error
 	for _, pk := range order {
 		list := pairs[pk]
 		slices.SortFunc(list, func(a, b seen) int {
-			return cmp.Or(cmp.Compare(b.count, a.count), cmp.Compare(a.id, b.id))
+			return cmp.Or(cmp.Compare(b.count, a.count), cmp.Compare(a.id, b.id), cmp.Compare(a.py, b.py))
 		})
 		for _, s := range list[:min(len(list), StacksPerPair)] {
 			var pcs [127]uint64 // MAX_STACK_DEPTH
@@ -644,7 +752,16 @@ func collectStacks(objs *syscallsObjects, fs proc.FS, p *syscalls.Profile) error
 					recovered++
 				}
 			}
-			p.Stacks[pk] = append(p.Stacks[pk], syscalls.StackSample{PCs: stack, Count: s.count})
+			sample := syscalls.StackSample{PCs: stack, Count: s.count}
+			if s.py != 0 {
+				// Absent only for a key the program failed to keep,
+				// which it counts under 0 instead.
+				rec := make([]byte, pyebpf.RecordSize)
+				if err := objs.PyChains.Lookup(s.py, &rec); err == nil {
+					sample.Chain = rec
+				}
+			}
+			p.Stacks[pk] = append(p.Stacks[pk], sample)
 		}
 	}
 	if recovered > 0 {

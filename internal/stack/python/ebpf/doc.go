@@ -15,6 +15,15 @@
 // the sample; only what the code objects say is read later, and a code
 // object does not change while it lives.
 //
+// With the chain goes the GIL's state at the walk (Layout.GIL: its
+// last_holder and locked), for package python to count who held it.
+//
+// The walk itself (bpf/pywalk.h: py_walk, struct py_layout and struct
+// py_record) is shared: the syscall tracer (internal/syscalls/ebpf) links
+// it into its sys_enter program to read the chain of each call whose
+// stack it takes, with the same layout (Layout.Value) and records
+// (ParseChain, RecordSize).
+//
 // Nothing wakes user space for a chain (BPF_RB_NO_WAKEUP): Read drains
 // the ring when package python names a sample, after the sampler was
 // woken for the samples themselves.

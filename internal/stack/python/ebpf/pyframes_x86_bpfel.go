@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type pyframesLayout struct {
+type pyframesPyLayout struct {
 	_              structs.HostLayout
 	ThreadFrame    int32
 	CframeCurrent  int32
@@ -25,15 +25,19 @@ type pyframesLayout struct {
 	FrameIsEntry   int32
 	OwnedByCstack  int32
 	FrameRead      uint32
+	Gil            uint64
 }
 
-type pyframesRecord struct {
-	_      structs.HostLayout
-	Time   uint64
-	Tid    uint32
-	N      uint16
-	Flags  uint16
-	Frames [256]struct {
+type pyframesPyRecord struct {
+	_         structs.HostLayout
+	Time      uint64
+	Tid       uint32
+	N         uint16
+	Flags     uint16
+	GilHolder uint64
+	GilLocked int32
+	GilRead   uint32
+	Frames    [256]struct {
 		_       structs.HostLayout
 		Addr    uint64
 		Code    uint64
@@ -44,7 +48,7 @@ type pyframesRecord struct {
 	}
 }
 
-type pyframesThread struct {
+type pyframesPyThread struct {
 	_      structs.HostLayout
 	Tstate uint64
 	Native uint64

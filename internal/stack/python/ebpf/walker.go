@@ -37,12 +37,35 @@ var ErrNotSupported = sys.ErrNotSupported
 // Layout is where the walk finds what it reads, by offset: -1 for a field
 // the version lacks. OwnedByCStack is the owner of a shim frame (3.12+;
 // -1). FrameRead is the bytes read of each frame, which must hold every
-// frame field read (at most 128).
+// frame field read (at most 128). GIL is the address of the GIL's
+// last_holder, whose locked (an int) is 8 bytes on, read with each chain
+// (Chain.GILRead); 0: not read.
 type Layout struct {
 	ThreadFrame, CFrameCurrent, ThreadNativeID                 int
 	FrameBack, FrameCode, FrameInstr, FrameOwner, FrameIsEntry int
 	OwnedByCStack                                              int
 	FrameRead                                                  int
+	GIL                                                        uint64
+}
+
+// Value is l as the programs' struct py_layout (bpf/pywalk.h) holds it:
+// what a program that links the walk in sets its layout variable to.
+func (l Layout) Value() any {
+	return pyframesPyLayout{
+		ThreadFrame: int32(l.ThreadFrame), CframeCurrent: int32(l.CFrameCurrent), ThreadNativeId: int32(l.ThreadNativeID),
+		FrameBack: int32(l.FrameBack), FrameCode: int32(l.FrameCode), FrameInstr: int32(l.FrameInstr),
+		FrameOwner: int32(l.FrameOwner), FrameIsEntry: int32(l.FrameIsEntry), OwnedByCstack: int32(l.OwnedByCStack),
+		FrameRead: uint32(l.FrameRead), Gil: l.GIL,
+	}
+}
+
+// Check says whether the walk can use l: it reads at most 128 bytes of a
+// frame.
+func (l Layout) Check() error {
+	if l.FrameRead <= 0 || l.FrameRead > 128 {
+		return fmt.Errorf("reading %d bytes of a frame: at most 128", l.FrameRead)
+	}
+	return nil
 }
 
 // Thread is what the program is told of a thread: its thread state, and
@@ -65,6 +88,12 @@ type Chain struct {
 	TID    int    // the host's
 	Flags  int
 	Frames []Frame
+	// The GIL's state read with the chain, when GILRead (the layout's
+	// GIL was set and the read did not fail): its last holder and its
+	// locked field, as the target's memory had them.
+	GILHolder uint64
+	GILLocked int32
+	GILRead   bool
 }
 
 // Walker is the program, loaded, and its ring buffer.
@@ -89,8 +118,8 @@ const (
 
 // Load loads the program for a layout.
 func Load(l Layout) (*Walker, error) {
-	if l.FrameRead <= 0 || l.FrameRead > 128 {
-		return nil, fmt.Errorf("reading %d bytes of a frame: at most 128", l.FrameRead)
+	if err := l.Check(); err != nil {
+		return nil, err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF maps", err)
@@ -99,12 +128,7 @@ func Load(l Layout) (*Walker, error) {
 	if err != nil {
 		return nil, err // the embedded object is corrupt: a bug, not the host
 	}
-	if err := spec.Variables["L"].Set(pyframesLayout{
-		ThreadFrame: int32(l.ThreadFrame), CframeCurrent: int32(l.CFrameCurrent), ThreadNativeId: int32(l.ThreadNativeID),
-		FrameBack: int32(l.FrameBack), FrameCode: int32(l.FrameCode), FrameInstr: int32(l.FrameInstr),
-		FrameOwner: int32(l.FrameOwner), FrameIsEntry: int32(l.FrameIsEntry), OwnedByCstack: int32(l.OwnedByCStack),
-		FrameRead: uint32(l.FrameRead),
-	}); err != nil {
+	if err := spec.Variables["L"].Set(l.Value()); err != nil {
 		return nil, fmt.Errorf("setting the layout: %w", err)
 	}
 	ncpu, err := ebpf.PossibleCPU()
@@ -145,7 +169,7 @@ func (w *Walker) Attach(eventFD int) error {
 func (w *Walker) SetThreads(threads map[int]Thread) error {
 	var stale []uint32
 	var k uint32
-	var v pyframesThread
+	var v pyframesPyThread
 	it := w.objs.Threads.Iterate()
 	for it.Next(&k, &v) {
 		if t, ok := threads[int(k)]; !ok || t != (Thread{v.Tstate, v.Native}) {
@@ -166,7 +190,7 @@ func (w *Walker) SetThreads(threads map[int]Thread) error {
 			break
 		}
 		n++
-		if err := w.objs.Threads.Update(uint32(tid), pyframesThread{Tstate: t.TState, Native: t.Native}, ebpf.UpdateAny); err != nil {
+		if err := w.objs.Threads.Update(uint32(tid), pyframesPyThread{Tstate: t.TState, Native: t.Native}, ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("telling the BPF program of thread %d: %w", tid, err)
 		}
 	}
@@ -228,10 +252,12 @@ func (w *Walker) Close() {
 	w.objs.Close()
 }
 
-// Sizes of a record (struct record and struct frame).
+// Sizes of a record (struct py_record and struct py_frame): RecordSize
+// is that of a whole one, as a map holding records keeps each.
 const (
-	headerSize = 16
+	headerSize = 32
 	frameSize  = 32
+	RecordSize = headerSize + MaxSteps*frameSize
 )
 
 // ParseChain parses a record of the ring buffer into c, reusing its
@@ -248,6 +274,7 @@ func ParseChain(b []byte, c *Chain) error {
 		return fmt.Errorf("chain record of %d bytes with %d frames (at most %d)", len(b), n, MaxSteps)
 	}
 	c.Time, c.TID, c.Flags = le.Uint64(b), int(le.Uint32(b[8:])), int(le.Uint16(b[14:]))
+	c.GILHolder, c.GILLocked, c.GILRead = le.Uint64(b[16:]), int32(le.Uint32(b[24:])), le.Uint32(b[28:]) != 0
 	c.Frames = c.Frames[:0]
 	for i := range n {
 		f := b[headerSize+i*frameSize:]

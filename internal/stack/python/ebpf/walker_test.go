@@ -35,6 +35,9 @@ func TestParseChain(t *testing.T) {
 	le.PutUint32(rec[8:], 42)
 	le.PutUint16(rec[12:], 2)
 	le.PutUint16(rec[14:], More)
+	le.PutUint64(rec[16:], 0xabc)
+	le.PutUint32(rec[24:], 1)
+	le.PutUint32(rec[28:], 1)
 	for i := range 2 {
 		f := rec[headerSize+i*frameSize:]
 		le.PutUint64(f, uint64(0x1000+i))
@@ -46,8 +49,8 @@ func TestParseChain(t *testing.T) {
 	if err := ParseChain(rec, &c); err != nil {
 		t.Fatal(err)
 	}
-	want := Chain{Time: 12345, TID: 42, Flags: More, Frames: []Frame{{0x1000, 0x2000, 0x3000, 1, 0}, {0x1001, 0x2001, 0x3001, 2, 1}}}
-	if c.Time != want.Time || c.TID != want.TID || c.Flags != want.Flags || len(c.Frames) != 2 || c.Frames[0] != want.Frames[0] || c.Frames[1] != want.Frames[1] {
+	want := Chain{Time: 12345, TID: 42, Flags: More, GILHolder: 0xabc, GILLocked: 1, GILRead: true, Frames: []Frame{{0x1000, 0x2000, 0x3000, 1, 0}, {0x1001, 0x2001, 0x3001, 2, 1}}}
+	if c.Time != want.Time || c.TID != want.TID || c.Flags != want.Flags || c.GILHolder != want.GILHolder || c.GILLocked != want.GILLocked || c.GILRead != want.GILRead || len(c.Frames) != 2 || c.Frames[0] != want.Frames[0] || c.Frames[1] != want.Frames[1] {
 		t.Errorf("parsed %+v, want %+v", c, want)
 	}
 	if err := ParseChain(rec[:len(rec)-1], &c); err == nil {
@@ -58,10 +61,10 @@ func TestParseChain(t *testing.T) {
 // TestRecordSize: the record and frame sizes ParseChain reads by are the
 // C structures' (the generated Go type has their layout).
 func TestRecordSize(t *testing.T) {
-	if got, want := unsafe.Sizeof(pyframesRecord{}), uintptr(headerSize+MaxSteps*frameSize); got != want {
+	if got, want := unsafe.Sizeof(pyframesPyRecord{}), uintptr(RecordSize); got != want {
 		t.Errorf("struct record is %d bytes, ParseChain reads %d", got, want)
 	}
-	if got := unsafe.Sizeof(pyframesRecord{}.Frames[0]); got != frameSize {
+	if got := unsafe.Sizeof(pyframesPyRecord{}.Frames[0]); got != frameSize {
 		t.Errorf("struct frame is %d bytes, ParseChain reads %d", got, frameSize)
 	}
 }

@@ -23,6 +23,7 @@
 #else
 #include "frameobject.h"
 #endif
+#include "pycore_gil.h"
 
 #define P(name, value) printf("%s %ld\n", name, (long)(value))
 
@@ -92,6 +93,15 @@ int main(void) {
 	P("CodeFilename", offsetof(PyCodeObject, co_filename));
 	P("CodeName", offsetof(PyCodeObject, co_name));
 	P("CodeFirstLine", offsetof(PyCodeObject, co_firstlineno));
+#if PY_VERSION_HEX >= 0x030C0000
+	P("RuntimeGIL", -1);
+	P("InterpGIL", offsetof(PyInterpreterState, ceval.gil));
+#else
+	P("RuntimeGIL", offsetof(_PyRuntimeState, ceval.gil));
+	P("InterpGIL", -1);
+#endif
+	P("GILLastHolder", offsetof(struct _gil_runtime_state, last_holder));
+	P("GILLocked", offsetof(struct _gil_runtime_state, locked));
 	P("ObjectType", offsetof(PyObject, ob_type));
 	P("TypeName", offsetof(PyTypeObject, tp_name));
 	P("BytesSize", offsetof(PyVarObject, ob_size));

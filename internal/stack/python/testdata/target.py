@@ -43,6 +43,14 @@ def worker(k):
         total += k  # line:worker
 
 
+def hold(libc):
+    # A C call made through ctypes.PyDLL keeps the GIL: this thread holds
+    # it, asleep, 100 ms at a time, while the workers wait for it.
+    libc.prctl(15, b"hold", 0, 0, 0)  # PR_SET_NAME: the tests find it
+    while True:
+        libc.usleep(100000)  # line:hold
+
+
 async def crunch(n):
     total = 0
     while True:
@@ -111,6 +119,15 @@ def main():
         n = int(sys.argv[2])
         for k in range(n):
             threading.Thread(target=worker, args=(k,), name="worker-%d" % k, daemon=True).start()
+        print("ready", flush=True)
+        threading.Event().wait()
+    elif mode == "gilhog":
+        import ctypes
+        libc = ctypes.PyDLL(None)
+        for k in range(int(sys.argv[2])):
+            threading.Thread(target=worker, args=(k,), daemon=True).start()
+        threading.Thread(target=hold, args=(libc,), daemon=True).start()
+        time.sleep(0.2)  # the holder has named itself
         print("ready", flush=True)
         threading.Event().wait()
 

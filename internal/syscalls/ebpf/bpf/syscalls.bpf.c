@@ -35,6 +35,9 @@
 #include <bpf/bpf_core_read.h>
 
 #include "syscalls.h"
+/* The Python walker of package python/ebpf, linked in: a sampled call's
+ * stack carries its thread's Python frame chain. */
+#include "../../../stack/python/ebpf/bpf/pywalk.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -50,7 +53,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define DROP_STATS 0      /* calls not counted: stats was full */
 #define DROP_STACK_KEYS 1 /* stacks not counted: stack_counts was full */
 #define DROP_STACK_WALK 2 /* stacks not recorded: bpf_get_stackid failed */
-#define DROP_COUNTERS 3
+#define DROP_PY_WALK 3    /* Python chains not read: a read failed, or the thread state moved */
+#define DROP_PY_CHAINS 4  /* Python chains not kept: py_chains was full */
+#define DROP_COUNTERS 5
 
 /*
  * A timed call's entry is kept in a slot of inflight chosen by its tid:
@@ -77,6 +82,12 @@ volatile __u32 target_tgid = 0;
 const volatile __u32 time_every = 0;
 /* Record the user stack of each sampled call. */
 const volatile __u8 want_stacks = 0;
+/* Read the Python frame chain of each sampled call's thread with its
+ * stack (want_stacks), from the thread states user space puts in
+ * py_threads, at the offsets of py_layout: set when the target runs a
+ * CPython cpuwhy knows. Off, the verifier prunes the walk. */
+const volatile __u8 want_python = 0;
+const volatile struct py_layout py_layout = {};
 /* The number of futex on this architecture: its calls are told apart by
  * their operation (~0: none is). */
 const volatile __u32 futex_nr = ~0U;
@@ -110,6 +121,11 @@ struct stack_key {
 	__u32 tid;
 	__u32 nr;
 	__s64 stack_id;
+	/* The key in py_chains of the thread's Python frame chain at the
+	 * call, 0 for none: a frame-pointer walk stops inside the
+	 * interpreter's C frames, so the same native stack comes from every
+	 * Python caller of a function, which only the chain tells apart. */
+	__u64 py;
 };
 
 /*
@@ -230,6 +246,42 @@ struct {
 	__type(value, struct stack_value);
 } stack_counts SEC(".maps");
 
+/*
+ * The Python side. py_threads is what the walk needs of each thread
+ * (python.maxThreads of them); py_chains keeps each distinct chain once,
+ * under a hash of its frames (code objects and instructions, not frame
+ * addresses, which a function called again may change), and stack_counts
+ * counts under that hash: a chain is walked at each sampled call, but
+ * copied only the first time it is seen. Not preallocated: 8 KiB a chain,
+ * allocated as distinct chains come, at most PY_CHAINS (8 MiB); a chain
+ * that finds the table full is counted in dropped and its stack without
+ * one. Two chains whose 64-bit hashes collide share the first one's
+ * frames.
+ */
+#define PY_CHAINS 1024
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096); /* python.maxThreads; 1 when off */
+	__type(key, __u32);
+	__type(value, struct py_thread);
+} py_threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct py_record);
+} py_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PY_CHAINS); /* 1 when off */
+	__type(key, __u64);
+	__type(value, struct py_record);
+} py_chains SEC(".maps");
+
 static __always_inline void drop(__u32 what, __u64 n)
 {
 	__u64 *c = bpf_map_lookup_elem(&dropped, &what);
@@ -250,6 +302,50 @@ static __always_inline __u32 bucket(__u64 v)
 	if (v >> 2) { v >>= 2; r += 2; }
 	if (v >> 1) { r += 1; }
 	return r < HIST_BUCKETS ? r : HIST_BUCKETS - 1;
+}
+
+/* The key in py_chains of the Python frame chain of thread tid, kept
+ * there if new; 0 when it has none (not a Python thread user space knows,
+ * a read that failed, a table full). */
+static __always_inline __u64 python_chain(__u32 tid)
+{
+	struct py_thread *t = bpf_map_lookup_elem(&py_threads, &tid);
+	__u32 zero = 0;
+	struct py_record *r;
+	__u64 h = 14695981039346656037ULL; /* FNV-1a's basis, mixed by words */
+
+	if (!t)
+		return 0;
+	r = bpf_map_lookup_elem(&py_scratch, &zero);
+	if (!r)
+		return 0;
+	py_walk(&py_layout, t, tid, r);
+	if (r->flags & (PY_CHAIN_FAULT | PY_CHAIN_MOVED)) {
+		drop(DROP_PY_WALK, 1);
+		return 0;
+	}
+	if (r->n == 0)
+		return 0; /* no Python running: nothing to add */
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < PY_MAX_STEPS; i++) {
+		if (i >= r->n)
+			break;
+		struct py_frame *f = &r->frames[i & (PY_MAX_STEPS - 1)];
+		h = (h ^ f->code) * 1099511628211ULL;
+		h = (h ^ f->instr) * 1099511628211ULL;
+		h = (h ^ ((__u64)f->owner << 8 | f->is_entry)) * 1099511628211ULL;
+	}
+	h = (h ^ ((__u64)r->flags << 16 | r->n)) * 1099511628211ULL;
+	if (h == 0)
+		h = 1;
+	r->time = 0; /* one record for every call with this chain */
+	if (!bpf_map_lookup_elem(&py_chains, &h) &&
+	    bpf_map_update_elem(&py_chains, &h, r, BPF_NOEXIST) &&
+	    !bpf_map_lookup_elem(&py_chains, &h)) {
+		drop(DROP_PY_CHAINS, 1);
+		return 0;
+	}
+	return h;
 }
 
 /*
@@ -346,6 +442,8 @@ int sys_enter(unsigned long long *ctx)
 		struct stack_value *v;
 
 		sk.stack_id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+		if (want_python && sk.stack_id >= 0)
+			sk.py = python_chain(tid);
 		if (sk.stack_id < 0) {
 			drop(DROP_STACK_WALK, 1);
 		} else if ((v = bpf_map_lookup_elem(&stack_counts, &sk))) {
