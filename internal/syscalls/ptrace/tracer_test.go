@@ -404,11 +404,15 @@ func TestThreadsAllAttached(t *testing.T) {
 	if len(prof.Threads) != 51 {
 		t.Errorf("profile lists %d threads, want 51", len(prof.Threads))
 	}
-	// The busy threads sleep 9 ms in nanosleep a hundred times a second.
+	// The busy threads burn 1 ms of CPU and sleep 9 ms in nanosleep. How
+	// many rounds fit the window depends on the load and on ptrace's stops
+	// (the burn reads its CPU clock through a syscall, each stopped twice:
+	// 7 rounds in 500 ms at a load of 12): each busy thread must be seen
+	// sleeping, however often.
 	nanosleep := sysno.Number(runtime.GOARCH, "clock_nanosleep")
 	busy := 0
 	for k, s := range prof.Stats {
-		if prof.Threads[k.TID] == "busy" && k.Nr == nanosleep && s.Count > 10 {
+		if prof.Threads[k.TID] == "busy" && k.Nr == nanosleep && s.Count > 0 {
 			busy++
 		}
 	}
