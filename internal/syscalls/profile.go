@@ -143,6 +143,10 @@ type Profile struct {
 	Stacks map[StackKey][]StackSample
 	// Notes are things the report must say (partial stacks, sampling).
 	Notes []string
+	// Counting says whether every call was counted or calls were counted
+	// in slices of the window (Stats then holds the calls counted, which
+	// Summarize scales); nil for a tracer that counts every call.
+	Counting *Counting
 }
 
 // StackKey names the calls a set of stacks was recorded for.
@@ -168,6 +172,10 @@ type Options struct {
 	MaxKeys int
 	// Stacks records user stacks at syscall entry for the hottest pairs.
 	Stacks bool
+	// Exact counts every call however fast the target makes them; by
+	// default a tracer that can counts a target making more than
+	// SampleAbove calls a second in slices of the window (counting.go).
+	Exact bool
 	// Ready, when set, is called once the tracer is set up (BPF programs
 	// loaded and verified), just before it starts counting; the window
 	// starts when it returns. It may block: the diagnosis lines its

@@ -21,7 +21,7 @@ func TestKeptAcrossTargets(t *testing.T) {
 	a, b := scenario.StartBusypoll(t), scenario.StartBusypoll(t)
 	kt := ebpf.NewKept()
 	defer kt.Close()
-	opts := syscalls.Options{Duration: time.Second, TimeEvery: 16, Stacks: true}
+	opts := syscalls.Options{Duration: time.Second, TimeEvery: 16, Stacks: true, Exact: true}
 	for round, bp := range []*scenario.Busypoll{a, b, a} {
 		var before, after uint64
 		tr := ebpf.WithHooks(kt, func([]cebpf.ProgramID) { before = bp.Calls(t) }, func() { after = bp.Calls(t) })

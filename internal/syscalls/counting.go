@@ -1,0 +1,122 @@
+package syscalls
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Counting every call costs the target: the kernel's syscall tracepoint,
+// once anything is attached to it, sends every syscall of the host
+// through its slow path, and the counting program runs in the target's
+// own context at each of its calls. A thread polling a socket makes
+// millions of calls a second; the hook alone (an empty program with the
+// pid filter) then keeps only 73-81% of its rate on this project's VM
+// (bench/syscallcost), which no work on the program can win back. So a
+// tracer that can (package ebpf) counts every call for a first stretch of
+// the window (CountProbe), and when the target made more than SampleAbove
+// calls a second there, counts from then on only in slices of the window,
+// detached between them, and scales the counts to the whole window.
+// Options.Exact turns that off.
+const (
+	// SampleAbove is the call rate of the whole process, per second of
+	// the window, above which counts are sampled. The hook costs 0.07 to
+	// 0.1 µs a call here (a 3.7M calls/s poller keeps 73-81% of its
+	// rate): 200,000 calls a second cost about 2% of a core, and a target
+	// making thousands a second pays nothing measurable, counted exactly.
+	SampleAbove = 200_000
+	// SampledRate is about the rate at which calls are counted once
+	// sampling: the share of the window counted is SampledRate over the
+	// rate seen in CountProbe (at least MinCountShare), so the counting
+	// costs the target about what 100,000 calls a second counted exactly
+	// would, about 1% of a core, however fast it calls.
+	SampledRate = 100_000
+	// MinCountShare is the least share of the window counted: a slice of
+	// at least a 32nd of every period, so that a period holds thousands of
+	// calls of a target this fast and the slices' attach and detach stay
+	// a small part of them.
+	MinCountShare = 1.0 / 32
+	// CountProbe is the first stretch of the window, counted exactly,
+	// whose rate decides; short, since a fast target pays the full
+	// counting cost during it, and long enough to hold 20,000 calls of a
+	// target at SampleAbove.
+	CountProbe = 100 * time.Millisecond
+)
+
+// Counting says how a profile's calls were counted: every call, or in
+// slices of the window, scaled. Its JSON form is part of the reports'
+// (fields are only ever added).
+type Counting struct {
+	// Sampled says the calls were counted in slices of the window only:
+	// every count of the report is then an estimate, the calls counted
+	// times Scale, and every rate the rate while counted.
+	Sampled bool `json:"sampled"`
+	// ProbeRate is the process's calls per second over the first stretch
+	// of the window, which decided; 0 when counting was forced exact.
+	ProbeRate float64 `json:"probe_rate_per_s,omitempty"`
+	// Slices is how many stretches were counted, the first one included;
+	// Counted their time in all and Window the window's.
+	Slices  int     `json:"slices,omitempty"`
+	Counted float64 `json:"counted_s,omitempty"`
+	Window  float64 `json:"window_s,omitempty"`
+	// Scale is what the counts were multiplied by: Window / Counted.
+	Scale float64 `json:"scale,omitempty"`
+	// Exact says counting every call was asked for (--exact).
+	Exact bool `json:"exact,omitempty"`
+}
+
+// Share is the part of the window counted, 1 for an exact count.
+func (c *Counting) Share() float64 {
+	if c == nil || !c.Sampled || c.Window <= 0 {
+		return 1
+	}
+	return c.Counted / c.Window
+}
+
+// String says how counts were sampled, for the reports' notes; "" for an
+// exact count.
+func (c *Counting) String() string {
+	if c == nil || !c.Sampled {
+		return ""
+	}
+	return fmt.Sprintf("syscall counts are sampled: the target made %s calls a second over the first %.1f s (over %s), so calls were counted in %d slices, %.1f%% of the window (%.2f s of %.2f s), and scaled by %.1f to the window: counts and rates are estimates, the rates those of the slices, where counting slows a thread making millions of calls a second; --exact counts every call",
+		approx(c.ProbeRate), CountProbe.Seconds(), approx(SampleAbove), c.Slices, 100*c.Counted/c.Window, c.Counted, c.Window, c.Scale)
+}
+
+func approx(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// scaled returns p's stats with every count multiplied by scale: the
+// calls, the bytes, and the calls not counted; the timed calls and their
+// durations stay as measured (a mean and a histogram need no scaling).
+func scaled(p *Profile) (map[Key]*Stat, uint64) {
+	c := p.Counting
+	if c == nil || !c.Sampled || c.Scale <= 1 {
+		return p.Stats, p.Dropped
+	}
+	out := make(map[Key]*Stat, len(p.Stats))
+	for k, s := range p.Stats {
+		v := *s
+		v.Count = scaleCount(s.Count, c.Scale)
+		v.Bytes = scaleCount(s.Bytes, c.Scale)
+		// A count scaled up must still hold the calls timed.
+		v.Count = max(v.Count, v.Timed)
+		out[k] = &v
+	}
+	return out, scaleCount(p.Dropped, c.Scale)
+}
+
+func scaleCount(n uint64, scale float64) uint64 {
+	v := math.Round(float64(n) * scale)
+	if v >= math.MaxUint64 {
+		return math.MaxUint64
+	}
+	return uint64(v)
+}
