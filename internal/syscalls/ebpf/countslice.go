@@ -39,7 +39,7 @@ import (
 // attaches it in a slice with the chance that makes its time 1/TimeEvery
 // of the window's, as the timing slices of an exact trace do (every call
 // inside is timed).
-const countPeriod = 100 * time.Millisecond
+const countPeriod = 200 * time.Millisecond
 
 // countResult is what the count slicer did.
 type countResult struct {
