@@ -20,7 +20,10 @@ import (
 // Options.Exact turns that off.
 const (
 	// SampleAbove is the call rate of the whole process, per second of
-	// the window, above which counts are sampled. The hook costs 0.07 to
+	// the window or, when it used ProbeBusy of a core or more in the
+	// probe, per second of its CPU time, above which counts are sampled
+	// (a thread given a third of its core by other tasks makes a third of
+	// its calls a second, each costing as much). The hook costs 0.07 to
 	// 0.1 µs a call here (a 3.7M calls/s poller keeps 73-81% of its
 	// rate): 200,000 calls a second cost about 2% of a core, and a target
 	// making thousands a second pays nothing measurable, counted exactly.
@@ -28,19 +31,29 @@ const (
 	// SampledRate is about the rate at which calls are counted once
 	// sampling: the share of the window counted is SampledRate over the
 	// rate seen in CountProbe (at least MinCountShare), so the counting
-	// costs the target about what 100,000 calls a second counted exactly
-	// would, about 1% of a core, however fast it calls.
-	SampledRate = 100_000
+	// costs the target about what 50,000 calls a second counted exactly
+	// would, about half a percent of a core, however fast it calls. The
+	// rate is the higher of the process's calls per second of the window
+	// and per second of its CPU time: what counting costs a thread while
+	// it runs follows its calls per second on a CPU, and one that shares
+	// its core (with cpuwhy itself, on a one-core machine) makes fewer
+	// per second of the window at the same cost per call.
+	SampledRate = 50_000
 	// MinCountShare is the least share of the window counted: a slice of
-	// at least a 32nd of every period, so that a period holds thousands of
-	// calls of a target this fast and the slices' attach and detach stay
-	// a small part of them.
-	MinCountShare = 1.0 / 32
+	// at least a 64th of every period (3 ms of 200), so that a slice holds
+	// thousands of calls of a target this fast and the slices' attach and
+	// detach, a few hundred microseconds, stay a small part of it.
+	MinCountShare = 1.0 / 64
+	// ProbeBusy is the CPU, in cores, the process must use over the
+	// probe for its calls per second of CPU to count: 10% of a core, the
+	// bar of a diagnosis (verdict.BusyCPU). A process that mostly waits
+	// may make its few calls densely, and pays nothing that matters.
+	ProbeBusy = 0.1
 	// CountProbe is the first stretch of the window, counted exactly,
 	// whose rate decides; short, since a fast target pays the full
-	// counting cost during it, and long enough to hold 20,000 calls of a
+	// counting cost during it, and long enough to hold 10,000 calls of a
 	// target at SampleAbove.
-	CountProbe = 100 * time.Millisecond
+	CountProbe = 50 * time.Millisecond
 )
 
 // Counting says how a profile's calls were counted: every call, or in
@@ -53,7 +66,10 @@ type Counting struct {
 	Sampled bool `json:"sampled"`
 	// ProbeRate is the process's calls per second over the first stretch
 	// of the window, which decided; 0 when counting was forced exact.
-	ProbeRate float64 `json:"probe_rate_per_s,omitempty"`
+	// ProbeRateCPU is the same calls per second of the process's CPU
+	// time (0 when not read: a process of more than maxProbeThreads).
+	ProbeRate    float64 `json:"probe_rate_per_s,omitempty"`
+	ProbeRateCPU float64 `json:"probe_rate_per_cpu_s,omitempty"`
 	// Slices is how many stretches were counted, the first one included;
 	// Counted their time in all and Window the window's.
 	Slices  int     `json:"slices,omitempty"`

@@ -25,7 +25,7 @@ import (
 //
 // The slices' share of the window is SampledRate over the rate of the
 // probe (at least MinCountShare): a target calling twice as fast is
-// counted half as long, and pays about what 100,000 calls a second
+// counted half as long, and pays about what 50,000 calls a second
 // counted exactly cost. The counts stay what was counted; the profile
 // says how long that was (Profile.Counting), and the report scales.
 //
@@ -47,11 +47,20 @@ type countResult struct {
 	timedFor time.Duration // sys_enter attached for timing (slices without stacks)
 }
 
+// probeFrom is where the probe starts: when sys_exit was attached, and
+// the target's CPU time just before (onCPU; cpuKnown false when not read).
+type probeFrom struct {
+	at       time.Time
+	cpu      time.Duration
+	cpuKnown bool
+}
+
 // counter runs the schedule of sys_exit and sys_enter for a trace
-// started at start until stop: counting by slices when the probe's rate
+// started at from until stop: counting by slices when the probe's rate
 // calls for it, else what an exact trace does (the timing slicer when
 // timing is sliced).
-func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts syscalls.Options, start time.Time, stop <-chan struct{}) (countResult, error) {
+func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts syscalls.Options, from probeFrom, stop <-chan struct{}) (countResult, error) {
+	start := from.at
 	var res countResult
 	if opts.Exact {
 		res.counting = &syscalls.Counting{Exact: true}
@@ -71,9 +80,19 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 	if err != nil {
 		return res, fmt.Errorf("reading the calls of the first %v: %w", syscalls.CountProbe, err)
 	}
-	rate := float64(calls) / time.Since(start).Seconds()
+	probe := time.Since(start)
+	rate := float64(calls) / probe.Seconds()
 	res.counting = &syscalls.Counting{ProbeRate: rate}
-	if rate <= syscalls.SampleAbove {
+	density, busy := rate, false
+	if cpu1, ok := onCPU(fs, pid); ok && from.cpuKnown && cpu1-from.cpu >= time.Millisecond {
+		res.counting.ProbeRateCPU = float64(calls) / (cpu1 - from.cpu).Seconds()
+		density = max(rate, res.counting.ProbeRateCPU)
+		busy = (cpu1-from.cpu).Seconds() >= syscalls.ProbeBusy*probe.Seconds()
+	}
+	// Fast per second of the window, or per second of its CPU when it
+	// is busy but shares its core: counting costs a thread in
+	// proportion to its calls while it runs.
+	if rate <= syscalls.SampleAbove && (!busy || density <= syscalls.SampleAbove) {
 		if sliced(opts) {
 			res.timedFor, err = a.slicer(objs, opts.TimeEvery, max(opts.Duration-syscalls.CountProbe, syscalls.CountProbe), stop)
 		}
@@ -83,7 +102,7 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 	// The probe was a slice of its own: it ends at the middle of the
 	// detach, as every slice's time is measured.
 	res.counting.Sampled = true
-	share := min(1, max(syscalls.SampledRate/rate, syscalls.MinCountShare))
+	share := min(1, max(syscalls.SampledRate/density, syscalls.MinCountShare))
 	slice := time.Duration(share * float64(countPeriod))
 	a.detachEnter()
 	t0 := time.Now()
@@ -146,6 +165,30 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 }
 
 func midpoint(a, b time.Time) time.Time { return a.Add(b.Sub(a) / 2) }
+
+// maxProbeThreads bounds the threads whose CPU time the probe reads
+// (twice, a file each): past it, the rate per second of the window alone
+// sizes the slices.
+const maxProbeThreads = 256
+
+// onCPU is the time the threads of pid have run, from schedstat; false
+// for a process with more than maxProbeThreads threads, or gone. A thread
+// that ends between two readings takes its time with it: the difference is
+// then short, and the calls per second of CPU high, which only makes the
+// slices shorter.
+func onCPU(fs proc.FS, pid int) (time.Duration, bool) {
+	tids, err := fs.Tasks(pid, nil)
+	if err != nil || len(tids) > maxProbeThreads {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, tid := range tids {
+		if st, err := fs.Schedstat(pid, tid); err == nil {
+			sum += st.OnCPU
+		}
+	}
+	return sum, true
+}
 
 func (a *attachment) attachExit(objs *syscallsObjects) error {
 	l, err := attachExit(objs)

@@ -26,7 +26,7 @@ func TestCountSlices(t *testing.T) {
 		// Counting only: sys_enter, which timing attaches in the
 		// slices too, would slow the poller more while counted (the
 		// timed subtest checks timing).
-		const window = 3 * time.Second
+		const window = 4 * time.Second
 		p := trace(t, tr, b.PID(), syscalls.Options{Duration: window})
 		c := p.Counting
 		if c == nil || !c.Sampled {
@@ -36,10 +36,10 @@ func TestCountSlices(t *testing.T) {
 		// busypoll makes 1-3 million calls a second here with the hook
 		// on (half that at half this machine's speed, or sharing its
 		// core with two others), several times SampleAbove.
-		// A slice of every 200 ms period after the 100 ms probe: about
-		// 14 in 3 s, and the share counted what SampledRate asks for
+		// A slice of every 200 ms period after the 50 ms probe: about
+		// 20 in 4 s, and the share counted what SampledRate asks for
 		// (at least MinCountShare), the probe included.
-		if c.Slices < 10 || c.Share() > 0.3 || c.Share() < syscalls.MinCountShare/2 {
+		if c.Slices < 15 || c.Share() > 0.3 || c.Share() < syscalls.MinCountShare/2 {
 			t.Errorf("%d slices counting %.1f%% of the window", c.Slices, 100*c.Share())
 		}
 		if c.Scale < 1 || abs(c.Scale*c.Counted/c.Window-1) > 1e-9 {
@@ -69,16 +69,20 @@ func TestCountSlices(t *testing.T) {
 		ratio := float64(scaled) / float64(made)
 		t.Logf("recvfrom: counted %d in the slices, scaled to %d; the scenario made %d in the window (scaled/made %.3f); notes %q",
 			raw, scaled, made, ratio, p.Notes)
-		// The slices are a random sample of the window, whose rate on
-		// these shared machines drifts by ±20% from one second to the
-		// next; and inside them the hook slows the poller (it keeps
-		// 73-89% of its rate under the hook alone, measured here and on
-		// another VM: bench/syscallcost), so the scaled count, the rate
-		// while counted, is short of what it made by about that much. A
-		// scale that left the probe's time out would be about twice
-		// over; slices not counted, or not scaled, far under.
-		if made == 0 || ratio < 0.55 || ratio > 1.1 {
-			t.Errorf("scaled count %d, the scenario made %d in the window: ratio %.3f outside [0.55, 1.1]", scaled, made, ratio)
+		// The slices are a random sample of the window: about 20 of a
+		// few milliseconds each, 0.15-0.25 s in all, on machines where
+		// other tasks share the poller's core in turns of a few
+		// milliseconds, so that one slice finds it running all along
+		// and the next hardly at all: the estimate is within about ±20%
+		// of the window's rate here (measured: 0.84-1.13). And inside
+		// them the hook slows the poller (it keeps 73-89% of its rate
+		// under the hook alone, here and on another VM:
+		// bench/syscallcost), so the scaled count, the rate while
+		// counted, is short of what it made by up to a quarter more.
+		// Slices not counted, or counts not scaled (a sixteenth), are
+		// far out.
+		if made == 0 || ratio < 0.5 || ratio > 1.25 {
+			t.Errorf("scaled count %d, the scenario made %d in the window: ratio %.3f outside [0.5, 1.25]", scaled, made, ratio)
 		}
 		if raw == 0 || raw >= made/2 {
 			t.Errorf("counted %d of the %d calls made: not a sample", raw, made)
@@ -147,7 +151,7 @@ func TestCountSlices(t *testing.T) {
 		// between the last and detaching, are counted and not in the
 		// scenario's difference (a batch of 200 calls at most each).
 		made := after - before
-		t.Logf("probe %.0f calls/s; recvfrom counted %d, made %d", c.ProbeRate, st.Count, made)
+		t.Logf("probe %.0f calls/s (%.0f per CPU second); recvfrom counted %d, made %d", c.ProbeRate, c.ProbeRateCPU, st.Count, made)
 		if st.Count < made || st.Count > made+400 {
 			t.Errorf("counted %d recvfrom calls, the scenario made %d in the window", st.Count, made)
 		}
