@@ -87,7 +87,7 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 	if cpu1, ok := onCPU(fs, pid); ok && from.cpuKnown && cpu1-from.cpu >= time.Millisecond {
 		res.counting.ProbeRateCPU = float64(calls) / (cpu1 - from.cpu).Seconds()
 		density = max(rate, res.counting.ProbeRateCPU)
-		busy = (cpu1-from.cpu).Seconds() >= syscalls.ProbeBusy*probe.Seconds()
+		busy = (cpu1 - from.cpu).Seconds() >= syscalls.ProbeBusy*probe.Seconds()
 	}
 	// Fast per second of the window, or per second of its CPU when it
 	// is busy but shares its core: counting costs a thread in
