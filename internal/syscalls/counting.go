@@ -95,8 +95,13 @@ func (c *Counting) String() string {
 	if c == nil || !c.Sampled {
 		return ""
 	}
-	return fmt.Sprintf("syscall counts are sampled: the target made %s calls a second over the first %.1f s (over %s), so calls were counted in %d slices, %.1f%% of the window (%.2f s of %.2f s), and scaled by %.1f to the window: counts and rates are estimates, the rates those of the slices, where counting slows a thread making millions of calls a second; --exact counts every call",
-		approx(c.ProbeRate), CountProbe.Seconds(), approx(SampleAbove), c.Slices, 100*c.Counted/c.Window, c.Counted, c.Window, c.Scale)
+	perCPU := ""
+	if c.ProbeRateCPU > 0 {
+		perCPU = fmt.Sprintf(", %s per second of its CPU", approx(c.ProbeRateCPU))
+	}
+	return fmt.Sprintf("syscall counts are sampled: the target made %s calls a second over the first %v%s (counting every call costs it a quarter of its speed at millions a second; sampled above %s), "+
+		"so calls were counted in %d slices, %.1f%% of the window (%.2f s of %.2f s), and scaled by %.1f: counts and rates are estimates, the rates those of the slices, where counting slows a thread this fast; --exact counts every call",
+		approx(c.ProbeRate), CountProbe, perCPU, approx(SampleAbove), c.Slices, 100*c.Counted/c.Window, c.Counted, c.Window, c.Scale)
 }
 
 func approx(v float64) string {
