@@ -99,15 +99,20 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 		return res, err
 	}
 
-	// The probe was a slice of its own: it ends at the middle of the
-	// detach, as every slice's time is measured.
+	// The probe was a slice of its own. A slice's time runs from the
+	// return of the attach to the call of the detach: the program counts
+	// from when attaching publishes it, at the end of the call, to when
+	// detaching unpublishes it, at the start of one that then waits for
+	// the tracepoint's readers (a grace period of the syscall
+	// tracepoints, which may fault: up to hundreds of milliseconds on a
+	// loaded machine, where counting its middle put a slice at 0.4 s that
+	// had counted 20 ms of calls).
 	res.counting.Sampled = true
 	share := min(1, max(syscalls.SampledRate/density, syscalls.MinCountShare))
 	slice := time.Duration(share * float64(countPeriod))
 	a.detachEnter()
-	t0 := time.Now()
+	counted := time.Since(start)
 	a.detachExit()
-	counted := midpoint(t0, time.Now()).Sub(start)
 	slices := 1
 	if err := forgetEntries(objs, fs, pid, opts); err != nil {
 		return res, err
@@ -119,8 +124,24 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 	defer func() {
 		res.counting.Slices, res.counting.Counted = slices, counted.Seconds()
 	}()
+	// The slices are kept to their share of the time since the probe:
+	// on a loaded machine (or one core, shared with the target) cpuwhy
+	// wakes late to end a slice, and a slice of 6 ms ran 20; a period
+	// whose slice the ones before have used up already is skipped, and
+	// one owed time gets up to two slices' worth.
+	sliced0, slicedFor := time.Now(), time.Duration(0)
 	for {
-		offset := time.Duration(rand.Int64N(int64(countPeriod - slice + 1)))
+		want := time.Duration(share*float64(time.Since(sliced0)+countPeriod)) - slicedFor
+		if want < slice/2 {
+			select {
+			case <-stop:
+				return res, nil
+			case <-time.After(countPeriod):
+			}
+			continue
+		}
+		thisSlice := min(want, 2*slice)
+		offset := time.Duration(rand.Int64N(int64(countPeriod - thisSlice + 1)))
 		select {
 		case <-stop:
 			return res, nil
@@ -130,7 +151,7 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 		if err := a.attachExit(objs); err != nil {
 			return res, err
 		}
-		on := midpoint(t0, time.Now())
+		on := time.Now()
 		timing := opts.TimeEvery > 0 && rand.Float64() < timeChance
 		if opts.Stacks || timing {
 			if err := a.attachEnter(objs); err != nil {
@@ -141,7 +162,7 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 		enterOn := time.Now()
 		select {
 		case <-stop:
-		case <-time.After(slice):
+		case <-time.After(thisSlice - enterOn.Sub(t0)):
 		}
 		if a.enter != nil {
 			a.detachEnter()
@@ -149,9 +170,10 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 				res.timedFor += time.Since(enterOn)
 			}
 		}
-		t1 := time.Now()
+		took := time.Since(on)
 		a.detachExit()
-		counted += midpoint(t1, time.Now()).Sub(on)
+		counted += took
+		slicedFor += took
 		slices++
 		if err := forgetEntries(objs, fs, pid, opts); err != nil {
 			return res, err
@@ -159,12 +181,10 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 		select {
 		case <-stop:
 			return res, nil
-		case <-time.After(countPeriod - offset - slice):
+		case <-time.After(countPeriod - offset - thisSlice):
 		}
 	}
 }
-
-func midpoint(a, b time.Time) time.Time { return a.Add(b.Sub(a) / 2) }
 
 // maxProbeThreads bounds the threads whose CPU time the probe reads
 // (twice, a file each): past it, the rate per second of the window alone
