@@ -20,7 +20,7 @@ import (
 // Options.Exact turns that off.
 const (
 	// SampleAbove is the call rate of the whole process, per second of
-	// the window or, when it used ProbeBusy of a core or more in the
+	// the window or, when it wanted ProbeBusy of a core or more in the
 	// probe, per second of its CPU time, above which counts are sampled
 	// (a thread given a third of its core by other tasks makes a third of
 	// its calls a second, each costing as much). The hook costs 0.07 to
@@ -44,10 +44,14 @@ const (
 	// thousands of calls of a target this fast and the slices' attach and
 	// detach, a few hundred microseconds, stay a small part of it.
 	MinCountShare = 1.0 / 64
-	// ProbeBusy is the CPU, in cores, the process must use over the
-	// probe for its calls per second of CPU to count: 10% of a core, the
-	// bar of a diagnosis (verdict.BusyCPU). A process that mostly waits
-	// may make its few calls densely, and pays nothing that matters.
+	// ProbeBusy is the CPU, in cores, the process must want over the
+	// probe (run, or wait on a run queue: schedstat) for its calls per
+	// second of CPU to count: 10% of a core, the bar of a diagnosis
+	// (verdict.BusyCPU). A process that mostly sleeps may make its few
+	// calls densely (a poller paced to 20,000 calls a second made them at
+	// 700,000 per second of its CPU), and pays nothing that matters; one
+	// that wants a core but gets a tenth of it, on a loaded machine, pays
+	// for each call as much as alone.
 	ProbeBusy = 0.1
 	// CountProbe is the first stretch of the window, counted exactly,
 	// whose rate decides; short, since a fast target pays the full

@@ -48,11 +48,10 @@ type countResult struct {
 }
 
 // probeFrom is where the probe starts: when sys_exit was attached, and
-// the target's CPU time just before (onCPU; cpuKnown false when not read).
+// the target's threads' time just before.
 type probeFrom struct {
-	at       time.Time
-	cpu      time.Duration
-	cpuKnown bool
+	at    time.Time
+	sched threadTime
 }
 
 // counter runs the schedule of sys_exit and sys_enter for a trace
@@ -84,13 +83,13 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 	rate := float64(calls) / probe.Seconds()
 	res.counting = &syscalls.Counting{ProbeRate: rate}
 	density, busy := rate, false
-	if cpu1, ok := onCPU(fs, pid); ok && from.cpuKnown && cpu1-from.cpu >= time.Millisecond {
-		res.counting.ProbeRateCPU = float64(calls) / (cpu1 - from.cpu).Seconds()
+	if s := schedOf(fs, pid); s.known && from.sched.known && s.run-from.sched.run >= time.Millisecond {
+		res.counting.ProbeRateCPU = float64(calls) / (s.run - from.sched.run).Seconds()
 		density = max(rate, res.counting.ProbeRateCPU)
-		busy = (cpu1 - from.cpu).Seconds() >= syscalls.ProbeBusy*probe.Seconds()
+		busy = (s.wanted - from.sched.wanted).Seconds() >= syscalls.ProbeBusy*probe.Seconds()
 	}
 	// Fast per second of the window, or per second of its CPU when it
-	// is busy but shares its core: counting costs a thread in
+	// wants the CPU but shares its core: counting costs a thread in
 	// proportion to its calls while it runs.
 	if rate <= syscalls.SampleAbove && (!busy || density <= syscalls.SampleAbove) {
 		if sliced(opts) {
@@ -191,25 +190,6 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 // sizes the slices.
 const maxProbeThreads = 256
 
-// onCPU is the time the threads of pid have run, from schedstat; false
-// for a process with more than maxProbeThreads threads, or gone. A thread
-// that ends between two readings takes its time with it: the difference is
-// then short, and the calls per second of CPU high, which only makes the
-// slices shorter.
-func onCPU(fs proc.FS, pid int) (time.Duration, bool) {
-	tids, err := fs.Tasks(pid, nil)
-	if err != nil || len(tids) > maxProbeThreads {
-		return 0, false
-	}
-	var sum time.Duration
-	for _, tid := range tids {
-		if st, err := fs.Schedstat(pid, tid); err == nil {
-			sum += st.OnCPU
-		}
-	}
-	return sum, true
-}
-
 func (a *attachment) attachExit(objs *syscallsObjects) error {
 	l, err := attachExit(objs)
 	if err != nil {
@@ -224,6 +204,32 @@ func (a *attachment) detachExit() {
 		a.exit.Close()
 		a.exit = nil
 	}
+}
+
+// threadTime is what the threads of a process have run, and run or
+// waited on a run queue (what they wanted), from schedstat; known false
+// for a process with more than maxProbeThreads threads, or gone.
+type threadTime struct {
+	run, wanted time.Duration
+	known       bool
+}
+
+// schedOf reads the threadTime of pid. A thread that ends between two
+// readings takes its time with it: the difference is then short, and the
+// calls per second of CPU high, which only makes the slices shorter.
+func schedOf(fs proc.FS, pid int) threadTime {
+	tids, err := fs.Tasks(pid, nil)
+	if err != nil || len(tids) > maxProbeThreads {
+		return threadTime{}
+	}
+	t := threadTime{known: true}
+	for _, tid := range tids {
+		if st, err := fs.Schedstat(pid, tid); err == nil {
+			t.run += st.OnCPU
+			t.wanted += st.OnCPU + st.Waiting
+		}
+	}
+	return t
 }
 
 // callsSoFar is the calls counted so far: in the table, in each CPU's

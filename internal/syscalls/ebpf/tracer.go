@@ -116,10 +116,9 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	// The target's CPU time so far, for its calls per second of CPU in
 	// the probe (countslice.go): read before attaching, so that no call
 	// counted falls before it.
-	var cpu0 time.Duration
-	cpuKnown := false
+	var sched0 threadTime
 	if !opts.Exact {
-		cpu0, cpuKnown = onCPU(t.proc, pid)
+		sched0 = schedOf(t.proc, pid)
 	}
 	att, err := attach(objs, opts)
 	if err != nil {
@@ -134,7 +133,7 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	stopSlicer, slicerDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(slicerDone)
-		counted, sliceErr = att.counter(objs, t.proc, pid, opts, probeFrom{start, cpu0, cpuKnown}, stopSlicer)
+		counted, sliceErr = att.counter(objs, t.proc, pid, opts, probeFrom{start, sched0}, stopSlicer)
 	}()
 	sw := newSweeper(t.proc, pid, opts.MaxKeys)
 	ended := wait(ctx, watch, opts.Duration, func() { sw.sweep(objs) })
