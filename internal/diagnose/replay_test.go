@@ -74,7 +74,7 @@ func TestEvidence(t *testing.T) {
 					c.Count, c.Bytes = max(c.Count/12, c.Timed), c.Bytes/12
 				}
 				w := e.Syscalls.Duration.Seconds()
-				e.Syscalls.Counting = &syscalls.Counting{Sampled: true, ProbeRate: 2.6e6, ProbeRateCPU: 2.7e6, Slices: 14, Counted: w / 12, Window: w, Scale: 12}
+				e.Syscalls.Counting = &syscalls.Counting{Sampled: true, ProbeRate: 2.6e6, ProbeRateCPU: 2.7e6, Probe: 0.05, Slices: 14, Counted: w / 12, Window: w, Scale: 12}
 			},
 			want: expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN", fd: "udp 127.0.0.1:1702", frame: "RecvFrom"},
 		},

@@ -74,6 +74,9 @@ type Counting struct {
 	// time (0 when not read: a process of more than maxProbeThreads).
 	ProbeRate    float64 `json:"probe_rate_per_s,omitempty"`
 	ProbeRateCPU float64 `json:"probe_rate_per_cpu_s,omitempty"`
+	// Probe is how long that stretch was: CountProbe, or more when the
+	// target had run less than a few milliseconds by then.
+	Probe float64 `json:"probe_s,omitempty"`
 	// Slices is how many stretches were counted, the first one included;
 	// Counted their time in all and Window the window's.
 	Slices  int     `json:"slices,omitempty"`
@@ -105,7 +108,7 @@ func (c *Counting) String() string {
 	}
 	return fmt.Sprintf("syscall counts are sampled: the target made %s calls a second over the first %v%s (counting every call costs it a quarter of its speed at millions a second; sampled above %s), "+
 		"so calls were counted in %d slices, %.1f%% of the window (%.2f s of %.2f s), and scaled by %.1f: counts and rates are estimates, the rates those of the slices, where counting slows a thread this fast; --exact counts every call",
-		approx(c.ProbeRate), CountProbe, perCPU, approx(SampleAbove), c.Slices, 100*c.Counted/c.Window, c.Counted, c.Window, c.Scale)
+		approx(c.ProbeRate), time.Duration(c.Probe*1e3)*time.Millisecond, perCPU, approx(SampleAbove), c.Slices, 100*c.Counted/c.Window, c.Counted, c.Window, c.Scale)
 }
 
 func approx(v float64) string {

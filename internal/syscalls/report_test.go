@@ -212,7 +212,7 @@ func sampledSeed() *Profile {
 		p.Stats[k] = &v
 	}
 	p.Dropped = 10
-	p.Counting = &Counting{Sampled: true, ProbeRate: 1.2e6, ProbeRateCPU: 3.1e6, Slices: 14, Counted: 0.25, Window: 3, Scale: 12}
+	p.Counting = &Counting{Sampled: true, ProbeRate: 1.2e6, ProbeRateCPU: 3.1e6, Probe: 0.05, Slices: 14, Counted: 0.25, Window: 3, Scale: 12}
 	return p
 }
 

@@ -70,20 +70,33 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 		}
 		return res, nil
 	}
-	select {
-	case <-stop:
-		return res, nil
-	case <-time.After(syscalls.CountProbe):
+	// The probe lasts CountProbe, and on until the target has run
+	// minProbeRun (up to maxProbe): on a loaded machine a poller given a
+	// twentieth of its core runs 2 ms in 50, too little to tell its calls
+	// per second of CPU.
+	wait := syscalls.CountProbe
+	var s threadTime
+	for {
+		select {
+		case <-stop:
+			return res, nil
+		case <-time.After(wait):
+		}
+		s = schedOf(fs, pid)
+		if !s.known || !from.sched.known || s.run-from.sched.run >= minProbeRun || time.Since(start) >= maxProbe {
+			break
+		}
+		wait = syscalls.CountProbe / 2
 	}
 	calls, err := callsSoFar(objs)
 	if err != nil {
-		return res, fmt.Errorf("reading the calls of the first %v: %w", syscalls.CountProbe, err)
+		return res, fmt.Errorf("reading the calls of the first %v: %w", time.Since(start), err)
 	}
 	probe := time.Since(start)
 	rate := float64(calls) / probe.Seconds()
-	res.counting = &syscalls.Counting{ProbeRate: rate}
+	res.counting = &syscalls.Counting{ProbeRate: rate, Probe: probe.Seconds()}
 	density, busy := rate, false
-	if s := schedOf(fs, pid); s.known && from.sched.known && s.run-from.sched.run >= time.Millisecond {
+	if s.known && from.sched.known && s.run-from.sched.run >= time.Millisecond {
 		res.counting.ProbeRateCPU = float64(calls) / (s.run - from.sched.run).Seconds()
 		density = max(rate, res.counting.ProbeRateCPU)
 		busy = (s.wanted - from.sched.wanted).Seconds() >= syscalls.ProbeBusy*probe.Seconds()
@@ -184,6 +197,13 @@ func (a *attachment) counter(objs *syscallsObjects, fs proc.FS, pid int, opts sy
 		}
 	}
 }
+
+// The probe's extension: it lasts until the target has run minProbeRun,
+// or maxProbe has passed.
+const (
+	minProbeRun = 5 * time.Millisecond
+	maxProbe    = 500 * time.Millisecond
+)
 
 // maxProbeThreads bounds the threads whose CPU time the probe reads
 // (twice, a file each): past it, the rate per second of the window alone
