@@ -191,8 +191,8 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	case p.Counting != nil && p.Counting.Sampled && opts.Stacks:
 		p.Notes = append(p.Notes, fmt.Sprintf("durations and stacks are sampled: 1 call in %d of those counted, at random", opts.TimeEvery))
 	case p.Counting != nil && p.Counting.Sampled && opts.TimeEvery > 0:
-		p.Notes = append(p.Notes, fmt.Sprintf("durations are sampled: every call made in a part of the slices counted, about 1/%d of the window (%.2f s in all), is timed",
-			opts.TimeEvery, counted.timedFor.Seconds()))
+		p.Notes = append(p.Notes, fmt.Sprintf("durations are sampled: every call made in some of the slices counted (%.2f s in all, %.1f%% of the window; at most 1/%d of it) is timed",
+			counted.timedFor.Seconds(), 100*counted.timedFor.Seconds()/max(elapsed.Seconds(), 1e-9), opts.TimeEvery))
 	case sliced(opts):
 		p.Notes = append(p.Notes, fmt.Sprintf("durations are sampled: every call made during 1/%d of the window (slices of up to %v at random points, %.2f s in all) is timed",
 			opts.TimeEvery, timingSlice, counted.timedFor.Seconds()))
