@@ -69,9 +69,9 @@ type round struct {
 	// share of the untraced one: what the tracing costs it in its own
 	// context, which other tasks sharing its core do not move (they move
 	// kept, per wall second, by tens of points on a loaded machine).
-	keptCPU float64
-	inWindow             float64 // cpuwhy's CPU inside the window, share of a core
-	report               diagnose.Report
+	keptCPU  float64
+	inWindow float64 // cpuwhy's CPU inside the window, share of a core
+	report   diagnose.Report
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
