@@ -46,13 +46,16 @@ const (
 	MinCountShare = 1.0 / 64
 	// ProbeBusy is the CPU, in cores, the process must want over the
 	// probe (run, or wait on a run queue: schedstat) for its calls per
-	// second of CPU to count: 10% of a core, the bar of a diagnosis
-	// (verdict.BusyCPU). A process that mostly sleeps may make its few
-	// calls densely (a poller paced to 20,000 calls a second made them at
-	// 700,000 per second of its CPU), and pays nothing that matters; one
-	// that wants a core but gets a tenth of it, on a loaded machine, pays
-	// for each call as much as alone.
-	ProbeBusy = 0.1
+	// second of CPU to count: half a core, a loop that never sleeps. A
+	// process that mostly sleeps may make its few calls densely (a poller
+	// paced to 20,000 calls a second made them at 700,000 to 1.5 million
+	// per second of its CPU), and pays nothing that matters; one that
+	// wants a core but gets a tenth of it, on a loaded machine, pays for
+	// each call as much as alone. Not less: a process that wakes 100
+	// times a second waits on a loaded machine's run queue after each
+	// wake-up, and the paced poller wanted 10% of a core at load 9 while
+	// running 1.3%.
+	ProbeBusy = 0.5
 	// CountProbe is the first stretch of the window, counted exactly,
 	// whose rate decides; short, since a fast target pays the full
 	// counting cost during it, and long enough to hold 10,000 calls of a

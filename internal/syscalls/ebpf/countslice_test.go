@@ -101,9 +101,15 @@ func TestCountSlices(t *testing.T) {
 		// Timing is attached in a slice with a chance of 1/(TimeEvery
 		// × the share counted); the share is at most 1/2 above
 		// SampleAbove, so with TimeEvery 2 every slice is timed.
-		p := trace(t, ebpf.New(), b.PID(), syscalls.Options{Duration: time.Second, TimeEvery: 2})
-		if c := p.Counting; c == nil || !c.Sampled {
+		// 2 s: the probe may take up to 0.5 s on a loaded machine (the
+		// poller starved, once, and a 1 s window had no slice after it).
+		p := trace(t, ebpf.New(), b.PID(), syscalls.Options{Duration: 2 * time.Second, TimeEvery: 2})
+		c := p.Counting
+		if c == nil || !c.Sampled {
 			t.Fatalf("counted exactly: %+v", c)
+		}
+		if c.Slices < 3 {
+			t.Fatalf("%d slices in 2 s: %+v", c.Slices, *c)
 		}
 		st := p.Stats[syscalls.Key{TID: tidNamed(t, p, "NatThreadMain"), Nr: recvfrom, Errno: eagain, FD: socketFD(t, b)}]
 		if st == nil {
