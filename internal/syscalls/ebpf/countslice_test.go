@@ -75,9 +75,9 @@ func TestCountSlices(t *testing.T) {
 		// few milliseconds each, 0.15-0.25 s in all, on machines where
 		// other tasks share the poller's core in turns of a few
 		// milliseconds, so that one slice finds it running all along
-		// and the next hardly at all: at loads of 8 to 14 on this 2-core
-		// VM the estimate was 0.74 to 1.24 of what it made over the
-		// window (eight runs). Inside the slices the hook slows the
+		// and the next hardly at all: at loads of 5 to 17 on this 2-core
+		// VM the estimate was 0.66 to 1.24 of what it made over the
+		// window (a dozen runs). Inside the slices the hook slows the
 		// poller too (it keeps 73-89% of its rate under the hook
 		// alone, here and on another VM: bench/syscallcost), so the
 		// estimate, the rate while counted, runs low by up to a
