@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.stats, "bpf-stats", time.Second, "after each BPF tracer's window, a window this long with the kernel's BPF statistics on, for its programs' ns per call (0: none)")
 	fs.StringVar(&o.baseline, "baseline", "", "another cpuwhy binary (an older build) measured in the same run as tracers baseline and baseline-timed")
 	fs.StringVar(&o.python, "python", findPython(), "CPython for the Python target (pypoll.py), measured after busypoll under "+strings.Join(pyTracers, ", ")+"; \"\": none")
-	tracers := fs.String("tracers", "floor,cpuwhy,cpuwhy-timed,bpftrace,perf-trace,strace", "tracers to compare, in order (floor: an empty program on cpuwhy's tracepoint, with its pid filter)")
+	tracers := fs.String("tracers", "floor,cpuwhy,cpuwhy-timed,cpuwhy-sampled,bpftrace,perf-trace,strace", "tracers to compare, in order (floor: an empty program on cpuwhy's tracepoint, with its pid filter)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -299,20 +299,25 @@ func commandOf(o options, name string, pid int) []string {
 	case "floor":
 		self, _ := os.Executable()
 		return []string{self, floorArg, p}
+	// --exact: these rows measure what counting every call costs, against
+	// the floor; cpuwhy-sampled is the default, which counts a target
+	// this fast in slices of the window.
 	case "cpuwhy":
-		return []string{o.cpuwhy, "syscalls", "--time-every", "0", "-d", long, p}
+		return []string{o.cpuwhy, "syscalls", "--exact", "--time-every", "0", "-d", long, p}
 	case "cpuwhy-timed":
+		return []string{o.cpuwhy, "syscalls", "--exact", "-d", long, p}
+	case "cpuwhy-sampled":
 		return []string{o.cpuwhy, "syscalls", "-d", long, p}
 	case "baseline":
 		return []string{o.baseline, "syscalls", "--time-every", "0", "-d", long, p}
 	case "baseline-timed":
 		return []string{o.baseline, "syscalls", "-d", long, p}
 	case "py-cpuwhy-timed":
-		return []string{o.cpuwhy, "syscalls", "-d", long, p}
+		return []string{o.cpuwhy, "syscalls", "--exact", "-d", long, p}
 	case "py-cpuwhy-stacks":
-		return []string{o.cpuwhy, "syscalls", "--stacks", "-d", long, p}
+		return []string{o.cpuwhy, "syscalls", "--exact", "--stacks", "-d", long, p}
 	case "py-cpuwhy-stacks-nochain":
-		return []string{"env", "CPUWHY_PYTHON_NO_BPF=1", o.cpuwhy, "syscalls", "--stacks", "-d", long, p}
+		return []string{"env", "CPUWHY_PYTHON_NO_BPF=1", o.cpuwhy, "syscalls", "--exact", "--stacks", "-d", long, p}
 	case "bpftrace":
 		return []string{"bpftrace", "-e", "tracepoint:raw_syscalls:sys_exit /pid == " + p + "/ { @[args->id] = count(); }"}
 	case "perf-trace":
@@ -370,7 +375,7 @@ func traced(ctx context.Context, o options, t target, name string) (scenario.Rat
 // tracepoints named as cpuwhy's are (sys_exit, sys_enter; floor_exit).
 func bpfTracer(name string) bool {
 	switch name {
-	case "floor", "cpuwhy", "cpuwhy-timed", "baseline", "baseline-timed", "py-cpuwhy-timed", "py-cpuwhy-stacks", "py-cpuwhy-stacks-nochain":
+	case "floor", "cpuwhy", "cpuwhy-timed", "cpuwhy-sampled", "baseline", "baseline-timed", "py-cpuwhy-timed", "py-cpuwhy-stacks", "py-cpuwhy-stacks-nochain":
 		return true
 	}
 	return false

@@ -31,6 +31,7 @@ type diagnoseOptions struct {
 	noAttach  bool
 	threads   int
 	minCPU    float64
+	exact     bool
 }
 
 // selectWindow is how long CPU is measured to find the busiest process
@@ -66,6 +67,7 @@ func bindDiagnose(root *cobra.Command, g *globalOptions, s Streams) {
 	f.StringVar(&o.format, "format", "", "profile format (pprof, folded, html), whatever the file name")
 	intVar(f, &o.frequency, "frequency", "F", 99, frequency, "stack samples per second of CPU, per thread")
 	f.StringVar(&o.mechanism, "mechanism", "auto", "syscall tracing: ebpf, ptrace, or auto (eBPF, else ptrace)")
+	addExactFlag(root, &o.exact)
 	f.BoolVar(&o.noAttach, "no-attach", false, "never ask the target for the names of its code: a JVM is otherwise asked, through its attach mechanism, for the perf map of the code its JIT compiled (jcmd Compiler.perfmap)")
 	f.StringSliceVar(&o.debugDirs, "debug-dir", nil, "directory of debug files (.build-id/xx/rest.debug, <path>.debug, debuglink names)")
 	intVar(f, &o.threads, "threads", "", 5, listed, "threads listed in the text report")
@@ -106,7 +108,7 @@ func runDiagnose(ctx context.Context, o *diagnoseOptions) error {
 	progress, endProgress := o.progressFunc(t)
 	opts := diagnose.Options{
 		FS: o.global.procFS(), Duration: o.duration, Frequency: o.frequency, DebugDirs: o.debugDirs, NoAttach: o.noAttach,
-		Tracers: tracers, Progress: progress,
+		Tracers: tracers, Progress: progress, ExactCounts: o.exact,
 	}
 	res, err := diagnose.Run(ctx, t, opts)
 	endProgress()

@@ -31,6 +31,7 @@ type syscallsOptions struct {
 	noAttach  bool
 	threads   int
 	minCPU    float64
+	exact     bool
 }
 
 func newSyscallsCmd(g *globalOptions, s Streams) *cobra.Command {
@@ -71,6 +72,7 @@ is busy: cpuwhy says so in one line, with its figure, and exits 0.`,
 	f.StringVar(&o.mechanism, "mechanism", "auto", "ebpf, ptrace, or auto (eBPF, else ptrace)")
 	intVar(f, &o.timeEvery, "time-every", "", syscalls.DefaultTimeEvery, timeEvery, "time one call in N per thread; 1 times every call")
 	intVar(f, &o.maxKeys, "max-keys", "", syscalls.DefaultMaxKeys, maxKeys, "bound of the aggregation table (thread, syscall, result, fd)")
+	addExactFlag(cmd, &o.exact)
 	f.BoolVar(&o.stacks, "stacks", false, "record the user stacks at syscall entry of the hottest calls")
 	f.BoolVar(&o.noAttach, "no-attach", false, "with --stacks: never ask the target for the names of its code (a JVM is otherwise asked for its perf map through its attach mechanism)")
 	intVar(f, &o.threads, "threads", "", 10, listedOrAll, "threads shown in the text report")
@@ -101,7 +103,7 @@ func runSyscalls(ctx context.Context, o *syscallsOptions) error {
 	if err != nil {
 		return err
 	}
-	opts := syscalls.Options{Duration: o.duration, TimeEvery: o.timeEvery, MaxKeys: o.maxKeys, Stacks: o.stacks}
+	opts := syscalls.Options{Duration: o.duration, TimeEvery: o.timeEvery, MaxKeys: o.maxKeys, Stacks: o.stacks, Exact: o.exact}
 	// The stacks are named as every other command names them, by a
 	// resolver made before the trace: a runtime whose frame chains the
 	// tracer reads with each stack (CPython's) says how.
@@ -170,4 +172,14 @@ func (o *syscallsOptions) progress(format string, args ...any) {
 	if f := stderrTerminal(o.streams); f != nil {
 		escape.Fprintf(f, "cpuwhy: "+format+"\n", args...)
 	}
+}
+
+// addExactFlag adds --exact: count every syscall, as perf stat and bcc's
+// syscount do, where cpuwhy by default counts a target making hundreds of
+// thousands of calls a second in slices of the window, since counting
+// every one slows it by a quarter.
+func addExactFlag(cmd *cobra.Command, exact *bool) {
+	cmd.Flags().BoolVar(exact, "exact", false, fmt.Sprintf(
+		"count every syscall, however fast the target makes them (by default a target making more than %dk calls a second is counted in slices of the window, scaled, which costs it about 1%% instead of up to a quarter of its speed)",
+		syscalls.SampleAbove/1000))
 }

@@ -59,6 +59,11 @@ type Options struct {
 	// agent and watch) share, so that each does not read it again (the
 	// kernel's symbols); nil for a one-shot diagnosis.
 	Shared *stack.Shared
+	// ExactCounts counts every syscall of the target however fast it
+	// makes them (--exact); by default a target making hundreds of
+	// thousands a second is counted in slices of the window
+	// (syscalls.Options.Exact).
+	ExactCounts bool
 	// KeepExited diagnoses a target that exits during the window on what
 	// was seen until then, instead of failing with ErrGone: the
 	// accounting is also read every keepEvery during the window (what
@@ -189,6 +194,9 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	if rec != nil {
 		report.Cpuwhy.Samples = rec.Samples
 	}
+	if prof != nil && traceErr == nil {
+		report.Cpuwhy.Counting = prof.Counting
+	}
 	res := &Result{Report: report}
 	if rec != nil {
 		res.Profile = rec.Profile
@@ -248,6 +256,7 @@ func trace(ctx context.Context, pid int, opts Options, ready func()) (*syscalls.
 	var notes []string
 	p, mech, err := syscalls.TraceFirst(ctx, pid, syscalls.Options{
 		Duration: opts.Duration, TimeEvery: syscalls.DefaultTimeEvery, MaxKeys: syscalls.DefaultMaxKeys, Ready: ready,
+		Exact: opts.ExactCounts,
 	}, opts.Tracers, func(err error, next syscalls.Mechanism) {
 		notes = append(notes, fmt.Sprintf("%v; syscalls traced with %s instead, which slows the target down", err, next))
 	})
@@ -311,7 +320,11 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	if prof != nil {
 		sr := syscalls.Summarize(mergeExited(prof, gone, exitedTIDs), opts.Arch, opts.FDs)
 		o.Dropped = sr.Dropped
+		o.Counting = sr.Counting
 		o.Seconds = max(sr.Duration, 1e-3) // rates over the tracer's own window
+		if line := sr.Counting.String(); line != "" {
+			r.Notes = append(r.Notes, line)
+		}
 		for _, st := range sr.Threads {
 			get(st.TID, st.Name).Syscalls = st.Syscalls
 		}

@@ -166,7 +166,25 @@ func TestPatterns(t *testing.T) {
 			cmd := scenario.Build(t, tt.scenario).Start(t, nil, tt.args...)
 			r := diagnoseProcess(t, cmd, tt.scenario)
 			check(t, r, tt.want)
+			checkCounting(t, tt.name, r)
 		})
+	}
+}
+
+// checkCounting: the seed's poll, millions of calls a second, is judged
+// on counts made in slices of the window, which the report says; every
+// paced twin, a few thousand calls a second at most, on every call.
+func checkCounting(t *testing.T, name string, r *Report) {
+	t.Helper()
+	c := r.Cpuwhy.Counting
+	sampled := c != nil && c.Sampled
+	said := slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "syscall counts are sampled") })
+	t.Logf("counting: %+v", c)
+	switch {
+	case name == "busy poll" && (!sampled || !said || c.Slices < 2):
+		t.Errorf("the busy poll's counts: %+v, notes %q; want sampled in slices, and said", c, r.Notes)
+	case strings.HasSuffix(name, "paced") && (sampled || said || c == nil):
+		t.Errorf("a paced scenario's counts: %+v, notes %q; want every call counted", c, r.Notes)
 	}
 }
 

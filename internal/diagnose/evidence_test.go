@@ -127,6 +127,9 @@ type evSyscalls struct {
 	Ended     string             `json:"ended,omitempty"`
 	Slowdown  float64            `json:"slowdown,omitempty"`
 	Notes     []string           `json:"notes,omitempty"`
+	// Counting says how the calls were counted (in slices: Calls hold
+	// what the slices counted, and the report scales them).
+	Counting *syscalls.Counting `json:"counting,omitempty"`
 }
 
 // evCall is one key of the syscall profile and its counts.
@@ -364,7 +367,7 @@ func (s *evSyscalls) profile(tb testing.TB, arch string, pid int) *syscalls.Prof
 		errnos[syscalls.ErrnoName(e)] = e
 	}
 	p := &syscalls.Profile{PID: pid, Mechanism: s.Mechanism, Start: s.Start, Duration: s.Duration, Threads: s.Threads,
-		Stats: map[syscalls.Key]*syscalls.Stat{}, Dropped: s.Dropped, Ended: s.Ended, Slowdown: s.Slowdown, Notes: s.Notes}
+		Stats: map[syscalls.Key]*syscalls.Stat{}, Dropped: s.Dropped, Ended: s.Ended, Slowdown: s.Slowdown, Notes: s.Notes, Counting: s.Counting}
 	for _, c := range s.Calls {
 		nr := sysno.Number(arch, c.Syscall)
 		if n, err := strconv.Atoi(strings.TrimPrefix(c.Syscall, "syscall_")); nr < 0 && err == nil {
@@ -571,7 +574,7 @@ func task(st proc.Stat, s *proc.Sched) evTask {
 
 func calls(p *syscalls.Profile, arch string) *evSyscalls {
 	s := &evSyscalls{Mechanism: p.Mechanism, Start: p.Start, Duration: p.Duration, Threads: p.Threads, Dropped: p.Dropped,
-		Ended: p.Ended, Slowdown: p.Slowdown, Notes: p.Notes}
+		Ended: p.Ended, Slowdown: p.Slowdown, Notes: p.Notes, Counting: p.Counting}
 	for k, st := range p.Stats {
 		c := evCall{TID: k.TID, Syscall: sysno.Name(arch, k.Nr), FD: k.FD, Zero: k.Zero, Count: st.Count, Timed: st.Timed, TotalNs: st.TotalNs, Bytes: st.Bytes}
 		if k.Errno != 0 {

@@ -146,6 +146,9 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	how := "no syscall profile"
 	if c.Mechanism != "" {
 		how = string(c.Mechanism) + " syscall counts"
+		if c.Counting != nil && c.Counting.Sampled {
+			how = fmt.Sprintf("%s syscall counts in %.0f%% of the window", c.Mechanism, 100*c.Counting.Share())
+		}
 	}
 	escape.Fprintf(bw, "cpuwhy used %.2f s of CPU in %.1f s to this verdict (%.1f%% of a core; %s, %d stack samples)\n", c.CPU, c.Elapsed, c.CPUShare, how, c.Samples)
 	for _, n := range r.Notes {

@@ -63,6 +63,22 @@ func TestEvidence(t *testing.T) {
 			want: expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN"},
 		},
 		{
+			// The same poll counted in slices, a twelfth of the window
+			// (the default for a target this fast): the counts are
+			// scaled back, the verdict is the same, and the report,
+			// its verdict and its last line say how it was counted.
+			name: "busy_poll_sampled", evidence: "busy_poll",
+			edit: func(e *evidence) {
+				for i := range e.Syscalls.Calls {
+					c := &e.Syscalls.Calls[i]
+					c.Count, c.Bytes = max(c.Count/12, c.Timed), c.Bytes/12
+				}
+				w := e.Syscalls.Duration.Seconds()
+				e.Syscalls.Counting = &syscalls.Counting{Sampled: true, ProbeRate: 2.6e6, ProbeRateCPU: 2.7e6, Probe: 0.05, Slices: 14, Counted: w / 12, Window: w, Scale: 12}
+			},
+			want: expect{pattern: verdict.BusyPoll, thread: "NatThreadMain", syscall: "recvfrom", errno: "EAGAIN", fd: "udp 127.0.0.1:1702", frame: "RecvFrom"},
+		},
+		{
 			// busypoll in a v1 cgroup capped at 0.2 core, recorded by
 			// TestThrottledLive: throttled first, then the busy poll.
 			name: "throttled_v1", evidence: "throttled",

@@ -102,6 +102,10 @@ type Cost struct {
 	CPUShare  float64            `json:"cpu_percent"` // CPU over Elapsed, in percent of one core
 	Mechanism syscalls.Mechanism `json:"mechanism,omitempty"`
 	Samples   int                `json:"samples"`
+	// Counting says how the syscalls were counted: every call, or in
+	// slices of the window (a target making hundreds of thousands of
+	// calls a second; syscalls.Counting); nil with no syscall profile.
+	Counting *syscalls.Counting `json:"counting,omitempty"`
 }
 
 // maxThreads bounds the threads a report lists.

@@ -10,6 +10,10 @@
 // Profile, so the report (Summarize) cannot tell them apart, and tests run
 // the same assertions against both.
 //
+// A target making hundreds of thousands of calls a second is counted in
+// slices of the window by the eBPF tracer, scaled (counting.go says why
+// and how much); Options.Exact, --exact, counts every call.
+//
 // Limits: the aggregation is bounded (Options.MaxKeys) by the keys of the
 // threads alive at one time: the eBPF tracer moves the keys of threads that
 // exit out of the kernel's table during the window (a thread per request

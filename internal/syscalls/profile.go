@@ -144,6 +144,10 @@ type Profile struct {
 	Stacks map[StackKey][]StackSample
 	// Notes are things the report must say (partial stacks, sampling).
 	Notes []string
+	// Counting says whether every call was counted or calls were counted
+	// in slices of the window (Stats then holds the calls counted, which
+	// Summarize scales); nil for a tracer that counts every call.
+	Counting *Counting
 }
 
 // StackKey names the calls a set of stacks was recorded for.
@@ -182,6 +186,10 @@ type Options struct {
 	// no CPython) reads none, and the walk is not loaded. The ptrace
 	// tracer ignores it.
 	Chains ChainSource
+	// Exact counts every call however fast the target makes them; by
+	// default a tracer that can counts a target making more than
+	// SampleAbove calls a second in slices of the window (counting.go).
+	Exact bool
 	// Ready, when set, is called once the tracer is set up (BPF programs
 	// loaded and verified), just before it starts counting; the window
 	// starts when it returns. It may block: the diagnosis lines its

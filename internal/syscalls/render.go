@@ -51,6 +51,9 @@ func WriteText(w io.Writer, r *Report, o TextOptions) error {
 	if r.Ended != "" {
 		escape.Fprintf(bw, "note: partial window: %s\n", r.Ended)
 	}
+	if line := r.Counting.String(); line != "" {
+		escape.Fprintf(bw, "note: %s\n", line)
+	}
 	if r.Dropped > 0 {
 		escape.Fprintf(bw, "note: %s calls not counted: the aggregation table was full (raise --max-keys)\n", count(r.Dropped))
 	}

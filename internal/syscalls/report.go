@@ -37,6 +37,9 @@ type Report struct {
 	Slowdown  float64    `json:"slowdown,omitempty"`
 	Notes     []string   `json:"notes,omitempty"`
 	Stacks    []CallSite `json:"stacks,omitempty"`
+	// Counting says how the calls were counted (see Counting); every
+	// count and rate above is an estimate when it says sampled.
+	Counting *Counting `json:"counting,omitempty"`
 }
 
 // Thread is one thread's syscalls.
@@ -146,11 +149,13 @@ func Summarize(p *Profile, arch string, fds FDDescriber) *Report {
 	if arch == "" {
 		arch = runtime.GOARCH
 	}
+	stats, dropped := scaled(p)
 	r := &Report{
 		PID:       p.PID,
 		Duration:  p.Duration.Seconds(),
 		Mechanism: p.Mechanism,
-		Dropped:   p.Dropped,
+		Dropped:   dropped,
+		Counting:  p.Counting,
 		Ended:     p.Ended,
 		Slowdown:  p.Slowdown,
 		Notes:     p.Notes,
@@ -159,7 +164,7 @@ func Summarize(p *Profile, arch string, fds FDDescriber) *Report {
 	}
 	byThread := map[int]map[int][]keyed{} // tid -> nr -> entries
 	byProcess := map[int][]keyed{}
-	for k, s := range p.Stats {
+	for k, s := range stats {
 		if byThread[k.TID] == nil {
 			byThread[k.TID] = map[int][]keyed{}
 		}

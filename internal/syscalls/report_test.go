@@ -199,3 +199,56 @@ func TestHeaderCounts(t *testing.T) {
 		})
 	}
 }
+
+// sampledSeed is seedProfile counted in slices, a twelfth of its 3 s
+// window: the counts are what the slices held, and Counting says how to
+// scale them.
+func sampledSeed() *Profile {
+	p := seedProfile()
+	for k, s := range p.Stats {
+		v := *s
+		v.Count = max(s.Count/12, s.Timed)
+		v.Bytes = s.Bytes / 12
+		p.Stats[k] = &v
+	}
+	p.Dropped = 10
+	p.Counting = &Counting{Sampled: true, ProbeRate: 1.2e6, ProbeRateCPU: 3.1e6, Probe: 0.05, Slices: 14, Counted: 0.25, Window: 3, Scale: 12}
+	return p
+}
+
+// TestSummarizeSampled: counts made in slices are scaled to the window,
+// counts and rates alike, the timed calls and their durations left as
+// measured; the text says how they were sampled, and the JSON has it.
+func TestSummarizeSampled(t *testing.T) {
+	r := Summarize(sampledSeed(), "amd64", fakeFDs{3: "udp 0.0.0.0:1701", 7: "epoll", 9: "udp 127.0.0.1:40000 -> 127.0.0.1:500"})
+	rf := r.Threads[0].Syscalls[0]
+	if rf.Name != "recvfrom" || rf.Count != 3_000_000+156 || rf.Errors["EAGAIN"] != 3_000_000 || rf.OK != 156 || rf.FDs[0].Count != rf.Count {
+		t.Errorf("recvfrom = %+v, want its counts scaled by 12", rf)
+	}
+	if rf.Rate < 1_000_000 || rf.Rate > 1_000_100 {
+		t.Errorf("rate = %v, want the scaled count over the window", rf.Rate)
+	}
+	if rf.Timed != 3_000_000/16+160/16 || rf.MeanNs != 900 || rf.P50Ns != 768 {
+		t.Errorf("timed %d, mean %d, p50 %d: want them as measured", rf.Timed, rf.MeanNs, rf.P50Ns)
+	}
+	if r.Dropped != 120 || r.Counting == nil || !r.Counting.Sampled {
+		t.Errorf("dropped %d (10 in the slices), counting %+v", r.Dropped, r.Counting)
+	}
+	r.Name, r.TimeEvery = "vpnserver", 16
+	for _, tt := range []struct {
+		golden string
+		write  func(*bytes.Buffer) error
+	}{
+		{"seed-sampled.txt", func(b *bytes.Buffer) error { return WriteText(b, r, TextOptions{}) }},
+		{"seed-sampled.json", func(b *bytes.Buffer) error { return WriteJSON(b, r) }},
+	} {
+		var b bytes.Buffer
+		if err := tt.write(&b); err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, filepath.Join("testdata", tt.golden), b.Bytes())
+	}
+	if Summarize(seedProfile(), "amd64", nil).Counting.String() != "" {
+		t.Error("an exact profile says it was sampled")
+	}
+}

@@ -39,6 +39,11 @@ type Observation struct {
 	// table of keys was full): every count and rate is then a lower
 	// bound, and Judge says so in each verdict.
 	Dropped uint64 `json:"dropped_calls,omitempty"`
+	// Counting says how the syscalls were counted: when in slices of the
+	// window (Sampled), every count is an estimate, scaled, and a count
+	// of distinct things (fds, threads) holds only those seen in the
+	// slices; Judge says so in each verdict. nil: every call counted.
+	Counting *syscalls.Counting `json:"counting,omitempty"`
 	// Host is the host's CPU over the window (host.go); nil when not
 	// read.
 	Host *Host `json:"host,omitempty"`

@@ -147,6 +147,12 @@ func Judge(o *Observation) []Verdict {
 			out[i].Evidence = append(out[i].Evidence, droppedLine(o))
 		}
 	}
+	if sampledCounts(o) {
+		// The counts are estimates: every verdict says so, as above.
+		for i := range out {
+			out[i].Evidence = append(out[i].Evidence, sampledLine(o))
+		}
+	}
 	slices.SortStableFunc(out, func(a, b Verdict) int { return cmp.Compare(b.CPU, a.CPU) })
 	// The causes outside the code follow the verdicts on it, in the
 	// registry's order: the first verdict is always about the code (or
@@ -160,6 +166,17 @@ func Judge(o *Observation) []Verdict {
 		}
 	}
 	return out
+}
+
+func sampledCounts(o *Observation) bool { return o.Counting != nil && o.Counting.Sampled }
+
+// sampledLine says what counting in slices of the window affects: the
+// rates the rules compare with their thresholds are the slices' (fast
+// loops' thresholds are far below the rates sampling starts at), but no
+// count is exact.
+func sampledLine(o *Observation) string {
+	return fmt.Sprintf("syscalls were counted in %d slices, %.1f%% of the window, and scaled: every syscall count and rate is an estimate (a rate while counted, which slows a thread this fast), "+
+		"and fds or threads seen only between the slices are missing; --exact counts every call", o.Counting.Slices, 100*o.Counting.Share())
 }
 
 // droppedLine says what calls the tracer could not count affect.

@@ -65,9 +65,15 @@ func threadChurn(o *Observation) (*Verdict, []int) {
 	}
 	v.Summary = fmt.Sprintf("process %s starts a thread for each piece of work and ends it after: threads started and ended at %s, %d alive at the end of the window; the threads that ended used %.1f%% of a core",
 		o.Name, rate(r), o.ThreadsAlive, exited.CPU.Total)
+	ended := fmt.Sprintf("%d", exited.Exited)
+	if sampledCounts(o) {
+		// Threads that lived and ended between the slices made no
+		// call counted: the TIDs seen are a lower bound.
+		ended = "at least " + ended
+	}
 	v.Evidence = []string{
-		fmt.Sprintf("%d threads ended during the %.1f s window (%s), %d alive at its end; %s clone/clone3 calls started threads",
-			exited.Exited, o.Seconds, rate(r), o.ThreadsAlive, rate(float64(clones)/o.Seconds)),
+		fmt.Sprintf("%s threads ended during the %.1f s window (%s), %d alive at its end; %s clone/clone3 calls started threads",
+			ended, o.Seconds, rate(r), o.ThreadsAlive, rate(float64(clones)/o.Seconds)),
 		fmt.Sprintf("the threads that ended used %.1f%% of a core (%.1f%% user, %.1f%% system), of the process's %.1f%%: the row of exited threads",
 			exited.CPU.Total, exited.CPU.User, exited.CPU.System, o.CPU.Total),
 	}

@@ -57,3 +57,42 @@ func TestDroppedSaid(t *testing.T) {
 		}
 	}
 }
+
+// Counts sampled in slices of the window are said in every verdict, and
+// the rules judge their scaled rates as they judge exact ones: the seed's
+// poll is busy_poll either way. A count of distinct things seen (the
+// threads that ended) is not claimed exact.
+func TestSampledCountsSaid(t *testing.T) {
+	sampled := &syscalls.Counting{Sampled: true, ProbeRate: 3e6, Slices: 15, Counted: 0.25, Window: 3, Scale: 12}
+	for _, c := range []struct {
+		o    *Observation
+		want Pattern
+	}{
+		{threadPerRequest(200, 90), ThreadChurn},
+		{obs(thread(7, "NatThreadMain", cpu(40, 59.5), call("recvfrom", 1e6, udp, map[string]float64{"EAGAIN": 1}))), BusyPoll},
+		{obs(thread(1, "t", cpu(30, 10))), Healthy},
+	} {
+		c.o.Counting = sampled
+		vs := Judge(c.o)
+		if len(vs) == 0 || vs[0].Pattern != c.want {
+			t.Errorf("sampled counts: %+v, want %s first", vs, c.want)
+			continue
+		}
+		for _, v := range vs {
+			if last := v.Evidence[len(v.Evidence)-1]; !strings.Contains(last, "counted in 15 slices, 8.3% of the window") || !strings.Contains(last, "estimate") || !strings.Contains(last, "--exact") {
+				t.Errorf("%s: last evidence %q, want how the counts were sampled and what that affects", v.Pattern, last)
+			}
+		}
+		if c.want == ThreadChurn && !strings.HasPrefix(vs[0].Evidence[0], "at least 20000 threads ended") {
+			t.Errorf("thread_churn on sampled counts: %q, want the threads ended as a lower bound", vs[0].Evidence[0])
+		}
+		c.o.Counting = &syscalls.Counting{ProbeRate: 1000}
+		for _, v := range Judge(c.o) {
+			for _, e := range v.Evidence {
+				if strings.Contains(e, "slices") || strings.HasPrefix(e, "at least") {
+					t.Errorf("%s on exact counts: %q", v.Pattern, e)
+				}
+			}
+		}
+	}
+}

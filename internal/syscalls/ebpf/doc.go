@@ -15,6 +15,14 @@
 // makes a million calls a second costs the tracer no more CPU than one
 // that makes ten.
 //
+// A target making more than syscalls.SampleAbove calls a second over the
+// first syscalls.CountProbe of the window is counted from then on in
+// slices of it, the programs detached between them (countslice.go): the
+// tracepoint's own cost, paid in the target's context at each call, is
+// what slows a poller making millions of calls a second, and only
+// detaching removes it. Profile.Counting says how long was counted, and
+// the report scales the counts; Options.Exact counts every call.
+//
 // Because the programs only aggregate, a tracer that dies (even by
 // SIGKILL) leaves nothing behind: the kernel detaches them when the last
 // file descriptor of their links closes with the process, and the target
@@ -25,6 +33,9 @@
 //     exit_group, a successful execve's old image) are not counted, and a
 //     call in progress when the window ends is counted only if it returns
 //     before detaching.
+//   - Counted in slices, the counts are estimates, and rates are those
+//     of the slices, while the counting slows the target; keys (threads,
+//     fds) active only between slices are missing.
 //   - Durations come from a random sample of calls, so Stat.Timed is about
 //     Count/TimeEvery; calls in progress when the trace started are never
 //     timed, which under-represents calls longer than the window.

@@ -72,6 +72,9 @@ func exactCalls(t *testing.T, opts syscalls.Options, args ...string) (*syscalls.
 		cancel()
 	}, nil)
 	opts.Duration = time.Minute // ended by the cancel once the calls are made
+	// Every call counted: the scenario makes them as fast as it can,
+	// which a default trace would count in slices.
+	opts.Exact = true
 	p, err := tr.Trace(ctx, cmd.Process.Pid, opts)
 	if err != nil {
 		requireBPF(t, err)

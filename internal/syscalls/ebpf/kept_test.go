@@ -20,7 +20,7 @@ func TestKeptAcrossTargets(t *testing.T) {
 	a, b := scenario.StartBusypoll(t), scenario.StartBusypoll(t)
 	kt := ebpf.NewKept()
 	defer kt.Close()
-	opts := syscalls.Options{Duration: time.Second, TimeEvery: 16, Stacks: true}
+	opts := syscalls.Options{Duration: time.Second, TimeEvery: 16, Stacks: true, Exact: true}
 	for round, bp := range []*scenario.Busypoll{a, b, a} {
 		p, lo, hi := countWindow(t, kt, bp, opts)
 		other := a

@@ -143,6 +143,13 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	if opts.Ready != nil {
 		opts.Ready()
 	}
+	// The target's CPU time so far, for its calls per second of CPU in
+	// the probe (countslice.go): read before attaching, so that no call
+	// counted falls before it.
+	var sched0 threadTime
+	if !opts.Exact {
+		sched0 = schedOf(t.proc, pid)
+	}
 	att, err := attach(objs, opts)
 	if err != nil {
 		return nil, err
@@ -151,17 +158,13 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 	if t.attached != nil {
 		t.attached(att.programs(objs))
 	}
-	var timedFor time.Duration
+	var counted countResult
 	var sliceErr error
 	stopSlicer, slicerDone := make(chan struct{}), make(chan struct{})
-	if sliced(opts) {
-		go func() {
-			defer close(slicerDone)
-			timedFor, sliceErr = att.slicer(objs, opts.TimeEvery, opts.Duration, stopSlicer)
-		}()
-	} else {
-		close(slicerDone)
-	}
+	go func() {
+		defer close(slicerDone)
+		counted, sliceErr = att.counter(objs, t.proc, pid, opts, probeFrom{start, sched0}, stopSlicer)
+	}()
 	sw := newSweeper(t.proc, pid, opts.MaxKeys)
 	ended := wait(ctx, watch, opts.Duration, func() {
 		sw.sweep(objs)
@@ -187,6 +190,11 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		Duration:  elapsed,
 		Stats:     map[syscalls.Key]*syscalls.Stat{},
 		Threads:   map[int]string{},
+		Counting:  counted.counting,
+	}
+	if c := p.Counting; c != nil && c.Sampled {
+		c.Window = elapsed.Seconds()
+		c.Scale = c.Window / max(c.Counted, 1e-6)
 	}
 	if ended {
 		p.Ended = fmt.Sprintf("process %d exited after %.1f s", pid, elapsed.Seconds())
@@ -221,9 +229,14 @@ func (t *Tracer) Trace(ctx context.Context, pid int, opts syscalls.Options) (*sy
 		p.Threads[key.TID] = name
 	}
 	switch {
+	case p.Counting != nil && p.Counting.Sampled && opts.Stacks:
+		p.Notes = append(p.Notes, fmt.Sprintf("durations and stacks are sampled: 1 call in %d of those counted, at random", opts.TimeEvery))
+	case p.Counting != nil && p.Counting.Sampled && opts.TimeEvery > 0:
+		p.Notes = append(p.Notes, fmt.Sprintf("durations are sampled: every call made in some of the slices counted (%.2f s in all, %.1f%% of the window; at most 1/%d of it) is timed",
+			counted.timedFor.Seconds(), 100*counted.timedFor.Seconds()/max(elapsed.Seconds(), 1e-9), opts.TimeEvery))
 	case sliced(opts):
 		p.Notes = append(p.Notes, fmt.Sprintf("durations are sampled: every call made during 1/%d of the window (slices of up to %v at random points, %.2f s in all) is timed",
-			opts.TimeEvery, timingSlice, timedFor.Seconds()))
+			opts.TimeEvery, timingSlice, counted.timedFor.Seconds()))
 	case opts.TimeEvery > 1:
 		p.Notes = append(p.Notes, fmt.Sprintf("durations are measured on a random sample of 1 call in %d", opts.TimeEvery))
 	}
@@ -429,10 +442,8 @@ type attachment struct{ enter, exit link.Link }
 // would be matched with a later call's exit and time both calls as one.
 func attach(objs *syscallsObjects, opts syscalls.Options) (*attachment, error) {
 	var a attachment
-	var err error
-	a.exit, err = link.AttachTracing(link.TracingOptions{Program: objs.SysExit})
-	if err != nil {
-		return nil, notSupported("attaching to tracepoint sys_exit", err)
+	if err := a.attachExit(objs); err != nil {
+		return nil, err
 	}
 	if (opts.TimeEvery > 0 || opts.Stacks) && !sliced(opts) {
 		if err := a.attachEnter(objs); err != nil {
@@ -441,6 +452,14 @@ func attach(objs *syscallsObjects, opts syscalls.Options) (*attachment, error) {
 		}
 	}
 	return &a, nil
+}
+
+func attachExit(objs *syscallsObjects) (link.Link, error) {
+	l, err := link.AttachTracing(link.TracingOptions{Program: objs.SysExit})
+	if err != nil {
+		return nil, notSupported("attaching to tracepoint sys_exit", err)
+	}
+	return l, nil
 }
 
 func (a *attachment) attachEnter(objs *syscallsObjects) error {
@@ -522,7 +541,7 @@ func (a *attachment) programs(objs *syscallsObjects) []ebpf.ProgramID {
 // Close detaches sys_enter, then sys_exit.
 func (a *attachment) Close() {
 	a.detachEnter()
-	a.exit.Close()
+	a.detachExit()
 }
 
 // wait returns when d has passed, ctx is done or the process has exited;

@@ -135,7 +135,7 @@ func checkCount(t *testing.T, what string, traced, lo, hi uint64) {
 func TestBusypollCount(t *testing.T) {
 	b := scenario.StartBusypoll(t)
 	fd := socketFD(t, b)
-	p, lo, hi := countWindow(t, ebpf.New(), b, syscalls.Options{Duration: 2 * time.Second, TimeEvery: 16})
+	p, lo, hi := countWindow(t, ebpf.New(), b, syscalls.Options{Duration: 2 * time.Second, TimeEvery: 16, Exact: true})
 
 	if p.Ended != "" || p.Mechanism != syscalls.EBPF || p.PID != b.PID() {
 		t.Errorf("Ended %q, Mechanism %q, PID %d", p.Ended, p.Mechanism, p.PID)
@@ -161,7 +161,9 @@ func TestBusypollCount(t *testing.T) {
 func TestBusypollTimed(t *testing.T) {
 	b := scenario.StartBusypoll(t)
 	const every = 16
-	p := trace(t, ebpf.New(), b.PID(), syscalls.Options{Duration: time.Second, TimeEvery: every})
+	// Exact: the timing slices of an exact count (a sampled count times
+	// inside its own slices, TestCountSlices).
+	p := trace(t, ebpf.New(), b.PID(), syscalls.Options{Duration: time.Second, TimeEvery: every, Exact: true})
 	nat := tidNamed(t, p, "NatThreadMain")
 	st := p.Stats[syscalls.Key{TID: nat, Nr: recvfrom, Errno: eagain, FD: socketFD(t, b)}]
 	if st == nil || st.Count == 0 {
