@@ -15,7 +15,7 @@ import (
 // Thresholds: the thread wants KernelCPU or more of a core, KernelShare or
 // more of its CPU is system time, and one syscall that is neither made to
 // wait nor zero-copy holds KernelCallShare or more of its syscall time at
-// KernelCallMean or more a call.
+// KernelCallMean or more a call, KernelCallCPU or more of it on a CPU.
 
 const (
 	// KernelCPU is what the thread must want of a core (its demand, or
@@ -48,6 +48,15 @@ const (
 	// where short ones would be the cost of making many small calls,
 	// which the loop patterns judge.
 	KernelCallMean = 50 * time.Microsecond
+
+	// KernelCallCPU is the system CPU the thread must have used per call
+	// of that syscall (all its system time over the calls' count): a
+	// call's duration counts the time it was blocked or waited for a CPU
+	// too, while the kernel's work is done on one. A client whose
+	// blocking recvfrom waits 100 µs for a starved server's reply has
+	// long calls and little CPU in them (seen under load: 16k calls a
+	// second, 101 µs each, 15 µs of system CPU a call).
+	KernelCallCPU = KernelCallMean / 2
 )
 
 func kernelBound(o *Observation, t *Thread) *Verdict {
@@ -67,6 +76,9 @@ func kernelBound(o *Observation, t *Thread) *Verdict {
 		}
 	}
 	if s == nil || s.Timed == 0 || s.Share < 100*KernelCallShare || time.Duration(s.MeanNs) < KernelCallMean {
+		return nil
+	}
+	if s.Count > 0 && o.Seconds > 0 && time.Duration(t.CPU.System/100*o.Seconds/float64(s.Count)*1e9) < KernelCallCPU {
 		return nil
 	}
 	// A file server saturated by sendfile is the kernel doing the

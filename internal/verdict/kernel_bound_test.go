@@ -18,6 +18,13 @@ func TestKernelBound(t *testing.T) {
 		return obs(demand(thread(16, "Copier", cpu(2, 40),
 			timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 300000, 98)), d))
 	}
+	// kernelPerCall is a thread at 99% of a core, 95% of it in the kernel,
+	// whose 300 µs reads used f times KernelCallCPU of system CPU each.
+	kernelPerCall := func(f float64) *Observation {
+		perSecond := 94.05 / 100 / (f * KernelCallCPU.Seconds())
+		return obs(thread(16, "Copier", cpu(4.95, 94.05),
+			timed(call("read", perSecond, "/dev/zero", map[string]float64{"ok": 1}), 300000, 98)))
+	}
 	testJudge(t, []judgeCase{
 		{name: "kernel bound", o: obs(thread(16, "Copier", cpu(5, 94), timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 300000, 98))),
 			want: KernelBound, tid: 16, syscall: "read", fd: "3 (/dev/zero)"},
@@ -65,6 +72,15 @@ func TestKernelBound(t *testing.T) {
 			timed(call("read", 3000, "/dev/zero", map[string]float64{"ok": 1}), 300000, 70),
 			timed(call("epoll_wait", 1000, "epoll", map[string]float64{"ok": 1}), 400000, 30))),
 			want: KernelBound, tid: 16, syscall: "read", fd: "3 (/dev/zero)"},
+
+		// A request loop's client under load: it wants half a core
+		// (ran 23.5%, waited as long for a CPU), nearly all of it in
+		// the kernel, and its blocking recvfrom waits 100 µs for the
+		// starved server's reply: 15 µs of system CPU a call.
+		{name: "long calls, off the CPU", o: obs(demand(thread(16, "Client", cpu(0, 23.5),
+			timed(call("recvfrom", 16000, "udp", map[string]float64{"ok": 1}), 101750, 92)), 50.5)), want: Healthy},
+		{name: "system CPU a call just below KernelCallCPU", o: kernelPerCall(0.99), want: Healthy},
+		{name: "system CPU a call just above KernelCallCPU", o: kernelPerCall(1.01), want: KernelBound, tid: 16, syscall: "read"},
 
 		{name: "demand just below KernelCPU", o: wanting(0.99 * KernelCPU), want: Healthy},
 		{name: "demand just above KernelCPU", o: wanting(1.01 * KernelCPU), want: KernelBound, tid: 16, syscall: "read"},
