@@ -4,6 +4,9 @@ import (
 	"debug/elf"
 	"runtime"
 	"testing"
+
+	"github.com/cpuwhy/cpuwhy/internal/objfile"
+	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
 
 // BenchmarkUnwindBusypoll is the cost of unwinding one sample of
@@ -63,4 +66,36 @@ func BenchmarkNewTableLibc(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSpaceBusypoll is building the tables of the busypoll
+// scenario's process (vpnserver, libnat.so, libc, ld.so, the vdso) as a
+// resolver does at each diagnosis: every object opened through the
+// process's root and read ("own"), or identified by a stat and taken
+// from a Cache that already holds it ("cached", as in cpuwhy agent).
+func BenchmarkSpaceBusypoll(b *testing.B) {
+	pid, _, _, _ := startScenario(b, "busypoll", "NatThreadMain")
+	maps, err := proc.FS{}.Maps(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	objects := objfile.NewOpener(proc.FS{}, pid)
+	mem := ProcessMemory{Pid: pid}
+	b.Run("own", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			NewSpace(maps, objects.OpenELF, mem)
+			objects.Close()
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		c := NewCache(64 << 20)
+		c.NewSpace(maps, objects.Identify, objects.OpenELF, mem)
+		objects.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			c.NewSpace(maps, objects.Identify, objects.OpenELF, mem)
+			objects.Close()
+		}
+	})
 }
