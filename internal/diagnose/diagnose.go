@@ -100,7 +100,8 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	if err := opts.Accounting.Check(t.PID); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", t, err)
 	}
-	win := newReadings(func() (Reading, error) { return opts.Accounting.Read(t.PID) }, opts.Duration)
+	win := newReadings(func() (Reading, error) { return opts.Accounting.Read(t.PID) },
+		func() (Reading, error) { return opts.Accounting.Between(t.PID) }, opts.Duration)
 	if opts.KeepExited {
 		win.every = keepEvery
 	}

@@ -61,6 +61,10 @@ func (l *lineup) arrive() {
 type readings struct {
 	read     func() (Reading, error)
 	duration time.Duration
+	// between takes the readings during the window (every): the
+	// process alone, without the host's processes, which only the
+	// window's two ends compare.
+	between func() (Reading, error)
 
 	began        time.Time
 	first, last  Reading
@@ -71,13 +75,14 @@ type readings struct {
 
 	// every, when set, is how often a reading is also taken during the
 	// window, so that a target that exits has a last reading before it
-	// went: then last is the latest of those, and exited is set.
+	// went: then last is the latest of those, and exited is set, and
+	// last has no Others (the neighbours are not named).
 	every  time.Duration
 	exited bool
 }
 
-func newReadings(read func() (Reading, error), d time.Duration) *readings {
-	return &readings{read: read, duration: d, instrumented: make(chan struct{}), taken: make(chan struct{})}
+func newReadings(read, between func() (Reading, error), d time.Duration) *readings {
+	return &readings{read: read, between: between, duration: d, instrumented: make(chan struct{}), taken: make(chan struct{})}
 }
 
 // open takes the first reading and starts the clock of the second.
@@ -111,7 +116,7 @@ func (w *readings) open(ctx context.Context) {
 			case <-w.instrumented:
 				break wait
 			case <-tick:
-				if r, err := w.read(); err == nil && !r.Process.Exited() {
+				if r, err := w.between(); err == nil && !r.Process.Exited() {
 					between, have = r, true
 				}
 			}

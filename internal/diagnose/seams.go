@@ -25,6 +25,12 @@ type Accounting interface {
 	// Read reads the process and every thread of it, at one end of the
 	// window.
 	Read(pid int) (Reading, error)
+	// Between reads them during the window (Options.KeepExited), in
+	// case the process exits and that reading ends the window: all but
+	// the host's other processes (Others nil), which only the two ends
+	// compare and which cost most of a reading (a stat file per process
+	// of the host).
+	Between(pid int) (Reading, error)
 }
 
 // Reading is a process's accounting at one moment: stat for user and
@@ -128,6 +134,21 @@ func (a *procAccounting) Check(pid int) error {
 }
 
 func (a *procAccounting) Read(pid int) (Reading, error) {
+	r, err := a.Between(pid)
+	if err != nil {
+		return r, err
+	}
+	if a.others == nil {
+		a.others = proc.NewScanner(a.fs)
+	}
+	// The first end's scan is prev of the second's, which reads the
+	// CPUs and container of those that ran over the window.
+	r.Others = readNeighbours(a.others, a.fs, a.prev)
+	a.prev = r.Others
+	return r, nil
+}
+
+func (a *procAccounting) Between(pid int) (Reading, error) {
 	taken, since := time.Now(), sys.SinceBoot()
 	p, err := a.scanner.ReadProcess(pid, true)
 	if err != nil {
@@ -139,11 +160,6 @@ func (a *procAccounting) Read(pid int) (Reading, error) {
 	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}, Host: readHost(a.fs)}
 	r.Allowed, _ = a.fs.AllowedCPUs(pid)
 	r.Cgroup, _ = container.ReadCPULevels(a.fs, pid)
-	if a.others == nil {
-		a.others = proc.NewScanner(a.fs)
-	}
-	r.Others = readNeighbours(a.others, a.fs, a.prev)
-	a.prev = r.Others
 	for _, th := range p.Threads {
 		if s, err := a.fs.Schedstat(pid, th.PID); err == nil {
 			r.Sched[th.PID] = s
