@@ -251,6 +251,7 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 	if opts.TimeEvery == 0 {
 		spec.Maps[syscallsMapInflight].MaxEntries = 1
 	}
+	inflightMappable(spec)
 
 	// The two tables sized by opts.MaxKeys are made first, so that the
 	// kernel refusing their size is told apart from BPF being missing.
