@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	window := fs.Duration("window", time.Second, "diagnosis window (-d)")
 	rounds := fs.Int("rounds", 8, "rounds of each way on each target")
 	targets := fs.String("targets", "busypoll,nodehot", "targets, in turn: busypoll, nodehot")
+	only := fs.String("ways", "", "run only these ways, by their number in the table (1-3), comma-separated; default all")
 	profile := fs.String("profile", "", "write a Go CPU profile of each counted diagnosis of the last way to FILE.TARGET.ROUND")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -101,6 +103,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			o.Tracers, o.Shared = keptTracers, sharedTables
 			return o
 		}},
+	}
+	if *only != "" {
+		var chosen []way
+		for _, n := range strings.Split(*only, ",") {
+			i, err := strconv.Atoi(n)
+			if err != nil || i < 1 || i > len(ways) {
+				return fmt.Errorf("-ways %q: want numbers from 1 to %d", *only, len(ways))
+			}
+			chosen = append(chosen, ways[i-1])
+		}
+		ways = chosen
 	}
 	for _, name := range strings.Split(*targets, ",") {
 		tg, stop, err := launch(name)
