@@ -1,12 +1,17 @@
 package unwind
 
 import (
+	"bufio"
 	"debug/elf"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/objfile"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
 // BenchmarkUnwindBusypoll is the cost of unwinding one sample of
@@ -75,6 +80,32 @@ func BenchmarkNewTableLibc(b *testing.B) {
 // from a Cache that already holds it ("cached", as in cpuwhy agent).
 func BenchmarkSpaceBusypoll(b *testing.B) {
 	pid, _, _, _ := startScenario(b, "busypoll", "NatThreadMain")
+	benchSpace(b, pid)
+}
+
+// BenchmarkSpaceNode is BenchmarkSpaceBusypoll of node running the
+// nodehot scenario: node's binary holds 3.9 MiB of tables (76,000
+// functions).
+func BenchmarkSpaceNode(b *testing.B) {
+	p := scenario.Build(b, "nodehot")
+	// node itself, not its launcher's sh.
+	cmd := exec.Command("node", filepath.Join(filepath.Dir(p.Path), "ledger.js"), "compute")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.HasPrefix(line, "ready") {
+		b.Fatalf("nodehot: %q %v", line, err)
+	}
+	requirePtrace(b, cmd.Process.Pid)
+	benchSpace(b, cmd.Process.Pid)
+}
+
+func benchSpace(b *testing.B, pid int) {
 	maps, err := proc.FS{}.Maps(pid)
 	if err != nil {
 		b.Fatal(err)
