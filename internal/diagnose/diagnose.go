@@ -57,13 +57,16 @@ type Options struct {
 	OtherCPU func() time.Duration
 	// Shared is what the diagnoses of a long-lived process (cpuwhy
 	// agent and watch) share, so that each does not read it again (the
-	// kernel's symbols); nil for a one-shot diagnosis.
+	// kernel's symbols, the objects' names and unwinding tables); nil
+	// for a one-shot diagnosis.
 	Shared *stack.Shared
 	// KeepExited diagnoses a target that exits during the window on what
 	// was seen until then, instead of failing with ErrGone: the
 	// accounting is also read every keepEvery during the window (what
 	// cpuwhy watch and agent need, where a spike may end with its
-	// process), and the window ends at the last of those readings.
+	// process; Accounting.Between, the target alone), and the window
+	// ends at the last of those readings, then without the host's
+	// other processes (no neighbours are named).
 	KeepExited bool
 }
 
