@@ -149,9 +149,12 @@ type result struct {
 func measure(ctx context.Context, tg target.Target, ways []way, rounds int, window time.Duration, profile string, stderr io.Writer) (map[string][]result, error) {
 	res := map[string][]result{}
 
-	// One diagnosis of each way first, not counted: the first loads the
-	// programs, reads the kernel's symbols and fills the caches.
-	for i := -1; i < rounds; i++ {
+	// Two diagnoses of each way first, not counted: the first loads the
+	// programs, reads the kernel's symbols and fills the caches; a way
+	// whose first resolver read the kernel's symbols before the programs
+	// were loaded reads them again at its second (FollowKernelCode), as
+	// the agent's second diagnosis does.
+	for i := -2; i < rounds; i++ {
 		for _, w := range ways {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
