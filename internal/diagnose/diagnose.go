@@ -65,8 +65,8 @@ type Options struct {
 	// accounting is also read every keepEvery during the window (what
 	// cpuwhy watch and agent need, where a spike may end with its
 	// process; Accounting.Between, the target alone), and the window
-	// ends at the last of those readings, then without the host's
-	// other processes (no neighbours are named).
+	// ends at the last of those readings (the host's other processes
+	// are compared over the whole window all the same).
 	KeepExited bool
 }
 
@@ -380,7 +380,7 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	o.Host, r.Host = host, host
 	o.Cgroups = cgroupWindow(snap0.Cgroup, snap1.Cgroup, seconds)
 	r.Cgroups = o.Cgroups
-	o.Neighbours, o.KernelThreads = neighbourWindow(snap0.Others, snap1.Others, seconds, t.PID, snap1.Allowed)
+	o.Neighbours, o.KernelThreads = neighbourWindow(snap0.Others, snap1.Others, snap1.othersTaken().Sub(snap0.othersTaken()).Seconds(), t.PID, snap1.Allowed)
 	o.Nice = snap1.Process.Stat.Nice
 	r.Neighbours, r.KernelThreads = o.Neighbours, o.KernelThreads
 	o.ThreadsAlive = len(alive)

@@ -75,8 +75,8 @@ type readings struct {
 
 	// every, when set, is how often a reading is also taken during the
 	// window, so that a target that exits has a last reading before it
-	// went: then last is the latest of those, and exited is set, and
-	// last has no Others (the neighbours are not named).
+	// went: then last is the latest of those, with the host's other
+	// processes of the end's reading, and exited is set.
 	every  time.Duration
 	exited bool
 }
@@ -123,6 +123,9 @@ func (w *readings) open(ctx context.Context) {
 		}
 		w.last, w.err1 = w.read()
 		if have && (errors.Is(w.err1, proc.ErrGone) || w.err1 == nil && w.last.Process.Exited()) {
+			// The host's other processes, read at the end all the
+			// same, are compared over their own interval.
+			between.Others, between.OthersTaken = w.last.Others, w.last.othersTaken()
 			w.last, w.err1, w.exited = between, nil, true
 		}
 		close(w.taken)

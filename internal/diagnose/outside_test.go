@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -375,5 +376,66 @@ func TestNeighboursKeepExited(t *testing.T) {
 	// that is enough to tell it was measured over the window.
 	if found.CPU < 5 || !slices.Equal(found.Allowed, []int{core}) {
 		t.Errorf("the compute loop: %.1f%% of a core on CPUs %v; want at least 5%% on CPU %d", found.CPU, found.Allowed, core)
+	}
+}
+
+// killingAccounting kills the target after its second reading during
+// the window.
+type killingAccounting struct {
+	Accounting
+	target  *exec.Cmd
+	between atomic.Int32
+}
+
+func (a *killingAccounting) Between(pid int) (Reading, error) {
+	r, err := a.Accounting.Between(pid)
+	if a.between.Add(1) == 2 {
+		a.target.Process.Kill()
+		a.target.Wait()
+	}
+	return r, err
+}
+
+// A target that exits mid-window, diagnosed as watch and agent do
+// (KeepExited), is judged on what was seen until its last reading, and
+// the neighbour that shared its core is still named: the host's
+// processes read at the window's end are compared with those of its
+// start over their own interval.
+func TestNeighboursTargetExits(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	core := cpus[0]
+	spin := exec.Command("sh", "-c", "while :; do :; done")
+	if err := spin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spin.Process.Kill() })
+	pin(t, spin.Process.Pid, core)
+	loop := scenario.Build(t, "compute").Start(t, nil)
+	pin(t, loop.Process.Pid, core)
+	acc := &killingAccounting{Accounting: &procAccounting{fs: proc.FS{}, scanner: proc.NewScanner(proc.FS{})}, target: spin}
+	res, err := Run(context.Background(), target.Target{PID: spin.Process.Pid, Name: "sh"}, Options{
+		FS: proc.FS{}, Duration: window, KeepExited: true, Accounting: acc,
+		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
+	})
+	if errors.Is(err, syscalls.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
+		privtest.Require(t, fmt.Sprintf("diagnosis needs BPF, perf events and ptrace: %v", err))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Report.Notes, "\n"), "the process exited during the window") {
+		t.Errorf("no note of the exit: %q", res.Report.Notes)
+	}
+	var found *verdict.Neighbour
+	for i, n := range res.Report.Neighbours {
+		if n.PID == loop.Process.Pid {
+			found = &res.Report.Neighbours[i]
+		}
+	}
+	if found == nil || found.CPU < 5 || !slices.Equal(found.Allowed, []int{core}) {
+		t.Errorf("the compute loop %d on the target's core: %+v; want it named, at least 5%% of a core on CPU %d (neighbours %+v)", loop.Process.Pid, found, core, res.Report.Neighbours)
 	}
 }
