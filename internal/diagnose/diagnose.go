@@ -57,7 +57,8 @@ type Options struct {
 	OtherCPU func() time.Duration
 	// Shared is what the diagnoses of a long-lived process (cpuwhy
 	// agent and watch) share, so that each does not read it again (the
-	// kernel's symbols); nil for a one-shot diagnosis.
+	// kernel's symbols, the objects' names and unwinding tables); nil
+	// for a one-shot diagnosis.
 	Shared *stack.Shared
 	// ExactCounts counts every syscall of the target however fast it
 	// makes them (--exact); by default a target making hundreds of
@@ -68,7 +69,9 @@ type Options struct {
 	// was seen until then, instead of failing with ErrGone: the
 	// accounting is also read every keepEvery during the window (what
 	// cpuwhy watch and agent need, where a spike may end with its
-	// process), and the window ends at the last of those readings.
+	// process; Accounting.Between, the target alone), and the window
+	// ends at the last of those readings (the host's other processes
+	// are compared over the whole window all the same).
 	KeepExited bool
 }
 
@@ -105,7 +108,8 @@ func Run(ctx context.Context, t target.Target, opts Options) (*Result, error) {
 	if err := opts.Accounting.Check(t.PID); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", t, err)
 	}
-	win := newReadings(func() (Reading, error) { return opts.Accounting.Read(t.PID) }, opts.Duration)
+	win := newReadings(func() (Reading, error) { return opts.Accounting.Read(t.PID) },
+		func() (Reading, error) { return opts.Accounting.Between(t.PID) }, opts.Duration)
 	if opts.KeepExited {
 		win.every = keepEvery
 	}
@@ -392,7 +396,7 @@ func observe(t target.Target, opts Options, snap0, snap1 Reading, prof *syscalls
 	o.Host, r.Host = host, host
 	o.Cgroups = cgroupWindow(snap0.Cgroup, snap1.Cgroup, seconds)
 	r.Cgroups = o.Cgroups
-	o.Neighbours, o.KernelThreads = neighbourWindow(snap0.Others, snap1.Others, seconds, t.PID, snap1.Allowed)
+	o.Neighbours, o.KernelThreads = neighbourWindow(snap0.Others, snap1.Others, snap1.othersTaken().Sub(snap0.othersTaken()).Seconds(), t.PID, snap1.Allowed)
 	o.Nice = snap1.Process.Stat.Nice
 	r.Neighbours, r.KernelThreads = o.Neighbours, o.KernelThreads
 	o.ThreadsAlive = len(alive)

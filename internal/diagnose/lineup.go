@@ -61,6 +61,10 @@ func (l *lineup) arrive() {
 type readings struct {
 	read     func() (Reading, error)
 	duration time.Duration
+	// between takes the readings during the window (every): the
+	// process alone, without the host's processes, which only the
+	// window's two ends compare.
+	between func() (Reading, error)
 
 	began        time.Time
 	first, last  Reading
@@ -71,13 +75,14 @@ type readings struct {
 
 	// every, when set, is how often a reading is also taken during the
 	// window, so that a target that exits has a last reading before it
-	// went: then last is the latest of those, and exited is set.
+	// went: then last is the latest of those, with the host's other
+	// processes of the end's reading, and exited is set.
 	every  time.Duration
 	exited bool
 }
 
-func newReadings(read func() (Reading, error), d time.Duration) *readings {
-	return &readings{read: read, duration: d, instrumented: make(chan struct{}), taken: make(chan struct{})}
+func newReadings(read, between func() (Reading, error), d time.Duration) *readings {
+	return &readings{read: read, between: between, duration: d, instrumented: make(chan struct{}), taken: make(chan struct{})}
 }
 
 // open takes the first reading and starts the clock of the second.
@@ -111,13 +116,16 @@ func (w *readings) open(ctx context.Context) {
 			case <-w.instrumented:
 				break wait
 			case <-tick:
-				if r, err := w.read(); err == nil && !r.Process.Exited() {
+				if r, err := w.between(); err == nil && !r.Process.Exited() {
 					between, have = r, true
 				}
 			}
 		}
 		w.last, w.err1 = w.read()
 		if have && (errors.Is(w.err1, proc.ErrGone) || w.err1 == nil && w.last.Process.Exited()) {
+			// The host's other processes, read at the end all the
+			// same, are compared over their own interval.
+			between.Others, between.OthersTaken = w.last.Others, w.last.othersTaken()
 			w.last, w.err1, w.exited = between, nil, true
 		}
 		close(w.taken)

@@ -2,17 +2,24 @@ package diagnose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls"
+	"github.com/cpuwhy/cpuwhy/internal/syscalls/ebpf"
 	"github.com/cpuwhy/cpuwhy/internal/target"
 	"github.com/cpuwhy/cpuwhy/internal/verdict"
 	"github.com/cpuwhy/cpuwhy/test/containertest"
+	"github.com/cpuwhy/cpuwhy/test/privtest"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -306,5 +313,129 @@ func TestThreadGroupComputeLive(t *testing.T) {
 		if !v.Pattern.Outside() {
 			t.Errorf("a second verdict on the code: %s on %s", v.Pattern, v.Thread.Name)
 		}
+	}
+}
+
+// countingAccounting counts the readings of each kind.
+type countingAccounting struct {
+	Accounting
+	ends, between atomic.Int32
+}
+
+func (a *countingAccounting) Read(pid int) (Reading, error) {
+	a.ends.Add(1)
+	return a.Accounting.Read(pid)
+}
+
+func (a *countingAccounting) Between(pid int) (Reading, error) {
+	a.between.Add(1)
+	return a.Accounting.Between(pid)
+}
+
+// As watch and agent run it (KeepExited: the target read every quarter
+// second, in case it exits), a diagnosis scans the host's processes at
+// the window's two ends alone, not at each reading between, and still
+// names the neighbour that shared the target's core, with the CPUs and
+// container read once, at the end, for those that ran over the window.
+func TestNeighboursKeepExited(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	core := cpus[0]
+	cmd := scenario.Build(t, "busypoll").Start(t, nil, "1708")
+	pin(t, cmd.Process.Pid, core)
+	loop := scenario.Build(t, "compute").Start(t, nil)
+	pin(t, loop.Process.Pid, core)
+	acc := &countingAccounting{Accounting: &procAccounting{fs: proc.FS{}, scanner: proc.NewScanner(proc.FS{})}}
+	res, err := Run(context.Background(), target.Target{PID: cmd.Process.Pid, Name: "busypoll"}, Options{
+		FS: proc.FS{}, Duration: window, KeepExited: true, Accounting: acc,
+		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
+	})
+	if errors.Is(err, syscalls.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
+		privtest.Require(t, fmt.Sprintf("diagnosis needs BPF, perf events and ptrace: %v", err))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A 2 s window read every 250 ms: 7 readings between.
+	if ends, between := acc.ends.Load(), acc.between.Load(); ends != 2 || between < 2 {
+		t.Errorf("%d readings at the ends and %d between; want 2 and more than one", ends, between)
+	}
+	var found *verdict.Neighbour
+	for i, n := range res.Report.Neighbours {
+		if n.PID == loop.Process.Pid {
+			found = &res.Report.Neighbours[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("the compute loop %d on the target's core is not a neighbour: %+v", loop.Process.Pid, res.Report.Neighbours)
+	}
+	// Two loops on one core: the neighbour had about half of it, less
+	// what other work on the machine took of that core; a tenth of
+	// that is enough to tell it was measured over the window.
+	if found.CPU < 5 || !slices.Equal(found.Allowed, []int{core}) {
+		t.Errorf("the compute loop: %.1f%% of a core on CPUs %v; want at least 5%% on CPU %d", found.CPU, found.Allowed, core)
+	}
+}
+
+// killingAccounting kills the target after its second reading during
+// the window.
+type killingAccounting struct {
+	Accounting
+	target  *exec.Cmd
+	between atomic.Int32
+}
+
+func (a *killingAccounting) Between(pid int) (Reading, error) {
+	r, err := a.Accounting.Between(pid)
+	if a.between.Add(1) == 2 {
+		a.target.Process.Kill()
+		a.target.Wait()
+	}
+	return r, err
+}
+
+// A target that exits mid-window, diagnosed as watch and agent do
+// (KeepExited), is judged on what was seen until its last reading, and
+// the neighbour that shared its core is still named: the host's
+// processes read at the window's end are compared with those of its
+// start over their own interval.
+func TestNeighboursTargetExits(t *testing.T) {
+	cpus, err := proc.FS{}.AllowedCPUs(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	core := cpus[0]
+	spin := exec.Command("sh", "-c", "while :; do :; done")
+	if err := spin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { spin.Process.Kill() })
+	pin(t, spin.Process.Pid, core)
+	loop := scenario.Build(t, "compute").Start(t, nil)
+	pin(t, loop.Process.Pid, core)
+	acc := &killingAccounting{Accounting: &procAccounting{fs: proc.FS{}, scanner: proc.NewScanner(proc.FS{})}, target: spin}
+	res, err := Run(context.Background(), target.Target{PID: spin.Process.Pid, Name: "sh"}, Options{
+		FS: proc.FS{}, Duration: window, KeepExited: true, Accounting: acc,
+		Tracers: []syscalls.Candidate{{Mechanism: syscalls.EBPF, New: func() syscalls.Tracer { return ebpf.New() }}},
+	})
+	if errors.Is(err, syscalls.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
+		privtest.Require(t, fmt.Sprintf("diagnosis needs BPF, perf events and ptrace: %v", err))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Report.Notes, "\n"), "the process exited during the window") {
+		t.Errorf("no note of the exit: %q", res.Report.Notes)
+	}
+	var found *verdict.Neighbour
+	for i, n := range res.Report.Neighbours {
+		if n.PID == loop.Process.Pid {
+			found = &res.Report.Neighbours[i]
+		}
+	}
+	if found == nil || found.CPU < 5 || !slices.Equal(found.Allowed, []int{core}) {
+		t.Errorf("the compute loop %d on the target's core: %+v; want it named, at least 5%% of a core on CPU %d (neighbours %+v)", loop.Process.Pid, found, core, res.Report.Neighbours)
 	}
 }

@@ -25,6 +25,14 @@ type Accounting interface {
 	// Read reads the process and every thread of it, at one end of the
 	// window.
 	Read(pid int) (Reading, error)
+	// Between reads them during the window (Options.KeepExited), in
+	// case the process exits and that reading ends the window: all but
+	// the host's other processes (Others nil), which only the two ends
+	// compare and which cost most of a reading (a stat file per process
+	// of the host). So that they are compared when the process is gone,
+	// Read returns them (Others, OthersTaken) with the error it returns
+	// then.
+	Between(pid int) (Reading, error)
 }
 
 // Reading is a process's accounting at one moment: stat for user and
@@ -44,8 +52,19 @@ type Reading struct {
 	// ancestor, its own first; nil when not read.
 	Cgroup []container.CPULevel
 	// Others are the host's processes, for who else ran (neighbours.go);
-	// nil when not read.
-	Others []Neighbour
+	// nil when not read. OthersTaken is when they were read, when that
+	// is not Taken: the end of a window whose target exited, which ends
+	// for the target at an earlier reading of it (Options.KeepExited).
+	Others      []Neighbour
+	OthersTaken time.Time
+}
+
+// othersTaken is when r.Others were read.
+func (r Reading) othersTaken() time.Time {
+	if r.OthersTaken.IsZero() {
+		return r.Taken
+	}
+	return r.OthersTaken
 }
 
 // snapshot is the reading as package proc compares them.
@@ -128,6 +147,22 @@ func (a *procAccounting) Check(pid int) error {
 }
 
 func (a *procAccounting) Read(pid int) (Reading, error) {
+	r, err := a.Between(pid)
+	if err != nil && a.prev == nil {
+		return r, err // the first end: there is no window
+	}
+	if a.others == nil {
+		a.others = proc.NewScanner(a.fs)
+	}
+	// The first end's scan is prev of the second's, which reads the
+	// CPUs and container of those that ran over the window.
+	r.OthersTaken = time.Now()
+	r.Others = readNeighbours(a.others, a.fs, a.prev)
+	a.prev = r.Others
+	return r, err
+}
+
+func (a *procAccounting) Between(pid int) (Reading, error) {
 	taken, since := time.Now(), sys.SinceBoot()
 	p, err := a.scanner.ReadProcess(pid, true)
 	if err != nil {
@@ -139,11 +174,6 @@ func (a *procAccounting) Read(pid int) (Reading, error) {
 	r := Reading{Taken: taken, SinceBoot: since, Process: p, Sched: map[int]proc.Sched{}, Host: readHost(a.fs)}
 	r.Allowed, _ = a.fs.AllowedCPUs(pid)
 	r.Cgroup, _ = container.ReadCPULevels(a.fs, pid)
-	if a.others == nil {
-		a.others = proc.NewScanner(a.fs)
-	}
-	r.Others = readNeighbours(a.others, a.fs, a.prev)
-	a.prev = r.Others
 	for _, th := range p.Threads {
 		if s, err := a.fs.Schedstat(pid, th.PID); err == nil {
 			r.Sched[th.PID] = s

@@ -100,6 +100,38 @@ func Open(pfs proc.FS, pid int, m proc.Mapping) (*File, error) {
 	return f, nil
 }
 
+// Identify returns the key of the file m maps in process pid, as Open
+// would open it, without reading it: the device, inode, size and
+// modification time of the file mapped, by a stat of its
+// /proc/PID/map_files entry, or, where that cannot be read (it takes
+// CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), of the file at its path
+// through the process's root. It never gives a build-id key: a cache
+// keyed by Identify is its own. A container's file is another inode
+// than the host's at the same path, so another key.
+func Identify(pfs proc.FS, pid int, m proc.Mapping) (Key, error) {
+	path := m.Path
+	deleted := strings.HasSuffix(path, " (deleted)")
+	path = strings.TrimSuffix(path, " (deleted)")
+	if path == "" || strings.HasPrefix(path, "[") {
+		return Key{}, fmt.Errorf("mapping %x-%x of %d: %w: no file", m.Start, m.End, pid, ErrNoMapping)
+	}
+	st, ok := statOf(os.Stat(pfs.PIDPath(pid, "map_files", fmt.Sprintf("%x-%x", m.Start, m.End))))
+	if !ok {
+		if deleted {
+			return Key{}, fmt.Errorf("identifying %s of %d: %w", path, pid, ErrNoMapping)
+		}
+		osf, err := sys.OpenInRoot(pfs.PIDPath(pid, "root"), path)
+		if err != nil {
+			return Key{}, fmt.Errorf("identifying %s of %d: %w", path, pid, err)
+		}
+		defer osf.Close()
+		if st, ok = statOf(osf.Stat()); !ok {
+			return Key{}, fmt.Errorf("stat of %s of %d: %w", path, pid, ErrNoMapping)
+		}
+	}
+	return Key{Path: path, Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano()}, nil
+}
+
 // OpenPast opens the object mapped by m in process pid before it ran
 // exec: by its path through the process's root alone, since
 // /proc/PID/map_files now lists the new program's mappings, and one at
@@ -346,6 +378,9 @@ func (o *Opener) OpenELF(m proc.Mapping) (*elf.File, error) {
 	o.opened = append(o.opened, f)
 	return f.ELF, nil
 }
+
+// Identify returns the key of the object m maps, as Identify does.
+func (o *Opener) Identify(m proc.Mapping) (Key, error) { return Identify(o.fs, o.pid, m) }
 
 // Close closes every object opened.
 func (o *Opener) Close() {

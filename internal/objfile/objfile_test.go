@@ -7,6 +7,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,5 +233,121 @@ func TestKeyFollowsRewrite(t *testing.T) {
 	}
 	if k1 := key(); k1 == k0 || k1.Ino != k0.Ino {
 		t.Errorf("rewritten in place: key %+v, before %+v; want the same inode under another key", k1, k0)
+	}
+}
+
+// A sized cache keeps at most its bytes, the least recently used going
+// first, and refuses a value bigger than the bound alone.
+func TestSizedCache(t *testing.T) {
+	var evicted []int
+	c := NewSizedCache[int](10, 100, func(v int) int64 { return int64(v) }, func(v int) { evicted = append(evicted, v) })
+	k := func(i uint64) Key { return Key{Path: "/o", Ino: i} }
+	steps := []struct {
+		name    string
+		do      func() bool
+		kept    bool
+		bytes   int64
+		evicted []int
+	}{
+		{"40", func() bool { return c.Add(k(1), 40) }, true, 40, nil},
+		{"50", func() bool { return c.Add(k(2), 50) }, true, 90, nil},
+		{"40 used", func() bool { _, ok := c.Get(k(1)); return ok }, true, 90, nil},
+		{"30 evicts 50", func() bool { return c.Add(k(3), 30) }, true, 70, []int{50}},
+		{"100 evicts both", func() bool { return c.Add(k(4), 100) }, true, 100, []int{50, 40, 30}},
+		{"101 refused", func() bool { return c.Add(k(5), 101) }, false, 100, []int{50, 40, 30}},
+		{"replaced smaller", func() bool { return c.Add(k(4), 10) }, true, 10, []int{50, 40, 30, 100}},
+	}
+	for _, st := range steps {
+		if kept := st.do(); kept != st.kept || c.Bytes() != st.bytes || !slices.Equal(evicted, st.evicted) {
+			t.Errorf("%s: kept %v, %d bytes, evicted %v; want %v, %d, %v", st.name, kept, c.Bytes(), evicted, st.kept, st.bytes, st.evicted)
+		}
+	}
+	if _, ok := c.Get(k(5)); ok {
+		t.Error("a value over the bound is held")
+	}
+	c.Clear()
+	if c.Bytes() != 0 || c.Len() != 0 {
+		t.Errorf("after Clear: %d bytes, %d values", c.Bytes(), c.Len())
+	}
+}
+
+// Identify names the file a mapping maps by its stat, through map_files
+// or, where those cannot be read, through the process's root: the two
+// agree, a file rewritten in place gets another key, and a file at
+// another path with the same bytes is another file.
+func TestIdentify(t *testing.T) {
+	maps, err := proc.FS{}.Maps(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m proc.Mapping
+	for _, mm := range maps {
+		if mm.Exec() && strings.HasPrefix(mm.Path, "/") {
+			m = mm
+			break
+		}
+	}
+	if m.Path == "" {
+		t.Fatal("no executable file mapping in this process")
+	}
+	viaMapFiles, err := Identify(proc.FS{}, os.Getpid(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(m.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	want := Key{Path: m.Path, Dev: sys.Dev, Ino: sys.Ino, Size: st.Size(), Mtime: st.ModTime().UnixNano()}
+	if viaMapFiles != want {
+		t.Errorf("Identify = %+v, want %+v", viaMapFiles, want)
+	}
+	// A /proc tree without map_files: the root's path.
+	root := t.TempDir()
+	pidDir := filepath.Join(root, strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(pidDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", filepath.Join(pidDir, "root")); err != nil {
+		t.Fatal(err)
+	}
+	viaRoot, err := Identify(proc.FS{Root: root}, os.Getpid(), m)
+	if err != nil || viaRoot != viaMapFiles {
+		t.Errorf("through the root: %+v, %v; want %+v", viaRoot, err, viaMapFiles)
+	}
+	if _, err := Identify(proc.FS{Root: root}, os.Getpid(), proc.Mapping{Start: m.Start, End: m.End, Path: m.Path + " (deleted)"}); err == nil {
+		t.Error("a deleted file without map_files: identified")
+	}
+	if _, err := Identify(proc.FS{}, os.Getpid(), proc.Mapping{Path: "[vdso]"}); !errors.Is(err, ErrNoMapping) {
+		t.Errorf("[vdso]: %v, want ErrNoMapping", err)
+	}
+
+	// A copy, then the copy rewritten in place.
+	data, err := os.ReadFile(m.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), filepath.Base(m.Path))
+	if err := os.WriteFile(cp, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cm := proc.Mapping{Path: cp}
+	k0, err := Identify(proc.FS{Root: root}, os.Getpid(), cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k0.Dev == viaMapFiles.Dev && k0.Ino == viaMapFiles.Ino {
+		t.Errorf("a copy has the original's identity: %+v", k0)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.WriteFile(cp, append(data, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(cp, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if k1, err := Identify(proc.FS{Root: root}, os.Getpid(), cm); err != nil || k1 == k0 || k1.Ino != k0.Ino {
+		t.Errorf("rewritten in place: %+v, %v; before %+v", k1, err, k0)
 	}
 }

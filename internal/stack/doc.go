@@ -43,6 +43,16 @@
 // an older one is named by nothing, and a note counts them. Runtimes
 // name frames of the program the process runs only.
 //
+// # Sharing
+//
+// A long-lived process (cpuwhy watch and agent) makes a resolver per
+// diagnosis, again and again. What does not change from one to the next
+// is kept in a Shared (Options.Shared): the kernel's symbols, the names
+// read from objects and their unwinding tables, each in a bounded cache
+// keyed by the file's identity, so that libc is read once however many
+// diagnoses unwind and name its frames, and a container's libc is not
+// the host's.
+//
 // # Counting
 //
 // Counts counts samples as they arrive by thread, program and frames,

@@ -185,7 +185,11 @@ func (r *Resolver) build(maps []proc.Mapping) {
 	img := r.live()
 	img.prev = img.reading
 	img.reading = reading{maps: maps, at: sys.Monotonic()}
-	img.space, img.spaceErrs = unwind.NewSpace(maps, r.objects.OpenELF, r.mem)
+	if c := r.opts.Shared.unwindTables(); c != nil {
+		img.space, img.spaceErrs = c.NewSpace(maps, r.objects.Identify, r.objects.OpenELF, r.mem)
+	} else {
+		img.space, img.spaceErrs = unwind.NewSpace(maps, r.objects.OpenELF, r.mem)
+	}
 	r.objects.Close() // the tables are read
 	r.refreshed = time.Now()
 	r.version++

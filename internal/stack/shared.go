@@ -11,19 +11,24 @@ import (
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sample"
 	"github.com/cpuwhy/cpuwhy/internal/symbol"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
 // Shared is what the resolvers of one long-lived process (cpuwhy agent,
 // which diagnoses again and again) share, so that each diagnosis does
-// not redo it: the kernel's symbols, and the names read from objects
-// (libc's tables, a program's line tables), in a bounded cache keyed by
-// each file's identity. A one-shot command needs none (Options.Shared
-// nil). Its resolvers must run one at a time, as the agent's diagnoses
-// do; it holds one copy of each thing and at most maxSharedObjects
-// objects' names, so that it stays the same size however many diagnoses
-// use it.
+// not redo it: the kernel's symbols, the names read from objects (libc's
+// tables, a program's line tables) and their unwinding tables (call
+// frame information), in bounded caches keyed by each file's identity.
+// A one-shot command needs none (Options.Shared nil). Its resolvers must
+// run one at a time, as the agent's diagnoses do; it holds one copy of
+// each thing, at most maxSharedObjects objects' names and
+// maxUnwindBytes of unwinding tables, so that it stays the same size
+// however many diagnoses use it.
 type Shared struct {
 	tables *symbol.TableCache
+	// unwind is the objects' unwinding tables; nil: each resolver
+	// reads its own (KeepUnwindTables(0)).
+	unwind *unwind.Cache
 
 	mu sync.Mutex
 	// ksyms is the last reading of kallsyms under root, taken when the
@@ -53,8 +58,44 @@ func (s *Shared) FollowKernelCode(changes func() int) {
 // Symbolizer's own cache does (symbol.Options.MaxObjects).
 const maxSharedObjects = 64
 
+// maxUnwindBytes bounds the unwinding tables a Shared keeps, by the
+// bytes they hold (their .eh_frame and .debug_frame, 16 bytes of index
+// per function): libc's take 210 KiB, a JVM's libjvm.so 2.2 MiB and
+// node's binary 3.9 MiB.
+const maxUnwindBytes = 32 << 20
+
 // NewShared returns an empty Shared.
-func NewShared() *Shared { return &Shared{tables: symbol.NewTableCache(maxSharedObjects)} }
+func NewShared() *Shared {
+	return &Shared{tables: symbol.NewTableCache(maxSharedObjects), unwind: unwind.NewCache(maxUnwindBytes)}
+}
+
+// KeepUnwindTables bounds the unwinding tables s keeps to maxBytes (0:
+// none, each resolver reads its own). Set it before s is used; the
+// tables kept so far are dropped.
+func (s *Shared) KeepUnwindTables(maxBytes int64) {
+	s.unwind = nil
+	if maxBytes > 0 {
+		s.unwind = unwind.NewCache(maxBytes)
+	}
+}
+
+// UnwindTables is the unwinding tables s keeps: how many objects' and
+// their bytes.
+func (s *Shared) UnwindTables() (objects int, bytes int64) {
+	if s.unwind == nil {
+		return 0, 0
+	}
+	return s.unwind.Len(), s.unwind.Bytes()
+}
+
+// unwindTables is the cache of unwinding tables a resolver uses; nil
+// (its own) without a Shared.
+func (s *Shared) unwindTables() *unwind.Cache {
+	if s == nil {
+		return nil
+	}
+	return s.unwind
+}
 
 // maxModules bounds the reading of /proc/modules kept to tell a change:
 // a few hundred modules take some 20 KiB.

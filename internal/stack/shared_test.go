@@ -3,10 +3,12 @@ package stack
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
 // The kernel's symbols are read once while the modules stay the same, and
@@ -82,5 +84,43 @@ func TestSharedKernelSymbolsHost(t *testing.T) {
 	}
 	if s.reads != 1 {
 		t.Errorf("%d readings of kallsyms for two resolvers, want 1", s.reads)
+	}
+}
+
+// Resolvers of one Shared unwind by the same tables, read by the first:
+// the second reads none. With KeepUnwindTables(0) each reads its own.
+func TestSharedUnwindTables(t *testing.T) {
+	pc := uint64(reflect.ValueOf(namedFunction).Pointer())
+	table := func(s *Shared) *unwind.Table {
+		t.Helper()
+		r, err := New(os.Getpid(), Options{FS: proc.FS{}, Runtimes: []Runtime{}, Shared: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		tab, _, ok := r.live().space.Lookup(pc)
+		if !ok || tab == nil {
+			t.Fatalf("no unwinding table for %#x of this test's binary", pc)
+		}
+		return tab
+	}
+	s := NewShared()
+	first := table(s)
+	objects, bytes := s.UnwindTables()
+	if objects == 0 || bytes < first.Bytes() {
+		t.Errorf("after one resolver: %d objects, %d bytes kept; want this binary's %d bytes at least", objects, bytes, first.Bytes())
+	}
+	if second := table(s); second != first {
+		t.Error("a second resolver of the Shared read its own table")
+	}
+	if o, b := s.UnwindTables(); o != objects || b != bytes {
+		t.Errorf("a second resolver changed what is kept: %d objects, %d bytes; was %d, %d", o, b, objects, bytes)
+	}
+	s.KeepUnwindTables(0)
+	if table(s) == table(s) {
+		t.Error("KeepUnwindTables(0): two resolvers share a table")
+	}
+	if o, b := s.UnwindTables(); o != 0 || b != 0 {
+		t.Errorf("KeepUnwindTables(0): %d objects, %d bytes kept", o, b)
 	}
 }

@@ -3,6 +3,7 @@ package unwind
 import (
 	"errors"
 	"sort"
+	"unsafe"
 )
 
 // Caps on work sized by the input, which comes from a target's files or
@@ -458,3 +459,9 @@ func (t *Table) RowAt(addr uint64) (Row, error) {
 
 // Len returns how many FDEs the table indexes.
 func (t *Table) Len() int { return len(t.ehIndex) + len(t.debugIndex) }
+
+// Bytes is the memory t holds: its sections and its index.
+func (t *Table) Bytes() int64 {
+	const ref = int64(unsafe.Sizeof(fdeRef{}))
+	return int64(len(t.eh.data)+len(t.debug.data)) + ref*int64(t.Len())
+}

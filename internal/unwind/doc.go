@@ -32,7 +32,15 @@
 //     mappings, a CFA that does not move up the stack, or the end of the
 //     stack copy; Trace says which.
 //   - Space (space.go) builds the tables of every executable mapping of a
-//     process and answers the lookups of the walk.
+//     process and answers the lookups of the walk. A Cache keeps the
+//     tables from one Space to the next for a long-lived process (the
+//     agent's diagnoses): keyed by each file's identity (device, inode,
+//     size and modification time, which a stat of the mapping gives
+//     without reading the file), bounded by the bytes the tables hold,
+//     least recently used first out; an object that could not be opened
+//     or whose CFI could not be read is not kept, so a passing failure
+//     is not remembered. Tables never change once built, so one evicted
+//     stays valid for the Spaces holding it.
 //
 // # Own parser, not delve's
 //

@@ -47,11 +47,15 @@ func ELFSections(f *elf.File) (Sections, error) {
 // get the address f is linked at: the mapping starts at mapStart and maps
 // f from file offset mapOffset (both from /proc/PID/maps).
 func LoadBias(f *elf.File, mapStart, mapOffset uint64) (uint64, error) {
+	return loadBias(loadSegments(f), mapStart, mapOffset)
+}
+
+func loadBias(loads []elf.ProgHeader, mapStart, mapOffset uint64) (uint64, error) {
 	// A mapping starts at the page boundary at or before its segment's
 	// file offset. The target runs on this kernel, so its page size is
 	// ours.
 	page := uint64(os.Getpagesize())
-	for _, p := range f.Progs {
+	for _, p := range loads {
 		if p.Type == elf.PT_LOAD && p.Off&^(page-1) <= mapOffset && mapOffset < p.Off+p.Filesz {
 			return mapStart - mapOffset - (p.Vaddr - p.Off), nil
 		}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unsafe"
 
+	"github.com/cpuwhy/cpuwhy/internal/objfile"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 )
 
@@ -29,7 +31,8 @@ type spaceMapping struct {
 // target's root, or its map_files for an object deleted or replaced since
 // it was mapped, checking it is the very file mapped) and closes nothing:
 // Space reads the sections it needs before returning. Mappings of one
-// path share the first one's object.
+// path share the first one's object. A Cache's Space opens only the
+// objects it does not hold.
 type OpenELF func(m proc.Mapping) (*elf.File, error)
 
 // NewSpace builds the tables of every executable mapping of maps: files
@@ -37,6 +40,50 @@ type OpenELF func(m proc.Mapping) (*elf.File, error)
 // An object whose CFI cannot be read keeps its mapping, so frame pointers
 // still walk through it; why is in the returned errors, one per object.
 func NewSpace(maps []proc.Mapping, open OpenELF, mem Memory) (*Space, []error) {
+	return newSpace(maps, open, mem, nil, nil)
+}
+
+// Identify gives the identity of the file a mapping maps without reading
+// it (objfile.Identify: its device, inode, size and modification time),
+// the key of a Cache.
+type Identify func(m proc.Mapping) (objfile.Key, error)
+
+// Cache keeps the tables of objects from one Space to the next, for a
+// long-lived process (cpuwhy agent) whose diagnoses would otherwise read
+// libc's CFI again each time: keyed by each file's identity, so that a
+// container's file is not the host's at the same path and a file
+// rewritten is another, bounded by the bytes the tables hold, the least
+// recently used evicted first. An object that could not be opened or
+// whose CFI could not be read is not kept: the next Space tries again.
+// It is safe for concurrent use; a table evicted stays valid for the
+// Spaces that hold it.
+type Cache struct {
+	c *objfile.Cache[*object]
+}
+
+// maxCachedObjects bounds the objects of a Cache whatever their size:
+// most are small.
+const maxCachedObjects = 1024
+
+// NewCache returns a Cache of tables of at most maxBytes bytes in all.
+func NewCache(maxBytes int64) *Cache {
+	return &Cache{c: objfile.NewSizedCache[*object](maxCachedObjects, maxBytes, (*object).bytes, nil)}
+}
+
+// Len is the number of objects whose tables c holds.
+func (c *Cache) Len() int { return c.c.Len() }
+
+// Bytes is the memory the tables of c hold.
+func (c *Cache) Bytes() int64 { return c.c.Bytes() }
+
+// NewSpace is NewSpace taking the tables of the objects id identifies
+// from c when it holds them, and keeping those it reads. Objects id
+// cannot identify are read and not kept.
+func (c *Cache) NewSpace(maps []proc.Mapping, id Identify, open OpenELF, mem Memory) (*Space, []error) {
+	return newSpace(maps, open, mem, c, id)
+}
+
+func newSpace(maps []proc.Mapping, open OpenELF, mem Memory, cache *Cache, id Identify) (*Space, []error) {
 	s := &Space{}
 	var errs []error
 	objects := map[string]*object{}
@@ -58,22 +105,12 @@ func NewSpace(maps []proc.Mapping, open OpenELF, mem Memory) (*Space, []error) {
 		default:
 			var ok bool
 			if obj, ok = objects[path]; !ok {
-				obj = &object{}
+				obj = loadObject(m, path, open, cache, id, &errs)
 				objects[path] = obj
-				f, err := open(m)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("opening %s: %w", path, err))
-				} else {
-					obj.f = f
-					obj.table, err = elfTable(f)
-					if err != nil {
-						errs = append(errs, fmt.Errorf("call frame information of %s: %w", path, err))
-					}
-				}
 			}
 		}
-		if obj != nil && obj.f != nil {
-			bias, err := LoadBias(obj.f, m.Start, m.Offset)
+		if obj != nil && obj.loads != nil {
+			bias, err := obj.loadBias(m.Start, m.Offset)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("mapping %#x of %s: %w", m.Start, path, err))
 			} else {
@@ -82,13 +119,38 @@ func NewSpace(maps []proc.Mapping, open OpenELF, mem Memory) (*Space, []error) {
 		}
 		s.maps = append(s.maps, sm)
 	}
-	for _, obj := range objects {
-		if obj.f != nil {
-			obj.f.Close()
-		}
-	}
 	sort.Slice(s.maps, func(i, j int) bool { return s.maps[i].start < s.maps[j].start })
 	return s, errs
+}
+
+// loadObject reads the table of the object m maps at path, or takes it
+// from cache. The object is nil when it could not be opened.
+func loadObject(m proc.Mapping, path string, open OpenELF, cache *Cache, id Identify, errs *[]error) *object {
+	var key objfile.Key
+	keyed := false
+	if cache != nil && id != nil {
+		var err error
+		if key, err = id(m); err == nil {
+			keyed = true
+			if obj, ok := cache.c.Get(key); ok {
+				return obj
+			}
+		}
+	}
+	f, err := open(m)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("opening %s: %w", path, err))
+		return nil
+	}
+	defer f.Close() // the sections are read: nothing of f is kept
+	obj := &object{loads: loadSegments(f)}
+	obj.table, err = elfTable(f)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("call frame information of %s: %w", path, err))
+	} else if keyed {
+		cache.c.Add(key, obj)
+	}
+	return obj
 }
 
 func elfTable(f *elf.File) (*Table, error) {
@@ -99,10 +161,36 @@ func elfTable(f *elf.File) (*Table, error) {
 	return NewTable(secs)
 }
 
-// object is one ELF object and its table; f only until NewSpace returns.
+// object is one ELF object's table and what places its mappings.
 type object struct {
-	f     *elf.File
-	table *Table
+	table *Table // nil: no usable CFI
+	// loads are its PT_LOAD segments, never nil once read.
+	loads []elf.ProgHeader
+}
+
+func (o *object) bytes() int64 {
+	n := int64(unsafe.Sizeof(*o)) + int64(len(o.loads))*int64(unsafe.Sizeof(elf.ProgHeader{}))
+	if o.table != nil {
+		n += o.table.Bytes()
+	}
+	return n
+}
+
+// loadSegments returns f's loadable segments (empty, not nil, when it
+// has none).
+func loadSegments(f *elf.File) []elf.ProgHeader {
+	loads := []elf.ProgHeader{}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			loads = append(loads, p.ProgHeader)
+		}
+	}
+	return loads
+}
+
+// loadBias is LoadBias of the object.
+func (o *object) loadBias(mapStart, mapOffset uint64) (uint64, error) {
+	return loadBias(o.loads, mapStart, mapOffset)
 }
 
 func loadVDSO(m proc.Mapping, mem Memory, errs *[]error) *object {
@@ -124,7 +212,7 @@ func loadVDSO(m proc.Mapping, mem Memory, errs *[]error) *object {
 	if err != nil {
 		*errs = append(*errs, fmt.Errorf("call frame information of the vdso: %w", err))
 	}
-	return &object{f: f, table: t}
+	return &object{table: t, loads: loadSegments(f)}
 }
 
 // Lookup implements the Lookup function type.

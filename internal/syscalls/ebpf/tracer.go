@@ -321,6 +321,7 @@ func load(pid int, opts syscalls.Options) (*syscallsObjects, error) {
 		spec.Maps[syscallsMapPyThreads].MaxEntries = 1
 		spec.Maps[syscallsMapPyChains].MaxEntries = 1
 	}
+	inflightMappable(spec)
 
 	// The two tables sized by opts.MaxKeys are made first, so that the
 	// kernel refusing their size is told apart from BPF being missing.

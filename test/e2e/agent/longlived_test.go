@@ -40,6 +40,9 @@ type usage struct {
 	goroutines int
 	threads    int
 	objects    int // whose names the diagnoses share
+	// unwinding tables the diagnoses share: objects, bytes
+	unwindObjects int
+	unwindBytes   int64
 }
 
 func measure(t *testing.T) usage {
@@ -80,8 +83,8 @@ func measure(t *testing.T) usage {
 // Many diagnoses in a row in one process, as an agent runs them, keep its
 // RSS, heap, fds and goroutines flat: what a diagnosis opens it closes,
 // what it loads it unloads, and what the diagnoses share (the eBPF
-// programs kept loaded, the kernel's symbols, the objects' names) stays
-// the size it had after the first.
+// programs kept loaded, the kernel's symbols, the objects' names and
+// unwinding tables) stays the size it had after the first.
 func TestManyDiagnoses(t *testing.T) {
 	n := rounds()
 	const warmup = 30
@@ -113,16 +116,18 @@ func TestManyDiagnoses(t *testing.T) {
 		if i+1 == warmup {
 			base = measure(t)
 			base.objects = shared.Objects()
+			base.unwindObjects, base.unwindBytes = shared.UnwindTables()
 		}
 	}
 	end := measure(t)
 	end.objects = shared.Objects()
+	end.unwindObjects, end.unwindBytes = shared.UnwindTables()
 	// What the diagnoses share is the agent's for its life: held here
 	// through the measure, as the agent holds it.
 	runtime.KeepAlive(opts.Shared)
-	t.Logf("%d diagnoses in %.0f s; after %d: RSS %.1f MiB, heap %.1f MiB, %d fds, %d goroutines, %d threads, %d objects cached; after %d: RSS %.1f MiB, heap %.1f MiB, %d fds, %d goroutines, %d threads, %d objects cached",
-		n, time.Since(began).Seconds(), warmup, mib(base.rss), mib(int64(base.heap)), base.fds, base.goroutines, base.threads, base.objects,
-		n, mib(end.rss), mib(int64(end.heap)), end.fds, end.goroutines, end.threads, end.objects)
+	t.Logf("%d diagnoses in %.0f s; after %d: RSS %.1f MiB, heap %.1f MiB, %d fds, %d goroutines, %d threads, %d objects cached, unwinding tables of %d (%.2f MiB); after %d: RSS %.1f MiB, heap %.1f MiB, %d fds, %d goroutines, %d threads, %d objects cached, unwinding tables of %d (%.2f MiB)",
+		n, time.Since(began).Seconds(), warmup, mib(base.rss), mib(int64(base.heap)), base.fds, base.goroutines, base.threads, base.objects, base.unwindObjects, mib(base.unwindBytes),
+		n, mib(end.rss), mib(int64(end.heap)), end.fds, end.goroutines, end.threads, end.objects, end.unwindObjects, mib(end.unwindBytes))
 	// fds and goroutines are counts: flat means equal. A leak of one per
 	// diagnosis would show 120. The one exception is an object whose
 	// names the shared cache takes when a sample first lands in it
@@ -133,6 +138,12 @@ func TestManyDiagnoses(t *testing.T) {
 	}
 	if end.objects > 64 {
 		t.Errorf("%d objects' names cached, over the bound of 64", end.objects)
+	}
+	// The spinner maps the same objects all along: their unwinding
+	// tables, read by the first diagnosis, are all there is to keep.
+	if end.unwindObjects != base.unwindObjects || end.unwindBytes != base.unwindBytes || base.unwindObjects == 0 {
+		t.Errorf("unwinding tables kept: %d objects (%d bytes) after %d diagnoses, %d (%d bytes) after %d; want the same, and some",
+			base.unwindObjects, base.unwindBytes, warmup, end.unwindObjects, end.unwindBytes, n)
 	}
 	if end.goroutines > base.goroutines {
 		t.Errorf("goroutines grew from %d to %d over %d diagnoses", base.goroutines, end.goroutines, n-warmup)
