@@ -186,6 +186,7 @@ func TestSyscallsErrorLoop(t *testing.T) {
 }
 
 func TestSyscallsTargetExits(t *testing.T) {
+	cpuwhyBinary(t) // built before the target's 3 s start
 	prog := scenario.Build(t, "spawner")
 	for _, mech := range []string{"ebpf", "ptrace"} {
 		t.Run(mech, func(t *testing.T) {
