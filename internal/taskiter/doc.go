@@ -34,3 +34,4 @@
 package taskiter
 
 //go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 taskiter bpf/taskiter.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 threadwalk bpf/threadwalk.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

@@ -81,6 +81,13 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 	if a, b := tids(fromProc), tids(fromIter); !slices.Equal(a, b) || len(a) != 51 {
 		t.Fatalf("threads from /proc %v, from the iterator %v; want the 51 of the scenario", a, b)
 	}
+	// The process's own line, which the walker (Linux 6.7) adds up in the
+	// kernel, as /proc/PID/stat gives it: the scenario has paused, so
+	// nothing changes between the two views.
+	if a, b := fromProc, fromIter; a.Name != b.Name || a.PPID != b.PPID || a.State != b.State || a.NumThreads != b.NumThreads || a.RSSBytes != b.RSSBytes {
+		t.Errorf("the process from /proc: %s ppid %d state %s, %d threads, RSS %d; from the iterator: %s ppid %d state %s, %d threads, RSS %d",
+			a.Name, a.PPID, a.State, a.NumThreads, a.RSSBytes, b.Name, b.PPID, b.State, b.NumThreads, b.RSSBytes)
+	}
 	// The main thread pauses too, once its threads are started.
 	pauses := func(p top.Process) int {
 		n := 0
