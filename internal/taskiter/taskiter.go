@@ -127,7 +127,7 @@ func (it *Iter) Read(l *Listing) error {
 		it.walk.close()
 		it.walk = nil
 	}
-	l.Groups = nil
+	l.Groups, l.Walked = nil, 0
 	var err error
 	l.Tasks, err = it.list(l.Tasks[:0])
 	return err

@@ -31,6 +31,11 @@ type Listing struct {
 	// listed them (Linux 6.7 and later); nil when the iter/task program
 	// did, and the caller reads each process's own figures from /proc.
 	Groups []Group
+	// Walked, with Groups, is every task the walk saw, kernel threads
+	// included: when it is the kernel's count of tasks (the total of
+	// /proc/loadavg's fourth field), read just after, no process was
+	// left out of the walk. 0 without Groups.
+	Walked int
 }
 
 // The walker's arrays: MAX_THREADS and MAX_PROCS in threadwalk.bpf.c,
@@ -48,7 +53,7 @@ type threadWalker struct {
 	prog *ebpf.Program
 	mem  *ebpf.Memory
 	// offsets of the variables in mem
-	threads, groups, nthreads, nprocs uint32
+	threads, groups, nthreads, nprocs, nwalked uint32
 	raw                               []byte
 }
 
@@ -63,10 +68,11 @@ func openThreadWalker() (*threadWalker, error) {
 	}
 	w := &threadWalker{coll: coll, prog: coll.Programs[threadwalkProgWalkThreads]}
 	vt, vg := spec.Variables[threadwalkVarThreads], spec.Variables[threadwalkVarGroups]
-	vnt, vnp := spec.Variables[threadwalkVarNthreads], spec.Variables[threadwalkVarNprocs]
+	vnt, vnp, vnw := spec.Variables[threadwalkVarNthreads], spec.Variables[threadwalkVarNprocs], spec.Variables[threadwalkVarNwalked]
 	m := coll.Maps[vt.SectionName]
 	if w.prog == nil || m == nil || vg.SectionName != vt.SectionName || vnt.SectionName != vt.SectionName ||
-		vnp.SectionName != vt.SectionName || vt.Size() != maxWalkedThreads*recordSize || vg.Size() != maxWalkedProcs*groupRecordSize {
+		vnp.SectionName != vt.SectionName || vnw.SectionName != vt.SectionName ||
+		vt.Size() != maxWalkedThreads*recordSize || vg.Size() != maxWalkedProcs*groupRecordSize {
 		coll.Close()
 		return nil, fmt.Errorf("the BPF thread walker: not the object threadwalk.go expects")
 	}
@@ -74,7 +80,7 @@ func openThreadWalker() (*threadWalker, error) {
 		coll.Close()
 		return nil, notSupported("mapping the BPF thread walker's memory", walkerFeature, walkerSince, err)
 	}
-	w.threads, w.groups, w.nthreads, w.nprocs = vt.Offset, vg.Offset, vnt.Offset, vnp.Offset
+	w.threads, w.groups, w.nthreads, w.nprocs, w.nwalked = vt.Offset, vg.Offset, vnt.Offset, vnp.Offset, vnw.Offset
 	return w, nil
 }
 
@@ -86,14 +92,14 @@ func (w *threadWalker) read(l *Listing) error {
 	if _, err := w.prog.Run(&ebpf.RunOptions{}); err != nil {
 		return fmt.Errorf("running the thread walker: %w", err)
 	}
-	var nb [8]byte
-	if _, err := w.mem.ReadAt(nb[:4], int64(w.nthreads)); err != nil {
-		return fmt.Errorf("reading the thread walker's count: %w", err)
-	}
-	if _, err := w.mem.ReadAt(nb[4:], int64(w.nprocs)); err != nil {
-		return fmt.Errorf("reading the thread walker's count: %w", err)
+	var nb [12]byte
+	for i, off := range []uint32{w.nthreads, w.nprocs, w.nwalked} {
+		if _, err := w.mem.ReadAt(nb[4*i:4*i+4], int64(off)); err != nil {
+			return fmt.Errorf("reading the thread walker's counts: %w", err)
+		}
 	}
 	nt, np := int(binary.NativeEndian.Uint32(nb[:4])), int(binary.NativeEndian.Uint32(nb[4:]))
+	l.Walked = int(binary.NativeEndian.Uint32(nb[8:]))
 	if nt > maxWalkedThreads || np > maxWalkedProcs {
 		return errTooMany
 	}

@@ -109,3 +109,46 @@ func TestWalkedProcessesAgreeWithProc(t *testing.T) {
 	}
 	t.Logf("%d processes, %d threads walked, %d processes checked against /proc", len(l.Groups), len(l.Tasks), checked)
 }
+
+// TestWalkCountsEveryTask: the walk's count of tasks is the kernel's
+// (nr_threads, /proc/loadavg), less the threads of a protected PID 1
+// when the walk leaves it out, as on this VM. Tasks start and end on a
+// shared machine: the count is compared only when the kernel's was the
+// same before and after the walk, and one such walk in fifty tries is
+// enough.
+func TestWalkCountsEveryTask(t *testing.T) {
+	it := open(t)
+	if !it.Walking() {
+		t.Skip("the thread walker needs Linux 6.7")
+	}
+	var l Listing
+	for try := 0; try < 50; try++ {
+		before, err := proc.FS{}.Loadavg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := it.Read(&l); err != nil {
+			t.Fatal(err)
+		}
+		after, err := proc.FS{}.Loadavg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before.Tasks != after.Tasks {
+			continue
+		}
+		hidden := 0
+		if len(l.Groups) > 0 && l.Groups[0].TGID != 1 {
+			init, err := proc.NewScanner(proc.FS{}).ReadProcess(1, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hidden = init.NumThreads
+		}
+		if l.Walked+hidden != after.Tasks {
+			t.Errorf("%d tasks walked and %d of PID 1 left out, the kernel counts %d", l.Walked, hidden, after.Tasks)
+		}
+		return
+	}
+	t.Fatal("the host's tasks changed during each of fifty walks")
+}

@@ -51,6 +51,7 @@ const (
 	threadwalkVarGroups       = "groups"
 	threadwalkVarNprocs       = "nprocs"
 	threadwalkVarNthreads     = "nthreads"
+	threadwalkVarNwalked      = "nwalked"
 	threadwalkVarThreads      = "threads"
 )
 
@@ -112,6 +113,7 @@ type threadwalkVariableSpecs struct {
 	Groups   *ebpf.VariableSpec `ebpf:"groups"`
 	Nprocs   *ebpf.VariableSpec `ebpf:"nprocs"`
 	Nthreads *ebpf.VariableSpec `ebpf:"nthreads"`
+	Nwalked  *ebpf.VariableSpec `ebpf:"nwalked"`
 	Threads  *ebpf.VariableSpec `ebpf:"threads"`
 }
 
@@ -148,6 +150,7 @@ type threadwalkVariables struct {
 	Groups   *ebpf.Variable `ebpf:"groups"`
 	Nprocs   *ebpf.Variable `ebpf:"nprocs"`
 	Nthreads *ebpf.Variable `ebpf:"nthreads"`
+	Nwalked  *ebpf.Variable `ebpf:"nwalked"`
 	Threads  *ebpf.Variable `ebpf:"threads"`
 }
 

@@ -228,7 +228,43 @@ func (s *Sampler) scanOptions(spec Spec) proc.ScanOptions {
 		}
 		s.inCall[g.TGID] = nr
 	}
+	if o.Listed != nil && spec.PIDs == nil {
+		o.PIDs = s.wholeHost(l, o.Listed)
+	}
 	return o
+}
+
+// wholeHost returns the PIDs of listed, the processes of a walk, when
+// the walk saw every task of the host (its count is the kernel's, read
+// just after), so that the scan needs no listing of /proc: at 10,000
+// threads that listing is 3 ms, since the kernel goes through every
+// PID, threads included, to find the processes. Some VMs' PID 1 (a
+// protected init) is not in the kernel's task lists the walk goes
+// through: when its threads are all that is missing, it is read from
+// /proc alone. Otherwise, or when a task started or ended between the
+// walk and the count, nil: the scan lists /proc.
+func (s *Sampler) wholeHost(l *taskiter.Listing, listed []proc.Process) []int {
+	la, err := s.opts.Proc.Loadavg()
+	if err != nil || la.Tasks == 0 {
+		return nil
+	}
+	var pids []int
+	if missing := la.Tasks - l.Walked; missing != 0 {
+		if len(listed) > 0 && listed[0].PID == 1 {
+			return nil
+		}
+		init, err := s.scanner.ReadProcess(1, false)
+		if err != nil || init.NumThreads != missing {
+			return nil
+		}
+		pids = append(make([]int, 0, len(listed)+1), 1)
+	} else {
+		pids = make([]int, 0, len(listed))
+	}
+	for _, p := range listed {
+		pids = append(pids, p.PID)
+	}
+	return pids
 }
 
 // runs groups a listing's tasks into their processes, which it holds

@@ -102,3 +102,58 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 		t.Errorf("threads shown in pause: %d from /proc, %d from the iterator, want all 51: %+v", a, b, fromIter.Threads)
 	}
 }
+
+// TestWholeHostThreadView: a thread view of the whole host built from
+// the BPF task iterator holds every user process /proc lists before and
+// after it, a protected PID 1 the kernel's task lists leave out on some
+// VMs included (read from /proc, with or without a listing of /proc: the
+// walker's count of tasks says whether one is needed), and each with
+// its threads.
+func TestWholeHostThreadView(t *testing.T) {
+	it, err := taskiter.Open()
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	s, err := top.NewSampler(top.Options{Proc: proc.FS{}, Tasks: it})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := func() *proc.Snapshot {
+		snap, err := proc.NewScanner(proc.FS{}).Scan(proc.ScanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap
+	}
+	before := scan()
+	f, err := s.Next(top.Spec{Threads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := scan()
+	shown := map[int]top.Process{}
+	for _, p := range f.Processes {
+		shown[p.PID] = p
+	}
+	for _, b := range before.Processes {
+		a := after.Find(b.PID)
+		if a == nil || a.StartTime != b.StartTime {
+			continue // exited or replaced meanwhile
+		}
+		p, ok := shown[b.PID]
+		if !ok {
+			t.Errorf("process %d (%s) not in the view", b.PID, b.Comm)
+			continue
+		}
+		if len(p.Threads) == 0 {
+			t.Errorf("process %d (%s) shown without its threads", b.PID, b.Comm)
+		}
+	}
+	if _, ok := shown[1]; !ok {
+		t.Error("PID 1 not in the view")
+	}
+}

@@ -18,7 +18,8 @@
  *
  * The records go to global arrays that user space reads after the run:
  * at most MAX_THREADS and MAX_PROCS; nthreads and nprocs count all of
- * them, so that user space knows when some did not fit.
+ * them, so that user space knows when some did not fit, and nwalked
+ * every task, so that it knows whether the walk saw all of the kernel's.
  *
  * The kernel types are declared by hand, marked preserve_access_index:
  * the loader relocates every field against the running kernel's BTF.
@@ -145,6 +146,9 @@ struct task_rec threads[MAX_THREADS];
 struct group_rec groups[MAX_PROCS];
 __u32 nthreads;
 __u32 nprocs;
+/* Every task walked, kernel threads included: what the kernel's count
+ * of tasks (nr_threads) is when the walk saw them all. */
+__u32 nwalked;
 
 static __s64 positive(__s64 n)
 {
@@ -168,11 +172,16 @@ int walk_threads(void *ctx)
 	 * loop, and its states converge. */
 	nthreads = 0;
 	nprocs = 0;
+	nwalked = 0;
 	bpf_iter_task_new(&it, NULL, BPF_TASK_ITER_ALL_THREADS);
 	while ((t = bpf_iter_task_next(&it))) {
 		unsigned int flags = t->flags;
 		__u32 n;
 
+		/* The walk begins with init_task, the first CPU's idle task
+		 * (PID 0), which nr_threads does not count. */
+		if (t->pid != 0)
+			nwalked++;
 		if (flags & PF_KTHREAD)
 			continue;
 		if (t->tgid != tgid) {
