@@ -54,7 +54,7 @@ type threadWalker struct {
 	mem  *ebpf.Memory
 	// offsets of the variables in mem
 	threads, groups, nthreads, nprocs, nwalked uint32
-	raw                               []byte
+	raw                                        []byte
 }
 
 func openThreadWalker() (*threadWalker, error) {
