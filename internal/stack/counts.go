@@ -19,10 +19,10 @@ type Counts struct {
 	// while sampling at 99 Hz went to hashing frames).
 	last    []Frame
 	lastIDs []uint32
-	stacks map[string]int64 // thread ID, generation and frame numbers, innermost first
-	leaves map[Leaf]int     // Leaf.Count unused in the key
-	key    []byte
-	total  int64
+	stacks  map[string]int64 // thread ID, generation and frame numbers, innermost first
+	leaves  map[Leaf]int     // Leaf.Count unused in the key
+	key     []byte
+	total   int64
 }
 
 // Leaf is the innermost user address of samples of one thread: where the
