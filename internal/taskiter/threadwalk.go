@@ -51,10 +51,11 @@ const (
 type threadWalker struct {
 	coll *ebpf.Collection
 	prog *ebpf.Program
-	mem  *ebpf.Memory
-	// offsets of the variables in mem
-	threads, groups, nthreads, nprocs, nwalked uint32
-	raw                                        []byte
+	// threads and groups are the record arrays; vars the program's
+	// globals, at offsets nthreads, nprocs and nwalked.
+	threads, groups, vars     *ebpf.Memory
+	nthreads, nprocs, nwalked uint32
+	raw                       []byte
 }
 
 func openThreadWalker() (*threadWalker, error) {
@@ -67,20 +68,24 @@ func openThreadWalker() (*threadWalker, error) {
 		return nil, notSupported("loading the BPF thread walker", walkerFeature, walkerSince, err)
 	}
 	w := &threadWalker{coll: coll, prog: coll.Programs[threadwalkProgWalkThreads]}
-	vt, vg := spec.Variables[threadwalkVarThreads], spec.Variables[threadwalkVarGroups]
 	vnt, vnp, vnw := spec.Variables[threadwalkVarNthreads], spec.Variables[threadwalkVarNprocs], spec.Variables[threadwalkVarNwalked]
-	m := coll.Maps[vt.SectionName]
-	if w.prog == nil || m == nil || vg.SectionName != vt.SectionName || vnt.SectionName != vt.SectionName ||
-		vnp.SectionName != vt.SectionName || vnw.SectionName != vt.SectionName ||
-		vt.Size() != maxWalkedThreads*recordSize || vg.Size() != maxWalkedProcs*groupRecordSize {
+	mt, mg, mv := coll.Maps[threadwalkMapThreads], coll.Maps[threadwalkMapGroups], coll.Maps[vnt.SectionName]
+	if w.prog == nil || mt == nil || mg == nil || mv == nil || vnp.SectionName != vnt.SectionName || vnw.SectionName != vnt.SectionName ||
+		mt.MaxEntries() != maxWalkedThreads || mt.ValueSize() != recordSize ||
+		mg.MaxEntries() != maxWalkedProcs || mg.ValueSize() != groupRecordSize {
 		coll.Close()
 		return nil, fmt.Errorf("the BPF thread walker: not the object threadwalk.go expects")
 	}
-	if w.mem, err = m.Memory(); err != nil {
-		coll.Close()
-		return nil, notSupported("mapping the BPF thread walker's memory", walkerFeature, walkerSince, err)
+	for _, m := range []struct {
+		mem **ebpf.Memory
+		m   *ebpf.Map
+	}{{&w.threads, mt}, {&w.groups, mg}, {&w.vars, mv}} {
+		if *m.mem, err = m.m.Memory(); err != nil {
+			coll.Close()
+			return nil, notSupported("mapping the BPF thread walker's memory", walkerFeature, walkerSince, err)
+		}
 	}
-	w.threads, w.groups, w.nthreads, w.nprocs, w.nwalked = vt.Offset, vg.Offset, vnt.Offset, vnp.Offset, vnw.Offset
+	w.nthreads, w.nprocs, w.nwalked = vnt.Offset, vnp.Offset, vnw.Offset
 	return w, nil
 }
 
@@ -94,7 +99,7 @@ func (w *threadWalker) read(l *Listing) error {
 	}
 	var nb [12]byte
 	for i, off := range []uint32{w.nthreads, w.nprocs, w.nwalked} {
-		if _, err := w.mem.ReadAt(nb[4*i:4*i+4], int64(off)); err != nil {
+		if _, err := w.vars.ReadAt(nb[4*i:4*i+4], int64(off)); err != nil {
 			return fmt.Errorf("reading the thread walker's counts: %w", err)
 		}
 	}
@@ -105,10 +110,10 @@ func (w *threadWalker) read(l *Listing) error {
 	}
 	w.raw = slices.Grow(w.raw[:0], nt*recordSize+np*groupRecordSize)[:nt*recordSize+np*groupRecordSize]
 	threads, groups := w.raw[:nt*recordSize], w.raw[nt*recordSize:]
-	if _, err := w.mem.ReadAt(threads, int64(w.threads)); err != nil {
+	if _, err := w.threads.ReadAt(threads, 0); err != nil {
 		return fmt.Errorf("reading the thread walker's records: %w", err)
 	}
-	if _, err := w.mem.ReadAt(groups, int64(w.groups)); err != nil {
+	if _, err := w.groups.ReadAt(groups, 0); err != nil {
 		return fmt.Errorf("reading the thread walker's records: %w", err)
 	}
 	l.Tasks = slices.Grow(l.Tasks[:0], nt)

@@ -47,12 +47,12 @@ type threadwalkTaskRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	threadwalkMapGroups       = "groups"
+	threadwalkMapThreads      = "threads"
 	threadwalkProgWalkThreads = "walk_threads"
-	threadwalkVarGroups       = "groups"
 	threadwalkVarNprocs       = "nprocs"
 	threadwalkVarNthreads     = "nthreads"
 	threadwalkVarNwalked      = "nwalked"
-	threadwalkVarThreads      = "threads"
 )
 
 // loadThreadwalk returns the embedded CollectionSpec for threadwalk.
@@ -104,17 +104,17 @@ type threadwalkProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type threadwalkMapSpecs struct {
+	Groups  *ebpf.MapSpec `ebpf:"groups"`
+	Threads *ebpf.MapSpec `ebpf:"threads"`
 }
 
 // threadwalkVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type threadwalkVariableSpecs struct {
-	Groups   *ebpf.VariableSpec `ebpf:"groups"`
 	Nprocs   *ebpf.VariableSpec `ebpf:"nprocs"`
 	Nthreads *ebpf.VariableSpec `ebpf:"nthreads"`
 	Nwalked  *ebpf.VariableSpec `ebpf:"nwalked"`
-	Threads  *ebpf.VariableSpec `ebpf:"threads"`
 }
 
 // threadwalkObjects contains all objects after they have been loaded into the kernel.
@@ -137,21 +137,24 @@ func (o *threadwalkObjects) Close() error {
 //
 // It can be passed to loadThreadwalkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type threadwalkMaps struct {
+	Groups  *ebpf.Map `ebpf:"groups"`
+	Threads *ebpf.Map `ebpf:"threads"`
 }
 
 func (m *threadwalkMaps) Close() error {
-	return _ThreadwalkClose()
+	return _ThreadwalkClose(
+		m.Groups,
+		m.Threads,
+	)
 }
 
 // threadwalkVariables contains all global variables after they have been loaded into the kernel.
 //
 // It can be passed to loadThreadwalkObjects or ebpf.CollectionSpec.LoadAndAssign.
 type threadwalkVariables struct {
-	Groups   *ebpf.Variable `ebpf:"groups"`
 	Nprocs   *ebpf.Variable `ebpf:"nprocs"`
 	Nthreads *ebpf.Variable `ebpf:"nthreads"`
 	Nwalked  *ebpf.Variable `ebpf:"nwalked"`
-	Threads  *ebpf.Variable `ebpf:"threads"`
 }
 
 // threadwalkPrograms contains all programs after they have been loaded into the kernel.

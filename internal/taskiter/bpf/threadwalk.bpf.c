@@ -16,8 +16,8 @@
  * cputime_adjust() does, the thread count and the RSS as get_mm_rss()
  * reads it.
  *
- * The records go to global arrays that user space reads after the run:
- * at most MAX_THREADS and MAX_PROCS; nthreads and nprocs count all of
+ * The records go to memory-mapped arrays that user space reads after the
+ * run: at most MAX_THREADS and MAX_PROCS; nthreads and nprocs count all of
  * them, so that user space knows when some did not fit, and nwalked
  * every task, so that it knows whether the walk saw all of the kernel's.
  *
@@ -32,8 +32,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define PF_KTHREAD 0x00200000
-/* taskiter.go's maxWalkedThreads and maxWalkedProcs mirror them; the
- * arrays fit one map value (at most 4 MiB, KMALLOC_MAX_SIZE). */
+/* threadwalk.go's maxWalkedThreads and maxWalkedProcs mirror them. */
 #define MAX_THREADS 32768
 #define MAX_PROCS 8192
 
@@ -142,8 +141,25 @@ struct group_rec {
 	__s64 rss_pages;
 };
 
-struct task_rec threads[MAX_THREADS];
-struct group_rec groups[MAX_PROCS];
+/* Arrays of their own, memory-mapped by user space, rather than global
+ * data: the loader writes a global's initial contents into the map, and
+ * 3.4 MiB of zeroes made each load cost 60 ms of CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MAX_THREADS);
+	__type(key, __u32);
+	__type(value, struct task_rec);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct group_rec);
+} groups SEC(".maps");
+
 __u32 nthreads;
 __u32 nprocs;
 /* Every task walked, kernel threads included: what the kernel's count
@@ -193,8 +209,8 @@ int walk_threads(void *ctx)
 			tgid = t->tgid;
 			g = NULL;
 			n = nprocs;
-			if (n < MAX_PROCS) {
-				g = &groups[n];
+			g = bpf_map_lookup_elem(&groups, &n); /* NULL past MAX_PROCS */
+			if (g) {
 				g->tgid = tgid;
 				g->nr_threads = sig->nr_threads;
 				g->utime = sig->utime;
@@ -215,9 +231,9 @@ int walk_threads(void *ctx)
 			g->rtime += t->se.sum_exec_runtime;
 		}
 		n = nthreads;
-		if (n < MAX_THREADS) {
-			struct task_rec *r = &threads[n];
+		struct task_rec *r = bpf_map_lookup_elem(&threads, &n); /* NULL past MAX_THREADS */
 
+		if (r) {
 			r->flags = flags;
 			r->tgid = t->tgid;
 			r->pid = t->pid;
