@@ -192,8 +192,15 @@ func (s *Sampler) scanOptions(spec Spec) proc.ScanOptions {
 	}
 	groups := l.Groups
 	if groups == nil {
-		// The iter/task program: a process's threads together, and
-		// each process's own figures from /proc.
+		// The iter/task program: each process's own figures from
+		// /proc. Its threads come together; sorted all the same, so
+		// that a process listed in two runs keeps all its threads.
+		slices.SortFunc(l.Tasks, func(a, b taskiter.Task) int {
+			if a.TGID != b.TGID {
+				return a.TGID - b.TGID
+			}
+			return a.TID - b.TID
+		})
 		groups = runs(l.Tasks)
 		o.ThreadStats = make(map[int][]proc.Stat, len(groups))
 	} else {

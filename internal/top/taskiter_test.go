@@ -70,6 +70,9 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 	}
 	fromProc := view(top.Options{Proc: proc.FS{}})
 	fromIter := view(top.Options{Proc: proc.FS{}, Tasks: it})
+	// As from the iter/task program (no process records, before Linux
+	// 6.7), the threads in any order.
+	fromRecords := view(top.Options{Proc: proc.FS{}, Tasks: threadsOnly{it}})
 	tids := func(p top.Process) []int {
 		var out []int
 		for _, th := range p.Threads {
@@ -80,6 +83,9 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 	}
 	if a, b := tids(fromProc), tids(fromIter); !slices.Equal(a, b) || len(a) != 51 {
 		t.Fatalf("threads from /proc %v, from the iterator %v; want the 51 of the scenario", a, b)
+	}
+	if a, b := tids(fromProc), tids(fromRecords); !slices.Equal(a, b) {
+		t.Fatalf("threads from /proc %v, from thread records alone %v", a, b)
 	}
 	// The process's own line, which the walker (Linux 6.7) adds up in the
 	// kernel, as /proc/PID/stat gives it: the scenario has paused, so
@@ -97,6 +103,9 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 			}
 		}
 		return n
+	}
+	if n := pauses(fromRecords); n != 51 {
+		t.Errorf("threads shown in pause from thread records alone: %d, want all 51", n)
 	}
 	if a, b := pauses(fromProc), pauses(fromIter); a != 51 || b != 51 {
 		t.Errorf("threads shown in pause: %d from /proc, %d from the iterator, want all 51: %+v", a, b, fromIter.Threads)
@@ -156,4 +165,28 @@ func TestWholeHostThreadView(t *testing.T) {
 	if _, ok := shown[1]; !ok {
 		t.Error("PID 1 not in the view")
 	}
+}
+
+// threadsOnly lists as the iter/task program does, before Linux 6.7:
+// threads and no process records; here every other one moved to the
+// end, so that each process's threads come in two runs, which the view
+// must not depend on.
+type threadsOnly struct{ it *taskiter.Iter }
+
+func (o threadsOnly) Read(l *taskiter.Listing) error {
+	if err := o.it.Read(l); err != nil {
+		return err
+	}
+	l.Groups, l.Walked = nil, 0
+	var odd []taskiter.Task
+	even := l.Tasks[:0]
+	for i, task := range l.Tasks {
+		if i%2 == 1 {
+			odd = append(odd, task)
+		} else {
+			even = append(even, task)
+		}
+	}
+	l.Tasks = append(even, odd...)
+	return nil
 }
