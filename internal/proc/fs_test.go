@@ -1,8 +1,10 @@
 package proc
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -40,5 +42,31 @@ func BenchmarkTaskPath(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = fs.TaskPath(123456, 123789, "syscall")
+	}
+}
+
+func TestJoinCmdline(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                      "",
+		"\x00":                  "",
+		"sleep\x00":             "sleep",
+		"sleep\x0010\x00":       "sleep 10",
+		"a b\x00c\x00\x00":      "a b c",
+		"no terminator":         "no terminator",
+		"nginx: master\x00\x00": "nginx: master",
+	} {
+		if got := JoinCmdline([]byte(in)); got != want {
+			t.Errorf("JoinCmdline(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestIdentityOfSelf(t *testing.T) {
+	id := FS{}.Identity(os.Getpid())
+	if id.NsPID != os.Getpid() || !strings.HasPrefix(id.Cmdline, os.Args[0]) {
+		t.Errorf("Identity of this process: %+v, want NsPID %d and a command line starting %q", id, os.Getpid(), os.Args[0])
+	}
+	if id := (FS{}).Identity(1 << 30); id.NsPID != 1<<30 || id.Cmdline != "" {
+		t.Errorf("Identity of a missing process: %+v", id)
 	}
 }

@@ -219,6 +219,10 @@ func ParseSoftirqs(b []byte) (Softirqs, error) {
 // and 15 minutes (tasks running, runnable or in uninterruptible sleep).
 type Loadavg struct {
 	Load1, Load5, Load15 float64
+	// Tasks is the kernel's count of tasks (nr_threads: every thread of
+	// the host, kernel threads included), the fourth field's total; 0
+	// when the line has none.
+	Tasks int
 }
 
 // Loadavg reads /proc/loadavg below the root.
@@ -244,7 +248,15 @@ func ParseLoadavg(b []byte) (Loadavg, error) {
 		}
 		v[i] = x
 	}
-	return Loadavg{v[0], v[1], v[2]}, nil
+	l := Loadavg{Load1: v[0], Load5: v[1], Load15: v[2]}
+	if len(f) > 3 {
+		if _, total, ok := bytes.Cut(f[3], []byte{'/'}); ok {
+			if n, err := strconv.Atoi(string(total)); err == nil && n > 0 {
+				l.Tasks = n
+			}
+		}
+	}
+	return l, nil
 }
 
 // ParseCPUList parses a CPU list as the kernel writes it (Cpus_allowed_list,

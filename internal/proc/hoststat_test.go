@@ -85,7 +85,7 @@ func TestParseSoftirqs(t *testing.T) {
 
 func TestParseLoadavg(t *testing.T) {
 	l, err := ParseLoadavg(hostFile(t, "loadavg.txt"))
-	if err != nil || l != (Loadavg{3.07, 2.33, 4.54}) {
+	if err != nil || l != (Loadavg{3.07, 2.33, 4.54, 115}) {
 		t.Errorf("%+v, %v", l, err)
 	}
 	if _, err := ParseLoadavg(hostFile(t, "loadavg-short.txt")); !errors.Is(err, ErrHostFormat) {

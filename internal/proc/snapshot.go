@@ -62,6 +62,13 @@ type ScanOptions struct {
 	// each sorted by TID. A process not in it has its threads read from
 	// /proc.
 	ThreadStats map[int][]Stat
+	// Listed, with Threads, are processes already read whole by other
+	// means, each with its threads sorted by TID, sorted by PID (a BPF
+	// walker lists every user process and thread of the host in one
+	// run). The scan still lists /proc, and reads from it only the
+	// processes Listed does not hold; a listed process /proc no longer
+	// lists has exited and is left out.
+	Listed []Process
 }
 
 // Scanner takes snapshots, reusing its buffers from one scan to the next so
@@ -98,7 +105,15 @@ func (sc *Scanner) Scan(opt ScanOptions) (*Snapshot, error) {
 		}
 	}
 	snap.Processes = make([]Process, 0, len(pids))
+	listed := opt.Listed
+	if !opt.Threads {
+		listed = nil
+	}
 	for _, pid := range pids {
+		if i, ok := slices.BinarySearchFunc(listed, pid, func(p Process, pid int) int { return p.PID - pid }); ok {
+			snap.Processes = append(snap.Processes, listed[i])
+			continue
+		}
 		p, err := sc.readProcess(root, pid, opt.Threads && opt.ThreadStats[pid] == nil)
 		if err != nil {
 			continue // exited since the listing

@@ -97,3 +97,45 @@ func TestIdleThreadsCarriedOver(t *testing.T) {
 		t.Error("an idle process's threads were read again instead of carried over")
 	}
 }
+
+// TestScanTakesListed: a process Listed holds is taken as it is listed,
+// not read again; every other process /proc lists is read from it; a
+// listed one /proc does not list (it exited) is left out. The listing's
+// order does not matter for PIDs given in any order.
+func TestScanTakesListed(t *testing.T) {
+	self := os.Getpid()
+	gone := 1 << 30 // above the kernel's PID limit: never listed
+	listed := []Process{
+		{Stat: Stat{PID: self, Comm: "listed", StartTime: 1}, Threads: []Stat{{PID: self, Comm: "listed"}}},
+		{Stat: Stat{PID: gone, Comm: "gone"}},
+	}
+	snap, err := NewScanner(FS{}).Scan(ScanOptions{Threads: true, Listed: listed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := snap.Find(self); p == nil || p.Comm != "listed" || len(p.Threads) != 1 {
+		t.Errorf("this process: %+v, want the listed one", p)
+	}
+	if snap.Find(gone) != nil {
+		t.Error("a listed process /proc does not list is in the scan")
+	}
+	read := 0
+	for _, p := range snap.Processes {
+		if p.PID != self && len(p.Threads) > 0 {
+			read++
+		}
+	}
+	if read == 0 {
+		t.Error("no other process read from /proc")
+	}
+	snap, err = NewScanner(FS{}).Scan(ScanOptions{Threads: true, Listed: listed, PIDs: []int{self, os.Getppid()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := snap.Find(self); p == nil || p.Comm != "listed" {
+		t.Errorf("this process, of two PIDs asked for: %+v, want the listed one", p)
+	}
+	if p := snap.Find(os.Getppid()); p == nil || len(p.Threads) == 0 {
+		t.Errorf("the parent, of two PIDs asked for: %+v, want it read with its threads", p)
+	}
+}

@@ -1,13 +1,17 @@
 package stack
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/internal/sys"
+	"github.com/cpuwhy/cpuwhy/internal/unwind"
 )
 
 // namedFunction is an address this test's own binary names.
@@ -141,4 +145,51 @@ func TestFrameName(t *testing.T) {
 			t.Errorf("String of %+v = %q, want %q", tt.f, got, tt.text)
 		}
 	}
+}
+
+// TestUnwindAgain: a walk taken again from the same registers gives, for
+// any stack, what walking it gives: the same when the words it read are
+// the same, whatever else differs; another walk when one of them is
+// not. The stack is a frame-pointer chain through this test's code,
+// changed at random word by word.
+func TestUnwindAgain(t *testing.T) {
+	r, fresh := newSelf(t), newSelf(t)
+	pc := uint64(reflect.ValueOf(namedFunction).Pointer())
+	base := uint64(0x7f0000000000)
+	data := make([]byte, 256)
+	put := func(off int, v uint64) { binary.LittleEndian.PutUint64(data[off:], v) }
+	// Frames at base+16, +64 and +128, each [saved FP, return address].
+	put(16, base+64)
+	put(24, pc+1)
+	put(64, base+128)
+	put(72, pc+2)
+	put(128, 0)
+	put(136, 0)
+	regs := unwind.Regs{PC: pc, SP: base, FP: base + 16}
+	rng := rand.New(rand.NewPCG(3, 4))
+	walkedAgain := 0
+	for i := range 300 {
+		stack := unwind.StackCopy{Base: base, Data: slices.Clone(data)}
+		if i%2 == 1 {
+			// One word changed: read by the walk or not.
+			off := 8 * rng.IntN(len(data)/8)
+			choices := []uint64{0, pc + 3, base + 64, base + 128, base + 200, 42}
+			binary.LittleEndian.PutUint64(stack.Data[off:], choices[rng.IntN(len(choices))])
+		}
+		before := r.nextWalk // counts the walks kept
+		got, gotStop := r.Unwind(regs, stack)
+		got = slices.Clone(got)
+		fresh.walks = nil
+		want, wantStop := fresh.Unwind(regs, stack)
+		if !slices.Equal(got, want) || gotStop != wantStop {
+			t.Fatalf("sample %d: walked again %#x (%v), walking gives %#x (%v)", i, got, gotStop, want, wantStop)
+		}
+		if r.nextWalk == before && gotStop != unwind.StopMemory {
+			walkedAgain++
+		}
+	}
+	if walkedAgain == 0 {
+		t.Error("no walk was taken again")
+	}
+	t.Logf("%d of 300 walks taken again", walkedAgain)
 }

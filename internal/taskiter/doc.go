@@ -7,6 +7,18 @@
 // each: 158 ms of CPU; the iterator hands the kernel's own values for all
 // of them through one file.
 //
+// On Linux 6.7 and later Iter walks the task lists instead, in one run
+// of one program (BPF_PROG_RUN, open-coded task iterators,
+// threadwalk.bpf.c), writing the same records to a memory-mapped array,
+// and adds up each process's own /proc/PID/stat figures in the kernel
+// (user and system time with its exited threads', thread count, RSS):
+// Read then gives Listing.Groups, and a thread view reads no /proc file
+// per process either. iter/task looks up and references each task
+// (about 1 µs each here, 11 ms for 10,000 threads); the walk does not.
+// The walker holds at most 32,768 threads and 8,192 processes (3.4 MiB
+// of kernel memory, mapped): a host with more is read with iter/task
+// from then on.
+//
 // The values are turned into /proc's: the state letter as the kernel's
 // task_state_index makes it, user and system time scaled to the thread's
 // run time and kept from going backwards as cputime_adjust does, in clock
@@ -34,3 +46,4 @@
 package taskiter
 
 //go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 taskiter bpf/taskiter.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -target amd64,arm64 threadwalk bpf/threadwalk.bpf.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu

@@ -172,7 +172,7 @@ func (p *Procs) List(procs []ProcTime) ([]ProcTime, error) {
 	return p.listRecords(procs)
 }
 
-var errTooMany = errors.New("more processes than the walker has room for")
+var errTooMany = errors.New("more tasks than the walker has room for")
 
 // walked runs the walker once and reads its records.
 func (p *Procs) walked(procs []ProcTime) ([]ProcTime, error) {

@@ -35,29 +35,47 @@ const recordSize = 96
 // maxTasks bounds one listing: the kernel's own limit on PIDs is 2^22.
 const maxTasks = 1 << 22
 
-// Iter is the loaded iterator; each List runs it once.
+// Iter is the loaded iterator; each Read or List runs it once.
 type Iter struct {
+	// walk is the thread walker (threadwalk.bpf.c, Linux 6.7), nil
+	// where it cannot load or the host outgrew it; then the iter/task
+	// program (taskiter.bpf.c) lists the threads.
+	walk *threadWalker
 	objs taskiterObjects
-	link *link.Iter
+	link *link.Iter // nil until the iter/task program is loaded
 	buf  []byte
 }
 
-// Open loads and attaches the iterator.
+// Open loads the thread walker where the kernel has open-coded task
+// iterators (6.7), else loads and attaches the iter/task program.
 func Open() (*Iter, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, notSupported("raising RLIMIT_MEMLOCK for BPF", threadsFeature, threadsSince, err)
 	}
-	it := &Iter{buf: make([]byte, 64<<10)}
+	it := &Iter{}
+	var err error
+	if it.walk, err = openThreadWalker(); err == nil {
+		return it, nil
+	}
+	if err := it.openRecords(); err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+// openRecords loads and attaches the iter/task program.
+func (it *Iter) openRecords() error {
 	if err := loadTaskiterObjects(&it.objs, nil); err != nil {
-		return nil, notSupported("loading the BPF task iterator", threadsFeature, threadsSince, err)
+		return notSupported("loading the BPF task iterator", threadsFeature, threadsSince, err)
 	}
 	l, err := link.AttachIter(link.IterOptions{Program: it.objs.DumpTask})
 	if err != nil {
 		it.objs.Close()
-		return nil, notSupported("attaching the BPF task iterator", threadsFeature, threadsSince, err)
+		return notSupported("attaching the BPF task iterator", threadsFeature, threadsSince, err)
 	}
 	it.link = l
-	return it, nil
+	it.buf = make([]byte, 64<<10)
+	return nil
 }
 
 // The kernel features each program needs, for the errors that say
@@ -65,15 +83,21 @@ func Open() (*Iter, error) {
 const (
 	threadsFeature, threadsSince = "BPF task iterator with bpf_task_pt_regs", "5.15" // taskiter.bpf.c
 	recordsFeature, recordsSince = "BPF task iterator", "5.8"                        // procs.bpf.c
-	walkerFeature, walkerSince   = "BPF open-coded task iterator", "6.7"             // procwalk.bpf.c
+	walkerFeature, walkerSince   = "BPF open-coded task iterator", "6.7"             // procwalk.bpf.c, threadwalk.bpf.c
 )
 
 func notSupported(what, feature, since string, err error) error {
 	return fmt.Errorf("%s: %w", what, &sys.NotSupportedError{Feature: feature, Since: since, Err: err})
 }
 
-// Close releases the iterator.
+// Close releases the programs.
 func (it *Iter) Close() error {
+	if it.walk != nil {
+		it.walk.close()
+	}
+	if it.link == nil {
+		return nil
+	}
 	err := it.link.Close()
 	if cerr := it.objs.Close(); err == nil {
 		err = cerr
@@ -81,9 +105,47 @@ func (it *Iter) Close() error {
 	return err
 }
 
-// List returns every user thread of the host, in the kernel's order (by
-// TGID, a process's threads together), appended to tasks.
+// Walking reports whether Read walks the task lists in one program run
+// (Linux 6.7 and later), and so gives the processes' own figures too.
+func (it *Iter) Walking() bool { return it.walk != nil }
+
+// Read fills l anew, reusing its slices, with every user thread of the
+// host and, where the walker runs, every user process.
+func (it *Iter) Read(l *Listing) error {
+	if it.walk != nil {
+		err := it.walk.read(l)
+		if !errors.Is(err, errTooMany) {
+			return err
+		}
+		if it.link == nil {
+			if err := it.openRecords(); err != nil {
+				return fmt.Errorf("more than %d threads or %d processes for the walker: %w", maxWalkedThreads, maxWalkedProcs, err)
+			}
+		}
+		// A host that outgrew the walker is read with iter/task from
+		// now on, rather than walked in vain before each listing.
+		it.walk.close()
+		it.walk = nil
+	}
+	l.Groups, l.Walked = nil, 0
+	var err error
+	l.Tasks, err = it.list(l.Tasks[:0])
+	return err
+}
+
+// List returns every user thread of the host, a process's threads
+// together, appended to tasks.
 func (it *Iter) List(tasks []Task) ([]Task, error) {
+	if it.walk != nil {
+		l := Listing{Tasks: tasks[len(tasks):]}
+		err := it.Read(&l)
+		return append(tasks, l.Tasks...), err
+	}
+	return it.list(tasks)
+}
+
+// list runs the iter/task program once.
+func (it *Iter) list(tasks []Task) ([]Task, error) {
 	r, err := it.link.Open()
 	if err != nil {
 		return tasks, fmt.Errorf("running the task iterator: %w", err)
@@ -91,6 +153,7 @@ func (it *Iter) List(tasks []Task) ([]Task, error) {
 	defer r.Close()
 	var raw []byte
 	pending := 0 // bytes of a record split across reads
+	name := ""
 	for {
 		n, err := r.Read(it.buf[pending:])
 		pending += n
@@ -100,7 +163,8 @@ func (it *Iter) List(tasks []Task) ([]Task, error) {
 			if len(tasks) >= maxTasks {
 				return tasks, fmt.Errorf("running the task iterator: more than %d tasks", maxTasks)
 			}
-			tasks = append(tasks, Parse(raw[off:off+recordSize]))
+			tasks = append(tasks, parse(raw[off:off+recordSize], name))
+			name = tasks[len(tasks)-1].Comm
 		}
 		pending = copy(it.buf, it.buf[whole:pending])
 		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
@@ -117,7 +181,11 @@ func (it *Iter) List(tasks []Task) ([]Task, error) {
 }
 
 // Parse decodes one record of the iterator (recordSize bytes).
-func Parse(b []byte) Task {
+func Parse(b []byte) Task { return parse(b, "") }
+
+// parse is Parse, naming the thread with name, without allocating, when
+// its record holds that name.
+func parse(b []byte, name string) Task {
 	u32 := func(off int) uint32 { return binary.NativeEndian.Uint32(b[off:]) }
 	u64 := func(off int) uint64 { return binary.NativeEndian.Uint64(b[off:]) }
 	utime, stime := adjust(u64(24), u64(32), u64(40), u64(48), u64(56))
@@ -128,7 +196,7 @@ func Parse(b []byte) Task {
 			break
 		}
 	}
-	return Task{
+	t := Task{
 		TGID:      int(u32(0)),
 		TID:       int(u32(4)),
 		PPID:      int(u32(8)),
@@ -138,8 +206,12 @@ func Parse(b []byte) Task {
 		STime:     toTicks(stime),
 		StartTime: toTicks(u64(64)),
 		Syscall:   int(int64(u64(72))),
-		Comm:      string(comm),
+		Comm:      name,
 	}
+	if string(comm) != name { // the comparison does not allocate
+		t.Comm = string(comm)
+	}
+	return t
 }
 
 // userHZ is the unit of /proc's times (USER_HZ).
@@ -229,13 +301,25 @@ type Lazy struct {
 
 // List opens the iterator the first time, and lists the threads.
 func (l *Lazy) List(tasks []Task) ([]Task, error) {
+	if err := l.open(); err != nil {
+		return tasks, err
+	}
+	return l.it.List(tasks)
+}
+
+// Read opens the iterator the first time, and reads a listing.
+func (l *Lazy) Read(ls *Listing) error {
+	if err := l.open(); err != nil {
+		return err
+	}
+	return l.it.Read(ls)
+}
+
+func (l *Lazy) open() error {
 	if l.it == nil && l.err == nil {
 		l.it, l.err = Open()
 	}
-	if l.err != nil {
-		return tasks, l.err
-	}
-	return l.it.List(tasks)
+	return l.err
 }
 
 // Close closes the iterator if it was opened.

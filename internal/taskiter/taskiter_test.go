@@ -32,8 +32,34 @@ func open(t *testing.T) *Iter {
 // between /proc's before and after (a tick of slack for rounding); a
 // thread asleep throughout is asleep, nearly always in the same system
 // call /proc/TID/syscall names.
+// Both programs: the walker (Linux 6.7 and later) and iter/task.
 func TestAgreesWithProc(t *testing.T) {
 	it := open(t)
+	t.Run("walker", func(t *testing.T) {
+		if !it.Walking() {
+			if newerThan(t, 6, 7) {
+				t.Fatal("the thread walker did not load on a kernel that has open-coded task iterators")
+			}
+			t.Skip("the thread walker needs Linux 6.7")
+		}
+		agreesWithProc(t, it)
+	})
+	t.Run("records", func(t *testing.T) { agreesWithProc(t, openTaskRecords(t)) })
+}
+
+// openTaskRecords opens the iter/task program alone, as where the walker
+// cannot load.
+func openTaskRecords(t *testing.T) *Iter {
+	t.Helper()
+	it := &Iter{}
+	if err := it.openRecords(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { it.Close() })
+	return it
+}
+
+func agreesWithProc(t *testing.T, it *Iter) {
 	before, err := proc.NewScanner(proc.FS{}).Scan(proc.ScanOptions{Threads: true})
 	if err != nil {
 		t.Fatal(err)

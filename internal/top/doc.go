@@ -16,7 +16,10 @@
 // the rows a caller shows, and remembered while a thread sleeps on. With
 // Options.Tasks (a BPF task iterator, package taskiter), a thread view
 // takes every thread's stat and the system call each sleeping one is in
-// from one read of the iterator instead: a cold view of 10,000 threads
-// no longer reads 20,000 files. /proc stays the fallback, for processes
-// the iterator does not list and wherever it cannot load.
+// from one read of the iterator instead, and on Linux 6.7 and later each
+// process's own figures too (the walker adds them up in the kernel): a
+// cold view of 10,000 threads no longer reads 20,000 files, nor a stat
+// per process; /proc is still listed, for processes the iterator does not
+// list (a protected PID 1 on some VMs), which are read from it whole.
+// /proc stays the fallback wherever the iterator cannot load.
 package top

@@ -22,10 +22,10 @@ type ContainerResolver interface {
 	Lookup(pid int) (*container.Info, error)
 }
 
-// TaskLister lists every user thread of the host at once;
-// *taskiter.Iter (a BPF task iterator) is the real one.
+// TaskLister lists every user thread of the host at once, and where it
+// can every user process; *taskiter.Iter (BPF) is the real one.
 type TaskLister interface {
-	List([]taskiter.Task) ([]taskiter.Task, error)
+	Read(*taskiter.Listing) error
 }
 
 // Options configure a Sampler.
@@ -33,10 +33,12 @@ type Options struct {
 	Proc       proc.FS
 	Containers ContainerResolver // nil: no container column
 	// Tasks, when set, lists the threads of a thread view (with the
-	// system call each sleeping one is in) in one read, instead of a stat
-	// and a syscall file per thread from /proc: a cold view of 10,000
-	// threads took 158 ms of CPU from /proc. Processes it does not list,
-	// and every refresh where it fails, are read from /proc.
+	// system call each sleeping one is in), and where it can the
+	// processes' own figures, in one read, instead of a stat and a
+	// syscall file per thread and a stat per process from /proc: a cold
+	// view of 10,000 threads took 158 ms of CPU from /proc. Processes it
+	// does not list, and every refresh where it fails, are read from
+	// /proc.
 	Tasks TaskLister
 }
 
@@ -59,10 +61,13 @@ type Sampler struct {
 	sleepers map[int]sleeper
 	buf      []byte
 	page     int64
-	tasks    []taskiter.Task
+	listing  taskiter.Listing
 	// inCall is, from the latest listing of Options.Tasks, the system
-	// call each sleeping thread is in (-1: outside one), by TID.
-	inCall map[int]int
+	// call each thread is in (-1: outside one or running), by PID, in
+	// the order of the process's threads in the snapshot (by TID), which
+	// is that of its ThreadUsage in the comparison: a map by PID of a
+	// hundred entries, not one by TID of ten thousand.
+	inCall map[int][]int32
 }
 
 // procKey names one process across PID reuse.
@@ -122,7 +127,7 @@ func NewSampler(o Options) (*Sampler, error) {
 		meta:     map[procKey]*meta{},
 		blocked:  map[threadKey]blockedIn{},
 		sleepers: map[int]sleeper{},
-		inCall:   map[int]int{},
+		inCall:   map[int][]int32{},
 		buf:      make([]byte, 512),
 		page:     int64(os.Getpagesize()),
 	}, nil
@@ -172,36 +177,122 @@ func (s *Sampler) Next(spec Spec) (*Frame, error) {
 	return frame, nil
 }
 
-// scanOptions are those of the scan for spec: with the threads listed by
-// Options.Tasks when it is set and a thread view is asked for.
+// scanOptions are those of the scan for spec: with the threads, and
+// where it can the processes, listed by Options.Tasks when it is set and
+// a thread view is asked for.
 func (s *Sampler) scanOptions(spec Spec) proc.ScanOptions {
 	o := proc.ScanOptions{Threads: spec.Threads, PIDs: spec.PIDs}
 	clear(s.inCall)
 	if !spec.Threads || s.opts.Tasks == nil {
 		return o
 	}
-	var err error
-	if s.tasks, err = s.opts.Tasks.List(s.tasks[:0]); err != nil {
+	l := &s.listing
+	if err := s.opts.Tasks.Read(l); err != nil {
 		return o // this refresh from /proc
 	}
-	o.ThreadStats = make(map[int][]proc.Stat)
-	for _, t := range s.tasks {
-		o.ThreadStats[t.TGID] = append(o.ThreadStats[t.TGID], proc.Stat{
-			PID: t.TID, Comm: t.Comm, State: t.State, PPID: t.PPID, Flags: t.Flags,
-			UTime: t.UTime, STime: t.STime, StartTime: t.StartTime,
+	groups := l.Groups
+	if groups == nil {
+		// The iter/task program: each process's own figures from
+		// /proc. Its threads come together; sorted all the same, so
+		// that a process listed in two runs keeps all its threads.
+		slices.SortFunc(l.Tasks, func(a, b taskiter.Task) int {
+			if a.TGID != b.TGID {
+				return a.TGID - b.TGID
+			}
+			return a.TID - b.TID
 		})
-		if t.State == 'S' || t.State == 'D' {
-			s.inCall[t.TID] = t.Syscall
-		}
+		groups = runs(l.Tasks)
+		o.ThreadStats = make(map[int][]proc.Stat, len(groups))
+	} else {
+		o.Listed = make([]proc.Process, 0, len(groups))
 	}
-	for pid, ts := range o.ThreadStats {
-		slices.SortFunc(ts, func(a, b proc.Stat) int { return a.PID - b.PID })
-		for i := range ts {
-			ts[i].NumThreads = len(ts)
+	// One allocation for every thread's stat, and one for every call.
+	stats := make([]proc.Stat, len(l.Tasks))
+	calls := make([]int32, len(l.Tasks))
+	for _, g := range groups {
+		ts := l.Tasks[g.First : g.First+g.Count]
+		var leader *taskiter.Task
+		if ts[0].TID == g.TGID {
+			lt := ts[0]
+			leader = &lt
 		}
-		o.ThreadStats[pid] = ts
+		slices.SortFunc(ts, func(a, b taskiter.Task) int { return a.TID - b.TID })
+		st, nr := stats[g.First:g.First+g.Count:g.First+g.Count], calls[g.First:g.First+g.Count:g.First+g.Count]
+		for i := range ts {
+			st[i] = taskStat(&ts[i], len(ts))
+			nr[i] = int32(ts[i].Syscall)
+		}
+		if o.ThreadStats != nil {
+			o.ThreadStats[g.TGID] = st
+		} else if leader != nil {
+			// The process's own line, as /proc/PID/stat's: its leader's,
+			// with the times, threads and memory of the whole process.
+			p := proc.Process{Stat: taskStat(leader, g.Threads), Threads: st}
+			p.UTime, p.STime, p.RSSPages = g.UTime, g.STime, g.RSSPages
+			o.Listed = append(o.Listed, p)
+		} else {
+			continue // no leader's record: /proc reads the process whole
+		}
+		s.inCall[g.TGID] = nr
+	}
+	if o.Listed != nil && spec.PIDs == nil {
+		o.PIDs = s.wholeHost(l, o.Listed)
 	}
 	return o
+}
+
+// wholeHost returns the PIDs of listed, the processes of a walk, when
+// the walk saw every task of the host (its count is the kernel's, read
+// just after), so that the scan needs no listing of /proc: at 10,000
+// threads that listing is 3 ms, since the kernel goes through every
+// PID, threads included, to find the processes. Some VMs' PID 1 (a
+// protected init) is not in the kernel's task lists the walk goes
+// through: when its threads are all that is missing, it is read from
+// /proc alone. Otherwise, or when a task started or ended between the
+// walk and the count, nil: the scan lists /proc.
+func (s *Sampler) wholeHost(l *taskiter.Listing, listed []proc.Process) []int {
+	la, err := s.opts.Proc.Loadavg()
+	if err != nil || la.Tasks == 0 {
+		return nil
+	}
+	var pids []int
+	if missing := la.Tasks - l.Walked; missing != 0 {
+		if len(listed) > 0 && listed[0].PID == 1 {
+			return nil
+		}
+		init, err := s.scanner.ReadProcess(1, false)
+		if err != nil || init.NumThreads != missing {
+			return nil
+		}
+		pids = append(make([]int, 0, len(listed)+1), 1)
+	} else {
+		pids = make([]int, 0, len(listed))
+	}
+	for _, p := range listed {
+		pids = append(pids, p.PID)
+	}
+	return pids
+}
+
+// runs groups a listing's tasks into their processes, which it holds
+// together.
+func runs(tasks []taskiter.Task) []taskiter.Group {
+	var out []taskiter.Group
+	for i, t := range tasks {
+		if len(out) == 0 || out[len(out)-1].TGID != t.TGID {
+			out = append(out, taskiter.Group{TGID: t.TGID, First: i})
+		}
+		out[len(out)-1].Count++
+	}
+	return out
+}
+
+// taskStat is a listed thread as its /proc stat line reads.
+func taskStat(t *taskiter.Task, threads int) proc.Stat {
+	return proc.Stat{
+		PID: t.TID, Comm: t.Comm, State: t.State, PPID: t.PPID, Flags: t.Flags,
+		UTime: t.UTime, STime: t.STime, StartTime: t.StartTime, NumThreads: threads,
+	}
 }
 
 func (s *Sampler) forgetGone() {
@@ -235,8 +326,16 @@ func (s *Sampler) process(u *proc.ProcessUsage) Process {
 	}
 	if u.Threads != nil {
 		p.Threads = make([]Thread, 0, len(u.Threads))
+		calls := s.inCall[u.PID]
+		if len(calls) != len(u.Threads) {
+			calls = nil
+		}
 		for i := range u.Threads {
-			p.Threads = append(p.Threads, s.thread(u.PID, &u.Threads[i]))
+			nr := int32(-1)
+			if calls != nil {
+				nr = calls[i]
+			}
+			p.Threads = append(p.Threads, s.thread(u.PID, &u.Threads[i], nr))
 		}
 	}
 	return p
@@ -259,7 +358,9 @@ func (s *Sampler) metaOf(pid int, start uint64) *meta {
 	return m
 }
 
-func (s *Sampler) thread(pid int, t *proc.ThreadUsage) Thread {
+// thread is one row; inCall is the system call the task lister says it
+// is in, -1 when it said none or was not asked.
+func (s *Sampler) thread(pid int, t *proc.ThreadUsage, inCall int32) Thread {
 	th := Thread{
 		TID:    t.PID,
 		Name:   t.Comm,
@@ -271,6 +372,12 @@ func (s *Sampler) thread(pid int, t *proc.ThreadUsage) Thread {
 	if t.State != 'S' && t.State != 'D' {
 		return th
 	}
+	if inCall >= 0 {
+		// The task lister said which call it is in, as it will at every
+		// refresh: no file to read, nothing to remember.
+		th.Syscall = sysno.Native(int(inCall))
+		return th
+	}
 	key := threadKey{t.PID, t.StartTime}
 	now := blockedIn{utime: t.UTime, stime: t.STime, state: t.State}
 	s.sleepers[t.PID] = sleeper{pid: pid, key: key, when: now}
@@ -279,12 +386,6 @@ func (s *Sampler) thread(pid int, t *proc.ThreadUsage) Thread {
 		s.blocked[key] = b
 		th.Syscall, th.Wchan = b.syscall, b.wchan
 		return th
-	}
-	// The task iterator said which call it is in: no file to read.
-	if nr, ok := s.inCall[t.PID]; ok && nr >= 0 {
-		now.syscall, now.seen = sysno.Native(nr), true
-		s.blocked[key] = now
-		th.Syscall = now.syscall
 	}
 	return th
 }
@@ -299,6 +400,9 @@ func (s *Sampler) ResolveBlocked(procs []Process) {
 	for i := range procs {
 		for j := range procs[i].Threads {
 			th := &procs[i].Threads[j]
+			if th.Syscall != "" || th.Wchan != "" {
+				continue // filled by Next
+			}
 			sl, ok := s.sleepers[th.TID]
 			if !ok {
 				continue

@@ -70,6 +70,9 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 	}
 	fromProc := view(top.Options{Proc: proc.FS{}})
 	fromIter := view(top.Options{Proc: proc.FS{}, Tasks: it})
+	// As from the iter/task program (no process records, before Linux
+	// 6.7), the threads in any order.
+	fromRecords := view(top.Options{Proc: proc.FS{}, Tasks: threadsOnly{it}})
 	tids := func(p top.Process) []int {
 		var out []int
 		for _, th := range p.Threads {
@@ -81,6 +84,16 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 	if a, b := tids(fromProc), tids(fromIter); !slices.Equal(a, b) || len(a) != 51 {
 		t.Fatalf("threads from /proc %v, from the iterator %v; want the 51 of the scenario", a, b)
 	}
+	if a, b := tids(fromProc), tids(fromRecords); !slices.Equal(a, b) {
+		t.Fatalf("threads from /proc %v, from thread records alone %v", a, b)
+	}
+	// The process's own line, which the walker (Linux 6.7) adds up in the
+	// kernel, as /proc/PID/stat gives it: the scenario has paused, so
+	// nothing changes between the two views.
+	if a, b := fromProc, fromIter; a.Name != b.Name || a.PPID != b.PPID || a.State != b.State || a.NumThreads != b.NumThreads || a.RSSBytes != b.RSSBytes {
+		t.Errorf("the process from /proc: %s ppid %d state %s, %d threads, RSS %d; from the iterator: %s ppid %d state %s, %d threads, RSS %d",
+			a.Name, a.PPID, a.State, a.NumThreads, a.RSSBytes, b.Name, b.PPID, b.State, b.NumThreads, b.RSSBytes)
+	}
 	// The main thread pauses too, once its threads are started.
 	pauses := func(p top.Process) int {
 		n := 0
@@ -91,7 +104,89 @@ func TestThreadViewFromTaskIterator(t *testing.T) {
 		}
 		return n
 	}
+	if n := pauses(fromRecords); n != 51 {
+		t.Errorf("threads shown in pause from thread records alone: %d, want all 51", n)
+	}
 	if a, b := pauses(fromProc), pauses(fromIter); a != 51 || b != 51 {
 		t.Errorf("threads shown in pause: %d from /proc, %d from the iterator, want all 51: %+v", a, b, fromIter.Threads)
 	}
+}
+
+// TestWholeHostThreadView: a thread view of the whole host built from
+// the BPF task iterator holds every user process /proc lists before and
+// after it, a protected PID 1 the kernel's task lists leave out on some
+// VMs included (read from /proc, with or without a listing of /proc: the
+// walker's count of tasks says whether one is needed), and each with
+// its threads.
+func TestWholeHostThreadView(t *testing.T) {
+	it, err := taskiter.Open()
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, ebpf.ErrNotSupported) {
+		privtest.Require(t, err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	s, err := top.NewSampler(top.Options{Proc: proc.FS{}, Tasks: it})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan := func() *proc.Snapshot {
+		snap, err := proc.NewScanner(proc.FS{}).Scan(proc.ScanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap
+	}
+	before := scan()
+	f, err := s.Next(top.Spec{Threads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := scan()
+	shown := map[int]top.Process{}
+	for _, p := range f.Processes {
+		shown[p.PID] = p
+	}
+	for _, b := range before.Processes {
+		a := after.Find(b.PID)
+		if a == nil || a.StartTime != b.StartTime {
+			continue // exited or replaced meanwhile
+		}
+		p, ok := shown[b.PID]
+		if !ok {
+			t.Errorf("process %d (%s) not in the view", b.PID, b.Comm)
+			continue
+		}
+		if len(p.Threads) == 0 {
+			t.Errorf("process %d (%s) shown without its threads", b.PID, b.Comm)
+		}
+	}
+	if _, ok := shown[1]; !ok {
+		t.Error("PID 1 not in the view")
+	}
+}
+
+// threadsOnly lists as the iter/task program does, before Linux 6.7:
+// threads and no process records; here every other one moved to the
+// end, so that each process's threads come in two runs, which the view
+// must not depend on.
+type threadsOnly struct{ it *taskiter.Iter }
+
+func (o threadsOnly) Read(l *taskiter.Listing) error {
+	if err := o.it.Read(l); err != nil {
+		return err
+	}
+	l.Groups, l.Walked = nil, 0
+	var odd []taskiter.Task
+	even := l.Tasks[:0]
+	for i, task := range l.Tasks {
+		if i%2 == 1 {
+			odd = append(odd, task)
+		} else {
+			even = append(even, task)
+		}
+	}
+	l.Tasks = append(even, odd...)
+	return nil
 }

@@ -131,7 +131,18 @@ type Trace struct {
 	Frames []Frame
 	Stop   Stop
 	Err    error
+	// Read are the words of memory the walk read, in order, when
+	// LogReads was set before it: with the registers it began from and
+	// the unwinding tables, all that its result depends on, so that a
+	// caller may take a walk's result again for a sample whose words
+	// there are the same (a thread sampled in the same call, again and
+	// again) without walking.
+	Read     []Word
+	LogReads bool
 }
+
+// Word is a word of memory a walk read.
+type Word struct{ Addr, Value uint64 }
 
 // Unwinder walks x86-64 user stacks. The zero value uses CFI and falls
 // back to frame pointers where no FDE covers a PC.
@@ -173,7 +184,7 @@ func (u *Unwinder) Trace(regs Regs, mem Memory, lookup Lookup, max int) Trace {
 // TraceInto is Trace into tr, reusing its frames' storage: a caller that
 // unwinds sample after sample allocates nothing once tr has grown.
 func (u *Unwinder) TraceInto(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int) {
-	tr.Frames, tr.Stop, tr.Err = tr.Frames[:0], 0, nil
+	tr.Frames, tr.Stop, tr.Err, tr.Read = tr.Frames[:0], 0, nil, tr.Read[:0]
 	u.walk(tr, regs, mem, lookup, max)
 }
 
@@ -207,11 +218,24 @@ func (u *Unwinder) walk(tr *Trace, regs Regs, mem Memory, lookup Lookup, max int
 	// just a value of a general register.
 	chained := false
 	var buf [8]byte
+	// A sample's stack copy is read in place: through ReadAt, each word
+	// was a call through the interface and a copy, the largest part of
+	// the walk of a sample (perf on cpuwhy record).
+	stack, inCopy := mem.(StackCopy)
 	read := func(addr uint64) (uint64, error) {
-		if _, err := mem.ReadAt(buf[:], addr); err != nil {
-			return 0, err
+		var v uint64
+		if off := addr - stack.Base; inCopy && addr >= stack.Base && off < uint64(len(stack.Data)) && uint64(len(stack.Data))-off >= 8 {
+			v = binary.LittleEndian.Uint64(stack.Data[off:])
+		} else {
+			if _, err := mem.ReadAt(buf[:], addr); err != nil {
+				return 0, err
+			}
+			v = binary.LittleEndian.Uint64(buf[:])
 		}
-		return binary.LittleEndian.Uint64(buf[:]), nil
+		if tr.LogReads {
+			tr.Read = append(tr.Read, Word{addr, v})
+		}
+		return v, nil
 	}
 	for {
 		pc, sp := cur.v[RegAMD64RA], cur.v[RegAMD64RSP]
