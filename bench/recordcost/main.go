@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
+	"github.com/cpuwhy/cpuwhy/bench/internal/pytarget"
 	"github.com/cpuwhy/cpuwhy/internal/proc"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
@@ -77,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds")
 	fs.IntVar(&o.freq, "freq", 99, "sampling frequency")
 	fs.IntVar(&o.cpu, "cpu", 1, "core the target is pinned to")
-	fs.StringVar(&o.python, "python", findPython(), "CPython for the Python target; \"\": none")
+	fs.StringVar(&o.python, "python", pytarget.Find(), "CPython for the Python target; \"\": none")
 	fs.IntVar(&o.threads, "threads", 0, "instead of busypoll, the threads scenario with this many busy threads")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -141,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		what = fmt.Sprintf("threads scenario with %d busy threads", o.threads)
 	}
 	if o.python != "" {
-		py, err := launchPython(o.python, o.cpu, o.tmp)
+		py, err := pytarget.Launch(o.python, pyloop, "pyloop.py", o.cpu, o.tmp)
 		if err != nil {
 			return err
 		}

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/cpuwhy/cpuwhy/bench/internal/cpuwhybin"
+	"github.com/cpuwhy/cpuwhy/bench/internal/pytarget"
 	"github.com/cpuwhy/cpuwhy/test/scenario"
 )
 
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.cpuwhy, "cpuwhy", "", "cpuwhy binary (default: built from this module)")
 	fs.DurationVar(&o.stats, "bpf-stats", time.Second, "after each BPF tracer's window, a window this long with the kernel's BPF statistics on, for its programs' ns per call (0: none)")
 	fs.StringVar(&o.baseline, "baseline", "", "another cpuwhy binary (an older build) measured in the same run as tracers baseline and baseline-timed")
-	fs.StringVar(&o.python, "python", findPython(), "CPython for the Python target (pypoll.py), measured after busypoll under "+strings.Join(pyTracers, ", ")+"; \"\": none")
+	fs.StringVar(&o.python, "python", pytarget.Find(), "CPython for the Python target (pypoll.py), measured after busypoll under "+strings.Join(pyTracers, ", ")+"; \"\": none")
 	tracers := fs.String("tracers", "floor,cpuwhy,cpuwhy-timed,cpuwhy-sampled,bpftrace,perf-trace,strace", "tracers to compare, in order (floor: an empty program on cpuwhy's tracepoint, with its pid filter)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -145,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	t.Stop() // the Python target gets the core to itself
-	py, err := launchPython(o.python, o.cpu, tmp)
+	py, err := pytarget.Launch(o.python, pypoll, "pypoll.py", o.cpu, tmp)
 	if err != nil {
 		return err
 	}
