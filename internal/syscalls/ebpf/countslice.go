@@ -210,22 +210,6 @@ const (
 // sizes the slices.
 const maxProbeThreads = 256
 
-func (a *attachment) attachExit(objs *syscallsObjects) error {
-	l, err := attachExit(objs)
-	if err != nil {
-		return err
-	}
-	a.exit = l
-	return nil
-}
-
-func (a *attachment) detachExit() {
-	if a.exit != nil {
-		a.exit.Close()
-		a.exit = nil
-	}
-}
-
 // threadTime is what the threads of a process have run, and run or
 // waited on a run queue (what they wanted), from schedstat; known false
 // for a process with more than maxProbeThreads threads, or gone.

@@ -448,34 +448,41 @@ func attach(objs *syscallsObjects, opts syscalls.Options) (*attachment, error) {
 	}
 	if (opts.TimeEvery > 0 || opts.Stacks) && !sliced(opts) {
 		if err := a.attachEnter(objs); err != nil {
-			a.exit.Close()
+			a.detachExit()
 			return nil, err
 		}
 	}
 	return &a, nil
 }
 
-func attachExit(objs *syscallsObjects) (link.Link, error) {
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.SysExit})
-	if err != nil {
-		return nil, notSupported("attaching to tracepoint sys_exit", err)
-	}
-	return l, nil
+// attachExit, attachEnter, detachExit and detachEnter attach and detach
+// one program, for the slices of counting (countslice.go) and of timing
+// (slicer) as for a whole window; detaching one not attached does nothing.
+func (a *attachment) attachExit(objs *syscallsObjects) error {
+	return attachTracepoint(&a.exit, objs.SysExit, "sys_exit")
 }
 
 func (a *attachment) attachEnter(objs *syscallsObjects) error {
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.SysEnter})
+	return attachTracepoint(&a.enter, objs.SysEnter, "sys_enter")
+}
+
+func (a *attachment) detachExit() { detach(&a.exit) }
+
+func (a *attachment) detachEnter() { detach(&a.enter) }
+
+func attachTracepoint(l *link.Link, p *ebpf.Program, name string) error {
+	attached, err := link.AttachTracing(link.TracingOptions{Program: p})
 	if err != nil {
-		return notSupported("attaching to tracepoint sys_enter", err)
+		return notSupported("attaching to tracepoint "+name, err)
 	}
-	a.enter = l
+	*l = attached
 	return nil
 }
 
-func (a *attachment) detachEnter() {
-	if a.enter != nil {
-		a.enter.Close()
-		a.enter = nil
+func detach(l *link.Link) {
+	if *l != nil {
+		(*l).Close()
+		*l = nil
 	}
 }
 
